@@ -1,0 +1,5 @@
+//! emperor: a sandboxing supervisor in the spirit of the uWSGI Emperor.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod monitor;
