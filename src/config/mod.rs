@@ -52,8 +52,18 @@ pub fn load(_path: &Path, _opts: &LoadOptions) -> Result<Config, ConfigError> {
     todo!()
 }
 
-pub fn is_config_name(_name: &str) -> bool {
-    todo!()
+/// Extensions the emperor loads; anything else (`.skel`, `.swp`, `.ini.socket`) is ignored.
+pub const CONFIG_EXTENSIONS: &[&str] = &["ini", "json", "js", "yml", "yaml", "xml"];
+
+/// Whether a file name has an extension we load (and fits uWSGI's 255-byte name limit).
+pub fn is_config_name(name: &str) -> bool {
+    if name.len() >= 255 {
+        return false;
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) => !stem.is_empty() && CONFIG_EXTENSIONS.contains(&ext),
+        None => false,
+    }
 }
 
 pub fn vassal_env_sets<I: IntoIterator<Item = (String, String)>>(_env: I) -> Vec<(String, String)> {
