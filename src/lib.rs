@@ -2,4 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod emperor;
 pub mod monitor;
+pub mod protocol;
+pub mod vassal;

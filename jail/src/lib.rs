@@ -1,1 +1,13 @@
+//! jail: every syscall the emperor and its vassal runtimes make to start, watch, confine and
+//! stop processes. This is the only crate of the workspace with `unsafe`; each block says why
+//! it is sound. Nothing here knows about configs: callers hand in plain values.
 
+pub mod error;
+pub mod fd;
+pub mod launch;
+pub mod process;
+pub mod signals;
+mod sys;
+
+pub use error::SysError;
+pub use launch::{Launch, LaunchError, Launched, Running};

@@ -1,0 +1,116 @@
+//! Watching and stopping process trees: subreaping, parent-death signals, finding every
+//! descendant of a process through /proc, killing and reaping them all.
+
+use crate::error::SysError;
+use crate::sys;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// Become a child subreaper: orphaned descendants come back to us, so none escapes our
+/// cleanup by double-forking.
+pub fn become_subreaper() -> Result<(), SysError> {
+    sys::set_child_subreaper().map_err(|e| SysError::new("prctl(PR_SET_CHILD_SUBREAPER)", e))
+}
+
+/// The direct children of `pid`, from /proc/PID/task/*/children (every thread's children).
+pub fn children_of(pid: Pid) -> Vec<Pid> {
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(tasks) => tasks,
+        Err(_) => return Vec::new(),
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        children.extend(list.split_whitespace().filter_map(|p| p.parse().ok()).map(Pid::from_raw));
+    }
+    children
+}
+
+/// Every descendant of `pid` (not `pid` itself), parents before children.
+pub fn descendants_of(pid: Pid) -> Vec<Pid> {
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for child in children_of(parent) {
+            if !found.contains(&child) {
+                found.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// Send `signal` to each pid, ignoring those that are already gone.
+pub fn signal_all(pids: &[Pid], signal: Signal) {
+    for &pid in pids {
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
+}
+
+/// Send `signal` to a process group.
+pub fn signal_group(group: Pid, signal: Signal) {
+    let _ = nix::sys::signal::killpg(group, signal);
+}
+
+/// SIGKILL every living descendant of `root` once; returns how many were signalled. Callers
+/// repeat (reaping in between, as only they know which exits matter) until it returns 0: a
+/// child forked during a pass is seen by the next one or, orphaned, comes to its subreaper.
+pub fn kill_tree_once(root: Pid) -> usize {
+    let alive: Vec<Pid> = descendants_of(root).into_iter().filter(|&p| is_alive(p)).collect();
+    signal_all(&alive, Signal::SIGKILL);
+    alive.len()
+}
+
+/// One exit collected by [`reap_one`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub pid: Pid,
+    /// The shell's way of telling an exit code from a signal: code, or 128 + signal.
+    pub status: i32,
+    pub signal: Option<i32>,
+}
+
+/// Collect one exited child without blocking; None when none is waiting.
+pub fn reap_one() -> Option<Exit> {
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => return Some(Exit { pid, status: code, signal: None }),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                return Some(Exit { pid, status: 128 + sig as i32, signal: Some(sig as i32) })
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Collect every exited child without blocking; returns how many.
+pub fn reap_any() -> usize {
+    std::iter::from_fn(reap_one).count()
+}
+
+/// Block until one child exits; None when there are no children left.
+pub fn reap_blocking() -> Option<Exit> {
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(WaitStatus::Exited(pid, code)) => return Some(Exit { pid, status: code, signal: None }),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                return Some(Exit { pid, status: 128 + sig as i32, signal: Some(sig as i32) })
+            }
+            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Whether a process is still there (a zombie counts as gone).
+pub fn is_alive(pid: Pid) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}

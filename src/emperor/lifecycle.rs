@@ -1,0 +1,415 @@
+//! A vassal's life as the emperor sees it: config events, spawns through the throttle, the
+//! bytes it sends, its death and respawn or burial. Every handler touches one vassal (O(1)).
+
+use super::table::{State, Vassal};
+use super::{Emperor, TOKEN_VASSAL};
+use crate::monitor::{Event, EventKind};
+use crate::protocol::{Command, Message};
+use jail::process::{self, Exit};
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+use std::cmp::Reverse;
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant, SystemTime};
+use tracing::{debug, error, info, warn};
+
+/// Bytes read from one vassal per wake-up: a vassal flooding its socket gets its turn like
+/// everyone else, and the loop goes on.
+const READ_BUDGET: usize = 256;
+/// How long the emperor waits for killed strays before it gives up on them.
+const STRAY_PATIENCE: Duration = Duration::from_secs(3);
+
+impl Emperor {
+    pub(super) fn on_monitor_events(&mut self, events: Vec<Event>) {
+        for event in events {
+            if self.ragnarok.is_some() {
+                return;
+            }
+            match event.kind {
+                EventKind::Add | EventKind::Change => self.config_seen(event),
+                EventKind::Remove => self.config_removed(&event.id),
+            }
+        }
+    }
+
+    fn config_seen(&mut self, event: Event) {
+        let Some(slot) = self.table.slot_of(&event.id) else {
+            let mut vassal = Vassal::new(event.id, event.name, event.path, event.monitor);
+            vassal.owner = event.owner;
+            vassal.last_mod = event.mtime;
+            info!(vassal = %vassal.name, "new config");
+            let slot = self.table.insert(vassal);
+            self.enqueue(slot);
+            return;
+        };
+        let v = self.table.get_mut(slot).expect("indexed slot");
+        if event.mtime == v.last_mod && v.state != State::Stopping {
+            return;
+        }
+        v.last_mod = event.mtime;
+        v.owner = event.owner;
+        match v.state {
+            State::Running | State::Starting => self.reload(slot),
+            State::Reloading | State::Queued => {}
+            State::Stopping => v.readd = true,
+            State::Waiting | State::Idle => {
+                info!(vassal = %v.name, "config changed: starting again");
+                v.respawn_at = None;
+                v.voluntary = false;
+                let id = v.id.clone();
+                self.blacklist.forgive(&id);
+                self.enqueue(slot);
+            }
+        }
+    }
+
+    fn config_removed(&mut self, id: &str) {
+        let Some(slot) = self.table.slot_of(id) else { return };
+        let v = self.table.get_mut(slot).expect("indexed slot");
+        match v.state {
+            State::Queued | State::Waiting | State::Idle => {
+                info!(vassal = %v.name, "config removed");
+                self.table.remove(slot);
+            }
+            State::Starting | State::Running | State::Reloading => {
+                info!(vassal = %v.name, "config removed: stopping");
+                self.stop(slot);
+            }
+            State::Stopping => v.readd = false,
+        }
+    }
+
+    fn enqueue(&mut self, slot: usize) {
+        if let Some(v) = self.table.get_mut(slot) {
+            v.state = State::Queued;
+            self.queue.push_back(slot);
+        }
+    }
+
+    /// Spawn queued vassals as fast as the throttle allows.
+    pub(super) fn process_queue(&mut self, now: Instant) {
+        while let Some(&slot) = self.queue.front() {
+            if self.table.get(slot).map(|v| v.state) != Some(State::Queued) {
+                self.queue.pop_front();
+                continue;
+            }
+            if !self.warming_up && self.throttle.next_allowed(now) > now {
+                return;
+            }
+            self.queue.pop_front();
+            self.spawn(slot, now);
+        }
+    }
+
+    fn spawn(&mut self, slot: usize, now: Instant) {
+        let path = self.table.get(slot).expect("queued slot").path.clone();
+        self.throttle.record_spawn(now, self.warming_up);
+        match self.spawner.spawn(&path) {
+            Ok(process) => {
+                let token = TOKEN_VASSAL + slot as u64;
+                if let Err(e) = self.epoll.add(&process.link, EpollEvent::new(EpollFlags::EPOLLIN, token)) {
+                    error!("epoll_ctl(ADD) for a vassal link: {e}");
+                }
+                let pid = process.running.pid;
+                self.table.set_pid(slot, Some(pid), None);
+                let v = self.table.get_mut(slot).expect("queued slot");
+                let wall = SystemTime::now();
+                v.born.get_or_insert(wall);
+                v.first_run.get_or_insert(wall);
+                v.last_run = Some(wall);
+                v.process = Some(process);
+                v.state = State::Starting;
+                info!(vassal = %v.name, pid = pid.as_raw(), "spawned");
+            }
+            Err(e) => {
+                let v = self.table.get_mut(slot).expect("queued slot");
+                error!(vassal = %v.name, "cannot spawn: {e}");
+                self.schedule_respawn(slot, false);
+            }
+        }
+    }
+
+    /// After a death (or failed spawn): respawn at once if it was loyal, else after its
+    /// blacklist throttle.
+    fn schedule_respawn(&mut self, slot: usize, loyal: bool) {
+        let v = self.table.get_mut(slot).expect("slot");
+        let delay = if loyal { Duration::ZERO } else { self.blacklist.punish(&v.id, SystemTime::now()) };
+        if delay.is_zero() {
+            self.enqueue(slot);
+            return;
+        }
+        info!(vassal = %v.name, throttle_ms = delay.as_millis() as u64, "blacklisted: respawn delayed");
+        let at = Instant::now() + delay;
+        v.state = State::Waiting;
+        v.respawn_at = Some(at);
+        self.timers.push(Reverse((at, slot)));
+    }
+
+    fn send(&mut self, slot: usize, command: Command) {
+        let Some(v) = self.table.get_mut(slot) else { return };
+        if let Some(process) = v.process.as_mut().filter(|p| !p.link_closed) {
+            if let Err(e) = process.link.write_all(&[command.byte()]) {
+                warn!(vassal = %v.name, "cannot send {command:?}: {e}");
+            }
+        }
+    }
+
+    fn reload(&mut self, slot: usize) {
+        let Some(v) = self.table.get_mut(slot) else { return };
+        if v.process.is_none() {
+            return;
+        }
+        info!(vassal = %v.name, "reloading");
+        v.state = State::Reloading;
+        v.ready = false;
+        v.accepting = false;
+        v.respawns += 1;
+        v.last_run = Some(SystemTime::now());
+        self.send(slot, Command::Reload);
+    }
+
+    fn stop(&mut self, slot: usize) {
+        let Some(v) = self.table.get_mut(slot) else { return };
+        v.state = State::Stopping;
+        let at = Instant::now() + self.settings.curse_tolerance;
+        v.kill_at = Some(at);
+        self.timers.push(Reverse((at, slot)));
+        self.send(slot, Command::Stop);
+    }
+
+    pub(super) fn reload_all(&mut self) {
+        info!("SIGHUP: reloading every vassal");
+        for slot in self.table.slots() {
+            if matches!(self.table.get(slot).map(|v| v.state), Some(State::Running | State::Starting)) {
+                self.reload(slot);
+            }
+        }
+    }
+
+    pub(super) fn clear_blacklist(&mut self) {
+        info!("SIGURG: clearing the blacklist ({} vassals)", self.blacklist.len());
+        self.blacklist.clear();
+        for slot in self.table.slots() {
+            if self.table.get(slot).map(|v| v.state) == Some(State::Waiting) {
+                self.table.get_mut(slot).expect("slot").respawn_at = None;
+                self.enqueue(slot);
+            }
+        }
+    }
+
+    /// Read what a vassal sent, at most READ_BUDGET bytes per wake-up.
+    pub(super) fn on_vassal_readable(&mut self, slot: usize) {
+        let mut buf = [0u8; READ_BUDGET];
+        let Some(process) = self.table.get_mut(slot).and_then(|v| v.process.as_mut()) else { return };
+        if process.link_closed {
+            return;
+        }
+        match process.link.read(&mut buf) {
+            Ok(0) => {
+                // The runtime is exiting; its exit status arrives with SIGCHLD.
+                let _ = self.epoll.delete(&process.link);
+                process.link_closed = true;
+            }
+            Ok(n) => {
+                for &byte in &buf[..n] {
+                    self.on_message(slot, Message::from_byte(byte));
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(_) => {
+                let _ = self.epoll.delete(&process.link);
+                process.link_closed = true;
+            }
+        }
+    }
+
+    fn on_message(&mut self, slot: usize, message: Message) {
+        let required = self.settings.required_heartbeat;
+        let v = self.table.get_mut(slot).expect("slot with a link");
+        let now = SystemTime::now();
+        match message {
+            Message::Spawned => {
+                v.ready = true;
+                v.last_ready = Some(now);
+                if matches!(v.state, State::Starting | State::Reloading) {
+                    v.state = State::Running;
+                }
+                info!(vassal = %v.name, "running");
+            }
+            Message::Ready => {
+                v.accepting = true;
+                v.last_accepting = Some(now);
+            }
+            Message::Loyal => {
+                if !v.loyal {
+                    info!(vassal = %v.name, "loyal");
+                }
+                v.loyal = true;
+                v.last_loyal = Some(now);
+                let id = v.id.clone();
+                self.blacklist.forgive(&id);
+            }
+            Message::Heartbeat => {
+                v.last_heartbeat = Some(now);
+                let due = Instant::now() + required;
+                v.heartbeat_due = Some(due);
+                self.timers.push(Reverse((due, slot)));
+            }
+            Message::VoluntaryShutdown => {
+                info!(vassal = %v.name, "asks to shut down");
+                v.voluntary = true;
+                self.send(slot, Command::Stop);
+            }
+            Message::ConfigRequest | Message::Broodlord => {
+                debug!(vassal = %v.name, "{message:?}: not supported for file configs");
+            }
+            Message::Unknown(byte) => warn!(vassal = %v.name, "ignoring unknown protocol byte {byte}"),
+        }
+    }
+
+    /// Collect every exited child: vassal runtimes and strays alike.
+    pub(super) fn reap(&mut self) {
+        while let Some(exit) = process::reap_one() {
+            if let Some(slot) = self.table.slot_of_pid(exit.pid) {
+                self.on_vassal_exit(slot, exit);
+            }
+        }
+    }
+
+    fn on_vassal_exit(&mut self, slot: usize, exit: Exit) {
+        self.table.set_pid(slot, None, Some(exit.pid));
+        let v = self.table.get_mut(slot).expect("slot of a known pid");
+        if let Some(process) = v.process.take() {
+            if !process.link_closed {
+                let _ = self.epoll.delete(&process.link);
+            }
+        }
+        v.last_exit = Some(exit.status);
+        v.ready = false;
+        v.accepting = false;
+        v.heartbeat_due = None;
+        v.kill_at = None;
+        let loyal = std::mem::take(&mut v.loyal);
+        let name = v.name.clone();
+        if exit.signal.is_some() {
+            // A runtime killed by a signal could not take its payload's tree with it: whatever
+            // it left was reparented to us.
+            self.kill_strays();
+        }
+        let v = self.table.get_mut(slot).expect("slot");
+        if self.ragnarok.is_some() {
+            info!(vassal = %name, status = exit.status, "stopped");
+            self.table.remove(slot);
+            return;
+        }
+        match v.state {
+            State::Stopping if v.readd => {
+                v.readd = false;
+                info!(vassal = %name, "config is back: starting again");
+                self.enqueue(slot);
+            }
+            State::Stopping => {
+                info!(vassal = %name, status = exit.status, "stopped and removed");
+                self.table.remove(slot);
+            }
+            _ if v.voluntary => {
+                info!(vassal = %name, "stopped on its own request");
+                v.state = State::Idle;
+            }
+            _ => {
+                warn!(vassal = %name, status = exit.status, loyal, "died");
+                v.respawns += 1;
+                self.schedule_respawn(slot, loyal);
+            }
+        }
+    }
+
+    /// SIGKILL every child of ours that is not a vassal runtime, with its whole tree.
+    pub(super) fn kill_strays(&mut self) {
+        let known = self.table.runtime_pids();
+        let me = nix::unistd::getpid();
+        for child in process::children_of(me).into_iter().filter(|c| !known.contains(c)) {
+            if process::is_alive(child) {
+                warn!(pid = child.as_raw(), "killing a stray process left by a dead vassal");
+                for _ in 0..50 {
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    if process::kill_tree_once(child) == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Vassal timers that are due: respawns, kills after the curse tolerance, heartbeats.
+    pub(super) fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, slot))) = self.timers.peek() {
+            if at > now {
+                return;
+            }
+            self.timers.pop();
+            let Some(v) = self.table.get_mut(slot) else { continue };
+            if v.respawn_at.is_some_and(|t| t <= now) && v.state == State::Waiting {
+                v.respawn_at = None;
+                self.enqueue(slot);
+            } else if v.kill_at.is_some_and(|t| t <= now) {
+                v.kill_at = None;
+                if let Some(process) = &v.process {
+                    warn!(vassal = %v.name, "did not stop within the curse tolerance: SIGKILL");
+                    let _ = process.running.signal(libc::SIGKILL);
+                }
+            } else if v.heartbeat_due.is_some_and(|t| t <= now) && v.state == State::Running {
+                v.heartbeat_due = None;
+                warn!(vassal = %v.name, "sent no heartbeat in time: reloading");
+                self.reload(slot);
+            }
+        }
+    }
+
+    /// SIGINT/SIGTERM/SIGQUIT: stop every vassal gracefully, kill what remains at the end.
+    pub(super) fn begin_ragnarok(&mut self, signal: jail::signals::Sig) {
+        if self.ragnarok.is_some() {
+            info!("{signal} again: already stopping");
+            return;
+        }
+        info!("{signal}: stopping every vassal");
+        self.ragnarok = Some(Instant::now() + self.settings.curse_tolerance);
+        self.queue.clear();
+        for slot in self.table.slots() {
+            if self.table.get(slot).is_some_and(|v| v.process.is_some()) {
+                self.send(slot, Command::Stop);
+                self.table.get_mut(slot).expect("slot").state = State::Stopping;
+            } else {
+                self.table.remove(slot);
+            }
+        }
+    }
+
+    /// Patience is over: SIGKILL every runtime still there.
+    pub(super) fn brutal_end(&mut self) {
+        for (_, v) in self.table.iter() {
+            if let Some(process) = &v.process {
+                warn!(vassal = %v.name, "still running at the end: SIGKILL");
+                let _ = process.running.signal(libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Before exiting: no child of ours may outlive us.
+    pub(super) fn bury_strays(&mut self) {
+        let me = nix::unistd::getpid();
+        let deadline = Instant::now() + STRAY_PATIENCE;
+        while Instant::now() < deadline {
+            process::reap_any();
+            let children = process::children_of(me);
+            if children.is_empty() {
+                return;
+            }
+            for child in children {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                process::kill_tree_once(child);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        warn!("some processes did not die before the emperor exited");
+    }
+}

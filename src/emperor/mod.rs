@@ -1,0 +1,275 @@
+//! The emperor: one thread, one epoll over signals, monitors, vassal protocol sockets and the
+//! stats server; every timer is a deadline in that loop, never a sleep or a thread.
+
+mod lifecycle;
+mod spawn;
+pub mod stats;
+mod table;
+pub mod throttle;
+
+use crate::monitor::{self, Monitor, MonitorOptions};
+use jail::signals::{Sig, SignalEvents};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use spawn::Spawner;
+use stats::StatsServer;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use table::Table;
+use throttle::{Blacklist, SpawnThrottle};
+use tracing::info;
+
+/// The emperor's settings (from its command line or its --ini file).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub monitors: Vec<String>,
+    pub nofollow: bool,
+    /// Safety-net rescan period (`--emperor-freq`).
+    pub freq: Duration,
+    pub throttle: Duration,
+    pub max_throttle: Duration,
+    pub required_heartbeat: Duration,
+    /// How long a vassal asked to stop may take before its runtime is killed.
+    pub curse_tolerance: Duration,
+    pub stats: Option<String>,
+    pub vassal_sets: Vec<(String, String)>,
+    pub vassals_include: Vec<PathBuf>,
+    pub binary_path: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmperorError {
+    #[error("no imperial monitor: give at least one --emperor DIR")]
+    NoMonitor,
+    #[error("{0}")]
+    Monitor(#[from] monitor::MonitorError),
+    #[error("{0}")]
+    Stats(#[from] stats::StatsError),
+    #[error("{0}")]
+    Sys(#[from] jail::SysError),
+    #[error("{what}: {source}")]
+    Io { what: &'static str, source: std::io::Error },
+}
+
+const TOKEN_SIGNALS: u64 = 0;
+const TOKEN_STATS: u64 = 1;
+const TOKEN_MONITOR: u64 = 1 << 16;
+const TOKEN_VASSAL: u64 = 1 << 32;
+/// How long the loop may sleep with nothing due (it still wakes for every event).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
+pub struct Emperor {
+    settings: Settings,
+    monitors: Vec<Box<dyn Monitor>>,
+    signals: SignalEvents,
+    epoll: Epoll,
+    stats: Option<StatsServer>,
+    table: Table,
+    queue: VecDeque<usize>,
+    throttle: SpawnThrottle,
+    blacklist: Blacklist,
+    /// Per-vassal wake-ups (respawn, kill, heartbeat); the handler checks what is due.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    spawner: Spawner,
+    next_rescan: Instant,
+    warming_up: bool,
+    /// Set when the emperor is stopping: the moment patience ends.
+    ragnarok: Option<Instant>,
+}
+
+/// Run an emperor until it is told to stop.
+pub fn run(settings: Settings) -> Result<(), EmperorError> {
+    Emperor::new(settings)?.run()
+}
+
+impl Emperor {
+    pub fn new(settings: Settings) -> Result<Self, EmperorError> {
+        if settings.monitors.is_empty() {
+            return Err(EmperorError::NoMonitor);
+        }
+        // Signals are blocked before any thread exists, so every thread inherits the mask.
+        let signals = SignalEvents::new(&[
+            Sig::SIGINT,
+            Sig::SIGTERM,
+            Sig::SIGQUIT,
+            Sig::SIGHUP,
+            Sig::SIGUSR1,
+            Sig::SIGURG,
+            Sig::SIGWINCH,
+            Sig::SIGCHLD,
+        ])?;
+        jail::process::become_subreaper()?;
+        let options = MonitorOptions { nofollow: settings.nofollow, debounce: Duration::from_millis(0) };
+        let monitors = settings
+            .monitors
+            .iter()
+            .map(|spec| monitor::open(spec, &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stats = settings.stats.as_deref().map(StatsServer::bind).transpose()?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| jail::SysError::new("epoll_create1", e))?;
+        let spawner = Spawner::new(&settings).map_err(|source| EmperorError::Io { what: "preparing spawns", source })?;
+        let emperor = Emperor {
+            throttle: SpawnThrottle::new(settings.throttle, settings.max_throttle),
+            blacklist: Blacklist::new(settings.throttle, settings.max_throttle),
+            next_rescan: Instant::now() + settings.freq,
+            settings,
+            monitors,
+            signals,
+            epoll,
+            stats,
+            table: Table::default(),
+            queue: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            spawner,
+            warming_up: true,
+            ragnarok: None,
+        };
+        emperor.register_sources()?;
+        Ok(emperor)
+    }
+
+    fn register_sources(&self) -> Result<(), EmperorError> {
+        let add = |fd: std::os::fd::BorrowedFd<'_>, token: u64| {
+            self.epoll
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                .map_err(|e| jail::SysError::new("epoll_ctl(ADD)", e))
+        };
+        add(std::os::fd::AsFd::as_fd(&self.signals), TOKEN_SIGNALS)?;
+        if let Some(stats) = &self.stats {
+            add(stats.as_fd(), TOKEN_STATS)?;
+        }
+        for (i, monitor) in self.monitors.iter().enumerate() {
+            if let Some(fd) = monitor.watch_fd() {
+                add(fd, TOKEN_MONITOR + i as u64)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The loop: initial scan, then events and deadlines until the last vassal is buried.
+    pub fn run(mut self) -> Result<(), EmperorError> {
+        info!(monitors = ?self.settings.monitors, pid = std::process::id(), "emperor started");
+        for i in 0..self.monitors.len() {
+            let events = self.monitors[i].rescan();
+            self.on_monitor_events(events);
+        }
+        self.process_queue(Instant::now());
+        self.warming_up = false;
+
+        let mut events = vec![EpollEvent::empty(); 256];
+        loop {
+            if self.ragnarok.is_some() && !self.table.has_processes() {
+                break;
+            }
+            let timeout = self.next_deadline().map(|at| at.saturating_duration_since(Instant::now()));
+            let timeout = EpollTimeout::try_from(timeout.unwrap_or(IDLE_WAKE) + Duration::from_micros(999))
+                .unwrap_or(EpollTimeout::MAX);
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => return Err(jail::SysError::new("epoll_wait", e).into()),
+            };
+            for event in &events[..n] {
+                self.dispatch(event.data());
+            }
+            let now = Instant::now();
+            if self.ragnarok.is_some_and(|at| now >= at) {
+                self.brutal_end();
+                break;
+            }
+            self.fire_timers(now);
+            self.poll_monitors(now);
+            self.process_queue(now);
+        }
+        self.bury_strays();
+        info!("the emperor is buried");
+        Ok(())
+    }
+
+    fn dispatch(&mut self, token: u64) {
+        match token {
+            TOKEN_SIGNALS => self.on_signals(),
+            TOKEN_STATS => self.answer_stats(),
+            t if t >= TOKEN_VASSAL => self.on_vassal_readable((t - TOKEN_VASSAL) as usize),
+            t if t >= TOKEN_MONITOR => {
+                let i = (t - TOKEN_MONITOR) as usize;
+                let events = self.monitors[i].poll(Instant::now());
+                self.on_monitor_events(events);
+            }
+            _ => {}
+        }
+    }
+
+    /// The earliest moment something is due: a vassal timer, a monitor's debounce, the
+    /// rescan, the spawn queue, the end of Ragnarok.
+    fn next_deadline(&self) -> Option<Instant> {
+        let timer = self.timers.peek().map(|Reverse((at, _))| *at);
+        let monitors = self.monitors.iter().filter_map(|m| m.deadline()).min();
+        let queue = (!self.queue.is_empty()).then(|| self.throttle.next_allowed(Instant::now()));
+        [timer, monitors, queue, Some(self.next_rescan), self.ragnarok].into_iter().flatten().min()
+    }
+
+    fn poll_monitors(&mut self, now: Instant) {
+        let rescan = now >= self.next_rescan;
+        if rescan {
+            self.next_rescan = now + self.settings.freq;
+        }
+        for i in 0..self.monitors.len() {
+            let events = if rescan {
+                self.monitors[i].rescan()
+            } else if self.monitors[i].deadline().is_some_and(|at| now >= at) {
+                self.monitors[i].poll(now)
+            } else {
+                continue;
+            };
+            self.on_monitor_events(events);
+        }
+    }
+
+    fn on_signals(&mut self) {
+        while let Some(signal) = self.signals.next() {
+            match signal {
+                Sig::SIGCHLD => self.reap(),
+                Sig::SIGINT | Sig::SIGTERM | Sig::SIGQUIT => self.begin_ragnarok(signal),
+                Sig::SIGHUP => self.reload_all(),
+                Sig::SIGUSR1 => self.log_table(),
+                Sig::SIGURG => self.clear_blacklist(),
+                Sig::SIGWINCH => self.next_rescan = Instant::now(),
+                _ => {}
+            }
+        }
+    }
+
+    fn answer_stats(&self) {
+        if let Some(server) = &self.stats {
+            server.answer_pending(|| self.stats_document().to_string());
+        }
+    }
+
+    pub fn stats_document(&self) -> serde_json::Value {
+        stats::StatsView {
+            monitors: &self.settings.monitors,
+            tyrant: false,
+            table: &self.table,
+            throttle: &self.throttle,
+            blacklist: &self.blacklist,
+        }
+        .document()
+    }
+
+    fn log_table(&self) {
+        info!("{} vassals, {} blacklisted", self.table.len(), self.blacklist.len());
+        for (_, v) in self.table.iter() {
+            info!(
+                vassal = %v.name,
+                state = v.state.name(),
+                pid = v.pid().map_or(-1, |p| p.as_raw()),
+                loyal = v.loyal,
+                respawns = v.respawns,
+                blacklisted = self.blacklist.get(&v.id).is_some(),
+                "vassal"
+            );
+        }
+    }
+}

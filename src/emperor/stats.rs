@@ -1,0 +1,176 @@
+//! The stats server: one JSON document per connection, uWSGI's field names where uWSGI has
+//! them (so existing tools keep working), plus ours. Read-only.
+
+use super::table::{Table, Vassal};
+use super::throttle::{Blacklist, SpawnThrottle};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixListener;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+#[error("stats server on {addr}: {source}")]
+pub struct StatsError {
+    addr: String,
+    source: std::io::Error,
+}
+
+/// A TCP (`host:port`) or UNIX (path) listener, as uWSGI decides: a colon means TCP.
+#[derive(Debug)]
+pub enum StatsServer {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl StatsServer {
+    pub fn bind(addr: &str) -> Result<Self, StatsError> {
+        let err = |source| StatsError { addr: addr.to_string(), source };
+        if addr.contains(':') && !addr.starts_with('/') {
+            let listener = TcpListener::bind(addr).map_err(err)?;
+            listener.set_nonblocking(true).map_err(err)?;
+            Ok(StatsServer::Tcp(listener))
+        } else {
+            let path = PathBuf::from(addr);
+            // A stale socket from a previous run would make bind fail.
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())) {
+                let _ = std::fs::remove_file(&path);
+            }
+            let listener = UnixListener::bind(&path).map_err(err)?;
+            listener.set_nonblocking(true).map_err(err)?;
+            Ok(StatsServer::Unix(listener, path))
+        }
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            StatsServer::Tcp(l) => l.as_fd(),
+            StatsServer::Unix(l, _) => l.as_fd(),
+        }
+    }
+
+    /// Answer every pending connection with `document`. The write happens on a short-lived
+    /// thread so a slow reader never stalls the emperor's loop.
+    pub fn answer_pending(&self, document: impl Fn() -> String) {
+        loop {
+            let stream: Box<dyn Write + Send> = match self {
+                StatsServer::Tcp(l) => match l.accept() {
+                    Ok((s, _)) => Box::new(s),
+                    Err(_) => return,
+                },
+                StatsServer::Unix(l, _) => match l.accept() {
+                    Ok((s, _)) => Box::new(s),
+                    Err(_) => return,
+                },
+            };
+            let body = document();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.write_all(body.as_bytes());
+            });
+        }
+    }
+}
+
+impl Drop for StatsServer {
+    fn drop(&mut self) {
+        if let StatsServer::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn unix_time(t: Option<SystemTime>) -> u64 {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// Everything the stats document is made of.
+#[derive(Debug)]
+pub struct StatsView<'a> {
+    pub monitors: &'a [String],
+    pub tyrant: bool,
+    pub table: &'a Table,
+    pub throttle: &'a SpawnThrottle,
+    pub blacklist: &'a Blacklist,
+}
+
+impl StatsView<'_> {
+    pub fn document(&self) -> Value {
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let vassals: Vec<Value> = self.table.iter().map(|(_, v)| self.vassal(v, uid, gid)).collect();
+        let blacklist: Vec<Value> = self
+            .blacklist
+            .iter()
+            .map(|(id, p)| {
+                json!({
+                    "id": id,
+                    "throttle_level": millis(p.throttle),
+                    "attempt": p.attempts,
+                    "first_attempt": unix_time(Some(p.first_attempt)),
+                    "last_attempt": unix_time(Some(p.last_attempt)),
+                })
+            })
+            .collect();
+        let running = self.table.iter().filter(|(_, v)| v.pid().is_some()).count();
+        let respawns: u64 = self.table.iter().map(|(_, v)| v.respawns).sum();
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uid": uid,
+            "gid": gid,
+            "cwd": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+            "emperor": self.monitors,
+            "emperor_tyrant": self.tyrant,
+            "throttle_level": self.throttle.level().as_secs(),
+            "throttle_level_ms": millis(self.throttle.level()),
+            "vassals": vassals,
+            "blacklist": blacklist,
+            "totals": {
+                "vassals": self.table.len(),
+                "running": running,
+                "blacklisted": self.blacklist.len(),
+                "respawns": respawns,
+            },
+        })
+    }
+
+    fn vassal(&self, v: &Vassal, uid: u32, gid: u32) -> Value {
+        let (vuid, vgid) = v.owner.unwrap_or((uid, gid));
+        let punishment = self.blacklist.get(&v.id);
+        json!({
+            "id": v.name,
+            "name": v.name,
+            "config": v.path.display().to_string(),
+            "pid": v.pid().map_or(-1, |p| p.as_raw()),
+            "state": v.state.name(),
+            "born": unix_time(v.born),
+            "last_mod": unix_time(v.last_mod),
+            "last_heartbeat": unix_time(v.last_heartbeat),
+            "loyal": v.loyal,
+            "ready": v.ready,
+            "accepting": v.accepting,
+            "last_loyal": unix_time(v.last_loyal),
+            "last_ready": unix_time(v.last_ready),
+            "last_accepting": unix_time(v.last_accepting),
+            "first_run": unix_time(v.first_run),
+            "last_run": unix_time(v.last_run),
+            "cursed": 0,
+            "zerg": 0,
+            "on_demand": "",
+            "uid": vuid,
+            "gid": vgid,
+            "monitor": v.monitor,
+            "respawns": v.respawns,
+            "blacklisted": punishment.is_some(),
+            "throttle": punishment.map_or(0, |p| millis(p.throttle)),
+            "last_exit_status": v.last_exit,
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! The emperor's vassal table: one entry per config, found by id in O(1), with a slot number
+//! that names it in epoll tokens and timers.
+
+use jail::Running;
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+/// Where a vassal is in its life (the emperor's view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting in the spawn queue for the global throttle.
+    Queued,
+    /// Dead, waiting for its respawn time (blacklisted or after a crash).
+    Waiting,
+    /// The runtime is started; the payload is not reported yet.
+    Starting,
+    /// The payload runs.
+    Running,
+    /// Asked to reload; the runtime restarts its payload.
+    Reloading,
+    /// Asked to stop because its config is gone (or the emperor stops).
+    Stopping,
+    /// Stopped on its own request (byte 22); back when its config changes.
+    Idle,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Waiting => "waiting",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Reloading => "reloading",
+            State::Stopping => "stopping",
+            State::Idle => "idle",
+        }
+    }
+}
+
+/// A vassal's runtime process and the emperor's end of its protocol socket.
+#[derive(Debug)]
+pub struct Process {
+    pub running: Running,
+    pub link: UnixStream,
+    /// The link is closed (EOF) and deregistered; only the exit is still to come.
+    pub link_closed: bool,
+}
+
+#[derive(Debug)]
+pub struct Vassal {
+    pub id: String,
+    pub name: String,
+    pub path: PathBuf,
+    pub monitor: String,
+    pub owner: Option<(u32, u32)>,
+    pub last_mod: Option<SystemTime>,
+    pub state: State,
+    pub process: Option<Process>,
+    pub born: Option<SystemTime>,
+    pub first_run: Option<SystemTime>,
+    pub last_run: Option<SystemTime>,
+    pub loyal: bool,
+    pub last_loyal: Option<SystemTime>,
+    pub ready: bool,
+    pub last_ready: Option<SystemTime>,
+    pub accepting: bool,
+    pub last_accepting: Option<SystemTime>,
+    pub last_heartbeat: Option<SystemTime>,
+    pub heartbeat_due: Option<Instant>,
+    pub respawns: u64,
+    pub last_exit: Option<i32>,
+    pub respawn_at: Option<Instant>,
+    pub kill_at: Option<Instant>,
+    /// Stopped on request (byte 22): do not respawn.
+    pub voluntary: bool,
+    /// The config came back while the old instance was stopping.
+    pub readd: bool,
+}
+
+impl Vassal {
+    pub fn new(id: String, name: String, path: PathBuf, monitor: String) -> Self {
+        Vassal {
+            id,
+            name,
+            path,
+            monitor,
+            owner: None,
+            last_mod: None,
+            state: State::Queued,
+            process: None,
+            born: None,
+            first_run: None,
+            last_run: None,
+            loyal: false,
+            last_loyal: None,
+            ready: false,
+            last_ready: None,
+            accepting: false,
+            last_accepting: None,
+            last_heartbeat: None,
+            heartbeat_due: None,
+            respawns: 0,
+            last_exit: None,
+            respawn_at: None,
+            kill_at: None,
+            voluntary: false,
+            readd: false,
+        }
+    }
+
+    pub fn pid(&self) -> Option<Pid> {
+        self.process.as_ref().map(|p| p.running.pid)
+    }
+}
+
+/// Slots with a free list, plus indexes by id and by runtime pid.
+#[derive(Debug, Default)]
+pub struct Table {
+    slots: Vec<Option<Vassal>>,
+    free: Vec<usize>,
+    by_id: HashMap<String, usize>,
+    by_pid: HashMap<Pid, usize>,
+}
+
+impl Table {
+    pub fn insert(&mut self, vassal: Vassal) -> usize {
+        let id = vassal.id.clone();
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(vassal);
+                slot
+            }
+            None => {
+                self.slots.push(Some(vassal));
+                self.slots.len() - 1
+            }
+        };
+        self.by_id.insert(id, slot);
+        slot
+    }
+
+    pub fn remove(&mut self, slot: usize) -> Option<Vassal> {
+        let vassal = self.slots.get_mut(slot)?.take()?;
+        self.by_id.remove(&vassal.id);
+        if let Some(pid) = vassal.pid() {
+            self.by_pid.remove(&pid);
+        }
+        self.free.push(slot);
+        Some(vassal)
+    }
+
+    pub fn slot_of(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn slot_of_pid(&self, pid: Pid) -> Option<usize> {
+        self.by_pid.get(&pid).copied()
+    }
+
+    pub fn set_pid(&mut self, slot: usize, pid: Option<Pid>, old: Option<Pid>) {
+        if let Some(old) = old {
+            self.by_pid.remove(&old);
+        }
+        if let Some(pid) = pid {
+            self.by_pid.insert(pid, slot);
+        }
+    }
+
+    pub fn get(&self, slot: usize) -> Option<&Vassal> {
+        self.slots.get(slot)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Vassal> {
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Vassal)> {
+        self.slots.iter().enumerate().filter_map(|(i, v)| v.as_ref().map(|v| (i, v)))
+    }
+
+    pub fn slots(&self) -> Vec<usize> {
+        self.iter().map(|(slot, _)| slot).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn has_processes(&self) -> bool {
+        !self.by_pid.is_empty()
+    }
+
+    pub fn runtime_pids(&self) -> Vec<Pid> {
+        self.by_pid.keys().copied().collect()
+    }
+}

@@ -1,0 +1,102 @@
+//! The vassal runtime: `emperor vassal CONFIG`. The first process of a vassal: it reads the
+//! config, starts the payload and stays as its supervisor (reaps, forwards signals, turns the
+//! emperor's stop and reload bytes into signals for the payload, takes the payload's whole
+//! process tree with it when it goes).
+
+mod emperor_link;
+pub mod payload;
+mod supervise;
+
+use crate::config::{self, Config, LoadOptions};
+use emperor_link::EmperorLink;
+use jail::signals::{Sig, SignalEvents};
+use std::path::PathBuf;
+use std::time::Duration;
+use supervise::{Outcome, Supervisor};
+use tracing::{error, info};
+
+/// Exit status for "the config is unusable" (uWSGI's, which also triggers fallback-config).
+pub const EXIT_CONFIG_ERROR: i32 = 1;
+/// Default time a payload gets between SIGTERM and SIGKILL (uWSGI's 30 s is far too long).
+pub const DEFAULT_MERCY: Duration = Duration::from_secs(5);
+/// Default time a payload must stay up before the vassal counts as loyal.
+pub const DEFAULT_LOYAL_AFTER: Duration = Duration::from_secs(5);
+
+/// What the emperor (or a user on the command line) asks the runtime to run.
+#[derive(Debug, Clone)]
+pub struct VassalArgs {
+    pub config: PathBuf,
+    pub load: LoadOptions,
+}
+
+/// Timings a vassal's config may set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timings {
+    pub mercy: Duration,
+    pub loyal_after: Duration,
+}
+
+/// Run the vassal until it is stopped; returns the process exit status.
+pub fn run(args: VassalArgs) -> i32 {
+    let name = args.config.display().to_string();
+    let span = tracing::info_span!("vassal", name = %name);
+    let _enter = span.enter();
+    match run_inner(&args) {
+        Ok(code) => code,
+        Err(message) => {
+            error!("{message}");
+            EXIT_CONFIG_ERROR
+        }
+    }
+}
+
+fn run_inner(args: &VassalArgs) -> Result<i32, String> {
+    let mut link = EmperorLink::from_env().map_err(|e| e.to_string())?;
+    jail::process::become_subreaper().map_err(|e| e.to_string())?;
+    let signals = SignalEvents::new(&[
+        Sig::SIGTERM,
+        Sig::SIGINT,
+        Sig::SIGQUIT,
+        Sig::SIGHUP,
+        Sig::SIGCHLD,
+        Sig::SIGUSR1,
+        Sig::SIGUSR2,
+        Sig::SIGWINCH,
+    ])
+    .map_err(|e| e.to_string())?;
+    let mut supervisor = Supervisor::new(signals);
+    loop {
+        let config = config::load(&args.config, &args.load).map_err(|e| e.to_string())?;
+        let timings = timings(&config).map_err(|e| e.to_string())?;
+        let payload = payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
+        let running = supervisor.start(&payload, &link).map_err(|e| format!("{}: option \"{}\": {e}", config.path.display(), payload.option))?;
+        info!(pid = running.as_raw(), program = %payload.program.display(), "payload started");
+        link.send(crate::protocol::Message::Spawned);
+        match supervisor.supervise(&mut link, timings) {
+            Outcome::Reload => info!("reloading"),
+            Outcome::Exit(code) => return Ok(code),
+        }
+    }
+}
+
+/// The arguments a plain (non `-arg`) binary patch gets: what uWSGI would get, `--ini FILE`.
+fn loader_args(args: &VassalArgs) -> Vec<String> {
+    let path = args.config.display().to_string();
+    let flag = match args.config.extension().and_then(|e| e.to_str()) {
+        Some("xml") => "--xml",
+        Some("yml") | Some("yaml") => "--yaml",
+        Some("json") | Some("js") => "--json",
+        _ => "--ini",
+    };
+    vec![flag.to_string(), path]
+}
+
+fn timings(config: &Config) -> Result<Timings, config::ConfigError> {
+    let seconds = |key: &str, default: Duration| -> Result<Duration, config::ConfigError> {
+        Ok(config.get_parsed::<f64>(key)?.map(Duration::from_secs_f64).unwrap_or(default))
+    };
+    Ok(Timings {
+        mercy: seconds("reload-mercy", DEFAULT_MERCY)?,
+        loyal_after: seconds("loyal-after", DEFAULT_LOYAL_AFTER)?,
+    })
+}

@@ -1,0 +1,211 @@
+//! The runtime's init duties while a payload runs: reap every child, forward signals, turn
+//! stop and reload requests into SIGTERM then SIGKILL after the mercy time, declare loyalty,
+//! and never leave a descendant behind.
+
+use super::emperor_link::{EmperorLink, Heard};
+use super::payload::Payload;
+use super::Timings;
+use crate::protocol::{Command, Message};
+use jail::launch::{Launch, LaunchError};
+use jail::process;
+use jail::signals::{Sig, SignalEvents};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::Pid;
+use std::os::fd::AsFd;
+use std::time::Instant;
+use tracing::{info, warn};
+
+/// How a supervised run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Start the payload again on a freshly read config.
+    Reload,
+    /// Exit the runtime with this status.
+    Exit(i32),
+}
+
+/// A stop in progress: what comes after, and when patience ends.
+#[derive(Debug, Clone, Copy)]
+struct Stopping {
+    then: Outcome,
+    kill_at: Instant,
+    killed: bool,
+}
+
+#[derive(Debug)]
+pub struct Supervisor {
+    signals: SignalEvents,
+    payload: Option<Pid>,
+    payload_status: Option<i32>,
+    started_at: Instant,
+}
+
+/// How many SIGKILL sweeps over the process tree before giving up, and the pause between
+/// them (a killed process takes a moment to become a zombie).
+const KILL_PASSES: usize = 200;
+const KILL_PASS_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
+impl Supervisor {
+    pub fn new(signals: SignalEvents) -> Self {
+        Supervisor { signals, payload: None, payload_status: None, started_at: Instant::now() }
+    }
+
+    /// Launch the payload in its own session, with the protocol fd at 3 when there is an
+    /// emperor, a clean environment and signal state, and SIGKILL if this runtime dies.
+    pub fn start(&mut self, payload: &Payload, link: &EmperorLink) -> Result<Pid, LaunchError> {
+        let mut launch = Launch::new(&payload.program, &payload.argv)?;
+        for (key, value) in &payload.env {
+            launch.env(key, value)?;
+        }
+        if let Some(fd) = link.fd() {
+            launch.map_fd(fd, crate::protocol::VASSAL_FD);
+            launch.env(crate::protocol::ENV_FD, crate::protocol::VASSAL_FD.to_string())?;
+        }
+        launch.new_session().parent_death_signal(libc::SIGKILL).cwd(&payload.cwd)?;
+        let running = launch.start()?.release()?;
+        self.payload = Some(running.pid);
+        self.payload_status = None;
+        self.started_at = Instant::now();
+        Ok(running.pid)
+    }
+
+    /// Wait for events until the payload is gone for good (exit) or restarted (reload).
+    pub fn supervise(&mut self, link: &mut EmperorLink, timings: Timings) -> Outcome {
+        let mut stopping: Option<Stopping> = None;
+        let mut loyal_sent = false;
+        loop {
+            let now = Instant::now();
+            let loyal_at = (!loyal_sent).then(|| self.started_at + timings.loyal_after);
+            let deadline = [loyal_at, stopping.filter(|s| !s.killed).map(|s| s.kill_at)].into_iter().flatten().min();
+            let ready = self.wait(link, deadline, now);
+
+            if ready.signals {
+                while let Some(signal) = self.signals.next() {
+                    match signal {
+                        Sig::SIGCHLD => {}
+                        Sig::SIGTERM | Sig::SIGINT | Sig::SIGQUIT => {
+                            info!("{signal} received: stopping");
+                            self.begin_stop(&mut stopping, Outcome::Exit(0), timings)
+                        }
+                        Sig::SIGHUP => self.begin_stop(&mut stopping, Outcome::Reload, timings),
+                        other => self.forward(other),
+                    }
+                }
+            }
+            if ready.emperor {
+                match link.read() {
+                    Heard::Lost => {
+                        warn!("lost the emperor: killing the payload and everything it started");
+                        self.kill_everything();
+                        return Outcome::Exit(1);
+                    }
+                    Heard::Commands(commands) => {
+                        for command in commands {
+                            let then = match command {
+                                Command::Stop => Outcome::Exit(0),
+                                Command::Reload => Outcome::Reload,
+                            };
+                            info!("emperor asks: {command:?}");
+                            self.begin_stop(&mut stopping, then, timings);
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            if let Some(stop) = stopping.as_mut().filter(|s| !s.killed && now >= s.kill_at) {
+                warn!("payload still running after {:?} of mercy: SIGKILL", timings.mercy);
+                self.kill_everything();
+                stop.killed = true;
+            }
+            if !loyal_sent && self.payload.is_some() && now >= self.started_at + timings.loyal_after {
+                link.send(Message::Loyal);
+                loyal_sent = true;
+            }
+            if let Some(status) = self.reap_payload() {
+                // Whatever the payload left behind goes with it.
+                self.kill_everything();
+                return match stopping {
+                    Some(stop) => stop.then,
+                    None => {
+                        info!(status, "payload exited on its own");
+                        Outcome::Exit(status)
+                    }
+                };
+            }
+        }
+    }
+
+    /// SIGTERM the payload's process group; a second request only changes what comes after
+    /// (a stop outranks a reload).
+    fn begin_stop(&self, stopping: &mut Option<Stopping>, then: Outcome, timings: Timings) {
+        if let Some(stop) = stopping {
+            if then != Outcome::Reload {
+                stop.then = then;
+            }
+            return;
+        }
+        if let Some(pid) = self.payload {
+            process::signal_group(pid, Sig::SIGTERM);
+            process::signal_group(pid, Sig::SIGCONT);
+        }
+        *stopping = Some(Stopping { then, kill_at: Instant::now() + timings.mercy, killed: false });
+    }
+
+    fn forward(&self, signal: Sig) {
+        if let Some(pid) = self.payload {
+            process::signal_group(pid, signal);
+        }
+    }
+
+    /// SIGKILL every descendant of this runtime until none is left, collecting them (and
+    /// remembering the payload's status).
+    fn kill_everything(&mut self) {
+        let me = nix::unistd::getpid();
+        for _ in 0..KILL_PASSES {
+            self.reap_children();
+            if process::kill_tree_once(me) == 0 {
+                return;
+            }
+            std::thread::sleep(KILL_PASS_PAUSE);
+        }
+        warn!("some descendants survived {KILL_PASSES} SIGKILL passes");
+    }
+
+    /// Collect every exited child, remembering the payload's status.
+    fn reap_children(&mut self) {
+        while let Some(exit) = process::reap_one() {
+            if Some(exit.pid) == self.payload {
+                self.payload_status = Some(exit.status);
+                self.payload = None;
+            }
+        }
+    }
+
+    /// The payload's exit status, once it has exited and been collected.
+    fn reap_payload(&mut self) -> Option<i32> {
+        self.reap_children();
+        self.payload_status.take()
+    }
+
+    /// Block until a signal, a byte from the emperor, or the deadline.
+    fn wait(&self, link: &EmperorLink, deadline: Option<Instant>, now: Instant) -> Ready {
+        let timeout = match deadline {
+            Some(at) => PollTimeout::try_from(at.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(fd) = link.as_fd() {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        let _ = poll(&mut fds, timeout);
+        let readable = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        Ready { signals: readable(0), emperor: readable(1) }
+    }
+}
+
+/// Which sources had something.
+#[derive(Debug, Default)]
+struct Ready {
+    signals: bool,
+    emperor: bool,
+}
