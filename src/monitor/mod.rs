@@ -8,10 +8,25 @@
 //! - the loop registers `watch_fd()` (if any) for readability, calls `poll(now)` when it is
 //!   readable or when `deadline()` has passed, and `rescan()` at start and every
 //!   `--emperor-freq` seconds as a safety net.
+//! - `borrow_watch_fd()` is `watch_fd()` as a `BorrowedFd`, for registering it with nix's safe
+//!   epoll (this crate forbids the unsafe `BorrowedFd::borrow_raw`).
+//!
+//! See docs/monitors.md for the user-facing behaviour.
 
-use std::os::fd::RawFd;
-use std::path::PathBuf;
+mod dir;
+mod glob;
+mod stat;
+#[cfg(test)]
+mod testutil;
+mod tracker;
+mod watch;
+
+use std::os::fd::{BorrowedFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
+
+pub use dir::DirMonitor;
+pub use glob::GlobMonitor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -48,6 +63,10 @@ pub struct MonitorOptions {
 pub trait Monitor: Send {
     fn spec(&self) -> &str;
     fn watch_fd(&self) -> Option<RawFd>;
+    /// The same fd as `watch_fd`, borrowed: what safe epoll/poll APIs take.
+    fn borrow_watch_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
     fn poll(&mut self, now: Instant) -> Vec<Event>;
     fn rescan(&mut self) -> Vec<Event>;
     fn deadline(&self) -> Option<Instant>;
@@ -55,10 +74,180 @@ pub trait Monitor: Send {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    #[error("todo")]
-    Todo,
+    #[error("{spec}: not a directory and not a glob pattern")]
+    NotDirOrPattern { spec: String },
+    #[error("{spec}: unsupported monitor (only dir:// and glob://)")]
+    UnsupportedScheme { spec: String },
+    #[error("{spec}: bad glob pattern: {source}")]
+    Pattern {
+        spec: String,
+        source: ::glob::PatternError,
+    },
+    #[error("{spec}: getcwd: {source}")]
+    Cwd {
+        spec: String,
+        source: std::io::Error,
+    },
+    #[error("{spec}: {syscall}: {}", .source.desc())]
+    Sys {
+        spec: String,
+        syscall: &'static str,
+        source: nix::errno::Errno,
+    },
+    #[error("{spec}: inotify_add_watch on {}: {}", .path.display(), .source.desc())]
+    Watch {
+        spec: String,
+        path: PathBuf,
+        source: nix::errno::Errno,
+    },
 }
 
-pub fn open(_spec: &str, _opts: &MonitorOptions) -> Result<Box<dyn Monitor>, MonitorError> {
-    todo!()
+/// A parsed monitor spec, paths made absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spec {
+    Dir(PathBuf),
+    Glob(String),
+}
+
+const SHELL_WILDCARDS: &[char] = &['*', '?', '['];
+
+/// `dir://PATH`, `glob://PATTERN`, a bare existing directory, or a bare pattern with wildcards.
+/// Relative paths are taken against the current directory now.
+pub fn parse_spec(spec: &str) -> Result<Spec, MonitorError> {
+    if let Some(path) = spec.strip_prefix("dir://") {
+        return Ok(Spec::Dir(absolute_path(spec, path)?));
+    }
+    if let Some(pattern) = spec.strip_prefix("glob://") {
+        return Ok(Spec::Glob(absolute_pattern(spec, pattern)?));
+    }
+    if has_scheme(spec) {
+        return Err(MonitorError::UnsupportedScheme {
+            spec: spec.to_owned(),
+        });
+    }
+    if !spec.is_empty() && Path::new(spec).is_dir() {
+        return Ok(Spec::Dir(absolute_path(spec, spec)?));
+    }
+    if spec.contains(SHELL_WILDCARDS) {
+        return Ok(Spec::Glob(absolute_pattern(spec, spec)?));
+    }
+    Err(MonitorError::NotDirOrPattern {
+        spec: spec.to_owned(),
+    })
+}
+
+/// `pg://...`, `zmq://...`: a scheme we do not implement (as opposed to a path with `://`).
+fn has_scheme(spec: &str) -> bool {
+    spec.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())
+    })
+}
+
+fn absolute_path(spec: &str, path: &str) -> Result<PathBuf, MonitorError> {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(current_dir(spec)?.join(path))
+}
+
+fn absolute_pattern(spec: &str, pattern: &str) -> Result<String, MonitorError> {
+    if pattern.starts_with('/') {
+        return Ok(pattern.to_owned());
+    }
+    // The cwd is literal text: its own `*?[` must not act as wildcards.
+    let cwd = current_dir(spec)?;
+    let cwd = ::glob::Pattern::escape(&cwd.to_string_lossy());
+    Ok(format!("{}/{pattern}", cwd.trim_end_matches('/')))
+}
+
+fn current_dir(spec: &str) -> Result<PathBuf, MonitorError> {
+    std::env::current_dir().map_err(|source| MonitorError::Cwd {
+        spec: spec.to_owned(),
+        source,
+    })
+}
+
+pub fn open(spec: &str, opts: &MonitorOptions) -> Result<Box<dyn Monitor>, MonitorError> {
+    Ok(match parse_spec(spec)? {
+        Spec::Dir(dir) => Box::new(DirMonitor::open(spec, dir, opts)?),
+        Spec::Glob(pattern) => Box::new(GlobMonitor::open(spec, pattern, opts)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::opts;
+    use super::*;
+
+    #[test]
+    fn schemes_are_taken_as_given_and_made_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            parse_spec("dir:///etc/vassals").unwrap(),
+            Spec::Dir("/etc/vassals".into())
+        );
+        assert_eq!(
+            parse_spec("dir://vassals").unwrap(),
+            Spec::Dir(cwd.join("vassals"))
+        );
+        assert_eq!(
+            parse_spec("glob:///etc/*.ini").unwrap(),
+            Spec::Glob("/etc/*.ini".into())
+        );
+        let Spec::Glob(pattern) = parse_spec("glob://v/*.ini").unwrap() else {
+            panic!("not a glob")
+        };
+        assert!(pattern.starts_with('/') && pattern.ends_with("/v/*.ini"));
+    }
+
+    #[test]
+    fn bare_directory_is_dir_bare_wildcards_are_glob() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_str().unwrap();
+        assert_eq!(parse_spec(dir).unwrap(), Spec::Dir(tmp.path().into()));
+        // cargo runs tests in the package root, which has src/
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(parse_spec("src").unwrap(), Spec::Dir(cwd.join("src")));
+        let pattern = format!("{dir}/app*/app?.[iy]*");
+        assert_eq!(parse_spec(&pattern).unwrap(), Spec::Glob(pattern.clone()));
+    }
+
+    #[test]
+    fn bare_non_directory_without_wildcards_is_an_error() {
+        let err = parse_spec("/no/such/vassals").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/no/such/vassals: not a directory and not a glob pattern"
+        );
+        assert!(matches!(
+            parse_spec("pg://host;SELECT 1"),
+            Err(MonitorError::UnsupportedScheme { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_directory_names_path_and_syscall() {
+        let err = open("dir:///no/such/vassals", &opts(false)).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "dir:///no/such/vassals: inotify_add_watch on /no/such/vassals: No such file or directory"
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let spec = format!("dir://{}", file.path().display());
+        let err = open(&spec, &opts(false)).err().unwrap();
+        assert!(err.to_string().ends_with(": Not a directory"), "{err}");
+    }
+
+    #[test]
+    fn open_dispatches_on_the_spec() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_str().unwrap();
+        let monitor = open(dir, &opts(false)).unwrap();
+        assert_eq!(monitor.spec(), dir);
+        assert!(monitor.watch_fd().is_some());
+        let glob = open(&format!("glob://{dir}/*.ini"), &opts(false)).unwrap();
+        assert!(glob.borrow_watch_fd().is_some());
+        assert!(open("glob:///x/[", &opts(false)).is_err());
+    }
 }
