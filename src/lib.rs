@@ -1,6 +1,8 @@
 //! emperor: a sandboxing supervisor in the spirit of the uWSGI Emperor.
 #![forbid(unsafe_code)]
 
+pub mod check;
+pub mod cli;
 pub mod config;
 pub mod emperor;
 pub mod monitor;

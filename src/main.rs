@@ -1,1 +1,52 @@
-fn main() {}
+//! The `emperor` binary: parse the command line, set up logging, run what was asked.
+
+use emperor::cli::{self, Command};
+use emperor::{check, emperor as supervisor, vassal};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = match cli::parse() {
+        Ok(cli) => cli,
+        Err(e) => return fail(&e),
+    };
+    match cli.command {
+        Some(Command::Vassal(args)) => match args.load_options() {
+            Ok(load) => ExitCode::from(vassal::run(vassal::VassalArgs {
+                config: args.config,
+                load,
+            }) as u8),
+            Err(e) => fail(&e),
+        },
+        Some(Command::Check(args)) => match args.load_options() {
+            Ok(load) => check::run(&args.config, &load),
+            Err(e) => fail(&e),
+        },
+        Some(Command::Stats { addr }) => check::print_stats(&addr),
+        None => match cli.emperor.settings() {
+            Ok(settings) => match supervisor::run(settings) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            },
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    tracing::error!("{error}");
+    ExitCode::FAILURE
+}
+
+/// Log lines go to stderr; `EMPEROR_LOG` (or `RUST_LOG`) sets the filter, `info` by default.
+fn init_logging() {
+    let filter = std::env::var("EMPEROR_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_string());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -15,11 +15,19 @@ pub struct SysError {
 
 impl SysError {
     pub fn new(call: &'static str, errno: Errno) -> Self {
-        SysError { call, path: None, errno }
+        SysError {
+            call,
+            path: None,
+            errno,
+        }
     }
 
     pub fn with_path(call: &'static str, path: impl Into<PathBuf>, errno: Errno) -> Self {
-        SysError { call, path: Some(path.into()), errno }
+        SysError {
+            call,
+            path: Some(path.into()),
+            errno,
+        }
     }
 
     /// The error of the last failed libc call.
@@ -41,6 +49,6 @@ impl std::error::Error for SysError {}
 
 impl From<SysError> for std::io::Error {
     fn from(e: SysError) -> Self {
-        std::io::Error::new(std::io::ErrorKind::Other, e.to_string())
+        std::io::Error::other(e.to_string())
     }
 }

@@ -7,7 +7,8 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 /// Take ownership of an fd inherited across execve (such as the emperor protocol socket at
 /// fd 3), marking it close-on-exec so it only reaches a child that is given it on purpose.
 pub fn adopt_inherited(fd: RawFd) -> Result<OwnedFd, SysError> {
-    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| SysError::new("fcntl(F_SETFD) on inherited fd", e))?;
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| SysError::new("fcntl(F_SETFD) on inherited fd", e))?;
     // SAFETY: F_SETFD succeeded, so `fd` is open; it was inherited through execve and nothing
     // in this process has wrapped it yet (callers adopt each inherited fd once, at start-up).
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })

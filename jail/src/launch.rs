@@ -91,7 +91,11 @@ impl Launch {
     }
 
     /// Add `KEY=VALUE` to the child's environment.
-    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Result<&mut Self, LaunchError> {
+    pub fn env(
+        &mut self,
+        key: impl AsRef<OsStr>,
+        value: impl AsRef<OsStr>,
+    ) -> Result<&mut Self, LaunchError> {
         let mut pair = key.as_ref().as_bytes().to_vec();
         pair.push(b'=');
         pair.extend_from_slice(value.as_ref().as_bytes());
@@ -209,11 +213,17 @@ impl Launched {
             }
         }
         if got == 0 {
-            return Ok(Running { pid: self.pid, pidfd: self.pidfd });
+            return Ok(Running {
+                pid: self.pid,
+                pidfd: self.pidfd,
+            });
         }
         // The child has exited (status 127); the caller's reaper collects it.
         let errno = Errno::from_raw(i32::from_ne_bytes(buf));
-        Err(LaunchError::Exec { program: self.program, errno })
+        Err(LaunchError::Exec {
+            program: self.program,
+            errno,
+        })
     }
 }
 
@@ -268,7 +278,13 @@ impl ChildSide<'_> {
             }
         }
         self.map_fds();
-        let highest = launch.fd_map.iter().map(|&(_, t)| t).max().unwrap_or(2).max(2);
+        let highest = launch
+            .fd_map
+            .iter()
+            .map(|&(_, t)| t)
+            .max()
+            .unwrap_or(2)
+            .max(2);
         if sys::cloexec_from(highest as u32 + 1).is_err() {
             self.fail(Errno::last_raw());
         }
@@ -281,7 +297,13 @@ impl ChildSide<'_> {
         }
         // SAFETY: program, argv and envp are NUL-terminated strings and NULL-terminated
         // pointer arrays built before the clone and still alive in this copy of memory.
-        unsafe { libc::execve(launch.program.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        unsafe {
+            libc::execve(
+                launch.program.as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+            )
+        };
         self.fail(Errno::last_raw())
     }
 
@@ -310,14 +332,22 @@ impl ChildSide<'_> {
         let bytes = errno.to_ne_bytes();
         // SAFETY: write of a local buffer, then _exit, both async-signal-safe.
         unsafe {
-            libc::write(self.report, bytes.as_ptr() as *const libc::c_void, bytes.len());
+            libc::write(
+                self.report,
+                bytes.as_ptr() as *const libc::c_void,
+                bytes.len(),
+            );
             libc::_exit(EXEC_FAILED_STATUS)
         }
     }
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
-    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {
@@ -329,7 +359,9 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {
 pub fn find_program(name: &str, path: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_executable = |p: &Path| {
-        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     };
     if name.contains('/') {
         return Some(PathBuf::from(name));

@@ -24,7 +24,11 @@ pub fn children_of(pid: Pid) -> Vec<Pid> {
         let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
             continue;
         };
-        children.extend(list.split_whitespace().filter_map(|p| p.parse().ok()).map(Pid::from_raw));
+        children.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .map(Pid::from_raw),
+        );
     }
     children
 }
@@ -60,7 +64,10 @@ pub fn signal_group(group: Pid, signal: Signal) {
 /// repeat (reaping in between, as only they know which exits matter) until it returns 0: a
 /// child forked during a pass is seen by the next one or, orphaned, comes to its subreaper.
 pub fn kill_tree_once(root: Pid) -> usize {
-    let alive: Vec<Pid> = descendants_of(root).into_iter().filter(|&p| is_alive(p)).collect();
+    let alive: Vec<Pid> = descendants_of(root)
+        .into_iter()
+        .filter(|&p| is_alive(p))
+        .collect();
     signal_all(&alive, Signal::SIGKILL);
     alive.len()
 }
@@ -78,9 +85,19 @@ pub struct Exit {
 pub fn reap_one() -> Option<Exit> {
     loop {
         match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => return Some(Exit { pid, status: code, signal: None }),
+            Ok(WaitStatus::Exited(pid, code)) => {
+                return Some(Exit {
+                    pid,
+                    status: code,
+                    signal: None,
+                })
+            }
             Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                return Some(Exit { pid, status: 128 + sig as i32, signal: Some(sig as i32) })
+                return Some(Exit {
+                    pid,
+                    status: 128 + sig as i32,
+                    signal: Some(sig as i32),
+                })
             }
             Ok(WaitStatus::StillAlive) | Err(_) => return None,
             Ok(_) => continue,
@@ -97,9 +114,19 @@ pub fn reap_any() -> usize {
 pub fn reap_blocking() -> Option<Exit> {
     loop {
         match waitpid(None::<Pid>, None) {
-            Ok(WaitStatus::Exited(pid, code)) => return Some(Exit { pid, status: code, signal: None }),
+            Ok(WaitStatus::Exited(pid, code)) => {
+                return Some(Exit {
+                    pid,
+                    status: code,
+                    signal: None,
+                })
+            }
             Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                return Some(Exit { pid, status: 128 + sig as i32, signal: Some(sig as i32) })
+                return Some(Exit {
+                    pid,
+                    status: 128 + sig as i32,
+                    signal: Some(sig as i32),
+                })
             }
             Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
             Err(_) => return None,
@@ -110,7 +137,10 @@ pub fn reap_blocking() -> Option<Exit> {
 /// Whether a process is still there (a zombie counts as gone).
 pub fn is_alive(pid: Pid) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')).unwrap_or(false),
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| !rest.starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }

@@ -29,7 +29,7 @@ impl SignalEvents {
     }
 
     /// The next pending signal, if any.
-    pub fn next(&mut self) -> Option<Signal> {
+    pub fn next_pending(&mut self) -> Option<Signal> {
         match self.fd.read_signal() {
             Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32).ok(),
             _ => None,

@@ -63,7 +63,9 @@ impl Emperor {
     }
 
     fn config_removed(&mut self, id: &str) {
-        let Some(slot) = self.table.slot_of(id) else { return };
+        let Some(slot) = self.table.slot_of(id) else {
+            return;
+        };
         let v = self.table.get_mut(slot).expect("indexed slot");
         match v.state {
             State::Queued | State::Waiting | State::Idle => {
@@ -106,7 +108,10 @@ impl Emperor {
         match self.spawner.spawn(&path) {
             Ok(process) => {
                 let token = TOKEN_VASSAL + slot as u64;
-                if let Err(e) = self.epoll.add(&process.link, EpollEvent::new(EpollFlags::EPOLLIN, token)) {
+                if let Err(e) = self
+                    .epoll
+                    .add(&process.link, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                {
                     error!("epoll_ctl(ADD) for a vassal link: {e}");
                 }
                 let pid = process.running.pid;
@@ -132,7 +137,11 @@ impl Emperor {
     /// blacklist throttle.
     fn schedule_respawn(&mut self, slot: usize, loyal: bool) {
         let v = self.table.get_mut(slot).expect("slot");
-        let delay = if loyal { Duration::ZERO } else { self.blacklist.punish(&v.id, SystemTime::now()) };
+        let delay = if loyal {
+            Duration::ZERO
+        } else {
+            self.blacklist.punish(&v.id, SystemTime::now())
+        };
         if delay.is_zero() {
             self.enqueue(slot);
             return;
@@ -145,7 +154,9 @@ impl Emperor {
     }
 
     fn send(&mut self, slot: usize, command: Command) {
-        let Some(v) = self.table.get_mut(slot) else { return };
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
         if let Some(process) = v.process.as_mut().filter(|p| !p.link_closed) {
             if let Err(e) = process.link.write_all(&[command.byte()]) {
                 warn!(vassal = %v.name, "cannot send {command:?}: {e}");
@@ -154,7 +165,9 @@ impl Emperor {
     }
 
     fn reload(&mut self, slot: usize) {
-        let Some(v) = self.table.get_mut(slot) else { return };
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
         if v.process.is_none() {
             return;
         }
@@ -168,7 +181,9 @@ impl Emperor {
     }
 
     fn stop(&mut self, slot: usize) {
-        let Some(v) = self.table.get_mut(slot) else { return };
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
         v.state = State::Stopping;
         let at = Instant::now() + self.settings.curse_tolerance;
         v.kill_at = Some(at);
@@ -179,14 +194,20 @@ impl Emperor {
     pub(super) fn reload_all(&mut self) {
         info!("SIGHUP: reloading every vassal");
         for slot in self.table.slots() {
-            if matches!(self.table.get(slot).map(|v| v.state), Some(State::Running | State::Starting)) {
+            if matches!(
+                self.table.get(slot).map(|v| v.state),
+                Some(State::Running | State::Starting)
+            ) {
                 self.reload(slot);
             }
         }
     }
 
     pub(super) fn clear_blacklist(&mut self) {
-        info!("SIGURG: clearing the blacklist ({} vassals)", self.blacklist.len());
+        info!(
+            "SIGURG: clearing the blacklist ({} vassals)",
+            self.blacklist.len()
+        );
         self.blacklist.clear();
         for slot in self.table.slots() {
             if self.table.get(slot).map(|v| v.state) == Some(State::Waiting) {
@@ -199,7 +220,9 @@ impl Emperor {
     /// Read what a vassal sent, at most READ_BUDGET bytes per wake-up.
     pub(super) fn on_vassal_readable(&mut self, slot: usize) {
         let mut buf = [0u8; READ_BUDGET];
-        let Some(process) = self.table.get_mut(slot).and_then(|v| v.process.as_mut()) else { return };
+        let Some(process) = self.table.get_mut(slot).and_then(|v| v.process.as_mut()) else {
+            return;
+        };
         if process.link_closed {
             return;
         }
@@ -262,7 +285,9 @@ impl Emperor {
             Message::ConfigRequest | Message::Broodlord => {
                 debug!(vassal = %v.name, "{message:?}: not supported for file configs");
             }
-            Message::Unknown(byte) => warn!(vassal = %v.name, "ignoring unknown protocol byte {byte}"),
+            Message::Unknown(byte) => {
+                warn!(vassal = %v.name, "ignoring unknown protocol byte {byte}")
+            }
         }
     }
 
@@ -327,9 +352,15 @@ impl Emperor {
     pub(super) fn kill_strays(&mut self) {
         let known = self.table.runtime_pids();
         let me = nix::unistd::getpid();
-        for child in process::children_of(me).into_iter().filter(|c| !known.contains(c)) {
+        for child in process::children_of(me)
+            .into_iter()
+            .filter(|c| !known.contains(c))
+        {
             if process::is_alive(child) {
-                warn!(pid = child.as_raw(), "killing a stray process left by a dead vassal");
+                warn!(
+                    pid = child.as_raw(),
+                    "killing a stray process left by a dead vassal"
+                );
                 for _ in 0..50 {
                     let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                     if process::kill_tree_once(child) == 0 {
@@ -347,7 +378,9 @@ impl Emperor {
                 return;
             }
             self.timers.pop();
-            let Some(v) = self.table.get_mut(slot) else { continue };
+            let Some(v) = self.table.get_mut(slot) else {
+                continue;
+            };
             if v.respawn_at.is_some_and(|t| t <= now) && v.state == State::Waiting {
                 v.respawn_at = None;
                 self.enqueue(slot);

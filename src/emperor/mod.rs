@@ -49,7 +49,10 @@ pub enum EmperorError {
     #[error("{0}")]
     Sys(#[from] jail::SysError),
     #[error("{what}: {source}")]
-    Io { what: &'static str, source: std::io::Error },
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 const TOKEN_SIGNALS: u64 = 0;
@@ -100,15 +103,26 @@ impl Emperor {
             Sig::SIGCHLD,
         ])?;
         jail::process::become_subreaper()?;
-        let options = MonitorOptions { nofollow: settings.nofollow, debounce: Duration::from_millis(0) };
+        let options = MonitorOptions {
+            nofollow: settings.nofollow,
+            debounce: Duration::from_millis(0),
+        };
         let monitors = settings
             .monitors
             .iter()
             .map(|spec| monitor::open(spec, &options))
             .collect::<Result<Vec<_>, _>>()?;
-        let stats = settings.stats.as_deref().map(StatsServer::bind).transpose()?;
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| jail::SysError::new("epoll_create1", e))?;
-        let spawner = Spawner::new(&settings).map_err(|source| EmperorError::Io { what: "preparing spawns", source })?;
+        let stats = settings
+            .stats
+            .as_deref()
+            .map(StatsServer::bind)
+            .transpose()?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| jail::SysError::new("epoll_create1", e))?;
+        let spawner = Spawner::new(&settings).map_err(|source| EmperorError::Io {
+            what: "preparing spawns",
+            source,
+        })?;
         let emperor = Emperor {
             throttle: SpawnThrottle::new(settings.throttle, settings.max_throttle),
             blacklist: Blacklist::new(settings.throttle, settings.max_throttle),
@@ -140,7 +154,7 @@ impl Emperor {
             add(stats.as_fd(), TOKEN_STATS)?;
         }
         for (i, monitor) in self.monitors.iter().enumerate() {
-            if let Some(fd) = monitor.watch_fd() {
+            if let Some(fd) = monitor.borrow_watch_fd() {
                 add(fd, TOKEN_MONITOR + i as u64)?;
             }
         }
@@ -162,9 +176,12 @@ impl Emperor {
             if self.ragnarok.is_some() && !self.table.has_processes() {
                 break;
             }
-            let timeout = self.next_deadline().map(|at| at.saturating_duration_since(Instant::now()));
-            let timeout = EpollTimeout::try_from(timeout.unwrap_or(IDLE_WAKE) + Duration::from_micros(999))
-                .unwrap_or(EpollTimeout::MAX);
+            let timeout = self
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            let timeout =
+                EpollTimeout::try_from(timeout.unwrap_or(IDLE_WAKE) + Duration::from_micros(999))
+                    .unwrap_or(EpollTimeout::MAX);
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
@@ -207,7 +224,16 @@ impl Emperor {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
         let monitors = self.monitors.iter().filter_map(|m| m.deadline()).min();
         let queue = (!self.queue.is_empty()).then(|| self.throttle.next_allowed(Instant::now()));
-        [timer, monitors, queue, Some(self.next_rescan), self.ragnarok].into_iter().flatten().min()
+        [
+            timer,
+            monitors,
+            queue,
+            Some(self.next_rescan),
+            self.ragnarok,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn poll_monitors(&mut self, now: Instant) {
@@ -228,7 +254,7 @@ impl Emperor {
     }
 
     fn on_signals(&mut self) {
-        while let Some(signal) = self.signals.next() {
+        while let Some(signal) = self.signals.next_pending() {
             match signal {
                 Sig::SIGCHLD => self.reap(),
                 Sig::SIGINT | Sig::SIGTERM | Sig::SIGQUIT => self.begin_ragnarok(signal),
@@ -259,7 +285,11 @@ impl Emperor {
     }
 
     fn log_table(&self) {
-        info!("{} vassals, {} blacklisted", self.table.len(), self.blacklist.len());
+        info!(
+            "{} vassals, {} blacklisted",
+            self.table.len(),
+            self.blacklist.len()
+        );
         for (_, v) in self.table.iter() {
             info!(
                 vassal = %v.name,

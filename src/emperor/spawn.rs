@@ -39,7 +39,11 @@ impl Spawner {
         let dev_null = std::fs::File::open("/dev/null")?.into();
         let env = PASSED_ENV
             .iter()
-            .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_string(), value)))
+            .filter_map(|key| {
+                std::env::var(key)
+                    .ok()
+                    .map(|value| (key.to_string(), value))
+            })
             .collect();
         Ok(Spawner {
             binary,
@@ -67,7 +71,9 @@ impl Spawner {
 
     pub fn spawn(&self, config: &Path) -> Result<Process, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
-        emperor_end.set_nonblocking(true).map_err(SpawnError::SocketPair)?;
+        emperor_end
+            .set_nonblocking(true)
+            .map_err(SpawnError::SocketPair)?;
         let mut launch = Launch::new(&self.binary, &self.argv(config))?;
         launch.env(ENV_FD, VASSAL_FD.to_string())?;
         for (key, value) in &self.env {
@@ -80,6 +86,10 @@ impl Spawner {
             .parent_death_signal(libc::SIGTERM);
         let running = launch.start()?.release()?;
         drop(vassal_end);
-        Ok(Process { running, link: emperor_end, link_closed: false })
+        Ok(Process {
+            running,
+            link: emperor_end,
+            link_closed: false,
+        })
     }
 }

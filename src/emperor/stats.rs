@@ -5,9 +5,9 @@ use super::table::{Table, Vassal};
 use super::throttle::{Blacklist, SpawnThrottle};
 use serde_json::{json, Value};
 use std::io::Write;
+use std::net::TcpListener;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixListener;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,7 +27,10 @@ pub enum StatsServer {
 
 impl StatsServer {
     pub fn bind(addr: &str) -> Result<Self, StatsError> {
-        let err = |source| StatsError { addr: addr.to_string(), source };
+        let err = |source| StatsError {
+            addr: addr.to_string(),
+            source,
+        };
         if addr.contains(':') && !addr.starts_with('/') {
             let listener = TcpListener::bind(addr).map_err(err)?;
             listener.set_nonblocking(true).map_err(err)?;
@@ -35,7 +38,9 @@ impl StatsServer {
         } else {
             let path = PathBuf::from(addr);
             // A stale socket from a previous run would make bind fail.
-            if std::fs::symlink_metadata(&path).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())) {
+            if std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            {
                 let _ = std::fs::remove_file(&path);
             }
             let listener = UnixListener::bind(&path).map_err(err)?;
@@ -83,7 +88,8 @@ impl Drop for StatsServer {
 }
 
 fn unix_time(t: Option<SystemTime>) -> u64 {
-    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
 }
 
 fn millis(d: Duration) -> u64 {
@@ -104,7 +110,11 @@ impl StatsView<'_> {
     pub fn document(&self) -> Value {
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
-        let vassals: Vec<Value> = self.table.iter().map(|(_, v)| self.vassal(v, uid, gid)).collect();
+        let vassals: Vec<Value> = self
+            .table
+            .iter()
+            .map(|(_, v)| self.vassal(v, uid, gid))
+            .collect();
         let blacklist: Vec<Value> = self
             .blacklist
             .iter()

@@ -179,7 +179,10 @@ impl Table {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Vassal)> {
-        self.slots.iter().enumerate().filter_map(|(i, v)| v.as_ref().map(|v| (i, v)))
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.as_ref().map(|v| (i, v)))
     }
 
     pub fn slots(&self) -> Vec<usize> {

@@ -25,7 +25,12 @@ pub struct SpawnThrottle {
 
 impl SpawnThrottle {
     pub fn new(delta: Duration, max: Duration) -> Self {
-        SpawnThrottle { delta, max, level: Duration::ZERO, last_spawn: None }
+        SpawnThrottle {
+            delta,
+            max,
+            level: Duration::ZERO,
+            last_spawn: None,
+        }
     }
 
     /// The current throttle level (what the stats call `throttle_level`).
@@ -44,8 +49,14 @@ impl SpawnThrottle {
     /// Account for a spawn that happens now.
     pub fn record_spawn(&mut self, now: Instant, warming_up: bool) {
         if !warming_up {
-            let same_second = self.last_spawn.is_some_and(|last| now.duration_since(last) < SAME_SECOND);
-            self.level = if same_second { (self.level + self.delta).min(self.max) } else { self.level / 2 };
+            let same_second = self
+                .last_spawn
+                .is_some_and(|last| now.duration_since(last) < SAME_SECOND);
+            self.level = if same_second {
+                (self.level + self.delta).min(self.max)
+            } else {
+                self.level / 2
+            };
         }
         self.last_spawn = Some(now);
     }
@@ -69,7 +80,11 @@ pub struct Blacklist {
 
 impl Blacklist {
     pub fn new(delta: Duration, max: Duration) -> Self {
-        Blacklist { delta, max, entries: HashMap::new() }
+        Blacklist {
+            delta,
+            max,
+            entries: HashMap::new(),
+        }
     }
 
     /// An unloyal vassal died: (re)blacklist it; returns how long its respawn must wait.
@@ -83,7 +98,12 @@ impl Blacklist {
                 p.attempts += 1;
                 p.last_attempt = now;
             })
-            .or_insert(Punishment { throttle: delta.min(max), attempts: 1, first_attempt: now, last_attempt: now });
+            .or_insert(Punishment {
+                throttle: delta.min(max),
+                attempts: 1,
+                first_attempt: now,
+                last_attempt: now,
+            });
         entry.throttle
     }
 
@@ -105,6 +125,10 @@ impl Blacklist {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 

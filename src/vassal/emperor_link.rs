@@ -35,10 +35,16 @@ impl EmperorLink {
         let Ok(value) = std::env::var(ENV_FD) else {
             return Ok(EmperorLink { stream: None });
         };
-        let fd: RawFd = value.parse().map_err(|_| LinkError::BadVariable(value.clone()))?;
+        let fd: RawFd = value
+            .parse()
+            .map_err(|_| LinkError::BadVariable(value.clone()))?;
         let stream = UnixStream::from(jail::fd::adopt_inherited(fd)?);
-        stream.set_nonblocking(true).map_err(LinkError::NonBlocking)?;
-        Ok(EmperorLink { stream: Some(stream) })
+        stream
+            .set_nonblocking(true)
+            .map_err(LinkError::NonBlocking)?;
+        Ok(EmperorLink {
+            stream: Some(stream),
+        })
     }
 
     pub fn as_fd(&self) -> Option<BorrowedFd<'_>> {
@@ -76,7 +82,9 @@ impl EmperorLink {
                         }
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Heard::Commands(commands),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Heard::Commands(commands)
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => return Heard::Lost,
             }

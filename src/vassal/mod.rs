@@ -68,8 +68,15 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
     loop {
         let config = config::load(&args.config, &args.load).map_err(|e| e.to_string())?;
         let timings = timings(&config).map_err(|e| e.to_string())?;
-        let payload = payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
-        let running = supervisor.start(&payload, &link).map_err(|e| format!("{}: option \"{}\": {e}", config.path.display(), payload.option))?;
+        let payload =
+            payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
+        let running = supervisor.start(&payload, &link).map_err(|e| {
+            format!(
+                "{}: option \"{}\": {e}",
+                config.path.display(),
+                payload.option
+            )
+        })?;
         info!(pid = running.as_raw(), program = %payload.program.display(), "payload started");
         link.send(crate::protocol::Message::Spawned);
         match supervisor.supervise(&mut link, timings) {
@@ -93,7 +100,10 @@ fn loader_args(args: &VassalArgs) -> Vec<String> {
 
 fn timings(config: &Config) -> Result<Timings, config::ConfigError> {
     let seconds = |key: &str, default: Duration| -> Result<Duration, config::ConfigError> {
-        Ok(config.get_parsed::<f64>(key)?.map(Duration::from_secs_f64).unwrap_or(default))
+        Ok(config
+            .get_parsed::<f64>(key)?
+            .map(Duration::from_secs_f64)
+            .unwrap_or(default))
     };
     Ok(Timings {
         mercy: seconds("reload-mercy", DEFAULT_MERCY)?,

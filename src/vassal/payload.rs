@@ -20,7 +20,12 @@ pub enum PayloadError {
     #[error("{}: no payload: set unprivileged-binary-patch-arg (or one of {})", file.display(), PAYLOAD_OPTIONS.join(", "))]
     Missing { file: PathBuf },
     #[error("{}: option \"{option}\": {reason}", where_(file, *line))]
-    Invalid { file: PathBuf, line: Option<usize>, option: String, reason: String },
+    Invalid {
+        file: PathBuf,
+        line: Option<usize>,
+        option: String,
+        reason: String,
+    },
 }
 
 fn where_(file: &Path, line: Option<usize>) -> String {
@@ -55,37 +60,58 @@ impl PayloadError {
 
 /// Read the payload from `config`. `vassal_args` are the arguments the plain (non `-arg`)
 /// patches get, as uWSGI passes its own arguments to the patched binary.
-pub fn payload_from_config(config: &Config, vassal_args: &[String]) -> Result<Payload, PayloadError> {
+pub fn payload_from_config(
+    config: &Config,
+    vassal_args: &[String],
+) -> Result<Payload, PayloadError> {
     let (option, entry) = PAYLOAD_OPTIONS
         .iter()
         .find_map(|&name| config.get(name).map(|entry| (name, entry)))
-        .ok_or_else(|| PayloadError::Missing { file: config.path.clone() })?;
-    let mut argv = if option.ends_with("-arg") {
-        shell_words::split(&entry.value).map_err(|e| PayloadError::invalid(entry, format!("cannot split {:?}: {e}", entry.value)))?
+        .ok_or_else(|| PayloadError::Missing {
+            file: config.path.clone(),
+        })?;
+    let argv = if option.ends_with("-arg") {
+        shell_words::split(&entry.value).map_err(|e| {
+            PayloadError::invalid(entry, format!("cannot split {:?}: {e}", entry.value))
+        })?
     } else {
         let mut argv = vec![entry.value.trim().to_string()];
         argv.extend(vassal_args.iter().cloned());
         argv
     };
-    if argv.first().map_or(true, |a| a.is_empty()) {
+    if argv.first().is_none_or(|a| a.is_empty()) {
         return Err(PayloadError::invalid(entry, "empty command"));
     }
     let env = environment(config)?;
-    let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or(DEFAULT_PATH);
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or(DEFAULT_PATH);
     let program = jail::launch::find_program(&argv[0], path)
         .filter(|p| p.is_file())
-        .ok_or_else(|| PayloadError::invalid(entry, format!("program {:?} not found (PATH={path})", argv[0])))?;
-    Ok(Payload { program, argv, env, cwd: working_dir(config), option: option.to_string() })
+        .ok_or_else(|| {
+            PayloadError::invalid(
+                entry,
+                format!("program {:?} not found (PATH={path})", argv[0]),
+            )
+        })?;
+    Ok(Payload {
+        program,
+        argv,
+        env,
+        cwd: working_dir(config),
+        option: option.to_string(),
+    })
 }
 
 /// `env = KEY=VALUE` entries, in order; a later one replaces an earlier one of the same key.
 fn environment(config: &Config) -> Result<Vec<(String, String)>, PayloadError> {
     let mut env: Vec<(String, String)> = Vec::new();
     for entry in config.get_all("env") {
-        let (key, value) = entry
-            .value
-            .split_once('=')
-            .ok_or_else(|| PayloadError::invalid(entry, format!("expected KEY=VALUE, got {:?}", entry.value)))?;
+        let (key, value) = entry.value.split_once('=').ok_or_else(|| {
+            PayloadError::invalid(entry, format!("expected KEY=VALUE, got {:?}", entry.value))
+        })?;
         env.retain(|(k, _)| k != key);
         env.push((key.to_string(), value.to_string()));
     }
@@ -99,6 +125,11 @@ fn environment(config: &Config) -> Result<Vec<(String, String)>, PayloadError> {
 fn working_dir(config: &Config) -> PathBuf {
     match config.get("chdir") {
         Some(entry) => PathBuf::from(&entry.value),
-        None => config.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("/")).to_path_buf(),
+        None => config
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("/"))
+            .to_path_buf(),
     }
 }

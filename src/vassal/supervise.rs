@@ -47,7 +47,12 @@ const KILL_PASS_PAUSE: std::time::Duration = std::time::Duration::from_millis(2)
 
 impl Supervisor {
     pub fn new(signals: SignalEvents) -> Self {
-        Supervisor { signals, payload: None, payload_status: None, started_at: Instant::now() }
+        Supervisor {
+            signals,
+            payload: None,
+            payload_status: None,
+            started_at: Instant::now(),
+        }
     }
 
     /// Launch the payload in its own session, with the protocol fd at 3 when there is an
@@ -59,9 +64,15 @@ impl Supervisor {
         }
         if let Some(fd) = link.fd() {
             launch.map_fd(fd, crate::protocol::VASSAL_FD);
-            launch.env(crate::protocol::ENV_FD, crate::protocol::VASSAL_FD.to_string())?;
+            launch.env(
+                crate::protocol::ENV_FD,
+                crate::protocol::VASSAL_FD.to_string(),
+            )?;
         }
-        launch.new_session().parent_death_signal(libc::SIGKILL).cwd(&payload.cwd)?;
+        launch
+            .new_session()
+            .parent_death_signal(libc::SIGKILL)
+            .cwd(&payload.cwd)?;
         let running = launch.start()?.release()?;
         self.payload = Some(running.pid);
         self.payload_status = None;
@@ -76,11 +87,14 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             let loyal_at = (!loyal_sent).then(|| self.started_at + timings.loyal_after);
-            let deadline = [loyal_at, stopping.filter(|s| !s.killed).map(|s| s.kill_at)].into_iter().flatten().min();
+            let deadline = [loyal_at, stopping.filter(|s| !s.killed).map(|s| s.kill_at)]
+                .into_iter()
+                .flatten()
+                .min();
             let ready = self.wait(link, deadline, now);
 
             if ready.signals {
-                while let Some(signal) = self.signals.next() {
+                while let Some(signal) = self.signals.next_pending() {
                     match signal {
                         Sig::SIGCHLD => {}
                         Sig::SIGTERM | Sig::SIGINT | Sig::SIGQUIT => {
@@ -113,11 +127,15 @@ impl Supervisor {
             }
             let now = Instant::now();
             if let Some(stop) = stopping.as_mut().filter(|s| !s.killed && now >= s.kill_at) {
-                warn!("payload still running after {:?} of mercy: SIGKILL", timings.mercy);
+                warn!(
+                    "payload still running after {:?} of mercy: SIGKILL",
+                    timings.mercy
+                );
                 self.kill_everything();
                 stop.killed = true;
             }
-            if !loyal_sent && self.payload.is_some() && now >= self.started_at + timings.loyal_after {
+            if !loyal_sent && self.payload.is_some() && now >= self.started_at + timings.loyal_after
+            {
                 link.send(Message::Loyal);
                 loyal_sent = true;
             }
@@ -148,7 +166,11 @@ impl Supervisor {
             process::signal_group(pid, Sig::SIGTERM);
             process::signal_group(pid, Sig::SIGCONT);
         }
-        *stopping = Some(Stopping { then, kill_at: Instant::now() + timings.mercy, killed: false });
+        *stopping = Some(Stopping {
+            then,
+            kill_at: Instant::now() + timings.mercy,
+            killed: false,
+        });
     }
 
     fn forward(&self, signal: Sig) {
@@ -190,7 +212,10 @@ impl Supervisor {
     /// Block until a signal, a byte from the emperor, or the deadline.
     fn wait(&self, link: &EmperorLink, deadline: Option<Instant>, now: Instant) -> Ready {
         let timeout = match deadline {
-            Some(at) => PollTimeout::try_from(at.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX),
+            Some(at) => PollTimeout::try_from(
+                at.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1,
+            )
+            .unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
         };
         let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
@@ -198,8 +223,15 @@ impl Supervisor {
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
         let _ = poll(&mut fds, timeout);
-        let readable = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
-        Ready { signals: readable(0), emperor: readable(1) }
+        let readable = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        Ready {
+            signals: readable(0),
+            emperor: readable(1),
+        }
     }
 }
 
