@@ -2,13 +2,14 @@
 
 use crate::config::{self, LoadOptions};
 use crate::vassal::payload;
+use crate::vassal::policy::{self, JailContext};
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Print the resolved options of a config (each with where it came from) and the payload it
 /// would run, or the first error with its file, line and option.
-pub fn run(path: &Path, load: &LoadOptions) -> ExitCode {
+pub fn run(path: &Path, load: &LoadOptions, jail: &JailContext) -> ExitCode {
     let config = match config::load(path, load) {
         Ok(config) => config,
         Err(e) => {
@@ -19,6 +20,17 @@ pub fn run(path: &Path, load: &LoadOptions) -> ExitCode {
     println!("# {}", config.path.display());
     for entry in &config.entries {
         println!("{} = {}    # {}", entry.key, entry.value, entry.origin);
+    }
+    let plan = match policy::plan(&config, jail) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("# jail{}:", if jail.tyrant { " (tyrant mode)" } else { "" });
+    for line in plan.to_string().lines() {
+        println!("#   {line}");
     }
     match payload::payload_from_config(&config, &[]) {
         Ok(p) => {

@@ -2,7 +2,10 @@
 //! `check` and `stats` subcommands. `--ini FILE` reads the emperor's own options from a file.
 
 use crate::config::{self, LoadOptions};
-use crate::emperor::Settings;
+use crate::emperor::{EmperorIdentity, Settings};
+use crate::vassal::policy::{Ceilings, JailContext};
+use jail::caps::CapSet;
+use jail::ns::Namespaces;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -61,6 +64,33 @@ pub struct EmperorArgs {
     /// Read the emperor's options from this config file (section [uwsgi]).
     #[arg(long, value_name = "FILE")]
     pub ini: Option<PathBuf>,
+    /// Namespaces for every vassal: fs,net,ipc,pid,uts (and user, cgroup).
+    #[arg(long, value_name = "LIST")]
+    pub emperor_use_clone: Option<String>,
+    /// Tyrant mode: each vassal runs as its config file's owner, in a user namespace.
+    #[arg(long)]
+    pub emperor_tyrant: bool,
+    /// Lowest uid/gid tyrant mode accepts as a config owner.
+    #[arg(long, value_name = "ID", default_value_t = 1000)]
+    pub emperor_tyrant_min_id: u32,
+    /// Run the emperor itself as this uid (after start-up), keeping only the `cap` capabilities.
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<String>,
+    /// Run the emperor itself as this gid.
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<String>,
+    /// Capabilities the emperor keeps after dropping to `uid` (setuid,setgid for tyrant mode).
+    #[arg(long, value_name = "LIST")]
+    pub cap: Option<String>,
+    /// Ceiling for every vassal's address space, in MB (a vassal can only go lower).
+    #[arg(long, value_name = "MB")]
+    pub vassal_limit_as: Option<u64>,
+    /// Ceiling for every vassal's process count (RLIMIT_NPROC).
+    #[arg(long, value_name = "N")]
+    pub vassal_limit_nproc: Option<u64>,
+    /// Ceiling for every vassal's open files (RLIMIT_NOFILE).
+    #[arg(long, value_name = "N")]
+    pub vassal_max_fd: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +108,21 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct VassalCommand {
+    /// Namespaces the emperor asks for (as its emperor-use-clone).
+    #[arg(long = "jail-namespaces", visible_alias = "emperor-use-clone", value_name = "LIST", default_value = "")]
+    pub jail_namespaces: String,
+    /// Namespaces the clone already created (set by the emperor).
+    #[arg(long = "jail-cloned", value_name = "LIST", default_value = "", hide = true)]
+    pub jail_cloned: String,
+    /// Judge the config as tyrant mode would (a tenant's config).
+    #[arg(long = "tyrant", visible_alias = "emperor-tyrant")]
+    pub tyrant: bool,
+    #[arg(long = "ceiling-as", hide = true)]
+    pub ceiling_as: Option<u64>,
+    #[arg(long = "ceiling-nproc", hide = true)]
+    pub ceiling_nproc: Option<u64>,
+    #[arg(long = "ceiling-nofile", hide = true)]
+    pub ceiling_nofile: Option<u64>,
     /// An option placed before the config's own (KEY=VALUE). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -96,6 +141,8 @@ pub enum CliError {
     UnknownOption { origin: String, key: String },
     #[error("{what} {value:?}: expected KEY=VALUE")]
     NotKeyValue { what: &'static str, value: String },
+    #[error("{option} {value:?}: {reason}")]
+    BadValue { option: &'static str, value: String, reason: String },
 }
 
 /// Parse the process's arguments, expanding `--ini FILE` into the options it holds (placed
@@ -166,7 +213,20 @@ impl EmperorArgs {
             vassal_sets.push(key_value("--vassal-set", set)?);
         }
         let monitors = self.monitors.iter().map(|m| monitor_spec(m)).collect();
+        let use_clone = match &self.emperor_use_clone {
+            Some(list) => list.parse::<Namespaces>().map_err(|e| CliError::BadValue { option: "--emperor-use-clone", value: list.clone(), reason: e.to_string() })?,
+            None => Namespaces::NONE,
+        };
         Ok(Settings {
+            use_clone,
+            tyrant: self.emperor_tyrant,
+            tyrant_min_id: self.emperor_tyrant_min_id,
+            identity: self.identity()?,
+            ceilings: Ceilings {
+                address_space: self.vassal_limit_as,
+                processes: self.vassal_limit_nproc,
+                open_files: self.vassal_max_fd,
+            },
             monitors,
             nofollow: self.emperor_nofollow,
             freq: Duration::from_secs(self.emperor_freq.max(1)),
@@ -182,6 +242,50 @@ impl EmperorArgs {
     }
 }
 
+impl EmperorArgs {
+    /// `uid`, `gid`, `cap`: who the emperor becomes after start-up.
+    fn identity(&self) -> Result<Option<EmperorIdentity>, CliError> {
+        let Some(uid) = &self.uid else {
+            if let Some(gid) = &self.gid {
+                return Err(CliError::BadValue { option: "--gid", value: gid.clone(), reason: "needs --uid too".into() });
+            }
+            return Ok(None);
+        };
+        let uid_number = resolve_user(uid)?;
+        let gid_number = match &self.gid {
+            Some(gid) => resolve_group(gid)?,
+            None => uid_number,
+        };
+        let keep = match &self.cap {
+            Some(list) => list.parse::<CapSet>().map_err(|e| CliError::BadValue { option: "--cap", value: list.clone(), reason: e.to_string() })?,
+            None => CapSet::EMPTY,
+        };
+        Ok(Some(EmperorIdentity { uid: uid_number, gid: gid_number, keep }))
+    }
+}
+
+fn resolve_user(name: &str) -> Result<u32, CliError> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+        .ok_or_else(|| CliError::BadValue { option: "--uid", value: name.to_string(), reason: "no such user".into() })
+}
+
+fn resolve_group(name: &str) -> Result<u32, CliError> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+        .ok_or_else(|| CliError::BadValue { option: "--gid", value: name.to_string(), reason: "no such group".into() })
+}
+
 /// Relative monitor paths are resolved now: the runtimes do not share our working directory.
 fn monitor_spec(spec: &str) -> String {
     if spec.contains("://") || spec.starts_with('/') {
@@ -195,6 +299,22 @@ fn absolute(path: &std::path::Path) -> PathBuf {
 }
 
 impl VassalCommand {
+    pub fn jail_context(&self) -> Result<JailContext, CliError> {
+        let namespaces = |option: &'static str, value: &str| {
+            value.parse::<Namespaces>().map_err(|e| CliError::BadValue { option, value: value.to_string(), reason: e.to_string() })
+        };
+        Ok(JailContext {
+            emperor_namespaces: namespaces("--jail-namespaces", &self.jail_namespaces)?,
+            cloned: namespaces("--jail-cloned", &self.jail_cloned)?,
+            tyrant: self.tyrant,
+            ceilings: Ceilings {
+                address_space: self.ceiling_as,
+                processes: self.ceiling_nproc,
+                open_files: self.ceiling_nofile,
+            },
+        })
+    }
+
     pub fn load_options(&self) -> Result<LoadOptions, CliError> {
         let sets = self
             .sets

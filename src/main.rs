@@ -11,16 +11,16 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     match cli.command {
-        Some(Command::Vassal(args)) => match args.load_options() {
-            Ok(load) => ExitCode::from(vassal::run(vassal::VassalArgs {
-                config: args.config,
-                load,
-            }) as u8),
-            Err(e) => fail(&e),
+        Some(Command::Vassal(args)) => match (args.load_options(), args.jail_context()) {
+            (Ok(load), Ok(jail)) => {
+                let config = args.config;
+                ExitCode::from(vassal::run(vassal::VassalArgs { config, load, jail }) as u8)
+            }
+            (Err(e), _) | (_, Err(e)) => fail(&e),
         },
-        Some(Command::Check(args)) => match args.load_options() {
-            Ok(load) => check::run(&args.config, &load),
-            Err(e) => fail(&e),
+        Some(Command::Check(args)) => match (args.load_options(), args.jail_context()) {
+            (Ok(load), Ok(jail)) => check::run(&args.config, &load, &jail),
+            (Err(e), _) | (_, Err(e)) => fail(&e),
         },
         Some(Command::Stats { addr }) => check::print_stats(&addr),
         None => match cli.emperor.settings() {

@@ -6,6 +6,7 @@
 //! tables), so the child between clone and execve runs only async-signal-safe system calls:
 //! the emperor may have other threads, whose locks the child would otherwise inherit held.
 
+use crate::creds::PrivilegeDrop;
 use crate::error::{Errno, SysError};
 use crate::sys;
 use nix::fcntl::OFlag;
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 const MAX_MAPPED_FDS: usize = 64;
 /// Exit status of a child that could not exec (as a shell reports a missing program).
 const EXEC_FAILED_STATUS: i32 = 127;
+/// clone3 flag: start the child in the cgroup given by `clone_args.cgroup` (linux/sched.h).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -28,8 +31,50 @@ pub enum LaunchError {
     TooManyFds(usize),
     #[error("{0}")]
     Sys(#[from] SysError),
-    #[error("execve {}: {errno}", program.display())]
-    Exec { program: PathBuf, errno: Errno },
+    #[error("{step} (before execve {}): {errno}", program.display())]
+    Child { program: PathBuf, step: &'static str, errno: Errno },
+}
+
+/// What the child was doing when it failed, reported to the parent by index.
+const CHILD_STEPS: [&str; 20] = [
+    "execve",
+    "wait for release",
+    "enter the user namespace as root: setgroups",
+    "enter the user namespace as root: setresgid",
+    "enter the user namespace as root: setresuid",
+    "prctl(PR_SET_PDEATHSIG)",
+    "parent died before the child started",
+    "dup the fds to pass",
+    "close_range(CLOSE_RANGE_CLOEXEC)",
+    "chdir",
+    "setrlimit",
+    "prctl(PR_CAPBSET_DROP)",
+    "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
+    "prctl(PR_SET_KEEPCAPS)",
+    "setgroups",
+    "setresgid",
+    "setresuid",
+    "capset",
+    "prctl(PR_CAP_AMBIENT_RAISE)",
+    "prctl(PR_SET_NO_NEW_PRIVS)",
+];
+/// Steps reported by name beyond the table above.
+const MORE_CHILD_STEPS: [&str; 6] = [
+    "verify the drop",
+    "capget",
+    "install the seccomp filter",
+    "prctl(PR_SET_DUMPABLE)",
+    "mount proc on /proc",
+    "unknown step",
+];
+
+fn step_index(step: &str) -> u32 {
+    let all = CHILD_STEPS.iter().chain(MORE_CHILD_STEPS.iter());
+    all.clone().position(|s| *s == step).unwrap_or(CHILD_STEPS.len() + MORE_CHILD_STEPS.len() - 1) as u32
+}
+
+fn step_name(index: u32) -> &'static str {
+    CHILD_STEPS.iter().chain(MORE_CHILD_STEPS.iter()).nth(index as usize).copied().unwrap_or("unknown step")
 }
 
 /// A process to start: what to exec, with which arguments, environment and fds.
@@ -45,6 +90,12 @@ pub struct Launch {
     parent_death_signal: Option<i32>,
     cwd: Option<CString>,
     hold: bool,
+    become_root: bool,
+    drop: Option<PrivilegeDrop>,
+    last_cap: u32,
+    cgroup: Option<RawFd>,
+    seccomp: Option<crate::seccomp::Filter>,
+    mount_proc: bool,
 }
 
 /// A child that exists but may still be held before execve (see [`Launch::hold`]).
@@ -87,6 +138,12 @@ impl Launch {
             parent_death_signal: None,
             cwd: None,
             hold: false,
+            become_root: false,
+            drop: None,
+            last_cap: crate::caps::last_cap(),
+            cgroup: None,
+            seccomp: None,
+            mount_proc: false,
         })
     }
 
@@ -133,6 +190,37 @@ impl Launch {
         Ok(self)
     }
 
+    /// In a new user namespace whose maps the parent writes: become its root (no groups,
+    /// gid 0, uid 0) before anything else, so the child never acts with the parent's host ids.
+    pub fn become_root_in_user_namespace(&mut self) -> &mut Self {
+        self.become_root = true;
+        self
+    }
+
+    /// Drop privileges in the child just before execve.
+    pub fn drop_privileges(&mut self, drop: PrivilegeDrop) -> &mut Self {
+        self.drop = Some(drop);
+        self
+    }
+
+    /// Start the child in this cgroup v2 directory (CLONE_INTO_CGROUP).
+    pub fn into_cgroup(&mut self, dir_fd: RawFd) -> &mut Self {
+        self.cgroup = Some(dir_fd);
+        self
+    }
+
+    /// Install this seccomp filter last, right before execve.
+    pub fn seccomp(&mut self, filter: crate::seccomp::Filter) -> &mut Self {
+        self.seccomp = Some(filter);
+        self
+    }
+
+    /// Mount a procfs for the child's own (new) pid namespace on /proc before the drop.
+    pub fn mount_proc(&mut self) -> &mut Self {
+        self.mount_proc = true;
+        self
+    }
+
     /// Hold the child before it does anything until [`Launched::release`].
     pub fn hold(&mut self) -> &mut Self {
         self.hold = true;
@@ -166,6 +254,10 @@ impl Launch {
             exit_signal: libc::SIGCHLD as u64,
             ..Default::default()
         };
+        if let Some(cgroup) = self.cgroup {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = cgroup as u64;
+        }
         // SAFETY: the child branch below calls only `child_exec`, which is async-signal-safe:
         // it uses only values prepared above (C strings, pointer arrays, raw fds) and raw
         // system calls, and never returns.
@@ -202,7 +294,7 @@ impl Launched {
             nix::unistd::write(go, &[1]).map_err(|e| SysError::new("write go byte", e))?;
         }
         drop(self.go);
-        let mut buf = [0u8; 4];
+        let mut buf = [0u8; 8];
         let mut got = 0;
         while got < buf.len() {
             match nix::unistd::read(self.exec_report.as_raw_fd(), &mut buf[got..]) {
@@ -219,11 +311,9 @@ impl Launched {
             });
         }
         // The child has exited (status 127); the caller's reaper collects it.
-        let errno = Errno::from_raw(i32::from_ne_bytes(buf));
-        Err(LaunchError::Exec {
-            program: self.program,
-            errno,
-        })
+        let step = step_name(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]));
+        let errno = Errno::from_raw(i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]));
+        Err(LaunchError::Child { program: self.program, step, errno })
     }
 }
 
@@ -258,53 +348,57 @@ impl ChildSide<'_> {
             // SAFETY: one byte into a local buffer.
             let n = unsafe { libc::read(read_end, &mut byte as *mut u8 as *mut libc::c_void, 1) };
             if n != 1 {
-                self.fail(Errno::ECHILD as i32);
+                self.fail("wait for release", Errno::ECHILD);
             }
+        }
+        if launch.become_root {
+            self.check(sys::setgroups(&[]), "enter the user namespace as root: setgroups");
+            self.check(sys::setresgid(0), "enter the user namespace as root: setresgid");
+            self.check(sys::setresuid(0), "enter the user namespace as root: setresuid");
+        }
+        if launch.mount_proc {
+            self.check(sys::mount_proc_at_slash_proc(), "mount proc on /proc");
         }
         if launch.new_session {
             // SAFETY: no arguments; fails only if already a group leader, which a new child is not.
             unsafe { libc::setsid() };
         }
-        if let Some(signal) = launch.parent_death_signal {
-            if sys::set_parent_death_signal(signal).is_err() {
-                self.fail(Errno::last_raw());
+        self.map_fds();
+        let highest = launch.fd_map.iter().map(|&(_, t)| t).max().unwrap_or(2).max(2);
+        self.check(sys::cloexec_from(highest as u32 + 1), "close_range(CLOSE_RANGE_CLOEXEC)");
+        sys::reset_signals();
+        if let Some(drop) = &launch.drop {
+            if let Err(failure) = drop.apply(launch.last_cap) {
+                self.fail(failure.step, failure.errno);
             }
+        }
+        // After the drop: a credential change clears the parent-death signal.
+        if let Some(signal) = launch.parent_death_signal {
+            self.check(sys::set_parent_death_signal(signal), "prctl(PR_SET_PDEATHSIG)");
             // The parent may have died before the prctl: then no signal will ever come.
             // In a new pid namespace getppid() is 0 and the protocol socket tells instead.
             let new_pid_ns = launch.clone_flags & libc::CLONE_NEWPID as u64 != 0;
             // SAFETY: no arguments.
             if !new_pid_ns && unsafe { libc::getppid() } != self.parent {
-                self.fail(Errno::ECHILD as i32);
+                self.fail("parent died before the child started", Errno::ECHILD);
             }
         }
-        self.map_fds();
-        let highest = launch
-            .fd_map
-            .iter()
-            .map(|&(_, t)| t)
-            .max()
-            .unwrap_or(2)
-            .max(2);
-        if sys::cloexec_from(highest as u32 + 1).is_err() {
-            self.fail(Errno::last_raw());
-        }
-        sys::reset_signals();
         if let Some(dir) = &launch.cwd {
-            // SAFETY: a NUL-terminated string prepared before the clone.
-            if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
-                self.fail(Errno::last_raw());
-            }
+            self.check(sys::chdir(dir), "chdir");
+        }
+        if let Some(filter) = &launch.seccomp {
+            self.check(filter.install_in_child(), "install the seccomp filter");
         }
         // SAFETY: program, argv and envp are NUL-terminated strings and NULL-terminated
         // pointer arrays built before the clone and still alive in this copy of memory.
-        unsafe {
-            libc::execve(
-                launch.program.as_ptr(),
-                self.argv.as_ptr(),
-                self.envp.as_ptr(),
-            )
-        };
-        self.fail(Errno::last_raw())
+        unsafe { libc::execve(launch.program.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        self.fail("execve", Errno::last())
+    }
+
+    fn check<T>(&self, result: Result<T, Errno>, step: &'static str) {
+        if let Err(errno) = result {
+            self.fail(step, errno);
+        }
     }
 
     /// Two passes so a source fd is never overwritten by an earlier target: first dup every
@@ -315,28 +409,27 @@ impl ChildSide<'_> {
             // SAFETY: F_DUPFD_CLOEXEC on an fd number; fails cleanly if it is not open.
             let fd = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, self.scratch_base) };
             if fd < 0 {
-                self.fail(Errno::last_raw());
+                self.fail("dup the fds to pass", Errno::last());
             }
             staged[i] = fd;
         }
         for (i, &(_, target)) in self.launch.fd_map.iter().enumerate() {
             // SAFETY: dup2 between fd numbers.
             if unsafe { libc::dup2(staged[i], target) } < 0 {
-                self.fail(Errno::last_raw());
+                self.fail("dup the fds to pass", Errno::last());
             }
         }
     }
 
-    /// Report errno to the parent and exit without running any destructor or atexit handler.
-    fn fail(&self, errno: i32) -> ! {
-        let bytes = errno.to_ne_bytes();
+    /// Report the failed step and errno to the parent and exit without running any
+    /// destructor or atexit handler.
+    fn fail(&self, step: &'static str, errno: Errno) -> ! {
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&step_index(step).to_ne_bytes());
+        bytes[4..].copy_from_slice(&(errno as i32).to_ne_bytes());
         // SAFETY: write of a local buffer, then _exit, both async-signal-safe.
         unsafe {
-            libc::write(
-                self.report,
-                bytes.as_ptr() as *const libc::c_void,
-                bytes.len(),
-            );
+            libc::write(self.report, bytes.as_ptr() as *const libc::c_void, bytes.len());
             libc::_exit(EXEC_FAILED_STATUS)
         }
     }

@@ -2,11 +2,18 @@
 //! stop processes. This is the only crate of the workspace with `unsafe`; each block says why
 //! it is sound. Nothing here knows about configs: callers hand in plain values.
 
+pub mod caps;
+pub mod creds;
 pub mod error;
 pub mod fd;
 pub mod launch;
+pub mod mount;
+pub mod ns;
+pub mod plan;
 pub mod process;
+pub mod seccomp;
 pub mod signals;
+pub mod userns;
 mod sys;
 
 pub use error::SysError;

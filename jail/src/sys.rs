@@ -107,3 +107,161 @@ pub fn set_parent_death_signal(signal: i32) -> Result<(), Errno> {
     let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
     Errno::result(ret).map(drop)
 }
+
+/// The kernel's capability header and data (linux/capability.h, version 3: two data words).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// capset(2) on the calling thread: effective, permitted and inheritable as 64-bit masks.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
+    let header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let split = |m: u64| [m as u32, (m >> 32) as u32];
+    let (e, p, i) = (split(effective), split(permitted), split(inheritable));
+    let data = [
+        CapData { effective: e[0], permitted: p[0], inheritable: i[0] },
+        CapData { effective: e[1], permitted: p[1], inheritable: i[1] },
+    ];
+    // SAFETY: header and a two-element data array of the v3 layout, both alive for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// capget(2) on the calling thread: (effective, permitted, inheritable).
+pub fn capget() -> Result<(u64, u64, u64), Errno> {
+    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and a two-element data array of the v3 layout the kernel fills.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) };
+    Errno::result(ret)?;
+    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    Ok((
+        join(data[0].effective, data[1].effective),
+        join(data[0].permitted, data[1].permitted),
+        join(data[0].inheritable, data[1].inheritable),
+    ))
+}
+
+/// prctl(2) with integer arguments only.
+pub fn prctl(option: i32, arg2: u64, arg3: u64) -> Result<i32, Errno> {
+    // SAFETY: every option we pass takes integer arguments, no pointers.
+    let ret = unsafe { libc::prctl(option, arg2 as libc::c_ulong, arg3 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    Errno::result(ret)
+}
+
+/// setgroups(2) with a prepared list (empty = no supplementary groups).
+pub fn setgroups(groups: &[libc::gid_t]) -> Result<(), Errno> {
+    // SAFETY: pointer and length of a live slice.
+    let ret = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// setresgid(2) for the calling thread only (raw syscall: no glibc cross-thread broadcast,
+/// which is not async-signal-safe; the child of a clone has a single thread anyway).
+pub fn setresgid(gid: u32) -> Result<(), Errno> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+    Errno::result(ret).map(drop)
+}
+
+/// setresuid(2), raw for the same reason as [`setresgid`].
+pub fn setresuid(uid: u32) -> Result<(), Errno> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    Errno::result(ret).map(drop)
+}
+
+/// getresuid(2) and getresgid(2): ((ruid, euid, suid), (rgid, egid, sgid)).
+pub fn getres_ids() -> ((u32, u32, u32), (u32, u32, u32)) {
+    let (mut ru, mut eu, mut su, mut rg, mut eg, mut sg) = (0, 0, 0, 0, 0, 0);
+    // SAFETY: pointers to six live locals of the right type.
+    unsafe {
+        libc::getresuid(&mut ru, &mut eu, &mut su);
+        libc::getresgid(&mut rg, &mut eg, &mut sg);
+    }
+    ((ru, eu, su), (rg, eg, sg))
+}
+
+/// setrlimit(2) for one resource.
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: a pointer to a live rlimit; the resource number is checked by the kernel.
+    let ret = unsafe { libc::setrlimit(resource as _, &limit) };
+    Errno::result(ret).map(drop)
+}
+
+/// chdir(2) to a prepared C string.
+pub fn chdir(dir: &std::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: a NUL-terminated string that outlives the call.
+    let ret = unsafe { libc::chdir(dir.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Set IFF_UP on an interface through SIOCGIFFLAGS / SIOCSIFFLAGS on a throwaway socket.
+pub fn interface_up(name: &std::ffi::CStr) -> Result<(), (&'static str, Errno)> {
+    // SAFETY: plain integer arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(("socket", Errno::last()));
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, &src) in request.ifr_name.iter_mut().zip(name.to_bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: `request` is a valid ifreq naming the interface; the kernel fills ifru_flags.
+    let result = unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut request) < 0 {
+            Err(("ioctl(SIOCGIFFLAGS)", Errno::last()))
+        } else {
+            request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &request) < 0 {
+                Err(("ioctl(SIOCSIFFLAGS)", Errno::last()))
+            } else {
+                Ok(())
+            }
+        }
+    };
+    // SAFETY: we own fd.
+    unsafe { libc::close(fd) };
+    result
+}
+
+/// The kernel's `struct open_how` for openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// openat2(2) relative to `dir` with RESOLVE_* flags; returns a new fd.
+pub fn openat2(dir: RawFd, path: &std::ffi::CStr, flags: u64, resolve: u64) -> Result<RawFd, Errno> {
+    let how = OpenHow { flags, mode: 0, resolve };
+    // SAFETY: a NUL-terminated path and an open_how of the size we pass, both alive for the call.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_openat2, dir, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+    };
+    Errno::result(ret).map(|fd| fd as RawFd)
+}
+
+/// mount("proc", "/proc", "proc", nosuid|nodev|noexec): async-signal-safe, for a child that is
+/// pid 1 of a new pid namespace and must see its own processes.
+pub fn mount_proc_at_slash_proc() -> Result<(), Errno> {
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // SAFETY: static NUL-terminated strings and a null data pointer.
+    let ret = unsafe { libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), flags, std::ptr::null()) };
+    Errno::result(ret).map(drop)
+}

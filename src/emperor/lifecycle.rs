@@ -31,7 +31,13 @@ impl Emperor {
         }
     }
 
-    fn config_seen(&mut self, event: Event) {
+    fn config_seen(&mut self, mut event: Event) {
+        if self.settings.tyrant {
+            match self.tyrant_check(&event) {
+                Some(owner) => event.owner = Some(owner),
+                None => return,
+            }
+        }
         let Some(slot) = self.table.slot_of(&event.id) else {
             let mut vassal = Vassal::new(event.id, event.name, event.path, event.monitor);
             vassal.owner = event.owner;
@@ -62,10 +68,51 @@ impl Emperor {
         }
     }
 
-    fn config_removed(&mut self, id: &str) {
-        let Some(slot) = self.table.slot_of(id) else {
-            return;
+    /// Tyrant mode: the config's owner, or None when it is refused (and, if it was running
+    /// as someone else, stopped).
+    fn tyrant_check(&mut self, event: &Event) -> Option<(u32, u32)> {
+        let owner = match super::identity::tyrant_owner(&event.path, self.settings.tyrant_min_id) {
+            Ok(owner) => owner,
+            Err(e) => {
+                error!(vassal = %event.name, "{}: refused: {e}", event.path.display());
+                if let Some(slot) = self.table.slot_of(&event.id) {
+                    self.config_removed_slot(slot);
+                }
+                return None;
+            }
         };
+        if let Some(&original) = self.refused.get(&event.id) {
+            if owner != original {
+                return None;
+            }
+            info!(vassal = %event.name, "owner is {}:{} again: accepted", owner.0, owner.1);
+            self.refused.remove(&event.id);
+        }
+        let slot = self.table.slot_of(&event.id)?;
+        let v = self.table.get(slot).expect("indexed slot");
+        match v.owner {
+            Some(previous) if previous != owner => {
+                error!(
+                    vassal = %v.name,
+                    "{}: owner changed from {}:{} to {}:{}: refused and stopped",
+                    v.path.display(), previous.0, previous.1, owner.0, owner.1
+                );
+                self.refused.insert(event.id.clone(), previous);
+                self.config_removed_slot(slot);
+                None
+            }
+            _ => Some(owner),
+        }
+    }
+
+    fn config_removed(&mut self, id: &str) {
+        self.refused.remove(id);
+        if let Some(slot) = self.table.slot_of(id) {
+            self.config_removed_slot(slot);
+        }
+    }
+
+    fn config_removed_slot(&mut self, slot: usize) {
         let v = self.table.get_mut(slot).expect("indexed slot");
         match v.state {
             State::Queued | State::Waiting | State::Idle => {
@@ -103,9 +150,12 @@ impl Emperor {
     }
 
     fn spawn(&mut self, slot: usize, now: Instant) {
-        let path = self.table.get(slot).expect("queued slot").path.clone();
+        let (path, owner) = {
+            let v = self.table.get(slot).expect("queued slot");
+            (v.path.clone(), v.owner)
+        };
         self.throttle.record_spawn(now, self.warming_up);
-        match self.spawner.spawn(&path) {
+        match self.spawner.spawn(&path, owner) {
             Ok(process) => {
                 let token = TOKEN_VASSAL + slot as u64;
                 if let Err(e) = self
@@ -336,6 +386,11 @@ impl Emperor {
                 info!(vassal = %name, status = exit.status, "stopped and removed");
                 self.table.remove(slot);
             }
+            State::Reloading => {
+                info!(vassal = %name, status = exit.status, "restarting afresh (its reload needs a new jail)");
+                v.respawns += 1;
+                self.schedule_respawn(slot, true);
+            }
             _ if v.voluntary => {
                 info!(vassal = %name, "stopped on its own request");
                 v.state = State::Idle;
@@ -388,7 +443,7 @@ impl Emperor {
                 v.kill_at = None;
                 if let Some(process) = &v.process {
                     warn!(vassal = %v.name, "did not stop within the curse tolerance: SIGKILL");
-                    let _ = process.running.signal(libc::SIGKILL);
+                    force_stop(process);
                 }
             } else if v.heartbeat_due.is_some_and(|t| t <= now) && v.state == State::Running {
                 v.heartbeat_due = None;
@@ -422,7 +477,7 @@ impl Emperor {
         for (_, v) in self.table.iter() {
             if let Some(process) = &v.process {
                 warn!(vassal = %v.name, "still running at the end: SIGKILL");
-                let _ = process.running.signal(libc::SIGKILL);
+                force_stop(process);
             }
         }
     }
@@ -445,4 +500,12 @@ impl Emperor {
         }
         warn!("some processes did not die before the emperor exited");
     }
+}
+
+/// SIGKILL a runtime, and close its protocol socket: an unprivileged emperor may not signal a
+/// tenant's runtime, but every runtime kills its payload's tree and exits when the socket
+/// closes.
+fn force_stop(process: &super::table::Process) {
+    let _ = process.running.signal(libc::SIGKILL);
+    let _ = process.link.shutdown(std::net::Shutdown::Both);
 }

@@ -1,6 +1,7 @@
 //! The emperor: one thread, one epoll over signals, monitors, vassal protocol sockets and the
 //! stats server; every timer is a deadline in that loop, never a sleep or a thread.
 
+mod identity;
 mod lifecycle;
 mod spawn;
 pub mod stats;
@@ -8,6 +9,8 @@ mod table;
 pub mod throttle;
 
 use crate::monitor::{self, Monitor, MonitorOptions};
+use crate::vassal::policy::Ceilings;
+use jail::ns::Namespaces;
 use jail::signals::{Sig, SignalEvents};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use spawn::Spawner;
@@ -36,6 +39,22 @@ pub struct Settings {
     pub vassal_sets: Vec<(String, String)>,
     pub vassals_include: Vec<PathBuf>,
     pub binary_path: Option<PathBuf>,
+    /// Namespaces for every vassal (`emperor-use-clone`).
+    pub use_clone: Namespaces,
+    pub tyrant: bool,
+    /// Lowest uid/gid tyrant mode accepts as a config owner (0 is always refused).
+    pub tyrant_min_id: u32,
+    /// Who the emperor becomes after start-up (the unprivileged emperor).
+    pub identity: Option<EmperorIdentity>,
+    pub ceilings: Ceilings,
+}
+
+/// The unprivileged emperor's identity: uid, gid and the capabilities it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmperorIdentity {
+    pub uid: u32,
+    pub gid: u32,
+    pub keep: jail::caps::CapSet,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +72,8 @@ pub enum EmperorError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("dropping the emperor to uid {uid}: {reason}")]
+    Drop { uid: u32, reason: String },
 }
 
 const TOKEN_SIGNALS: u64 = 0;
@@ -79,6 +100,8 @@ pub struct Emperor {
     warming_up: bool,
     /// Set when the emperor is stopping: the moment patience ends.
     ragnarok: Option<Instant>,
+    /// Tyrant mode: configs whose owner changed while running, with the owner they had.
+    refused: std::collections::HashMap<String, (u32, u32)>,
 }
 
 /// Run an emperor until it is told to stop.
@@ -138,7 +161,13 @@ impl Emperor {
             spawner,
             warming_up: true,
             ragnarok: None,
+            refused: Default::default(),
         };
+        if let Some(identity) = emperor.settings.identity {
+            jail::creds::become_unprivileged(identity.uid, identity.gid, identity.keep, jail::caps::last_cap())
+                .map_err(|e| EmperorError::Drop { uid: identity.uid, reason: e.to_string() })?;
+            info!(uid = identity.uid, gid = identity.gid, caps = %identity.keep, "dropped privileges");
+        }
         emperor.register_sources()?;
         Ok(emperor)
     }
@@ -276,7 +305,7 @@ impl Emperor {
     pub fn stats_document(&self) -> serde_json::Value {
         stats::StatsView {
             monitors: &self.settings.monitors,
-            tyrant: false,
+            tyrant: self.settings.tyrant,
             table: &self.table,
             throttle: &self.throttle,
             blacklist: &self.blacklist,

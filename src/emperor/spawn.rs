@@ -2,7 +2,9 @@
 //! binary as `emperor vassal`, with a clean environment and stdin on /dev/null.
 
 use super::table::Process;
+use super::identity;
 use super::Settings;
+use jail::ns::Namespaces;
 use crate::protocol::{ENV_FD, VASSAL_FD};
 use jail::launch::{Launch, LaunchError};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -18,6 +20,8 @@ pub enum SpawnError {
     SocketPair(std::io::Error),
     #[error("{0}")]
     Launch(#[from] LaunchError),
+    #[error("writing the user namespace maps: {0}")]
+    Maps(#[from] jail::SysError),
 }
 
 /// What every spawn needs, prepared once.
@@ -28,6 +32,11 @@ pub struct Spawner {
     sets: Vec<(String, String)>,
     includes: Vec<PathBuf>,
     env: Vec<(String, String)>,
+    /// Namespaces created by the clone itself: all asked for but net (entered by the runtime
+    /// once its sockets are bound), plus a user namespace when one is needed.
+    cloned: Namespaces,
+    /// Arguments describing the jail, appended to every runtime's command line.
+    jail_args: Vec<String>,
 }
 
 impl Spawner {
@@ -45,12 +54,41 @@ impl Spawner {
                     .map(|value| (key.to_string(), value))
             })
             .collect();
+        // An unprivileged emperor has no CAP_SYS_ADMIN: only a user namespace of each
+        // vassal's own makes namespaces (and tyrant mode) possible.
+        let user_ns = settings.tyrant || settings.identity.is_some() || settings.use_clone.contains(Namespaces::USER);
+        let mut cloned = settings.use_clone.without(Namespaces::NET);
+        if user_ns {
+            cloned = cloned.union(Namespaces::USER);
+        }
+        let mut jail_args = vec!["--jail-namespaces".to_string(), settings.use_clone.to_string(), "--jail-cloned".to_string(), cloned.to_string()];
+        if settings.use_clone.is_empty() {
+            jail_args[1] = String::new();
+        }
+        if cloned.is_empty() {
+            jail_args[3] = String::new();
+        }
+        if settings.tyrant {
+            jail_args.push("--tyrant".into());
+        }
+        for (flag, value) in [
+            ("--ceiling-as", settings.ceilings.address_space),
+            ("--ceiling-nproc", settings.ceilings.processes),
+            ("--ceiling-nofile", settings.ceilings.open_files),
+        ] {
+            if let Some(value) = value {
+                jail_args.push(flag.to_string());
+                jail_args.push(value.to_string());
+            }
+        }
         Ok(Spawner {
             binary,
             dev_null,
             sets: settings.vassal_sets.clone(),
             includes: settings.vassals_include.clone(),
             env,
+            cloned,
+            jail_args,
         })
     }
 
@@ -65,11 +103,14 @@ impl Spawner {
             argv.push("--include".into());
             argv.push(include.display().to_string());
         }
+        argv.extend(self.jail_args.iter().cloned());
         argv.push(config.display().to_string());
         argv
     }
 
-    pub fn spawn(&self, config: &Path) -> Result<Process, SpawnError> {
+
+    /// Start a runtime for `config`; `owner` (uid, gid) becomes its user namespace's root.
+    pub fn spawn(&self, config: &Path, owner: Option<(u32, u32)>) -> Result<Process, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
         emperor_end
             .set_nonblocking(true)
@@ -83,8 +124,22 @@ impl Spawner {
             .map_fd(self.dev_null.as_raw_fd(), 0)
             .map_fd(vassal_end.as_raw_fd(), VASSAL_FD)
             .new_session()
-            .parent_death_signal(libc::SIGTERM);
-        let running = launch.start()?.release()?;
+            .parent_death_signal(libc::SIGTERM)
+            .namespaces(self.cloned.0);
+        let user_ns = self.cloned.contains(Namespaces::USER);
+        if user_ns {
+            launch.hold().become_root_in_user_namespace();
+        }
+        let launched = launch.start()?;
+        if user_ns {
+            let (uid, gid) = owner.unwrap_or((nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
+            if let Err(e) = jail::userns::write_maps_from_parent(launched.pid, &identity::maps_for(uid, gid)) {
+                // Still held: it never ran; dropping its pipes makes it exit at once.
+                drop(launched);
+                return Err(e.into());
+            }
+        }
+        let running = launched.release()?;
         drop(vassal_end);
         Ok(Process {
             running,

@@ -4,6 +4,8 @@
 //! process tree with it when it goes).
 
 mod emperor_link;
+mod hooks;
+pub mod policy;
 pub mod payload;
 mod supervise;
 
@@ -27,7 +29,12 @@ pub const DEFAULT_LOYAL_AFTER: Duration = Duration::from_secs(5);
 pub struct VassalArgs {
     pub config: PathBuf,
     pub load: LoadOptions,
+    pub jail: policy::JailContext,
 }
+
+/// Exit status asking the emperor to start the vassal afresh: a reload changed its jail,
+/// which a running runtime cannot redo.
+pub const EXIT_RESPAWN: i32 = 75;
 
 /// Timings a vassal's config may set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,18 +72,27 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
     ])
     .map_err(|e| e.to_string())?;
     let mut supervisor = Supervisor::new(signals);
+    let mut jailed: Option<Vec<policy::SetupItem>> = None;
     loop {
         let config = config::load(&args.config, &args.load).map_err(|e| e.to_string())?;
+        let plan = policy::plan(&config, &args.jail).map_err(|e| e.to_string())?;
         let timings = timings(&config).map_err(|e| e.to_string())?;
-        let payload =
-            payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
-        let running = supervisor.start(&payload, &link).map_err(|e| {
-            format!(
-                "{}: option \"{}\": {e}",
-                config.path.display(),
-                payload.option
-            )
-        })?;
+        let payload = payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
+        match &jailed {
+            None => {
+                set_up_jail(&plan, &payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
+                jailed = Some(plan.setup.clone());
+            }
+            Some(setup) if *setup != plan.setup => {
+                info!("the jail part of the config changed: asking for a fresh vassal");
+                return Ok(EXIT_RESPAWN);
+            }
+            Some(_) => {}
+        }
+        run_user_hooks(&plan, &payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
+        let running = supervisor
+            .start(&payload, &plan, &link)
+            .map_err(|e| format!("{}: option \"{}\": {e}", config.path.display(), payload.option))?;
         info!(pid = running.as_raw(), program = %payload.program.display(), "payload started");
         link.send(crate::protocol::Message::Spawned);
         match supervisor.supervise(&mut link, timings) {
@@ -84,6 +100,29 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
             Outcome::Exit(code) => return Ok(code),
         }
     }
+}
+
+/// The runtime's own jail steps, once: namespaces it enters itself, hooks as root, hostname,
+/// mounts. Each failure names its step and syscall.
+fn set_up_jail(plan: &policy::VassalPlan, payload: &payload::Payload) -> Result<(), String> {
+    for item in &plan.setup {
+        match item {
+            policy::SetupItem::Jail(step) => {
+                jail::plan::apply(std::slice::from_ref(step)).map_err(|e| e.to_string())?;
+            }
+            policy::SetupItem::HookAsRoot(command) => {
+                hooks::run("exec-as-root", command, payload, None).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_user_hooks(plan: &policy::VassalPlan, payload: &payload::Payload) -> Result<(), String> {
+    for command in &plan.user_hooks {
+        hooks::run("exec-as-user", command, payload, Some(&plan.drop)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The arguments a plain (non `-arg`) binary patch gets: what uWSGI would get, `--ini FILE`.

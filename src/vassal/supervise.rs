@@ -4,6 +4,7 @@
 
 use super::emperor_link::{EmperorLink, Heard};
 use super::payload::Payload;
+use super::policy::VassalPlan;
 use super::Timings;
 use crate::protocol::{Command, Message};
 use jail::launch::{Launch, LaunchError};
@@ -14,6 +15,14 @@ use nix::unistd::Pid;
 use std::os::fd::AsFd;
 use std::time::Instant;
 use tracing::{info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Launch(#[from] LaunchError),
+    #[error("{0}")]
+    Seccomp(#[from] jail::seccomp::SeccompError),
+}
 
 /// How a supervised run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +66,18 @@ impl Supervisor {
 
     /// Launch the payload in its own session, with the protocol fd at 3 when there is an
     /// emperor, a clean environment and signal state, and SIGKILL if this runtime dies.
-    pub fn start(&mut self, payload: &Payload, link: &EmperorLink) -> Result<Pid, LaunchError> {
+    pub fn start(&mut self, payload: &Payload, plan: &VassalPlan, link: &EmperorLink) -> Result<Pid, StartError> {
         let mut launch = Launch::new(&payload.program, &payload.argv)?;
+        launch.namespaces(plan.payload_namespaces.0);
+        if plan.payload_mounts_proc {
+            launch.mount_proc();
+        }
+        if !plan.privileged_payload {
+            launch.drop_privileges(plan.drop.clone());
+        }
+        if let Some(filter) = jail::seccomp::build(plan.seccomp)? {
+            launch.seccomp(filter);
+        }
         for (key, value) in &payload.env {
             launch.env(key, value)?;
         }

@@ -1,0 +1,312 @@
+//! Policy: a vassal's config and the emperor's mode become a jail plan. Every refusal (tyrant
+//! mode, options a tenant may not use, ceilings) happens here, before anything is done; pure
+//! and unit-tested. `emperor check` prints the result.
+
+use crate::config::{Config, Entry};
+use jail::caps::CapSet;
+use jail::creds::{PrivilegeDrop, Rlimit};
+use jail::ns::Namespaces;
+use jail::plan::Step;
+use jail::seccomp::Profile;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What the emperor decided for every vassal (passed to the runtime on its command line,
+/// never from the tenant's config).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JailContext {
+    /// Namespaces the emperor asks for every vassal (`emperor-use-clone`).
+    pub emperor_namespaces: Namespaces,
+    /// Namespaces the clone already created (the others the runtime enters itself).
+    pub cloned: Namespaces,
+    pub tyrant: bool,
+    /// Admin ceilings a tenant can only lower.
+    pub ceilings: Ceilings,
+}
+
+/// Upper bounds set by the emperor's admin; in tyrant mode a vassal gets min(own, ceiling).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ceilings {
+    pub address_space: Option<u64>,
+    pub processes: Option<u64>,
+    pub open_files: Option<u64>,
+}
+
+/// Safe defaults for tenants when the admin set no ceiling.
+pub const TENANT_DEFAULT_CEILINGS: Ceilings = Ceilings { address_space: None, processes: Some(1024), open_files: Some(8192) };
+
+/// What the runtime does before the payload, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupItem {
+    Jail(Step),
+    /// `exec-as-root`: a shell command run as the jail's root, before the mounts' end state.
+    HookAsRoot(String),
+}
+
+/// Everything a vassal's jail is, decided before anything is done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VassalPlan {
+    pub namespaces: Namespaces,
+    pub setup: Vec<SetupItem>,
+    /// Namespaces the payload is cloned into (a vassal's own `unshare = pid`).
+    pub payload_namespaces: Namespaces,
+    /// Mount /proc in the payload's child (its own pid namespace).
+    pub payload_mounts_proc: bool,
+    /// `privileged-binary-patch`: the payload keeps the jail's root and capabilities.
+    pub privileged_payload: bool,
+    pub drop: PrivilegeDrop,
+    pub seccomp: Profile,
+    pub user_hooks: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{place}: option \"{option}\": {reason}")]
+pub struct PolicyError {
+    pub place: String,
+    pub option: String,
+    pub reason: String,
+}
+
+fn refuse(entry: &Entry, reason: impl Into<String>) -> PolicyError {
+    PolicyError { place: entry.origin.to_string(), option: entry.key.clone(), reason: reason.into() }
+}
+
+/// Options that act on the host as the emperor: a tenant may never use them.
+const TENANT_FORBIDDEN: [&str; 8] = [
+    "exec-as-emperor",
+    "hook-as-emperor",
+    "mount-as-emperor",
+    "umount-as-emperor",
+    "call-as-emperor",
+    "emperor",
+    "emperor-use-clone",
+    "binary-path",
+];
+
+pub fn plan(config: &Config, context: &JailContext) -> Result<VassalPlan, PolicyError> {
+    if context.tyrant {
+        if let Some(entry) = TENANT_FORBIDDEN.iter().find_map(|o| config.get(o)) {
+            return Err(refuse(entry, "not allowed in tyrant mode: it would act on the host as the emperor"));
+        }
+    }
+    let own = match config.get("unshare") {
+        Some(entry) => entry.value.parse::<Namespaces>().map_err(|e| refuse(entry, e.to_string()))?,
+        None => Namespaces::NONE,
+    };
+    let namespaces = context.emperor_namespaces.union(own).union(context.cloned);
+    let deferred = namespaces.without(context.cloned);
+    let payload_namespaces = deferred.0 & Namespaces::PID.0;
+    if payload_namespaces != 0 && !namespaces.contains(Namespaces::MOUNT) {
+        let entry = config.get("unshare").expect("pid came from the vassal");
+        return Err(refuse(entry, "a pid namespace needs a mount namespace (add fs) to get its own /proc"));
+    }
+    let mut setup = Vec::new();
+    let runtime_unshares = Namespaces(deferred.0 & !Namespaces::PID.0 & !Namespaces::USER.0);
+    if !runtime_unshares.is_empty() {
+        setup.push(SetupItem::Jail(Step::Unshare(runtime_unshares)));
+    }
+    if namespaces.contains(Namespaces::NET) {
+        setup.push(SetupItem::Jail(Step::LoopbackUp));
+    }
+    setup.push(SetupItem::Jail(Step::NotDumpable));
+    for entry in config.get_all("exec-as-root") {
+        setup.push(SetupItem::HookAsRoot(entry.value.clone()));
+    }
+    if let Some(entry) = config.get("hostname") {
+        if !namespaces.contains(Namespaces::UTS) {
+            return Err(refuse(entry, "needs a uts namespace (emperor-use-clone or unshare = uts), else it would rename the host"));
+        }
+        setup.push(SetupItem::Jail(Step::SetHostname(entry.value.clone())));
+    }
+    setup.extend(mounts(config, namespaces, context.cloned, context.tyrant)?.into_iter().map(SetupItem::Jail));
+    let (drop, seccomp) = (privilege_drop(config, context)?, seccomp_profile(config, context.tyrant)?);
+    Ok(VassalPlan {
+        namespaces,
+        setup,
+        payload_namespaces: Namespaces(payload_namespaces),
+        payload_mounts_proc: payload_namespaces != 0,
+        privileged_payload: config.get("privileged-binary-patch-arg").is_some() || config.get("privileged-binary-patch").is_some(),
+        drop,
+        seccomp,
+        user_hooks: config.get_all("exec-as-user").map(|e| e.value.clone()).collect(),
+    })
+}
+
+/// `bind-mount[-ro] = SRC[:DST]`, `tmpfs = DST[:SIZE]`, `pivot-root`/`chroot = DIR`, and /proc
+/// for a pid namespace the runtime is pid 1 of. Targets are under the new root if any.
+fn mounts(config: &Config, namespaces: Namespaces, cloned: Namespaces, tyrant: bool) -> Result<Vec<Step>, PolicyError> {
+    let mount_options = ["bind-mount", "bind-mount-ro", "tmpfs", "pivot-root", "chroot"];
+    let wanted: Vec<&Entry> = config.entries.iter().filter(|e| mount_options.contains(&crate::config::normalize_key(&e.key).as_str())).collect();
+    let own_proc = cloned.contains(Namespaces::PID) && namespaces.contains(Namespaces::MOUNT);
+    if wanted.is_empty() && !own_proc {
+        return Ok(Vec::new());
+    }
+    if !namespaces.contains(Namespaces::MOUNT) {
+        return Err(refuse(wanted[0], "needs a mount namespace (emperor-use-clone or unshare = fs)"));
+    }
+    let new_root = config.get("pivot-root").or_else(|| config.get("chroot")).map(|e| PathBuf::from(&e.value));
+    let inside = |path: &str| -> PathBuf {
+        match &new_root {
+            Some(root) => root.join(path.trim_start_matches('/')),
+            None => PathBuf::from(path),
+        }
+    };
+    let mut steps = vec![Step::MakeMountsPrivate];
+    for entry in &wanted {
+        let key = crate::config::normalize_key(&entry.key);
+        match key.as_str() {
+            "bind-mount" | "bind-mount-ro" => {
+                let (source, target) = entry.value.split_once(':').unwrap_or((&entry.value, &entry.value));
+                if !Path::new(source).is_absolute() || !Path::new(target).is_absolute() {
+                    return Err(refuse(entry, "paths must be absolute (SRC[:DST])"));
+                }
+                steps.push(Step::BindMount {
+                    source: PathBuf::from(source),
+                    target: inside(target),
+                    read_only: key == "bind-mount-ro",
+                    nosuid_nodev: tyrant,
+                });
+            }
+            "tmpfs" => {
+                let (target, size) = match entry.value.split_once(':') {
+                    Some((t, s)) => (t, Some(parse_size(s).ok_or_else(|| refuse(entry, format!("bad size {s:?}")))?)),
+                    None => (entry.value.as_str(), None),
+                };
+                steps.push(Step::Tmpfs { target: inside(target), size });
+            }
+            _ => {}
+        }
+    }
+    if let Some(root) = &new_root {
+        steps.push(Step::PivotRoot(root.clone()));
+    }
+    if own_proc {
+        steps.push(Step::MountProc(PathBuf::from("/proc")));
+    }
+    Ok(steps)
+}
+
+/// `64M`, `1G`, `4096`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = digits.parse().ok()?;
+    let factor = match unit.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+fn privilege_drop(config: &Config, context: &JailContext) -> Result<PrivilegeDrop, PolicyError> {
+    let uid = config.get("uid").map(|e| resolve_id(e, true)).transpose()?;
+    let gid = match config.get("gid") {
+        Some(e) => Some(resolve_id(e, false)?),
+        None => uid.and_then(primary_gid_of),
+    };
+    let keep_caps = match config.get("cap") {
+        Some(entry) => entry.value.parse::<CapSet>().map_err(|e| refuse(entry, e.to_string()))?,
+        None => CapSet::EMPTY,
+    };
+    Ok(PrivilegeDrop { groups: Vec::new(), gid, uid, keep_caps, rlimits: rlimits(config, context)? })
+}
+
+/// A number, or a name from /etc/passwd (/etc/group for gids).
+fn resolve_id(entry: &Entry, user: bool) -> Result<u32, PolicyError> {
+    if let Ok(n) = entry.value.trim().parse::<u32>() {
+        return Ok(n);
+    }
+    let name = entry.value.trim();
+    let found = if user {
+        nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+    } else {
+        nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
+    };
+    found.ok_or_else(|| refuse(entry, format!("no such {} {name:?}", if user { "user" } else { "group" })))
+}
+
+fn primary_gid_of(uid: u32) -> Option<u32> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.gid.as_raw())
+}
+
+/// rlimits from the config, clamped to the admin's ceilings (and, for tenants, to safe
+/// defaults where the admin set none).
+fn rlimits(config: &Config, context: &JailContext) -> Result<Vec<Rlimit>, PolicyError> {
+    let mut ceilings = context.ceilings;
+    if context.tyrant {
+        ceilings.processes = ceilings.processes.or(TENANT_DEFAULT_CEILINGS.processes);
+        ceilings.open_files = ceilings.open_files.or(TENANT_DEFAULT_CEILINGS.open_files);
+    }
+    let number = |key: &str, scale: u64| -> Result<Option<u64>, PolicyError> {
+        match config.get(key) {
+            Some(entry) => entry.value.trim().parse::<u64>().map(|n| Some(n.saturating_mul(scale))).map_err(|_| refuse(entry, format!("expected a number, got {:?}", entry.value))),
+            None => Ok(None),
+        }
+    };
+    let clamp = |own: Option<u64>, ceiling: Option<u64>| match (own, ceiling) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let mut limits = Vec::new();
+    let mut push = |resource: u32, value: Option<u64>| {
+        if let Some(v) = value {
+            limits.push(Rlimit { resource, soft: v, hard: v });
+        }
+    };
+    push(libc::RLIMIT_AS as u32, clamp(number("limit-as", 1 << 20)?, ceilings.address_space));
+    push(libc::RLIMIT_NPROC as u32, clamp(number("limit-nproc", 1)?, ceilings.processes));
+    push(libc::RLIMIT_NOFILE as u32, clamp(number("max-fd", 1)?, ceilings.open_files));
+    push(libc::RLIMIT_FSIZE as u32, number("limit-fsize", 1 << 20)?);
+    push(libc::RLIMIT_CORE as u32, number("limit-core", 1)?.or(context.tyrant.then_some(0)));
+    Ok(limits)
+}
+
+fn seccomp_profile(config: &Config, tyrant: bool) -> Result<Profile, PolicyError> {
+    let Some(entry) = config.get("seccomp") else { return Ok(Profile::Default) };
+    let profile: Profile = entry.value.parse().map_err(|e: jail::seccomp::UnknownProfile| refuse(entry, e.to_string()))?;
+    if tyrant && profile == Profile::Unconfined {
+        return Err(refuse(entry, "a tenant cannot turn the seccomp filter off"));
+    }
+    Ok(profile)
+}
+
+impl fmt::Display for VassalPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "namespaces: {}", self.namespaces)?;
+        for (i, item) in self.setup.iter().enumerate() {
+            match item {
+                SetupItem::Jail(step) => writeln!(f, "  {:>2}. {step}", i + 1)?,
+                SetupItem::HookAsRoot(cmd) => writeln!(f, "  {:>2}. exec-as-root: {cmd}", i + 1)?,
+            }
+        }
+        if self.privileged_payload {
+            writeln!(f, "payload: privileged (runs as the jail's root, before the drop)")?;
+            return Ok(());
+        }
+        let id = |v: Option<u32>| v.map_or("unchanged".to_string(), |n| n.to_string());
+        writeln!(f, "drop: uid {}, gid {}, groups none, caps {}", id(self.drop.uid), id(self.drop.gid), self.drop.keep_caps)?;
+        for limit in &self.drop.rlimits {
+            writeln!(f, "  rlimit {}: {}", rlimit_name(limit.resource), limit.hard)?;
+        }
+        writeln!(f, "no_new_privs: yes")?;
+        writeln!(f, "seccomp: {}", self.seccomp)?;
+        for hook in &self.user_hooks {
+            writeln!(f, "exec-as-user: {hook}")?;
+        }
+        Ok(())
+    }
+}
+
+fn rlimit_name(resource: u32) -> &'static str {
+    match resource {
+        r if r == libc::RLIMIT_AS as u32 => "address space (limit-as)",
+        r if r == libc::RLIMIT_NPROC as u32 => "processes (limit-nproc)",
+        r if r == libc::RLIMIT_NOFILE as u32 => "open files (max-fd)",
+        r if r == libc::RLIMIT_FSIZE as u32 => "file size (limit-fsize)",
+        r if r == libc::RLIMIT_CORE as u32 => "core size (limit-core)",
+        _ => "other",
+    }
+}
