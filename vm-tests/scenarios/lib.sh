@@ -1,0 +1,119 @@
+# Sourced by every scenario: . /vm/scenarios/lib.sh
+# A scenario ends with `pass` or `fail REASON`; /init prints the verdict on the console.
+# Waits are bounded polls (wait_until, poll), never bare sleeps.
+
+FIXTURES=/vm/fixtures
+VERDICT_FILE=/run/verdict
+
+# log MSG...: a line on the console, stamped with the guest's uptime.
+log() {
+	read -r _up _ < /proc/uptime
+	echo "[$_up] $*"
+}
+
+# pass: the scenario passed, unless a fail came first (for example from a subshell).
+pass() {
+	[ -e "$VERDICT_FILE" ] || echo PASS > "$VERDICT_FILE"
+	exit 0
+}
+
+# fail REASON...: the scenario failed; the reason is kept to one line.
+fail() {
+	log "FAIL: $*"
+	[ -e "$VERDICT_FILE" ] || echo "FAIL $*" | tr '\n' ' ' > "$VERDICT_FILE"
+	exit 1
+}
+
+# assert_eq EXPECTED ACTUAL WHAT
+assert_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+# now_cs: centiseconds since boot (/proc/uptime always has two decimals).
+now_cs() {
+	read -r _up _ < /proc/uptime
+	echo $((${_up%.*} * 100 + 1${_up#*.} - 100))
+}
+
+# poll SECONDS CMD...: run CMD every 0.1 s until it succeeds (status 0) or SECONDS have passed
+# (status 1).
+poll() {
+	_deadline=$(($(now_cs) + $1 * 100))
+	shift
+	until "$@"; do
+		[ "$(now_cs)" -lt "$_deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+# wait_until SECONDS CMD...: poll, and fail the scenario at the deadline.
+wait_until() {
+	_seconds=$1
+	shift
+	poll "$_seconds" "$@" || fail "timed out after ${_seconds}s waiting for: $*"
+}
+
+# as_user USER CMD...: run CMD as USER (uid, gid and groups from /etc/passwd and /etc/group).
+# busybox's setpriv cannot change ids, its su can; the -- keeps CMD's options from su.
+as_user() {
+	_user=$1
+	shift
+	su -s /bin/sh -c 'exec "$@"' -- "$_user" as_user "$@"
+}
+
+# start_sut CMD...: start the system under test in the background, in the root cgroup rather
+# than the harness's, so that sut_pids sees it and all it starts. Its pid is in SUT_PID.
+start_sut() {
+	sh -c 'echo $$ > /sys/fs/cgroup/cgroup.procs && exec "$@"' start_sut "$@" &
+	SUT_PID=$!
+}
+
+# sut_pids [NAME]: the live processes of the system under test, one pid a line: every process
+# outside the harness cgroup that is neither a kernel thread nor a zombie (dead, awaiting its
+# reaper); with NAME, only those whose command name (/proc/PID/comm) is NAME.
+# Builtins only: under TCG a fork per process would make one call take seconds.
+sut_pids() {
+	for _dir in /proc/[0-9]*; do
+		read -r _cgroup 2>/dev/null < "$_dir/cgroup" || continue
+		[ "$_cgroup" = 0::/harness ] && continue
+		_name= _state= _ppid=
+		while read -r _key _value _rest; do
+			case $_key in
+			Name:) _name=$_value ;;
+			State:) _state=$_value ;;
+			PPid:)
+				_ppid=$_value
+				break
+				;;
+			esac
+		done 2>/dev/null < "$_dir/status"
+		_pid=${_dir#/proc/}
+		# kthreadd is pid 2, and the parent of every other kernel thread.
+		[ "$_pid" = 2 ] || [ "$_ppid" = 2 ] || [ -z "$_ppid" ] && continue
+		[ "$_state" = Z ] && continue
+		[ -n "$1" ] && [ "$_name" != "$1" ] && continue
+		echo "$_pid"
+	done
+}
+
+# count_sut [NAME]: how many sut_pids there are.
+count_sut() {
+	set -- $(sut_pids "$@")
+	echo $#
+}
+
+# describe PID...: "PID (parent PPID) COMMAND LINE" for each, on one line, for a fail reason.
+describe() {
+	for _pid; do
+		_ppid=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$_pid/status" 2>/dev/null)
+		_cmd=$(tr '\0' ' ' 2>/dev/null < "/proc/$_pid/cmdline")
+		printf '%s (parent %s) %s; ' "$_pid" "$_ppid" "$_cmd"
+	done
+}
+
+# show_sut: the system under test's processes on the console, one a line.
+show_sut() {
+	for _pid in $(sut_pids); do
+		log "  $(describe "$_pid")"
+	done
+}

@@ -1,0 +1,36 @@
+//! One test per scenario script in vm-tests/scenarios/: `scenario_10_emperor_killed` boots a VM
+//! on `10-emperor-killed.sh`. libtest runs them in parallel, one VM per test thread.
+//! Run one with `cargo test -p vm-tests -- 10_emperor_killed`.
+
+macro_rules! scenarios {
+    ($($test:ident => $script:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                vm_tests::run_scenario($script);
+            }
+        )*
+
+        const SCRIPTS: &[&str] = &[$($script),*];
+    };
+}
+
+scenarios! {
+    scenario_00_boot => "00-boot",
+    scenario_10_emperor_killed => "10-emperor-killed",
+    scenario_11_emperor_terminated => "11-emperor-terminated",
+}
+
+/// A script without a test above would never run.
+#[test]
+fn every_scenario_script_has_a_test() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|name| name.strip_suffix(".sh").map(str::to_string))
+        .filter(|name| name != "lib")
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, SCRIPTS);
+}
