@@ -341,6 +341,13 @@ impl ChildSide<'_> {
     /// values, no allocation, no locks, no Rust std I/O.
     fn exec(&self) -> ! {
         let launch = self.launch;
+        if launch.hold && launch.become_root {
+            // An emperor that changed its uid makes its children non-dumpable, so their
+            // /proc files belong to root and it could not write our id maps. Dumpable while
+            // held is harmless: a tracer needs every capability we hold; the switch to the
+            // jail's root below resets it, and the runtime makes itself non-dumpable again.
+            self.check(sys::prctl(libc::PR_SET_DUMPABLE, 1, 0), "prctl(PR_SET_DUMPABLE)");
+        }
         if let Some((read_end, write_end)) = self.go {
             // SAFETY: closing our copy of the write end lets a dead parent be seen as EOF.
             unsafe { libc::close(write_end) };

@@ -88,7 +88,9 @@ impl Emperor {
             info!(vassal = %event.name, "owner is {}:{} again: accepted", owner.0, owner.1);
             self.refused.remove(&event.id);
         }
-        let slot = self.table.slot_of(&event.id)?;
+        let Some(slot) = self.table.slot_of(&event.id) else {
+            return Some(owner);
+        };
         let v = self.table.get(slot).expect("indexed slot");
         match v.owner {
             Some(previous) if previous != owner => {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Every test of the project, on a fresh machine: installs what the tests need (as root, through
+# apt, only when missing), checks formatting and lints, then runs the three tiers:
+#   1. unit tests (cargo test, next to the code)
+#   2. host integration tests (tests/: the real binary, real namespaces; root for the jail ones)
+#   3. VM scenarios (vm-tests/: QEMU boots Debian's kernel with the binary, busybox and nginx)
+# CI (.ci/run) calls exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+# Debian packages the tests use, with a file that proves each is installed.
+packages=(
+  "qemu-system-x86:/usr/bin/qemu-system-x86_64"
+  "linux-image-amd64:/boot/vmlinuz-*"
+  "busybox-static:/bin/busybox"
+  "nginx:/usr/sbin/nginx"
+  "util-linux:/usr/bin/nsenter"
+  "curl:/usr/bin/curl"
+)
+
+install_missing() {
+  local missing=() entry name probe
+  for entry in "${packages[@]}"; do
+    name=${entry%%:*}
+    probe=${entry#*:}
+    # shellcheck disable=SC2086 # the probe may be a glob
+    compgen -G $probe >/dev/null || missing+=("$name")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "not root: cannot install ${missing[*]}; the tests that need them will say so and skip"
+    return 0
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+install_missing
+
+say "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+say "tests: unit, host integration (tests/), VM scenarios (vm-tests/)"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
