@@ -4,9 +4,9 @@
 use crate::config::{self, LoadOptions};
 use crate::emperor::{EmperorIdentity, Settings};
 use crate::vassal::policy::{Ceilings, JailContext};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use jail::caps::CapSet;
 use jail::ns::Namespaces;
-use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,6 +91,18 @@ pub struct EmperorArgs {
     /// Ceiling for every vassal's open files (RLIMIT_NOFILE).
     #[arg(long, value_name = "N")]
     pub vassal_max_fd: Option<u64>,
+    /// cgroup v2 directory for the vassals' cgroups ("none" to disable). Default: /sys/fs/cgroup/emperor when /sys/fs/cgroup is cgroup v2 and we are root.
+    #[arg(long, value_name = "DIR")]
+    pub emperor_cgroup: Option<String>,
+    /// Ceiling for every vassal's memory (cgroup memory.max), e.g. 512M.
+    #[arg(long, value_name = "SIZE")]
+    pub vassal_memory_max: Option<String>,
+    /// Ceiling for every vassal's tasks (cgroup pids.max).
+    #[arg(long, value_name = "N")]
+    pub vassal_pids_max: Option<u64>,
+    /// Every vassal's cpu.weight (1-10000).
+    #[arg(long, value_name = "N")]
+    pub vassal_cpu_weight: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,10 +121,20 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct VassalCommand {
     /// Namespaces the emperor asks for (as its emperor-use-clone).
-    #[arg(long = "jail-namespaces", visible_alias = "emperor-use-clone", value_name = "LIST", default_value = "")]
+    #[arg(
+        long = "jail-namespaces",
+        visible_alias = "emperor-use-clone",
+        value_name = "LIST",
+        default_value = ""
+    )]
     pub jail_namespaces: String,
     /// Namespaces the clone already created (set by the emperor).
-    #[arg(long = "jail-cloned", value_name = "LIST", default_value = "", hide = true)]
+    #[arg(
+        long = "jail-cloned",
+        value_name = "LIST",
+        default_value = "",
+        hide = true
+    )]
     pub jail_cloned: String,
     /// Judge the config as tyrant mode would (a tenant's config).
     #[arg(long = "tyrant", visible_alias = "emperor-tyrant")]
@@ -123,6 +145,9 @@ pub struct VassalCommand {
     pub ceiling_nproc: Option<u64>,
     #[arg(long = "ceiling-nofile", hide = true)]
     pub ceiling_nofile: Option<u64>,
+    /// An fd (passed by the emperor) on the payload's cgroup v2 directory.
+    #[arg(long = "cgroup-fd", hide = true)]
+    pub cgroup_fd: Option<i32>,
     /// An option placed before the config's own (KEY=VALUE). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -142,7 +167,11 @@ pub enum CliError {
     #[error("{what} {value:?}: expected KEY=VALUE")]
     NotKeyValue { what: &'static str, value: String },
     #[error("{option} {value:?}: {reason}")]
-    BadValue { option: &'static str, value: String, reason: String },
+    BadValue {
+        option: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Parse the process's arguments, expanding `--ini FILE` into the options it holds (placed
@@ -214,7 +243,11 @@ impl EmperorArgs {
         }
         let monitors = self.monitors.iter().map(|m| monitor_spec(m)).collect();
         let use_clone = match &self.emperor_use_clone {
-            Some(list) => list.parse::<Namespaces>().map_err(|e| CliError::BadValue { option: "--emperor-use-clone", value: list.clone(), reason: e.to_string() })?,
+            Some(list) => list.parse::<Namespaces>().map_err(|e| CliError::BadValue {
+                option: "--emperor-use-clone",
+                value: list.clone(),
+                reason: e.to_string(),
+            })?,
             None => Namespaces::NONE,
         };
         Ok(Settings {
@@ -222,6 +255,8 @@ impl EmperorArgs {
             tyrant: self.emperor_tyrant,
             tyrant_min_id: self.emperor_tyrant_min_id,
             identity: self.identity()?,
+            cgroup_root: self.cgroup_root(),
+            cgroup_ceilings: self.cgroup_ceilings()?,
             ceilings: Ceilings {
                 address_space: self.vassal_limit_as,
                 processes: self.vassal_limit_nproc,
@@ -243,11 +278,52 @@ impl EmperorArgs {
 }
 
 impl EmperorArgs {
+    /// Where vassal cgroups go: the option, else /sys/fs/cgroup/emperor on a cgroup v2 host
+    /// when we are root.
+    fn cgroup_root(&self) -> Option<PathBuf> {
+        match self.emperor_cgroup.as_deref() {
+            Some("none") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => {
+                let root = std::path::Path::new("/sys/fs/cgroup");
+                (nix::unistd::geteuid().is_root() && jail::cgroup::is_cgroup2(root))
+                    .then(|| root.join("emperor"))
+            }
+        }
+    }
+
+    fn cgroup_ceilings(&self) -> Result<jail::cgroup::Limits, CliError> {
+        let memory_max =
+            match &self.vassal_memory_max {
+                Some(text) => Some(crate::vassal::policy::parse_size(text).ok_or_else(|| {
+                    CliError::BadValue {
+                        option: "--vassal-memory-max",
+                        value: text.clone(),
+                        reason: "expected a size such as 512M".into(),
+                    }
+                })?),
+                None => None,
+            };
+        let pids_max = self.vassal_pids_max.or(self
+            .emperor_tyrant
+            .then_some(crate::vassal::policy::TENANT_DEFAULT_PIDS));
+        Ok(jail::cgroup::Limits {
+            memory_max,
+            pids_max,
+            cpu_max: None,
+            cpu_weight: self.vassal_cpu_weight,
+        })
+    }
+
     /// `uid`, `gid`, `cap`: who the emperor becomes after start-up.
     fn identity(&self) -> Result<Option<EmperorIdentity>, CliError> {
         let Some(uid) = &self.uid else {
             if let Some(gid) = &self.gid {
-                return Err(CliError::BadValue { option: "--gid", value: gid.clone(), reason: "needs --uid too".into() });
+                return Err(CliError::BadValue {
+                    option: "--gid",
+                    value: gid.clone(),
+                    reason: "needs --uid too".into(),
+                });
             }
             return Ok(None);
         };
@@ -257,10 +333,18 @@ impl EmperorArgs {
             None => uid_number,
         };
         let keep = match &self.cap {
-            Some(list) => list.parse::<CapSet>().map_err(|e| CliError::BadValue { option: "--cap", value: list.clone(), reason: e.to_string() })?,
+            Some(list) => list.parse::<CapSet>().map_err(|e| CliError::BadValue {
+                option: "--cap",
+                value: list.clone(),
+                reason: e.to_string(),
+            })?,
             None => CapSet::EMPTY,
         };
-        Ok(Some(EmperorIdentity { uid: uid_number, gid: gid_number, keep }))
+        Ok(Some(EmperorIdentity {
+            uid: uid_number,
+            gid: gid_number,
+            keep,
+        }))
     }
 }
 
@@ -272,7 +356,11 @@ fn resolve_user(name: &str) -> Result<u32, CliError> {
         .ok()
         .flatten()
         .map(|u| u.uid.as_raw())
-        .ok_or_else(|| CliError::BadValue { option: "--uid", value: name.to_string(), reason: "no such user".into() })
+        .ok_or_else(|| CliError::BadValue {
+            option: "--uid",
+            value: name.to_string(),
+            reason: "no such user".into(),
+        })
 }
 
 fn resolve_group(name: &str) -> Result<u32, CliError> {
@@ -283,7 +371,11 @@ fn resolve_group(name: &str) -> Result<u32, CliError> {
         .ok()
         .flatten()
         .map(|g| g.gid.as_raw())
-        .ok_or_else(|| CliError::BadValue { option: "--gid", value: name.to_string(), reason: "no such group".into() })
+        .ok_or_else(|| CliError::BadValue {
+            option: "--gid",
+            value: name.to_string(),
+            reason: "no such group".into(),
+        })
 }
 
 /// Relative monitor paths are resolved now: the runtimes do not share our working directory.
@@ -301,12 +393,17 @@ fn absolute(path: &std::path::Path) -> PathBuf {
 impl VassalCommand {
     pub fn jail_context(&self) -> Result<JailContext, CliError> {
         let namespaces = |option: &'static str, value: &str| {
-            value.parse::<Namespaces>().map_err(|e| CliError::BadValue { option, value: value.to_string(), reason: e.to_string() })
+            value.parse::<Namespaces>().map_err(|e| CliError::BadValue {
+                option,
+                value: value.to_string(),
+                reason: e.to_string(),
+            })
         };
         Ok(JailContext {
             emperor_namespaces: namespaces("--jail-namespaces", &self.jail_namespaces)?,
             cloned: namespaces("--jail-cloned", &self.jail_cloned)?,
             tyrant: self.tyrant,
+            cgroup_fd: self.cgroup_fd,
             ceilings: Ceilings {
                 address_space: self.ceiling_as,
                 processes: self.ceiling_nproc,

@@ -8,12 +8,47 @@ pub struct CapSet(pub u64);
 
 /// The names uWSGI's `cap` option accepts, in kernel order (capability number = index).
 const NAMES: [&str; 41] = [
-    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid",
-    "setpcap", "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw",
-    "ipc_lock", "ipc_owner", "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct",
-    "sys_admin", "sys_boot", "sys_nice", "sys_resource", "sys_time", "sys_tty_config", "mknod",
-    "lease", "audit_write", "audit_control", "setfcap", "mac_override", "mac_admin", "syslog",
-    "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
 ];
 
 /// Highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap).
@@ -42,7 +77,11 @@ impl CapSet {
     pub fn names(self) -> Vec<String> {
         (0..64u32)
             .filter(|&c| self.contains(c))
-            .map(|c| NAMES.get(c as usize).map_or(c.to_string(), |n| n.to_string()))
+            .map(|c| {
+                NAMES
+                    .get(c as usize)
+                    .map_or(c.to_string(), |n| n.to_string())
+            })
             .collect()
     }
 }
@@ -62,7 +101,11 @@ impl FromStr for CapSet {
             let name = name.strip_prefix("cap_").unwrap_or(&name);
             let number = match NAMES.iter().position(|n| *n == name) {
                 Some(i) => i as u32,
-                None => name.parse::<u32>().ok().filter(|&n| n < 64).ok_or_else(|| UnknownCap(item.to_string()))?,
+                None => name
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n < 64)
+                    .ok_or_else(|| UnknownCap(item.to_string()))?,
             };
             set = set.with(number);
         }
@@ -88,13 +131,19 @@ mod tests {
     fn names_and_numbers_parse_as_uwsgi_spells_them() {
         let set: CapSet = "setgid,setuid".parse().unwrap();
         assert_eq!(set, CapSet((1 << 6) | (1 << 7)));
-        assert_eq!("CAP_NET_BIND_SERVICE, 10".parse::<CapSet>().unwrap(), CapSet(1 << 10));
+        assert_eq!(
+            "CAP_NET_BIND_SERVICE, 10".parse::<CapSet>().unwrap(),
+            CapSet(1 << 10)
+        );
         assert_eq!(set.to_string(), "setgid,setuid");
         assert_eq!("".parse::<CapSet>().unwrap().to_string(), "none");
     }
 
     #[test]
     fn unknown_names_are_refused() {
-        assert_eq!("setuid,fly".parse::<CapSet>(), Err(UnknownCap("fly".into())));
+        assert_eq!(
+            "setuid,fly".parse::<CapSet>(),
+            Err(UnknownCap("fly".into()))
+        );
     }
 }

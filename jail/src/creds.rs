@@ -54,7 +54,12 @@ impl PrivilegeDrop {
                 }
             }
         }
-        sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as u64, 0).map_err(fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))?;
+        sys::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+            0,
+        )
+        .map_err(fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))?;
         // Keep permitted capabilities across setuid so `cap = ...` survives the uid change.
         sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
         sys::setgroups(&self.groups).map_err(fail("setgroups"))?;
@@ -68,7 +73,12 @@ impl PrivilegeDrop {
         sys::capset(keep, keep, keep).map_err(fail("capset"))?;
         for cap in 0..=last_cap {
             if self.keep_caps.contains(cap) {
-                sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as u64, u64::from(cap)).map_err(fail("prctl(PR_CAP_AMBIENT_RAISE)"))?;
+                sys::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as u64,
+                    u64::from(cap),
+                )
+                .map_err(fail("prctl(PR_CAP_AMBIENT_RAISE)"))?;
             }
         }
         sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
@@ -79,7 +89,10 @@ impl PrivilegeDrop {
     /// Never infer the result of a drop: read it back (bubblewrap CVE-2020-5291).
     fn verify(&self, last_cap: u32) -> Result<(), DropFailure> {
         let ((ru, eu, su), (rg, eg, sg)) = sys::getres_ids();
-        let leftover = Err(DropFailure { step: "verify the drop", errno: Errno::EPERM });
+        let leftover = Err(DropFailure {
+            step: "verify the drop",
+            errno: Errno::EPERM,
+        });
         if let Some(uid) = self.uid {
             if (ru, eu, su) != (uid, uid, uid) {
                 return leftover;
@@ -95,7 +108,9 @@ impl PrivilegeDrop {
             return leftover;
         }
         for cap in 0..=last_cap {
-            if !self.keep_caps.contains(cap) && sys::prctl(libc::PR_CAPBSET_READ, u64::from(cap), 0) == Ok(1) {
+            if !self.keep_caps.contains(cap)
+                && sys::prctl(libc::PR_CAPBSET_READ, u64::from(cap), 0) == Ok(1)
+            {
                 return leftover;
             }
         }
@@ -106,14 +121,24 @@ impl PrivilegeDrop {
 /// The unprivileged emperor: become `uid`/`gid` keeping exactly `keep` (setuid,setgid for
 /// tyrant mode) as effective and permitted capabilities — never inheritable or ambient, so
 /// no child inherits them — and verify it. Call while single-threaded.
-pub fn become_unprivileged(uid: u32, gid: u32, keep: CapSet, last_cap: u32) -> Result<(), DropFailure> {
+pub fn become_unprivileged(
+    uid: u32,
+    gid: u32,
+    keep: CapSet,
+    last_cap: u32,
+) -> Result<(), DropFailure> {
     for cap in (0..=last_cap).filter(|&c| !keep.contains(c)) {
         match sys::prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0) {
             Ok(_) | Err(Errno::EINVAL) => {}
             Err(e) => return Err(fail("prctl(PR_CAPBSET_DROP)")(e)),
         }
     }
-    sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as u64, 0).map_err(fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))?;
+    sys::prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+        0,
+    )
+    .map_err(fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
     sys::setgroups(&[]).map_err(fail("setgroups"))?;
     sys::setresgid(gid).map_err(fail("setresgid"))?;
@@ -122,8 +147,16 @@ pub fn become_unprivileged(uid: u32, gid: u32, keep: CapSet, last_cap: u32) -> R
     sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
     let ((ru, eu, su), (rg, eg, sg)) = sys::getres_ids();
     let (effective, permitted, inheritable) = sys::capget().map_err(fail("capget"))?;
-    if (ru, eu, su) != (uid, uid, uid) || (rg, eg, sg) != (gid, gid, gid) || effective != keep.0 || permitted != keep.0 || inheritable != 0 {
-        return Err(DropFailure { step: "verify the drop", errno: Errno::EPERM });
+    if (ru, eu, su) != (uid, uid, uid)
+        || (rg, eg, sg) != (gid, gid, gid)
+        || effective != keep.0
+        || permitted != keep.0
+        || inheritable != 0
+    {
+        return Err(DropFailure {
+            step: "verify the drop",
+            errno: Errno::EPERM,
+        });
     }
     Ok(())
 }

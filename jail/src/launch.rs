@@ -32,7 +32,11 @@ pub enum LaunchError {
     #[error("{0}")]
     Sys(#[from] SysError),
     #[error("{step} (before execve {}): {errno}", program.display())]
-    Child { program: PathBuf, step: &'static str, errno: Errno },
+    Child {
+        program: PathBuf,
+        step: &'static str,
+        errno: Errno,
+    },
 }
 
 /// What the child was doing when it failed, reported to the parent by index.
@@ -70,11 +74,18 @@ const MORE_CHILD_STEPS: [&str; 6] = [
 
 fn step_index(step: &str) -> u32 {
     let all = CHILD_STEPS.iter().chain(MORE_CHILD_STEPS.iter());
-    all.clone().position(|s| *s == step).unwrap_or(CHILD_STEPS.len() + MORE_CHILD_STEPS.len() - 1) as u32
+    all.clone()
+        .position(|s| *s == step)
+        .unwrap_or(CHILD_STEPS.len() + MORE_CHILD_STEPS.len() - 1) as u32
 }
 
 fn step_name(index: u32) -> &'static str {
-    CHILD_STEPS.iter().chain(MORE_CHILD_STEPS.iter()).nth(index as usize).copied().unwrap_or("unknown step")
+    CHILD_STEPS
+        .iter()
+        .chain(MORE_CHILD_STEPS.iter())
+        .nth(index as usize)
+        .copied()
+        .unwrap_or("unknown step")
 }
 
 /// A process to start: what to exec, with which arguments, environment and fds.
@@ -313,7 +324,11 @@ impl Launched {
         // The child has exited (status 127); the caller's reaper collects it.
         let step = step_name(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]));
         let errno = Errno::from_raw(i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]));
-        Err(LaunchError::Child { program: self.program, step, errno })
+        Err(LaunchError::Child {
+            program: self.program,
+            step,
+            errno,
+        })
     }
 }
 
@@ -346,7 +361,10 @@ impl ChildSide<'_> {
             // /proc files belong to root and it could not write our id maps. Dumpable while
             // held is harmless: a tracer needs every capability we hold; the switch to the
             // jail's root below resets it, and the runtime makes itself non-dumpable again.
-            self.check(sys::prctl(libc::PR_SET_DUMPABLE, 1, 0), "prctl(PR_SET_DUMPABLE)");
+            self.check(
+                sys::prctl(libc::PR_SET_DUMPABLE, 1, 0),
+                "prctl(PR_SET_DUMPABLE)",
+            );
         }
         if let Some((read_end, write_end)) = self.go {
             // SAFETY: closing our copy of the write end lets a dead parent be seen as EOF.
@@ -359,9 +377,18 @@ impl ChildSide<'_> {
             }
         }
         if launch.become_root {
-            self.check(sys::setgroups(&[]), "enter the user namespace as root: setgroups");
-            self.check(sys::setresgid(0), "enter the user namespace as root: setresgid");
-            self.check(sys::setresuid(0), "enter the user namespace as root: setresuid");
+            self.check(
+                sys::setgroups(&[]),
+                "enter the user namespace as root: setgroups",
+            );
+            self.check(
+                sys::setresgid(0),
+                "enter the user namespace as root: setresgid",
+            );
+            self.check(
+                sys::setresuid(0),
+                "enter the user namespace as root: setresuid",
+            );
         }
         if launch.mount_proc {
             self.check(sys::mount_proc_at_slash_proc(), "mount proc on /proc");
@@ -371,8 +398,17 @@ impl ChildSide<'_> {
             unsafe { libc::setsid() };
         }
         self.map_fds();
-        let highest = launch.fd_map.iter().map(|&(_, t)| t).max().unwrap_or(2).max(2);
-        self.check(sys::cloexec_from(highest as u32 + 1), "close_range(CLOSE_RANGE_CLOEXEC)");
+        let highest = launch
+            .fd_map
+            .iter()
+            .map(|&(_, t)| t)
+            .max()
+            .unwrap_or(2)
+            .max(2);
+        self.check(
+            sys::cloexec_from(highest as u32 + 1),
+            "close_range(CLOSE_RANGE_CLOEXEC)",
+        );
         sys::reset_signals();
         if let Some(drop) = &launch.drop {
             if let Err(failure) = drop.apply(launch.last_cap) {
@@ -381,7 +417,10 @@ impl ChildSide<'_> {
         }
         // After the drop: a credential change clears the parent-death signal.
         if let Some(signal) = launch.parent_death_signal {
-            self.check(sys::set_parent_death_signal(signal), "prctl(PR_SET_PDEATHSIG)");
+            self.check(
+                sys::set_parent_death_signal(signal),
+                "prctl(PR_SET_PDEATHSIG)",
+            );
             // The parent may have died before the prctl: then no signal will ever come.
             // In a new pid namespace getppid() is 0 and the protocol socket tells instead.
             let new_pid_ns = launch.clone_flags & libc::CLONE_NEWPID as u64 != 0;
@@ -398,7 +437,13 @@ impl ChildSide<'_> {
         }
         // SAFETY: program, argv and envp are NUL-terminated strings and NULL-terminated
         // pointer arrays built before the clone and still alive in this copy of memory.
-        unsafe { libc::execve(launch.program.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        unsafe {
+            libc::execve(
+                launch.program.as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+            )
+        };
         self.fail("execve", Errno::last())
     }
 
@@ -436,7 +481,11 @@ impl ChildSide<'_> {
         bytes[4..].copy_from_slice(&(errno as i32).to_ne_bytes());
         // SAFETY: write of a local buffer, then _exit, both async-signal-safe.
         unsafe {
-            libc::write(self.report, bytes.as_ptr() as *const libc::c_void, bytes.len());
+            libc::write(
+                self.report,
+                bytes.as_ptr() as *const libc::c_void,
+                bytes.len(),
+            );
             libc::_exit(EXEC_FAILED_STATUS)
         }
     }

@@ -3,6 +3,7 @@
 //! it is sound. Nothing here knows about configs: callers hand in plain values.
 
 pub mod caps;
+pub mod cgroup;
 pub mod creds;
 pub mod error;
 pub mod fd;
@@ -13,8 +14,8 @@ pub mod plan;
 pub mod process;
 pub mod seccomp;
 pub mod signals;
-pub mod userns;
 mod sys;
+pub mod userns;
 
 pub use error::SysError;
 pub use launch::{Launch, LaunchError, Launched, Running};

@@ -7,19 +7,21 @@ use crate::error::SysError;
 use crate::sys;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
 
 fn cpath(path: &Path) -> Result<CString, SysError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| SysError::with_path("path", path, nix::errno::Errno::EINVAL))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| SysError::with_path("path", path, nix::errno::Errno::EINVAL))
 }
 
 /// Nothing we mount may propagate back to the host (and host mounts still reach us).
 pub fn make_mounts_private() -> Result<(), SysError> {
-    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_SLAVE, NONE).map_err(|e| SysError::with_path("mount(MS_REC|MS_SLAVE)", "/", e))
+    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_SLAVE, NONE)
+        .map_err(|e| SysError::with_path("mount(MS_REC|MS_SLAVE)", "/", e))
 }
 
 /// Open a mount target as O_PATH without following any symlink on the way.
@@ -41,7 +43,9 @@ fn via_fd(fd: &OwnedFd) -> PathBuf {
 /// Flags of the mount a path is on that an unprivileged remount must keep (they are locked
 /// when the mount came from a more privileged namespace).
 fn locked_flags(path: &Path) -> MsFlags {
-    let Ok(stat) = nix::sys::statvfs::statvfs(path) else { return MsFlags::empty() };
+    let Ok(stat) = nix::sys::statvfs::statvfs(path) else {
+        return MsFlags::empty();
+    };
     use nix::sys::statvfs::FsFlags;
     let mut flags = MsFlags::empty();
     for (fs, ms) in [
@@ -61,11 +65,28 @@ fn locked_flags(path: &Path) -> MsFlags {
 }
 
 /// Bind `source` onto `target`; read-only and nosuid,nodev (tenant trees) by remount.
-pub fn bind(source: &Path, target: &Path, read_only: bool, nosuid_nodev: bool) -> Result<(), SysError> {
+pub fn bind(
+    source: &Path,
+    target: &Path,
+    read_only: bool,
+    nosuid_nodev: bool,
+) -> Result<(), SysError> {
     let target_fd = open_target(target)?;
     let at = via_fd(&target_fd);
-    mount(Some(source), &at, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
-        .map_err(|e| SysError::with_path("mount(MS_BIND)", format!("{} -> {}", source.display(), target.display()), e))?;
+    mount(
+        Some(source),
+        &at,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .map_err(|e| {
+        SysError::with_path(
+            "mount(MS_BIND)",
+            format!("{} -> {}", source.display(), target.display()),
+            e,
+        )
+    })?;
     let mut extra = MsFlags::empty();
     if read_only {
         extra |= MsFlags::MS_RDONLY;
@@ -79,7 +100,8 @@ pub fn bind(source: &Path, target: &Path, read_only: bool, nosuid_nodev: bool) -
     // Reopen: the fd still names the inode under the new mount's root.
     let mounted = open_target(target)?;
     let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | extra | locked_flags(target);
-    mount(NONE, &via_fd(&mounted), NONE, flags, NONE).map_err(|e| SysError::with_path("mount(MS_REMOUNT|MS_BIND)", target, e))
+    mount(NONE, &via_fd(&mounted), NONE, flags, NONE)
+        .map_err(|e| SysError::with_path("mount(MS_REMOUNT|MS_BIND)", target, e))
 }
 
 /// A fresh tmpfs, nosuid and nodev, optionally size-limited (bytes).
@@ -89,15 +111,22 @@ pub fn tmpfs(target: &Path, size: Option<u64>) -> Result<(), SysError> {
         Some(bytes) => format!("mode=0755,size={bytes}"),
         None => "mode=0755".to_string(),
     };
-    mount(Some("tmpfs"), &via_fd(&target_fd), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
-        .map_err(|e| SysError::with_path("mount(tmpfs)", target, e))
+    mount(
+        Some("tmpfs"),
+        &via_fd(&target_fd),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(data.as_str()),
+    )
+    .map_err(|e| SysError::with_path("mount(tmpfs)", target, e))
 }
 
 /// A procfs for the current pid namespace, nosuid,nodev,noexec.
 pub fn mount_proc(target: &Path) -> Result<(), SysError> {
     let target_fd = open_target(target)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), &via_fd(&target_fd), Some("proc"), flags, NONE).map_err(|e| SysError::with_path("mount(proc)", target, e))
+    mount(Some("proc"), &via_fd(&target_fd), Some("proc"), flags, NONE)
+        .map_err(|e| SysError::with_path("mount(proc)", target, e))
 }
 
 /// Make `new_root` the root: bind it over itself (pivot_root needs a mount point), pivot
@@ -105,18 +134,31 @@ pub fn mount_proc(target: &Path) -> Result<(), SysError> {
 /// the host tree stays reachable (no /oldroot directory left behind).
 pub fn pivot_root(new_root: &Path) -> Result<(), SysError> {
     let fd = open_target(new_root)?;
-    mount(Some(&via_fd(&fd)), &via_fd(&fd), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
-        .map_err(|e| SysError::with_path("mount(MS_BIND) of the new root over itself", new_root, e))?;
+    mount(
+        Some(&via_fd(&fd)),
+        &via_fd(&fd),
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .map_err(|e| SysError::with_path("mount(MS_BIND) of the new root over itself", new_root, e))?;
     drop(fd);
     let fd = open_target(new_root)?;
     nix::unistd::fchdir(fd.as_raw_fd()).map_err(|e| SysError::with_path("fchdir", new_root, e))?;
-    nix::unistd::pivot_root(".", ".").map_err(|e| SysError::with_path("pivot_root", new_root, e))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| SysError::with_path("umount2(MNT_DETACH) of the old root", "/", e))?;
+    nix::unistd::pivot_root(".", ".")
+        .map_err(|e| SysError::with_path("pivot_root", new_root, e))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| SysError::with_path("umount2(MNT_DETACH) of the old root", "/", e))?;
     nix::unistd::chdir("/").map_err(|e| SysError::with_path("chdir", "/", e))?;
     // CVE-2024-21626: make sure we really stand inside the new root.
-    let cwd = std::env::current_dir().map_err(|_| SysError::with_path("getcwd", "/", nix::errno::Errno::ENOENT))?;
+    let cwd = std::env::current_dir()
+        .map_err(|_| SysError::with_path("getcwd", "/", nix::errno::Errno::ENOENT))?;
     if cwd != Path::new("/") {
-        return Err(SysError::with_path("getcwd after pivot_root", cwd, nix::errno::Errno::EXDEV));
+        return Err(SysError::with_path(
+            "getcwd after pivot_root",
+            cwd,
+            nix::errno::Errno::EXDEV,
+        ));
     }
     Ok(())
 }

@@ -73,7 +73,11 @@ impl FromStr for Namespaces {
 
 impl fmt::Display for Namespaces {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = TABLE.iter().filter(|(_, flag)| self.0 & *flag as u64 != 0).map(|(n, _)| *n).collect();
+        let names: Vec<&str> = TABLE
+            .iter()
+            .filter(|(_, flag)| self.0 & *flag as u64 != 0)
+            .map(|(n, _)| *n)
+            .collect();
         if names.is_empty() {
             f.write_str("none")
         } else {
@@ -84,7 +88,8 @@ impl fmt::Display for Namespaces {
 
 /// unshare(2) the calling process into new namespaces.
 pub fn unshare(namespaces: Namespaces) -> Result<(), SysError> {
-    nix::sched::unshare(CloneFlags::from_bits_truncate(namespaces.0 as i32)).map_err(|e| SysError::new("unshare", e))
+    nix::sched::unshare(CloneFlags::from_bits_truncate(namespaces.0 as i32))
+        .map_err(|e| SysError::new("unshare", e))
 }
 
 pub fn set_hostname(name: &str) -> Result<(), SysError> {
@@ -98,7 +103,9 @@ pub fn loopback_up() -> Result<(), SysError> {
 
 /// The namespace inode a process is in, as /proc/PID/ns/NAME shows it (`net:[4026531840]`).
 pub fn namespace_id(pid: u32, name: &str) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/ns/{name}")).ok().map(|p| p.display().to_string())
+    std::fs::read_link(format!("/proc/{pid}/ns/{name}"))
+        .ok()
+        .map(|p| p.display().to_string())
 }
 
 #[cfg(test)]
@@ -112,6 +119,9 @@ mod tests {
         assert_eq!("mount".parse::<Namespaces>().unwrap(), Namespaces::MOUNT);
         assert!(ns.contains(Namespaces::PID));
         assert!(!ns.contains(Namespaces::USER));
-        assert_eq!("time".parse::<Namespaces>(), Err(UnknownNamespace("time".into())));
+        assert_eq!(
+            "time".parse::<Namespaces>(),
+            Err(UnknownNamespace("time".into()))
+        );
     }
 }

@@ -15,8 +15,16 @@ pub enum Step {
     LoopbackUp,
     SetHostname(String),
     MakeMountsPrivate,
-    BindMount { source: PathBuf, target: PathBuf, read_only: bool, nosuid_nodev: bool },
-    Tmpfs { target: PathBuf, size: Option<u64> },
+    BindMount {
+        source: PathBuf,
+        target: PathBuf,
+        read_only: bool,
+        nosuid_nodev: bool,
+    },
+    Tmpfs {
+        target: PathBuf,
+        size: Option<u64>,
+    },
     PivotRoot(PathBuf),
     MountProc(PathBuf),
     /// No core dumps, no ptrace by the payload, /proc/PID owned by root (runc CVE-2016-9962).
@@ -30,12 +38,29 @@ impl fmt::Display for Step {
             Step::LoopbackUp => write!(f, "bring lo up"),
             Step::SetHostname(name) => write!(f, "set hostname {name}"),
             Step::MakeMountsPrivate => write!(f, "make mounts private (rslave /)"),
-            Step::BindMount { source, target, read_only, nosuid_nodev } => {
-                let mode = if *read_only { "read-only" } else { "read-write" };
+            Step::BindMount {
+                source,
+                target,
+                read_only,
+                nosuid_nodev,
+            } => {
+                let mode = if *read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                };
                 let extra = if *nosuid_nodev { ",nosuid,nodev" } else { "" };
-                write!(f, "bind {} on {} ({mode}{extra})", source.display(), target.display())
+                write!(
+                    f,
+                    "bind {} on {} ({mode}{extra})",
+                    source.display(),
+                    target.display()
+                )
             }
-            Step::Tmpfs { target, size: Some(size) } => write!(f, "tmpfs on {} (size {size})", target.display()),
+            Step::Tmpfs {
+                target,
+                size: Some(size),
+            } => write!(f, "tmpfs on {} (size {size})", target.display()),
             Step::Tmpfs { target, size: None } => write!(f, "tmpfs on {}", target.display()),
             Step::PivotRoot(root) => write!(f, "pivot_root into {}", root.display()),
             Step::MountProc(target) => write!(f, "mount proc at {}", target.display()),
@@ -60,7 +85,12 @@ impl Step {
             Step::LoopbackUp => ns::loopback_up(),
             Step::SetHostname(name) => ns::set_hostname(name),
             Step::MakeMountsPrivate => mount::make_mounts_private(),
-            Step::BindMount { source, target, read_only, nosuid_nodev } => mount::bind(source, target, *read_only, *nosuid_nodev),
+            Step::BindMount {
+                source,
+                target,
+                read_only,
+                nosuid_nodev,
+            } => mount::bind(source, target, *read_only, *nosuid_nodev),
             Step::Tmpfs { target, size } => mount::tmpfs(target, *size),
             Step::PivotRoot(root) => mount::pivot_root(root),
             Step::MountProc(target) => mount::mount_proc(target),
@@ -74,7 +104,10 @@ impl Step {
 /// Run steps in order; stop at the first failure.
 pub fn apply(steps: &[Step]) -> Result<(), StepError> {
     for step in steps {
-        step.run().map_err(|source| StepError { step: step.clone(), source })?;
+        step.run().map_err(|source| StepError {
+            step: step.clone(),
+            source,
+        })?;
     }
     Ok(())
 }

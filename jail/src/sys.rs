@@ -127,24 +127,45 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// capset(2) on the calling thread: effective, permitted and inheritable as 64-bit masks.
 pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
-    let header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let split = |m: u64| [m as u32, (m >> 32) as u32];
     let (e, p, i) = (split(effective), split(permitted), split(inheritable));
     let data = [
-        CapData { effective: e[0], permitted: p[0], inheritable: i[0] },
-        CapData { effective: e[1], permitted: p[1], inheritable: i[1] },
+        CapData {
+            effective: e[0],
+            permitted: p[0],
+            inheritable: i[0],
+        },
+        CapData {
+            effective: e[1],
+            permitted: p[1],
+            inheritable: i[1],
+        },
     ];
     // SAFETY: header and a two-element data array of the v3 layout, both alive for the call.
-    let ret = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
     Errno::result(ret).map(drop)
 }
 
 /// capget(2) on the calling thread: (effective, permitted, inheritable).
 pub fn capget() -> Result<(u64, u64, u64), Errno> {
-    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let mut data = [CapData::default(); 2];
     // SAFETY: header and a two-element data array of the v3 layout the kernel fills.
-    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
     Errno::result(ret)?;
     let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
     Ok((
@@ -157,7 +178,15 @@ pub fn capget() -> Result<(u64, u64, u64), Errno> {
 /// prctl(2) with integer arguments only.
 pub fn prctl(option: i32, arg2: u64, arg3: u64) -> Result<i32, Errno> {
     // SAFETY: every option we pass takes integer arguments, no pointers.
-    let ret = unsafe { libc::prctl(option, arg2 as libc::c_ulong, arg3 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    let ret = unsafe {
+        libc::prctl(
+            option,
+            arg2 as libc::c_ulong,
+            arg3 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     Errno::result(ret)
 }
 
@@ -196,7 +225,10 @@ pub fn getres_ids() -> ((u32, u32, u32), (u32, u32, u32)) {
 
 /// setrlimit(2) for one resource.
 pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
-    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: a pointer to a live rlimit; the resource number is checked by the kernel.
     let ret = unsafe { libc::setrlimit(resource as _, &limit) };
     Errno::result(ret).map(drop)
@@ -248,11 +280,26 @@ struct OpenHow {
 }
 
 /// openat2(2) relative to `dir` with RESOLVE_* flags; returns a new fd.
-pub fn openat2(dir: RawFd, path: &std::ffi::CStr, flags: u64, resolve: u64) -> Result<RawFd, Errno> {
-    let how = OpenHow { flags, mode: 0, resolve };
+pub fn openat2(
+    dir: RawFd,
+    path: &std::ffi::CStr,
+    flags: u64,
+    resolve: u64,
+) -> Result<RawFd, Errno> {
+    let how = OpenHow {
+        flags,
+        mode: 0,
+        resolve,
+    };
     // SAFETY: a NUL-terminated path and an open_how of the size we pass, both alive for the call.
     let ret = unsafe {
-        libc::syscall(libc::SYS_openat2, dir, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+        libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
     };
     Errno::result(ret).map(|fd| fd as RawFd)
 }
@@ -262,6 +309,14 @@ pub fn openat2(dir: RawFd, path: &std::ffi::CStr, flags: u64, resolve: u64) -> R
 pub fn mount_proc_at_slash_proc() -> Result<(), Errno> {
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     // SAFETY: static NUL-terminated strings and a null data pointer.
-    let ret = unsafe { libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), flags, std::ptr::null()) };
+    let ret = unsafe {
+        libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            flags,
+            std::ptr::null(),
+        )
+    };
     Errno::result(ret).map(drop)
 }

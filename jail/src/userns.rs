@@ -30,11 +30,15 @@ pub struct IdMaps {
 impl IdMaps {
     /// Whether `inside` is a mapped uid (for checking a vassal's in-jail `uid`).
     pub fn maps_uid(&self, inside: u32) -> bool {
-        self.uids.iter().any(|r| inside >= r.inside && inside - r.inside < r.count)
+        self.uids
+            .iter()
+            .any(|r| inside >= r.inside && inside - r.inside < r.count)
     }
 
     pub fn maps_gid(&self, inside: u32) -> bool {
-        self.gids.iter().any(|r| inside >= r.inside && inside - r.inside < r.count)
+        self.gids
+            .iter()
+            .any(|r| inside >= r.inside && inside - r.inside < r.count)
     }
 }
 
@@ -53,10 +57,12 @@ pub fn write_maps_from_parent(pid: Pid, maps: &IdMaps) -> Result<(), SysError> {
 
 fn write_once(pid: Pid, file: &str, text: &str) -> Result<(), SysError> {
     let path = format!("/proc/{pid}/{file}");
-    let errno = |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let errno =
+        |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .map_err(|e| SysError::with_path("open", &path, errno(e)))?;
-    f.write_all(text.as_bytes()).map_err(|e| SysError::with_path("write", &path, errno(e)))
+    f.write_all(text.as_bytes())
+        .map_err(|e| SysError::with_path("write", &path, errno(e)))
 }

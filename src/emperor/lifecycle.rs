@@ -157,7 +157,16 @@ impl Emperor {
             (v.path.clone(), v.owner)
         };
         self.throttle.record_spawn(now, self.warming_up);
-        match self.spawner.spawn(&path, owner) {
+        let cgroup = match self.vassal_cgroup(slot) {
+            Ok(cgroup) => cgroup,
+            Err(e) => {
+                let v = self.table.get(slot).expect("queued slot");
+                error!(vassal = %v.name, "cannot create its cgroup: {e}");
+                self.schedule_respawn(slot, false);
+                return;
+            }
+        };
+        match self.spawner.spawn(&path, owner, cgroup.as_ref()) {
             Ok(process) => {
                 let token = TOKEN_VASSAL + slot as u64;
                 if let Err(e) = self
@@ -183,6 +192,27 @@ impl Emperor {
                 self.schedule_respawn(slot, false);
             }
         }
+    }
+
+    /// The vassal's cgroup (created on its first spawn), when the emperor has a cgroup root.
+    fn vassal_cgroup(
+        &mut self,
+        slot: usize,
+    ) -> Result<Option<jail::cgroup::VassalCgroup>, jail::SysError> {
+        let Some(root) = &self.settings.cgroup_root else {
+            return Ok(None);
+        };
+        let v = self.table.get_mut(slot).expect("slot");
+        if v.cgroup.is_none() {
+            let name = jail::cgroup::sanitize(&v.id);
+            v.cgroup = Some(jail::cgroup::VassalCgroup::create(
+                root,
+                &name,
+                &self.settings.cgroup_ceilings,
+                v.owner,
+            )?);
+        }
+        Ok(v.cgroup.clone())
     }
 
     /// After a death (or failed spawn): respawn at once if it was loyal, else after its
@@ -369,7 +399,10 @@ impl Emperor {
         let name = v.name.clone();
         if exit.signal.is_some() {
             // A runtime killed by a signal could not take its payload's tree with it: whatever
-            // it left was reparented to us.
+            // it left was reparented to us, or is still in its cgroup.
+            if let Some(cgroup) = &v.cgroup {
+                cgroup.kill_all();
+            }
             self.kill_strays();
         }
         let v = self.table.get_mut(slot).expect("slot");

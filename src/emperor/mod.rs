@@ -47,6 +47,10 @@ pub struct Settings {
     /// Who the emperor becomes after start-up (the unprivileged emperor).
     pub identity: Option<EmperorIdentity>,
     pub ceilings: Ceilings,
+    /// cgroup v2 directory under which each vassal gets its cgroup.
+    pub cgroup_root: Option<PathBuf>,
+    /// The admin's cgroup limits for every vassal.
+    pub cgroup_ceilings: jail::cgroup::Limits,
 }
 
 /// The unprivileged emperor's identity: uid, gid and the capabilities it keeps.
@@ -164,8 +168,16 @@ impl Emperor {
             refused: Default::default(),
         };
         if let Some(identity) = emperor.settings.identity {
-            jail::creds::become_unprivileged(identity.uid, identity.gid, identity.keep, jail::caps::last_cap())
-                .map_err(|e| EmperorError::Drop { uid: identity.uid, reason: e.to_string() })?;
+            jail::creds::become_unprivileged(
+                identity.uid,
+                identity.gid,
+                identity.keep,
+                jail::caps::last_cap(),
+            )
+            .map_err(|e| EmperorError::Drop {
+                uid: identity.uid,
+                reason: e.to_string(),
+            })?;
             info!(uid = identity.uid, gid = identity.gid, caps = %identity.keep, "dropped privileges");
         }
         emperor.register_sources()?;

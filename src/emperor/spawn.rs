@@ -1,15 +1,19 @@
 //! Starting a vassal runtime: a socketpair for the protocol, then clone3 + execve of our own
 //! binary as `emperor vassal`, with a clean environment and stdin on /dev/null.
 
-use super::table::Process;
 use super::identity;
+use super::table::Process;
 use super::Settings;
-use jail::ns::Namespaces;
 use crate::protocol::{ENV_FD, VASSAL_FD};
+use jail::cgroup::VassalCgroup;
 use jail::launch::{Launch, LaunchError};
+use jail::ns::Namespaces;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+
+/// Where the runtime finds its payload's cgroup directory.
+const CGROUP_FD: i32 = 4;
 
 /// Environment variables the emperor hands down to its runtimes (log settings only).
 const PASSED_ENV: [&str; 2] = ["RUST_LOG", "EMPEROR_LOG"];
@@ -20,8 +24,8 @@ pub enum SpawnError {
     SocketPair(std::io::Error),
     #[error("{0}")]
     Launch(#[from] LaunchError),
-    #[error("writing the user namespace maps: {0}")]
-    Maps(#[from] jail::SysError),
+    #[error("{0}")]
+    Sys(#[from] jail::SysError),
 }
 
 /// What every spawn needs, prepared once.
@@ -56,12 +60,19 @@ impl Spawner {
             .collect();
         // An unprivileged emperor has no CAP_SYS_ADMIN: only a user namespace of each
         // vassal's own makes namespaces (and tyrant mode) possible.
-        let user_ns = settings.tyrant || settings.identity.is_some() || settings.use_clone.contains(Namespaces::USER);
+        let user_ns = settings.tyrant
+            || settings.identity.is_some()
+            || settings.use_clone.contains(Namespaces::USER);
         let mut cloned = settings.use_clone.without(Namespaces::NET);
         if user_ns {
             cloned = cloned.union(Namespaces::USER);
         }
-        let mut jail_args = vec!["--jail-namespaces".to_string(), settings.use_clone.to_string(), "--jail-cloned".to_string(), cloned.to_string()];
+        let mut jail_args = vec![
+            "--jail-namespaces".to_string(),
+            settings.use_clone.to_string(),
+            "--jail-cloned".to_string(),
+            cloned.to_string(),
+        ];
         if settings.use_clone.is_empty() {
             jail_args[1] = String::new();
         }
@@ -108,14 +119,35 @@ impl Spawner {
         argv
     }
 
-
     /// Start a runtime for `config`; `owner` (uid, gid) becomes its user namespace's root.
-    pub fn spawn(&self, config: &Path, owner: Option<(u32, u32)>) -> Result<Process, SpawnError> {
+    pub fn spawn(
+        &self,
+        config: &Path,
+        owner: Option<(u32, u32)>,
+        cgroup: Option<&VassalCgroup>,
+    ) -> Result<Process, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
         emperor_end
             .set_nonblocking(true)
             .map_err(SpawnError::SocketPair)?;
-        let mut launch = Launch::new(&self.binary, &self.argv(config))?;
+        let mut argv = self.argv(config);
+        // The runtime starts in its cgroup leaf and gets its payload's leaf as fd 4.
+        let cgroup_fds = match cgroup {
+            Some(cgroup) => {
+                let runtime = jail::cgroup::open_dir(&cgroup.runtime_dir())?;
+                let payload = jail::cgroup::open_dir(&cgroup.payload_dir())?;
+                let config_arg = argv.pop().expect("the config is the last argument");
+                argv.extend(["--cgroup-fd".to_string(), CGROUP_FD.to_string(), config_arg]);
+                Some((runtime, payload))
+            }
+            None => None,
+        };
+        let mut launch = Launch::new(&self.binary, &argv)?;
+        if let Some((runtime, payload)) = &cgroup_fds {
+            launch
+                .into_cgroup(runtime.as_raw_fd())
+                .map_fd(payload.as_raw_fd(), CGROUP_FD);
+        }
         launch.env(ENV_FD, VASSAL_FD.to_string())?;
         for (key, value) in &self.env {
             launch.env(key, value)?;
@@ -132,8 +164,13 @@ impl Spawner {
         }
         let launched = launch.start()?;
         if user_ns {
-            let (uid, gid) = owner.unwrap_or((nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
-            if let Err(e) = jail::userns::write_maps_from_parent(launched.pid, &identity::maps_for(uid, gid)) {
+            let (uid, gid) = owner.unwrap_or((
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            ));
+            if let Err(e) =
+                jail::userns::write_maps_from_parent(launched.pid, &identity::maps_for(uid, gid))
+            {
                 // Still held: it never ran; dropping its pipes makes it exit at once.
                 drop(launched);
                 return Err(e.into());

@@ -79,6 +79,8 @@ pub struct Vassal {
     pub voluntary: bool,
     /// The config came back while the old instance was stopping.
     pub readd: bool,
+    /// Its cgroup v2 directories, when the emperor has a cgroup root.
+    pub cgroup: Option<jail::cgroup::VassalCgroup>,
 }
 
 impl Vassal {
@@ -109,6 +111,7 @@ impl Vassal {
             kill_at: None,
             voluntary: false,
             readd: false,
+            cgroup: None,
         }
     }
 
@@ -143,8 +146,13 @@ impl Table {
         slot
     }
 
+    /// Forget a vassal; whatever is left in its cgroup is killed and the cgroup removed.
     pub fn remove(&mut self, slot: usize) -> Option<Vassal> {
         let vassal = self.slots.get_mut(slot)?.take()?;
+        if let Some(cgroup) = &vassal.cgroup {
+            cgroup.kill_all();
+            cgroup.remove();
+        }
         self.by_id.remove(&vassal.id);
         if let Some(pid) = vassal.pid() {
             self.by_pid.remove(&pid);

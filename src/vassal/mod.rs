@@ -5,8 +5,8 @@
 
 mod emperor_link;
 mod hooks;
-pub mod policy;
 pub mod payload;
+pub mod policy;
 mod supervise;
 
 use crate::config::{self, Config, LoadOptions};
@@ -71,16 +71,24 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
         Sig::SIGWINCH,
     ])
     .map_err(|e| e.to_string())?;
-    let mut supervisor = Supervisor::new(signals);
+    let cgroup = args
+        .jail
+        .cgroup_fd
+        .map(jail::fd::adopt_inherited)
+        .transpose()
+        .map_err(|e| format!("--cgroup-fd: {e}"))?;
+    let mut supervisor = Supervisor::new(signals, cgroup);
     let mut jailed: Option<Vec<policy::SetupItem>> = None;
     loop {
         let config = config::load(&args.config, &args.load).map_err(|e| e.to_string())?;
         let plan = policy::plan(&config, &args.jail).map_err(|e| e.to_string())?;
         let timings = timings(&config).map_err(|e| e.to_string())?;
-        let payload = payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
+        let payload =
+            payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
         match &jailed {
             None => {
-                set_up_jail(&plan, &payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
+                set_up_jail(&plan, &payload)
+                    .map_err(|e| format!("{}: {e}", config.path.display()))?;
                 jailed = Some(plan.setup.clone());
             }
             Some(setup) if *setup != plan.setup => {
@@ -90,9 +98,13 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
             Some(_) => {}
         }
         run_user_hooks(&plan, &payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
-        let running = supervisor
-            .start(&payload, &plan, &link)
-            .map_err(|e| format!("{}: option \"{}\": {e}", config.path.display(), payload.option))?;
+        let running = supervisor.start(&payload, &plan, &link).map_err(|e| {
+            format!(
+                "{}: option \"{}\": {e}",
+                config.path.display(),
+                payload.option
+            )
+        })?;
         info!(pid = running.as_raw(), program = %payload.program.display(), "payload started");
         link.send(crate::protocol::Message::Spawned);
         match supervisor.supervise(&mut link, timings) {
@@ -120,7 +132,8 @@ fn set_up_jail(plan: &policy::VassalPlan, payload: &payload::Payload) -> Result<
 
 fn run_user_hooks(plan: &policy::VassalPlan, payload: &payload::Payload) -> Result<(), String> {
     for command in &plan.user_hooks {
-        hooks::run("exec-as-user", command, payload, Some(&plan.drop)).map_err(|e| e.to_string())?;
+        hooks::run("exec-as-user", command, payload, Some(&plan.drop))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -22,6 +22,8 @@ pub struct JailContext {
     pub tyrant: bool,
     /// Admin ceilings a tenant can only lower.
     pub ceilings: Ceilings,
+    /// The payload's cgroup v2 directory (an fd from the emperor), if cgroups are in use.
+    pub cgroup_fd: Option<i32>,
 }
 
 /// Upper bounds set by the emperor's admin; in tyrant mode a vassal gets min(own, ceiling).
@@ -32,8 +34,15 @@ pub struct Ceilings {
     pub open_files: Option<u64>,
 }
 
+/// Tasks a tenant's vassal may have when the admin set no `--vassal-pids-max`.
+pub const TENANT_DEFAULT_PIDS: u64 = 1024;
+
 /// Safe defaults for tenants when the admin set no ceiling.
-pub const TENANT_DEFAULT_CEILINGS: Ceilings = Ceilings { address_space: None, processes: Some(1024), open_files: Some(8192) };
+pub const TENANT_DEFAULT_CEILINGS: Ceilings = Ceilings {
+    address_space: None,
+    processes: Some(1024),
+    open_files: Some(8192),
+};
 
 /// What the runtime does before the payload, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +66,8 @@ pub struct VassalPlan {
     pub drop: PrivilegeDrop,
     pub seccomp: Profile,
     pub user_hooks: Vec<String>,
+    /// The vassal's own cgroup limits, below the admin's (cgroup.max files of its payload).
+    pub cgroup: jail::cgroup::Limits,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,7 +79,11 @@ pub struct PolicyError {
 }
 
 fn refuse(entry: &Entry, reason: impl Into<String>) -> PolicyError {
-    PolicyError { place: entry.origin.to_string(), option: entry.key.clone(), reason: reason.into() }
+    PolicyError {
+        place: entry.origin.to_string(),
+        option: entry.key.clone(),
+        reason: reason.into(),
+    }
 }
 
 /// Options that act on the host as the emperor: a tenant may never use them.
@@ -86,11 +101,17 @@ const TENANT_FORBIDDEN: [&str; 8] = [
 pub fn plan(config: &Config, context: &JailContext) -> Result<VassalPlan, PolicyError> {
     if context.tyrant {
         if let Some(entry) = TENANT_FORBIDDEN.iter().find_map(|o| config.get(o)) {
-            return Err(refuse(entry, "not allowed in tyrant mode: it would act on the host as the emperor"));
+            return Err(refuse(
+                entry,
+                "not allowed in tyrant mode: it would act on the host as the emperor",
+            ));
         }
     }
     let own = match config.get("unshare") {
-        Some(entry) => entry.value.parse::<Namespaces>().map_err(|e| refuse(entry, e.to_string()))?,
+        Some(entry) => entry
+            .value
+            .parse::<Namespaces>()
+            .map_err(|e| refuse(entry, e.to_string()))?,
         None => Namespaces::NONE,
     };
     let namespaces = context.emperor_namespaces.union(own).union(context.cloned);
@@ -98,7 +119,10 @@ pub fn plan(config: &Config, context: &JailContext) -> Result<VassalPlan, Policy
     let payload_namespaces = deferred.0 & Namespaces::PID.0;
     if payload_namespaces != 0 && !namespaces.contains(Namespaces::MOUNT) {
         let entry = config.get("unshare").expect("pid came from the vassal");
-        return Err(refuse(entry, "a pid namespace needs a mount namespace (add fs) to get its own /proc"));
+        return Err(refuse(
+            entry,
+            "a pid namespace needs a mount namespace (add fs) to get its own /proc",
+        ));
     }
     let mut setup = Vec::new();
     let runtime_unshares = Namespaces(deferred.0 & !Namespaces::PID.0 & !Namespaces::USER.0);
@@ -118,33 +142,66 @@ pub fn plan(config: &Config, context: &JailContext) -> Result<VassalPlan, Policy
         }
         setup.push(SetupItem::Jail(Step::SetHostname(entry.value.clone())));
     }
-    setup.extend(mounts(config, namespaces, context.cloned, context.tyrant)?.into_iter().map(SetupItem::Jail));
-    let (drop, seccomp) = (privilege_drop(config, context)?, seccomp_profile(config, context.tyrant)?);
+    setup.extend(
+        mounts(config, namespaces, context.cloned, context.tyrant)?
+            .into_iter()
+            .map(SetupItem::Jail),
+    );
+    let (drop, seccomp) = (
+        privilege_drop(config, context)?,
+        seccomp_profile(config, context.tyrant)?,
+    );
     Ok(VassalPlan {
         namespaces,
         setup,
         payload_namespaces: Namespaces(payload_namespaces),
         payload_mounts_proc: payload_namespaces != 0,
-        privileged_payload: config.get("privileged-binary-patch-arg").is_some() || config.get("privileged-binary-patch").is_some(),
+        privileged_payload: config.get("privileged-binary-patch-arg").is_some()
+            || config.get("privileged-binary-patch").is_some(),
         drop,
         seccomp,
-        user_hooks: config.get_all("exec-as-user").map(|e| e.value.clone()).collect(),
+        user_hooks: config
+            .get_all("exec-as-user")
+            .map(|e| e.value.clone())
+            .collect(),
+        cgroup: cgroup_limits(config, context)?,
     })
 }
 
 /// `bind-mount[-ro] = SRC[:DST]`, `tmpfs = DST[:SIZE]`, `pivot-root`/`chroot = DIR`, and /proc
 /// for a pid namespace the runtime is pid 1 of. Targets are under the new root if any.
-fn mounts(config: &Config, namespaces: Namespaces, cloned: Namespaces, tyrant: bool) -> Result<Vec<Step>, PolicyError> {
-    let mount_options = ["bind-mount", "bind-mount-ro", "tmpfs", "pivot-root", "chroot"];
-    let wanted: Vec<&Entry> = config.entries.iter().filter(|e| mount_options.contains(&crate::config::normalize_key(&e.key).as_str())).collect();
+fn mounts(
+    config: &Config,
+    namespaces: Namespaces,
+    cloned: Namespaces,
+    tyrant: bool,
+) -> Result<Vec<Step>, PolicyError> {
+    let mount_options = [
+        "bind-mount",
+        "bind-mount-ro",
+        "tmpfs",
+        "pivot-root",
+        "chroot",
+    ];
+    let wanted: Vec<&Entry> = config
+        .entries
+        .iter()
+        .filter(|e| mount_options.contains(&crate::config::normalize_key(&e.key).as_str()))
+        .collect();
     let own_proc = cloned.contains(Namespaces::PID) && namespaces.contains(Namespaces::MOUNT);
     if wanted.is_empty() && !own_proc {
         return Ok(Vec::new());
     }
     if !namespaces.contains(Namespaces::MOUNT) {
-        return Err(refuse(wanted[0], "needs a mount namespace (emperor-use-clone or unshare = fs)"));
+        return Err(refuse(
+            wanted[0],
+            "needs a mount namespace (emperor-use-clone or unshare = fs)",
+        ));
     }
-    let new_root = config.get("pivot-root").or_else(|| config.get("chroot")).map(|e| PathBuf::from(&e.value));
+    let new_root = config
+        .get("pivot-root")
+        .or_else(|| config.get("chroot"))
+        .map(|e| PathBuf::from(&e.value));
     let inside = |path: &str| -> PathBuf {
         match &new_root {
             Some(root) => root.join(path.trim_start_matches('/')),
@@ -156,7 +213,10 @@ fn mounts(config: &Config, namespaces: Namespaces, cloned: Namespaces, tyrant: b
         let key = crate::config::normalize_key(&entry.key);
         match key.as_str() {
             "bind-mount" | "bind-mount-ro" => {
-                let (source, target) = entry.value.split_once(':').unwrap_or((&entry.value, &entry.value));
+                let (source, target) = entry
+                    .value
+                    .split_once(':')
+                    .unwrap_or((&entry.value, &entry.value));
                 if !Path::new(source).is_absolute() || !Path::new(target).is_absolute() {
                     return Err(refuse(entry, "paths must be absolute (SRC[:DST])"));
                 }
@@ -169,10 +229,19 @@ fn mounts(config: &Config, namespaces: Namespaces, cloned: Namespaces, tyrant: b
             }
             "tmpfs" => {
                 let (target, size) = match entry.value.split_once(':') {
-                    Some((t, s)) => (t, Some(parse_size(s).ok_or_else(|| refuse(entry, format!("bad size {s:?}")))?)),
+                    Some((t, s)) => (
+                        t,
+                        Some(
+                            parse_size(s)
+                                .ok_or_else(|| refuse(entry, format!("bad size {s:?}")))?,
+                        ),
+                    ),
                     None => (entry.value.as_str(), None),
                 };
-                steps.push(Step::Tmpfs { target: inside(target), size });
+                steps.push(Step::Tmpfs {
+                    target: inside(target),
+                    size,
+                });
             }
             _ => {}
         }
@@ -189,7 +258,10 @@ fn mounts(config: &Config, namespaces: Namespaces, cloned: Namespaces, tyrant: b
 /// `64M`, `1G`, `4096`.
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
     let n: u64 = digits.parse().ok()?;
     let factor = match unit.to_ascii_lowercase().as_str() {
         "" => 1,
@@ -208,10 +280,19 @@ fn privilege_drop(config: &Config, context: &JailContext) -> Result<PrivilegeDro
         None => uid.and_then(primary_gid_of),
     };
     let keep_caps = match config.get("cap") {
-        Some(entry) => entry.value.parse::<CapSet>().map_err(|e| refuse(entry, e.to_string()))?,
+        Some(entry) => entry
+            .value
+            .parse::<CapSet>()
+            .map_err(|e| refuse(entry, e.to_string()))?,
         None => CapSet::EMPTY,
     };
-    Ok(PrivilegeDrop { groups: Vec::new(), gid, uid, keep_caps, rlimits: rlimits(config, context)? })
+    Ok(PrivilegeDrop {
+        groups: Vec::new(),
+        gid,
+        uid,
+        keep_caps,
+        rlimits: rlimits(config, context)?,
+    })
 }
 
 /// A number, or a name from /etc/passwd (/etc/group for gids).
@@ -221,15 +302,29 @@ fn resolve_id(entry: &Entry, user: bool) -> Result<u32, PolicyError> {
     }
     let name = entry.value.trim();
     let found = if user {
-        nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+        nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
     } else {
-        nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
+        nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
     };
-    found.ok_or_else(|| refuse(entry, format!("no such {} {name:?}", if user { "user" } else { "group" })))
+    found.ok_or_else(|| {
+        refuse(
+            entry,
+            format!("no such {} {name:?}", if user { "user" } else { "group" }),
+        )
+    })
 }
 
 fn primary_gid_of(uid: u32) -> Option<u32> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.gid.as_raw())
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.gid.as_raw())
 }
 
 /// rlimits from the config, clamped to the admin's ceilings (and, for tenants, to safe
@@ -242,7 +337,12 @@ fn rlimits(config: &Config, context: &JailContext) -> Result<Vec<Rlimit>, Policy
     }
     let number = |key: &str, scale: u64| -> Result<Option<u64>, PolicyError> {
         match config.get(key) {
-            Some(entry) => entry.value.trim().parse::<u64>().map(|n| Some(n.saturating_mul(scale))).map_err(|_| refuse(entry, format!("expected a number, got {:?}", entry.value))),
+            Some(entry) => entry
+                .value
+                .trim()
+                .parse::<u64>()
+                .map(|n| Some(n.saturating_mul(scale)))
+                .map_err(|_| refuse(entry, format!("expected a number, got {:?}", entry.value))),
             None => Ok(None),
         }
     };
@@ -253,20 +353,96 @@ fn rlimits(config: &Config, context: &JailContext) -> Result<Vec<Rlimit>, Policy
     let mut limits = Vec::new();
     let mut push = |resource: u32, value: Option<u64>| {
         if let Some(v) = value {
-            limits.push(Rlimit { resource, soft: v, hard: v });
+            limits.push(Rlimit {
+                resource,
+                soft: v,
+                hard: v,
+            });
         }
     };
-    push(libc::RLIMIT_AS as u32, clamp(number("limit-as", 1 << 20)?, ceilings.address_space));
-    push(libc::RLIMIT_NPROC as u32, clamp(number("limit-nproc", 1)?, ceilings.processes));
-    push(libc::RLIMIT_NOFILE as u32, clamp(number("max-fd", 1)?, ceilings.open_files));
-    push(libc::RLIMIT_FSIZE as u32, number("limit-fsize", 1 << 20)?);
-    push(libc::RLIMIT_CORE as u32, number("limit-core", 1)?.or(context.tyrant.then_some(0)));
+    push(
+        libc::RLIMIT_AS,
+        clamp(number("limit-as", 1 << 20)?, ceilings.address_space),
+    );
+    push(
+        libc::RLIMIT_NPROC,
+        clamp(number("limit-nproc", 1)?, ceilings.processes),
+    );
+    push(
+        libc::RLIMIT_NOFILE,
+        clamp(number("max-fd", 1)?, ceilings.open_files),
+    );
+    push(libc::RLIMIT_FSIZE, number("limit-fsize", 1 << 20)?);
+    push(
+        libc::RLIMIT_CORE,
+        number("limit-core", 1)?.or(context.tyrant.then_some(0)),
+    );
     Ok(limits)
 }
 
+/// `memory-max = SIZE`, `pids-max = N`, `cpu-max = QUOTA PERIOD` (µs), `cpu-weight = N`.
+fn cgroup_limits(
+    config: &Config,
+    context: &JailContext,
+) -> Result<jail::cgroup::Limits, PolicyError> {
+    let keys = ["memory-max", "pids-max", "cpu-max", "cpu-weight"];
+    let Some(first) = keys.iter().find_map(|k| config.get(k)) else {
+        return Ok(jail::cgroup::Limits::default());
+    };
+    if context.cgroup_fd.is_none() {
+        return Err(refuse(
+            first,
+            "no cgroup v2 hierarchy for vassals (the emperor has no --emperor-cgroup)",
+        ));
+    }
+    let number = |key: &str| -> Result<Option<u64>, PolicyError> {
+        config
+            .get(key)
+            .map(|e| {
+                e.value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| refuse(e, format!("expected a number, got {:?}", e.value)))
+            })
+            .transpose()
+    };
+    let memory_max = config
+        .get("memory-max")
+        .map(|e| {
+            parse_size(&e.value).ok_or_else(|| {
+                refuse(
+                    e,
+                    format!("expected a size such as 256M, got {:?}", e.value),
+                )
+            })
+        })
+        .transpose()?;
+    let cpu_max = config
+        .get("cpu-max")
+        .map(|e| {
+            let mut parts = e.value.split_whitespace().map(str::parse::<u64>);
+            match (parts.next(), parts.next().unwrap_or(Ok(100_000))) {
+                (Some(Ok(quota)), Ok(period)) => Ok((quota, period)),
+                _ => Err(refuse(e, "expected QUOTA [PERIOD] in microseconds")),
+            }
+        })
+        .transpose()?;
+    Ok(jail::cgroup::Limits {
+        memory_max,
+        pids_max: number("pids-max")?,
+        cpu_max,
+        cpu_weight: number("cpu-weight")?,
+    })
+}
+
 fn seccomp_profile(config: &Config, tyrant: bool) -> Result<Profile, PolicyError> {
-    let Some(entry) = config.get("seccomp") else { return Ok(Profile::Default) };
-    let profile: Profile = entry.value.parse().map_err(|e: jail::seccomp::UnknownProfile| refuse(entry, e.to_string()))?;
+    let Some(entry) = config.get("seccomp") else {
+        return Ok(Profile::Default);
+    };
+    let profile: Profile = entry
+        .value
+        .parse()
+        .map_err(|e: jail::seccomp::UnknownProfile| refuse(entry, e.to_string()))?;
     if tyrant && profile == Profile::Unconfined {
         return Err(refuse(entry, "a tenant cannot turn the seccomp filter off"));
     }
@@ -283,18 +459,39 @@ impl fmt::Display for VassalPlan {
             }
         }
         if self.privileged_payload {
-            writeln!(f, "payload: privileged (runs as the jail's root, before the drop)")?;
+            writeln!(
+                f,
+                "payload: privileged (runs as the jail's root, before the drop)"
+            )?;
             return Ok(());
         }
         let id = |v: Option<u32>| v.map_or("unchanged".to_string(), |n| n.to_string());
-        writeln!(f, "drop: uid {}, gid {}, groups none, caps {}", id(self.drop.uid), id(self.drop.gid), self.drop.keep_caps)?;
+        writeln!(
+            f,
+            "drop: uid {}, gid {}, groups none, caps {}",
+            id(self.drop.uid),
+            id(self.drop.gid),
+            self.drop.keep_caps
+        )?;
         for limit in &self.drop.rlimits {
-            writeln!(f, "  rlimit {}: {}", rlimit_name(limit.resource), limit.hard)?;
+            writeln!(
+                f,
+                "  rlimit {}: {}",
+                rlimit_name(limit.resource),
+                limit.hard
+            )?;
         }
         writeln!(f, "no_new_privs: yes")?;
         writeln!(f, "seccomp: {}", self.seccomp)?;
         for hook in &self.user_hooks {
             writeln!(f, "exec-as-user: {hook}")?;
+        }
+        if self.cgroup != jail::cgroup::Limits::default() {
+            writeln!(
+                f,
+                "cgroup (payload, below the admin's ceilings): {:?}",
+                self.cgroup
+            )?;
         }
         Ok(())
     }
@@ -302,11 +499,11 @@ impl fmt::Display for VassalPlan {
 
 fn rlimit_name(resource: u32) -> &'static str {
     match resource {
-        r if r == libc::RLIMIT_AS as u32 => "address space (limit-as)",
-        r if r == libc::RLIMIT_NPROC as u32 => "processes (limit-nproc)",
-        r if r == libc::RLIMIT_NOFILE as u32 => "open files (max-fd)",
-        r if r == libc::RLIMIT_FSIZE as u32 => "file size (limit-fsize)",
-        r if r == libc::RLIMIT_CORE as u32 => "core size (limit-core)",
+        r if r == libc::RLIMIT_AS => "address space (limit-as)",
+        r if r == libc::RLIMIT_NPROC => "processes (limit-nproc)",
+        r if r == libc::RLIMIT_NOFILE => "open files (max-fd)",
+        r if r == libc::RLIMIT_FSIZE => "file size (limit-fsize)",
+        r if r == libc::RLIMIT_CORE => "core size (limit-core)",
         _ => "other",
     }
 }

@@ -22,6 +22,8 @@ pub enum StartError {
     Launch(#[from] LaunchError),
     #[error("{0}")]
     Seccomp(#[from] jail::seccomp::SeccompError),
+    #[error("cgroup limits: {0}")]
+    Cgroup(#[from] jail::SysError),
 }
 
 /// How a supervised run ended.
@@ -44,6 +46,8 @@ struct Stopping {
 #[derive(Debug)]
 pub struct Supervisor {
     signals: SignalEvents,
+    /// The payload's cgroup directory, if the emperor gave one.
+    cgroup: Option<std::os::fd::OwnedFd>,
     payload: Option<Pid>,
     payload_status: Option<i32>,
     started_at: Instant,
@@ -55,9 +59,10 @@ const KILL_PASSES: usize = 200;
 const KILL_PASS_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Supervisor {
-    pub fn new(signals: SignalEvents) -> Self {
+    pub fn new(signals: SignalEvents, cgroup: Option<std::os::fd::OwnedFd>) -> Self {
         Supervisor {
             signals,
+            cgroup,
             payload: None,
             payload_status: None,
             started_at: Instant::now(),
@@ -66,7 +71,12 @@ impl Supervisor {
 
     /// Launch the payload in its own session, with the protocol fd at 3 when there is an
     /// emperor, a clean environment and signal state, and SIGKILL if this runtime dies.
-    pub fn start(&mut self, payload: &Payload, plan: &VassalPlan, link: &EmperorLink) -> Result<Pid, StartError> {
+    pub fn start(
+        &mut self,
+        payload: &Payload,
+        plan: &VassalPlan,
+        link: &EmperorLink,
+    ) -> Result<Pid, StartError> {
         let mut launch = Launch::new(&payload.program, &payload.argv)?;
         launch.namespaces(plan.payload_namespaces.0);
         if plan.payload_mounts_proc {
@@ -74,6 +84,10 @@ impl Supervisor {
         }
         if !plan.privileged_payload {
             launch.drop_privileges(plan.drop.clone());
+        }
+        if let Some(cgroup) = &self.cgroup {
+            jail::cgroup::apply_limits_at(cgroup, &plan.cgroup)?;
+            launch.into_cgroup(std::os::fd::AsRawFd::as_raw_fd(cgroup));
         }
         if let Some(filter) = jail::seccomp::build(plan.seccomp)? {
             launch.seccomp(filter);

@@ -1,0 +1,229 @@
+//! cgroup v2 for vassals. Each vassal gets a directory under the emperor's cgroup root:
+//!
+//! ```text
+//! ROOT/NAME/            limits set by the admin (ceilings); controllers enabled; no processes
+//! ROOT/NAME/runtime/    the vassal runtime
+//! ROOT/NAME/payload/    the payload and everything it forks; its limit files belong to the
+//!                       vassal's owner, who can only narrow what NAME allows
+//! ```
+//!
+//! Limits of an ancestor always bind a descendant, so a tenant writing its payload's files can
+//! lower, never raise, what the admin set.
+
+use crate::error::{Errno, SysError};
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+/// Controllers we set limits with.
+const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+/// Files of the payload's cgroup its owner may write.
+const OWNER_FILES: [&str; 6] = [
+    "memory.max",
+    "memory.high",
+    "pids.max",
+    "cpu.max",
+    "cpu.weight",
+    "cgroup.procs",
+];
+
+/// Limits for one cgroup; None leaves the kernel's default ("max").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_max: Option<u64>,
+    pub pids_max: Option<u64>,
+    /// `cpu.max`: "QUOTA PERIOD" in microseconds.
+    pub cpu_max: Option<(u64, u64)>,
+    pub cpu_weight: Option<u64>,
+}
+
+fn io_err(call: &'static str, path: &Path, e: std::io::Error) -> SysError {
+    SysError::with_path(
+        call,
+        path,
+        Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    )
+}
+
+/// Whether `dir` is on a cgroup v2 filesystem.
+pub fn is_cgroup2(dir: &Path) -> bool {
+    nix::sys::statfs::statfs(dir).is_ok_and(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
+}
+
+fn write(path: &Path, value: &str) -> Result<(), SysError> {
+    fs::write(path, value).map_err(|e| io_err("write", path, e))
+}
+
+/// The emperor's cgroup root: created if missing, with our controllers enabled for its
+/// children (and in its parent, so it has them itself).
+pub fn prepare_root(root: &Path) -> Result<(), SysError> {
+    if !root.exists() {
+        fs::create_dir(root).map_err(|e| io_err("mkdir", root, e))?;
+    }
+    if let Some(parent) = root.parent() {
+        enable_controllers(parent)?;
+    }
+    enable_controllers(root)
+}
+
+fn enable_controllers(dir: &Path) -> Result<(), SysError> {
+    let available = fs::read_to_string(dir.join("cgroup.controllers"))
+        .map_err(|e| io_err("read", &dir.join("cgroup.controllers"), e))?;
+    let wanted: Vec<String> = CONTROLLERS
+        .iter()
+        .filter(|c| available.split_whitespace().any(|a| a == **c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    write(&dir.join("cgroup.subtree_control"), &wanted.join(" "))
+}
+
+/// Write `limits` into a cgroup directory.
+pub fn apply_limits(dir: &Path, limits: &Limits) -> Result<(), SysError> {
+    if let Some(bytes) = limits.memory_max {
+        write(&dir.join("memory.max"), &bytes.to_string())?;
+    }
+    if let Some(n) = limits.pids_max {
+        write(&dir.join("pids.max"), &n.to_string())?;
+    }
+    if let Some((quota, period)) = limits.cpu_max {
+        write(&dir.join("cpu.max"), &format!("{quota} {period}"))?;
+    }
+    if let Some(weight) = limits.cpu_weight {
+        write(&dir.join("cpu.weight"), &weight.to_string())?;
+    }
+    Ok(())
+}
+
+/// Write `limits` into the cgroup directory `dir` names (the runtime holds its payload's
+/// cgroup as an fd: after pivot_root no path reaches it).
+pub fn apply_limits_at(dir: &OwnedFd, limits: &Limits) -> Result<(), SysError> {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::Mode;
+    use std::os::fd::AsRawFd;
+    let write_at = |file: &'static str, value: String| -> Result<(), SysError> {
+        use std::io::Write;
+        use std::os::fd::FromRawFd;
+        let raw = openat(
+            Some(dir.as_raw_fd()),
+            file,
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| SysError::with_path("openat", file, e))?;
+        // SAFETY: openat returned a fresh fd that nothing else owns; the File closes it.
+        let mut handle = unsafe { fs::File::from_raw_fd(raw) };
+        handle
+            .write_all(value.as_bytes())
+            .map_err(|e| io_err("write", Path::new(file), e))
+    };
+    if let Some(bytes) = limits.memory_max {
+        write_at("memory.max", bytes.to_string())?;
+    }
+    if let Some(n) = limits.pids_max {
+        write_at("pids.max", n.to_string())?;
+    }
+    if let Some((quota, period)) = limits.cpu_max {
+        write_at("cpu.max", format!("{quota} {period}"))?;
+    }
+    if let Some(weight) = limits.cpu_weight {
+        write_at("cpu.weight", weight.to_string())?;
+    }
+    Ok(())
+}
+
+/// One vassal's cgroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VassalCgroup {
+    pub dir: PathBuf,
+}
+
+impl VassalCgroup {
+    /// Create (or reuse) ROOT/NAME with the admin's ceilings, and its two leaves; the payload
+    /// leaf is handed to `owner` so the vassal can narrow its own limits.
+    pub fn create(
+        root: &Path,
+        name: &str,
+        ceilings: &Limits,
+        owner: Option<(u32, u32)>,
+    ) -> Result<Self, SysError> {
+        let dir = root.join(name);
+        for d in [dir.clone(), dir.join("runtime"), dir.join("payload")] {
+            if !d.exists() {
+                fs::create_dir(&d).map_err(|e| io_err("mkdir", &d, e))?;
+            }
+            if d == dir {
+                enable_controllers(&dir)?;
+                apply_limits(&dir, ceilings)?;
+            }
+        }
+        if let Some((uid, gid)) = owner {
+            let payload = dir.join("payload");
+            let chown = |p: &Path| {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(|e| io_err("chown", p, e))
+            };
+            chown(&payload)?;
+            // Moving a process from runtime/ to payload/ (CLONE_INTO_CGROUP) needs write access
+            // to the common ancestor's cgroup.procs. Its limit files stay the admin's.
+            chown(&dir.join("cgroup.procs"))?;
+            for file in OWNER_FILES {
+                let path = payload.join(file);
+                if path.exists() {
+                    chown(&path)?;
+                }
+            }
+        }
+        Ok(VassalCgroup { dir })
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.join("runtime")
+    }
+
+    pub fn payload_dir(&self) -> PathBuf {
+        self.dir.join("payload")
+    }
+
+    /// Kill every process left in the vassal's cgroups (cgroup.kill, Linux 5.14+).
+    pub fn kill_all(&self) {
+        for leaf in [self.payload_dir(), self.runtime_dir()] {
+            let _ = fs::write(leaf.join("cgroup.kill"), "1");
+        }
+    }
+
+    /// Remove the cgroups once they are empty; busy ones stay (and are reused).
+    pub fn remove(&self) {
+        for d in [self.payload_dir(), self.runtime_dir(), self.dir.clone()] {
+            let _ = fs::remove_dir(&d);
+        }
+    }
+}
+
+/// Open a cgroup directory for CLONE_INTO_CGROUP (which wants a real, not O_PATH, fd).
+pub fn open_dir(dir: &Path) -> Result<OwnedFd, SysError> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|e| io_err("open", dir, e))?;
+    Ok(file.into())
+}
+
+/// A cgroup name from a vassal name: no slashes, no dots at the start.
+pub fn sanitize(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    cleaned.trim_start_matches('.').to_string()
+}
