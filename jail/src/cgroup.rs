@@ -57,15 +57,28 @@ fn write(path: &Path, value: &str) -> Result<(), SysError> {
 }
 
 /// The emperor's cgroup root: created if missing, with our controllers enabled for its
-/// children (and in its parent, so it has them itself).
-pub fn prepare_root(root: &Path) -> Result<(), SysError> {
+/// children (and in its parent, so it has them itself). `delegate_to` hands the root to the
+/// uid an unprivileged emperor will drop to, so it can still create vassal cgroups.
+pub fn prepare_root(root: &Path, delegate_to: Option<(u32, u32)>) -> Result<(), SysError> {
     if !root.exists() {
         fs::create_dir(root).map_err(|e| io_err("mkdir", root, e))?;
     }
     if let Some(parent) = root.parent() {
         enable_controllers(parent)?;
     }
-    enable_controllers(root)
+    enable_controllers(root)?;
+    if let Some((uid, gid)) = delegate_to {
+        for path in [
+            root.to_path_buf(),
+            root.join("cgroup.procs"),
+            root.join("cgroup.subtree_control"),
+            root.join("cgroup.threads"),
+        ] {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .map_err(|e| io_err("chown", &path, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn enable_controllers(dir: &Path) -> Result<(), SysError> {

@@ -205,11 +205,16 @@ impl Emperor {
         let v = self.table.get_mut(slot).expect("slot");
         if v.cgroup.is_none() {
             let name = jail::cgroup::sanitize(&v.id);
+            // Only root can hand the payload's leaf to its owner; an unprivileged emperor
+            // keeps runtime and payload under the same ceilings, without the leaf.
+            let owner = if nix::unistd::geteuid().is_root() {
+                v.owner
+            } else {
+                None
+            };
+            let ceilings = &self.settings.cgroup_ceilings;
             v.cgroup = Some(jail::cgroup::VassalCgroup::create(
-                root,
-                &name,
-                &self.settings.cgroup_ceilings,
-                v.owner,
+                root, &name, ceilings, owner,
             )?);
         }
         Ok(v.cgroup.clone())

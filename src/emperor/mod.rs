@@ -144,6 +144,11 @@ impl Emperor {
             .as_deref()
             .map(StatsServer::bind)
             .transpose()?;
+        if let Some(root) = &settings.cgroup_root {
+            let delegate = settings.identity.map(|id| (id.uid, id.gid));
+            jail::cgroup::prepare_root(root, delegate)?;
+            info!(root = %root.display(), "vassal cgroups");
+        }
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| jail::SysError::new("epoll_create1", e))?;
         let spawner = Spawner::new(&settings).map_err(|source| EmperorError::Io {

@@ -132,21 +132,28 @@ impl Spawner {
             .map_err(SpawnError::SocketPair)?;
         let mut argv = self.argv(config);
         // The runtime starts in its cgroup leaf and gets its payload's leaf as fd 4.
+        // The runtime starts in its cgroup leaf; as root, the emperor also hands it its
+        // payload's leaf as fd 4 (an unprivileged emperor cannot give that leaf to a tenant).
         let cgroup_fds = match cgroup {
             Some(cgroup) => {
                 let runtime = jail::cgroup::open_dir(&cgroup.runtime_dir())?;
-                let payload = jail::cgroup::open_dir(&cgroup.payload_dir())?;
-                let config_arg = argv.pop().expect("the config is the last argument");
-                argv.extend(["--cgroup-fd".to_string(), CGROUP_FD.to_string(), config_arg]);
+                let payload = if nix::unistd::geteuid().is_root() {
+                    let config_arg = argv.pop().expect("the config is the last argument");
+                    argv.extend(["--cgroup-fd".to_string(), CGROUP_FD.to_string(), config_arg]);
+                    Some(jail::cgroup::open_dir(&cgroup.payload_dir())?)
+                } else {
+                    None
+                };
                 Some((runtime, payload))
             }
             None => None,
         };
         let mut launch = Launch::new(&self.binary, &argv)?;
         if let Some((runtime, payload)) = &cgroup_fds {
-            launch
-                .into_cgroup(runtime.as_raw_fd())
-                .map_fd(payload.as_raw_fd(), CGROUP_FD);
+            launch.into_cgroup(runtime.as_raw_fd());
+            if let Some(payload) = payload {
+                launch.map_fd(payload.as_raw_fd(), CGROUP_FD);
+            }
         }
         launch.env(ENV_FD, VASSAL_FD.to_string())?;
         for (key, value) in &self.env {
