@@ -1,0 +1,213 @@
+//! jail-probe: run as a vassal's payload, try every escape a tenant would try, and report each
+//! attempt: `PASS name: EACCES` when it failed as it must, `FAIL name: succeeded` otherwise.
+//! Exit status 0 only when every attempt failed. With `--control` the verdict is inverted
+//! for the attempts a jail is responsible for: run outside any jail, those must succeed, which
+//! proves the probes can tell (rule 9 of DESIGN.md).
+//!
+//! Usage: jail-probe [--control] [--emperor-pid PID] [--other-pid PID] [--other-home DIR]
+//!                   [--setuid-binary PATH]
+
+use std::ffi::CString;
+
+/// One attempt's outcome: Ok(()) if the act succeeded, Err(errno) if it failed.
+type Outcome = Result<(), i32>;
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn check(ret: i64) -> Outcome {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).expect("no NUL in probe paths")
+}
+
+fn open(path: &str, flags: i32) -> Outcome {
+    let p = cstr(path);
+    // SAFETY: a NUL-terminated path; the fd, if any, is closed at once.
+    let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, 0o644) };
+    if fd >= 0 {
+        // SAFETY: we own fd.
+        unsafe { libc::close(fd) };
+    }
+    check(fd as i64)
+}
+
+fn raw(nr: libc::c_long, a: u64, b: u64, c: u64, d: u64, e: u64) -> Outcome {
+    // SAFETY: every probe passes integers or null/invalid pointers the kernel validates; a
+    // syscall that succeeds here only affects this throwaway process.
+    check(unsafe { libc::syscall(nr, a, b, c, d, e) })
+}
+
+struct Options {
+    control: bool,
+    emperor_pid: Option<i32>,
+    other_pid: Option<i32>,
+    other_home: Option<String>,
+    setuid_binary: Option<String>,
+}
+
+fn parse_options() -> Options {
+    let mut options = Options { control: false, emperor_pid: None, other_pid: None, other_home: None, setuid_binary: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--control" => options.control = true,
+            "--emperor-pid" => options.emperor_pid = args.next().and_then(|v| v.parse().ok()),
+            "--other-pid" => options.other_pid = args.next().and_then(|v| v.parse().ok()),
+            "--other-home" => options.other_home = args.next(),
+            "--setuid-binary" => options.setuid_binary = args.next(),
+            other => eprintln!("jail-probe: ignoring unknown argument {other:?}"),
+        }
+    }
+    options
+}
+
+/// Every attempt, named as the escape table of research/sandbox-anchors.md names it.
+fn attempts(options: &Options) -> Vec<(&'static str, Outcome)> {
+    let mut results = vec![
+        ("read /etc/shadow", open("/etc/shadow", libc::O_RDONLY)),
+        ("create a file in /etc", open("/etc/jail-probe-was-here", libc::O_WRONLY | libc::O_CREAT)),
+        ("open /proc/1/root/etc/shadow", open("/proc/1/root/etc/shadow", libc::O_RDONLY)),
+        ("open /proc/self/exe for writing", open("/proc/self/exe", libc::O_WRONLY)),
+        ("open /proc/1/exe for writing", open("/proc/1/exe", libc::O_WRONLY)),
+        ("mount a tmpfs", mount_tmpfs()),
+        ("unshare a user namespace", raw(libc::SYS_unshare, libc::CLONE_NEWUSER as u64, 0, 0, 0, 0)),
+        ("unshare a mount namespace", raw(libc::SYS_unshare, libc::CLONE_NEWNS as u64, 0, 0, 0, 0)),
+        ("setuid(0)", raw(libc::SYS_setuid, 0, 0, 0, 0, 0)),
+        ("keyctl (join a session keyring)", raw(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, 0, 0, 0, 0)),
+        ("add_key", add_key()),
+        ("bpf (create a map)", bpf_map()),
+        ("perf_event_open", perf_event_open()),
+        ("userfaultfd", raw(libc::SYS_userfaultfd, 0, 0, 0, 0, 0)),
+        ("ptrace the jail's init", raw(libc::SYS_ptrace, libc::PTRACE_ATTACH as u64, 1, 0, 0, 0)),
+        ("init_module", raw(libc::SYS_init_module, 0, 0, cstr("").as_ptr() as u64, 0, 0)),
+        ("raise CAP_SYS_ADMIN into effective", raise_sys_admin()),
+    ];
+    if let Some(pid) = options.emperor_pid {
+        results.push(("signal the emperor", raw(libc::SYS_kill, pid as u64, 0, 0, 0, 0)));
+        results.push(("ptrace the emperor", raw(libc::SYS_ptrace, libc::PTRACE_ATTACH as u64, pid as u64, 0, 0, 0)));
+    }
+    if let Some(pid) = options.other_pid {
+        results.push(("signal another tenant's process", raw(libc::SYS_kill, pid as u64, 0, 0, 0, 0)));
+    }
+    if let Some(home) = &options.other_home {
+        let home: &'static str = Box::leak(home.clone().into_boxed_str());
+        results.push(("list another tenant's home", open(home, libc::O_RDONLY | libc::O_DIRECTORY)));
+        let file: &'static str = Box::leak(format!("{home}/jail-probe-was-here").into_boxed_str());
+        results.push(("write into another tenant's home", open(file, libc::O_WRONLY | libc::O_CREAT)));
+    }
+    if let Some(binary) = &options.setuid_binary {
+        results.push(("gain root through a setuid binary", setuid_gains_root(binary)));
+    }
+    results.push(("leaked fds beyond 0-3", leaked_fds()));
+    results
+}
+
+fn mount_tmpfs() -> Outcome {
+    let (src, target, fstype) = (cstr("tmpfs"), cstr("/tmp"), cstr("tmpfs"));
+    // SAFETY: NUL-terminated strings and a null data pointer.
+    check(unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) } as i64)
+}
+
+fn add_key() -> Outcome {
+    let (kind, description, payload) = (cstr("user"), cstr("jail-probe"), b"x");
+    raw(
+        libc::SYS_add_key,
+        kind.as_ptr() as u64,
+        description.as_ptr() as u64,
+        payload.as_ptr() as u64,
+        payload.len() as u64,
+        libc::KEY_SPEC_PROCESS_KEYRING as u64,
+    )
+}
+
+fn bpf_map() -> Outcome {
+    // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries.
+    let attr: [u32; 16] = [1 /* BPF_MAP_TYPE_HASH */, 4, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    raw(libc::SYS_bpf, 0 /* BPF_MAP_CREATE */, attr.as_ptr() as u64, std::mem::size_of_val(&attr) as u64, 0, 0)
+}
+
+fn perf_event_open() -> Outcome {
+    // struct perf_event_attr: type SOFTWARE, size, config CPU_CLOCK; the rest zero.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&1u32.to_ne_bytes());
+    attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
+    raw(libc::SYS_perf_event_open, attr.as_ptr() as u64, 0, u64::MAX, u64::MAX, 0)
+}
+
+/// capset asking for CAP_SYS_ADMIN: fails unless it is already permitted.
+fn raise_sys_admin() -> Outcome {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    let header = Header { version: 0x2008_0522, pid: 0 };
+    let bit = 1u32 << 21; // CAP_SYS_ADMIN
+    let data: [u32; 6] = [bit, bit, 0, 0, 0, 0];
+    raw(libc::SYS_capset, &header as *const Header as u64, data.as_ptr() as u64, 0, 0, 0)
+}
+
+/// Run `BINARY -c 'exit $(id -u)'`-like: a setuid-root copy of busybox running `id -u`; the
+/// act "succeeds" if it prints 0.
+fn setuid_gains_root(binary: &str) -> Outcome {
+    match std::process::Command::new(binary).args(["id", "-u"]).output() {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).trim() == "0" => Ok(()),
+        Ok(_) => Err(libc::EPERM),
+        Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+    }
+}
+
+/// Any open fd above 3 (the protocol socket) is a leak.
+fn leaked_fds() -> Outcome {
+    let entries = match std::fs::read_dir("/proc/self/fd") {
+        Ok(entries) => entries,
+        Err(e) => return Err(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    let leaked: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|&fd: &i32| fd > 3)
+        .collect();
+    // read_dir itself holds one fd.
+    if leaked.len() > 1 {
+        Ok(())
+    } else {
+        Err(libc::EBADF)
+    }
+}
+
+/// Attempts a jail is responsible for: outside a jail (the control) they must succeed.
+const CONTROL_MUST_SUCCEED: [&str; 6] =
+    ["read /etc/shadow", "mount a tmpfs", "unshare a user namespace", "keyctl (join a session keyring)", "bpf (create a map)", "setuid(0)"];
+
+fn errno_name(errno: i32) -> String {
+    nix::errno::Errno::from_raw(errno).to_string()
+}
+
+fn main() {
+    let options = parse_options();
+    let mut failures = 0;
+    for (name, outcome) in attempts(&options) {
+        let must_succeed = options.control && CONTROL_MUST_SUCCEED.contains(&name);
+        let (verdict, detail) = match (&outcome, must_succeed) {
+            (Err(e), false) => ("PASS", errno_name(*e)),
+            (Ok(()), false) => ("FAIL", "succeeded".to_string()),
+            (Ok(()), true) => ("PASS", "succeeded (control)".to_string()),
+            (Err(e), true) => ("FAIL", format!("{} (control: must succeed outside a jail)", errno_name(*e))),
+        };
+        if verdict == "FAIL" {
+            failures += 1;
+        }
+        println!("{verdict} {name}: {detail}");
+    }
+    println!("jail-probe: {failures} failed");
+    std::process::exit(if failures == 0 { 0 } else { 1 });
+}
