@@ -20,6 +20,11 @@ pub fn run(path: &Path, load: &LoadOptions) -> ExitCode {
     for entry in &config.entries {
         println!("{} = {}    # {}", entry.key, entry.value, entry.origin);
     }
+    // Everything the runtime reads before it starts the payload must be valid.
+    if let Err(e) = crate::vassal::timings(&config) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
     match payload::payload_from_config(&config, &[]) {
         Ok(p) => {
             println!(
