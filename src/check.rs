@@ -21,6 +21,11 @@ pub fn run(path: &Path, load: &LoadOptions, jail: &JailContext) -> ExitCode {
     for entry in &config.entries {
         println!("{} = {}    # {}", entry.key, entry.value, entry.origin);
     }
+    // Everything the runtime reads before it starts the payload must be valid.
+    if let Err(e) = crate::vassal::timings(&config) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
     let plan = match policy::plan(&config, jail) {
         Ok(plan) => plan,
         Err(e) => {

@@ -380,10 +380,18 @@ impl Emperor {
 
     /// Collect every exited child: vassal runtimes and strays alike.
     pub(super) fn reap(&mut self) {
+        let mut stray_died = false;
         while let Some(exit) = process::reap_one() {
             if let Some(slot) = self.table.slot_of_pid(exit.pid) {
                 self.on_vassal_exit(slot, exit);
+            } else {
+                stray_died = true;
             }
+        }
+        if stray_died {
+            // A stray's children were reparented to us when it exited (before we heard of
+            // it): the sweep made when its runtime died may have come too early for them.
+            self.kill_strays();
         }
     }
 

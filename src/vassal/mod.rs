@@ -150,7 +150,8 @@ fn loader_args(args: &VassalArgs) -> Vec<String> {
     vec![flag.to_string(), path]
 }
 
-fn timings(config: &Config) -> Result<Timings, config::ConfigError> {
+/// The vassal's timing options (`reload-mercy`, `loyal-after`), or the first invalid one.
+pub fn timings(config: &Config) -> Result<Timings, config::ConfigError> {
     let seconds = |key: &str, default: Duration| -> Result<Duration, config::ConfigError> {
         Ok(config
             .get_parsed::<f64>(key)?

@@ -129,7 +129,7 @@ fn working_dir(config: &Config) -> PathBuf {
             .path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("/"))
+            .unwrap_or(Path::new("."))
             .to_path_buf(),
     }
 }

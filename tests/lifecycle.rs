@@ -1,0 +1,249 @@
+//! A vassal's life as a user sees it: its config appears, changes, goes; its payload dies.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+#[test]
+fn added_config_starts_its_payload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    assert_eq!(emperor.stats()["vassals"].as_array().unwrap().len(), 0);
+
+    emperor.write("app.ini", &ini("sleep 1000", &[]));
+    let (runtime, payload) = emperor.running("app.ini");
+
+    assert_eq!(cmdline(payload), "sleep 1000");
+    assert_eq!(
+        parent(payload),
+        Some(runtime),
+        "the runtime supervises the payload"
+    );
+    assert_eq!(
+        parent(runtime),
+        Some(emperor.pid),
+        "the emperor runs the runtime"
+    );
+    let sid = nix::unistd::getsid(Some(Pid::from_raw(payload))).unwrap();
+    assert_eq!(sid.as_raw(), payload, "the payload leads its own session");
+    assert!(emperor.log().contains("new config vassal=app.ini"));
+}
+
+#[test]
+fn touched_config_reloads_with_a_new_payload_pid_and_same_runtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    let config = emperor.write("app.ini", &ini("sleep 1000", &["reload-mercy = 5"]));
+    let (runtime, old) = emperor.running("app.ini");
+
+    touch(&config);
+    let (runtime_after, new) = emperor.running_other_than("app.ini", old);
+
+    assert_eq!(runtime_after, runtime, "a reload keeps the runtime");
+    assert!(!alive(old), "the old payload is gone");
+    assert_eq!(emperor.vassal("app.ini").unwrap()["respawns"], 1);
+    assert_eq!(cmdline(new), "sleep 1000");
+}
+
+#[test]
+fn changed_config_is_read_again_on_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    emperor.write("app.ini", &ini("sleep 1000", &[]));
+    let (runtime, old) = emperor.running("app.ini");
+
+    emperor.write("app.ini", &ini("sleep 2000", &[]));
+    let (runtime_after, new) = emperor.running_other_than("app.ini", old);
+
+    assert_eq!(runtime_after, runtime);
+    assert_eq!(cmdline(new), "sleep 2000");
+}
+
+#[test]
+fn removed_config_stops_its_vassal_and_its_children() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    let config = emperor.write("app.ini", &ini("sh -c 'sleep 1000 & sleep 1000'", &[]));
+    let (runtime, _) = emperor.running("app.ini");
+    emperor.wait_until("the payload started its background sleep", || {
+        descendants(runtime).len() >= 2
+    });
+    let mut tree = vec![runtime];
+    tree.extend(descendants(runtime));
+    emperor.tree();
+
+    std::fs::remove_file(&config).unwrap();
+    emperor.wait_until("the vassal leaves the table", || {
+        emperor.vassal("app.ini").is_none()
+    });
+    emperor.wait_until("the runtime, its payload and grandchild are gone", || {
+        tree.iter().all(|&p| !alive(p))
+    });
+    assert!(emperor.log().contains("stopped and removed vassal=app.ini"));
+}
+
+#[test]
+fn killed_payload_is_respawned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    emperor.write("app.ini", &ini("sleep 1000", &["loyal-after = 0.1"]));
+    let (runtime, payload) = emperor.running("app.ini");
+    emperor.wait_until("the vassal is loyal", || {
+        emperor.vassal("app.ini").unwrap()["loyal"] == true
+    });
+
+    kill(Pid::from_raw(payload), Signal::SIGKILL).unwrap();
+    let (new_runtime, new_payload) = emperor.running_other_than("app.ini", payload);
+
+    assert_ne!(
+        new_runtime, runtime,
+        "the runtime exits with its payload's status"
+    );
+    assert_ne!(new_payload, payload);
+    let v = emperor.vassal("app.ini").unwrap();
+    assert_eq!(v["respawns"], 1);
+    assert_eq!(v["last_exit_status"], 128 + 9, "killed by SIGKILL");
+    assert_eq!(v["blacklisted"], false, "a loyal vassal is not blacklisted");
+    assert!(!alive(runtime));
+}
+
+#[test]
+fn payload_ignoring_sigterm_is_killed_after_the_mercy_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    let config = emperor.write(
+        "stubborn.ini",
+        &ini(r#"sh -c 'trap "" TERM; sleep 1000'"#, &["reload-mercy = 1"]),
+    );
+    let (runtime, payload) = emperor.running("stubborn.ini");
+    // The trap is set once the shell has forked its sleep (which inherits the ignored TERM).
+    emperor.wait_until("the shell runs its sleep", || !children(payload).is_empty());
+    let mut tree = vec![runtime];
+    tree.extend(descendants(runtime));
+
+    let removed = Instant::now();
+    std::fs::remove_file(&config).unwrap();
+    emperor.wait_until("the stubborn payload is killed", || {
+        tree.iter().all(|&p| !alive(p))
+    });
+    let took = removed.elapsed();
+
+    assert!(
+        took >= Duration::from_millis(900),
+        "killed after {took:?}, before the 1 s of mercy"
+    );
+    assert!(took < Duration::from_secs(4), "killed only after {took:?}");
+    assert!(
+        emperor.log().contains("of mercy: SIGKILL"),
+        "{}",
+        emperor.log()
+    );
+}
+
+#[test]
+fn payload_honouring_sigterm_stops_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    let config = emperor.write("app.ini", &ini("sleep 1000", &["reload-mercy = 30"]));
+    let (runtime, payload) = emperor.running("app.ini");
+
+    let removed = Instant::now();
+    std::fs::remove_file(&config).unwrap();
+    emperor.wait_until("the payload is gone", || !alive(payload) && !alive(runtime));
+    assert!(
+        removed.elapsed() < Duration::from_secs(5),
+        "a payload that obeys SIGTERM does not wait for the mercy time"
+    );
+}
+
+#[test]
+fn vassal_writing_its_config_in_two_chunks_is_read_once_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &["--emperor-freq", "60"]);
+    let text = ini("sleep 1000", &["reload-mercy = 1"]);
+    let (first, second) = text.split_at(text.len() - 12);
+
+    let mut file = std::fs::File::create(emperor.vassals.join("app.ini")).unwrap();
+    file.write_all(first.as_bytes()).unwrap();
+    file.flush().unwrap();
+    // Give the emperor every chance to act on the half-written file.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        emperor.vassal("app.ini").is_none(),
+        "a file still being written was read: {}",
+        emperor.log()
+    );
+    file.write_all(second.as_bytes()).unwrap();
+    drop(file);
+
+    let (_, payload) = emperor.running("app.ini");
+    assert_eq!(cmdline(payload), "sleep 1000");
+    let v = emperor.vassal("app.ini").unwrap();
+    assert_eq!(v["respawns"], 0, "read once, complete");
+    assert!(!emperor.log().contains("ERROR"), "{}", emperor.log());
+}
+
+#[test]
+fn config_renamed_into_place_starts_and_renamed_away_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    let staged = write(&tmp.path().join("app.ini"), &ini("sleep 1000", &[]));
+
+    std::fs::rename(&staged, emperor.vassals.join("app.ini")).unwrap();
+    let (runtime, payload) = emperor.running("app.ini");
+
+    std::fs::rename(
+        emperor.vassals.join("app.ini"),
+        emperor.vassals.join("app.ini.disabled"),
+    )
+    .unwrap();
+    emperor.wait_until("the vassal is stopped", || {
+        emperor.vassal("app.ini").is_none() && !alive(payload) && !alive(runtime)
+    });
+}
+
+#[test]
+fn killed_runtime_takes_its_payload_tree_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    emperor.write("app.ini", &ini("sh -c 'sleep 1000 & sleep 1000'", &[]));
+    let (runtime, _) = emperor.running("app.ini");
+    emperor.wait_until("the payload started its background sleep", || {
+        descendants(runtime).len() >= 2
+    });
+    let tree = descendants(runtime);
+    emperor.tree();
+
+    kill(Pid::from_raw(runtime), Signal::SIGKILL).unwrap();
+    emperor.wait_until("the payload and its grandchild are gone", || {
+        tree.iter().all(|&p| !alive(p))
+    });
+    // And the vassal comes back (after its blacklist delay: it was not loyal yet).
+    emperor.running_other_than("app.ini", tree[0]);
+}
+
+#[test]
+fn voluntary_shutdown_is_not_respawned_until_the_config_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &["--emperor-throttle", "100"]);
+    // Byte 22 (octal 026) asks the emperor to stop this vassal for good.
+    let config = emperor.write(
+        "quitter.ini",
+        &ini(r#"sh -c 'printf "\026" >&3; exec sleep 1000'"#, &[]),
+    );
+    emperor.wait_until("the vassal is idle", || {
+        emperor
+            .vassal("quitter.ini")
+            .is_some_and(|v| v["state"] == "idle")
+    });
+    let v = emperor.vassal("quitter.ini").unwrap();
+    assert_eq!(v["pid"], -1);
+    assert_eq!(v["respawns"], 0, "not respawned");
+
+    write(&config, &ini("sleep 1000", &[]));
+    emperor.running("quitter.ini");
+}
