@@ -6,6 +6,7 @@ pub mod error;
 pub mod fd;
 pub mod launch;
 pub mod process;
+pub mod seccomp;
 pub mod signals;
 mod sys;
 
