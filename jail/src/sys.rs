@@ -1,7 +1,7 @@
 //! Thin wrappers over the raw system calls that nix does not cover (clone3, pidfd_send_signal,
-//! close_range) and the few libc calls the child side of a launch needs. Each is a single
-//! syscall on plain values: async-signal-safe, no allocation, so the child of a clone may call
-//! them before execve even when the parent had other threads.
+//! close_range, seccomp) and the few libc calls the child side of a launch needs. Each is a
+//! single syscall on plain values: async-signal-safe, no allocation, so the child of a clone
+//! may call them before execve even when the parent had other threads.
 
 use nix::errno::Errno;
 use std::os::fd::RawFd;
@@ -316,6 +316,45 @@ pub fn mount_proc_at_slash_proc() -> Result<(), Errno> {
             c"proc".as_ptr(),
             flags,
             std::ptr::null(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges again (setuid bits, file caps).
+/// Required before an unprivileged process may install a seccomp filter.
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// The kernel's `struct sock_fprog` (linux/filter.h), over seccompiler's instruction type
+/// (libc's has the same layout but is a different Rust type).
+#[repr(C)]
+struct SockFprog {
+    len: libc::c_ushort,
+    filter: *const seccompiler::sock_filter,
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, 0, prog): add a filter to the calling thread. No
+/// allocation: the program is borrowed, the header lives on the stack.
+pub fn seccomp_set_mode_filter(program: &[seccompiler::sock_filter]) -> Result<(), Errno> {
+    let len = libc::c_ushort::try_from(program.len()).map_err(|_| Errno::EINVAL)?;
+    let header = SockFprog {
+        len,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: `header` is a correctly laid-out sock_fprog (repr(C), and seccompiler's
+    // sock_filter is the kernel's repr(C) struct) pointing at `len` live instructions borrowed
+    // for the duration of the call; the kernel copies the program before returning and keeps
+    // no pointer into our memory. Flags 0: only this thread is affected.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_uint,
+            &header as *const SockFprog,
         )
     };
     Errno::result(ret).map(drop)

@@ -442,7 +442,7 @@ fn seccomp_profile(config: &Config, tyrant: bool) -> Result<Profile, PolicyError
     let profile: Profile = entry
         .value
         .parse()
-        .map_err(|e: jail::seccomp::UnknownProfile| refuse(entry, e.to_string()))?;
+        .map_err(|e: jail::seccomp::SeccompError| refuse(entry, e.to_string()))?;
     if tyrant && profile == Profile::Unconfined {
         return Err(refuse(entry, "a tenant cannot turn the seccomp filter off"));
     }
@@ -482,7 +482,7 @@ impl fmt::Display for VassalPlan {
             )?;
         }
         writeln!(f, "no_new_privs: yes")?;
-        writeln!(f, "seccomp: {}", self.seccomp)?;
+        writeln!(f, "seccomp: {}", jail::seccomp::describe(self.seccomp))?;
         for hook in &self.user_hooks {
             writeln!(f, "exec-as-user: {hook}")?;
         }

@@ -54,7 +54,13 @@ struct Options {
 }
 
 fn parse_options() -> Options {
-    let mut options = Options { control: false, emperor_pid: None, other_pid: None, other_home: None, setuid_binary: None };
+    let mut options = Options {
+        control: false,
+        emperor_pid: None,
+        other_pid: None,
+        other_home: None,
+        setuid_binary: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -73,38 +79,97 @@ fn parse_options() -> Options {
 fn attempts(options: &Options) -> Vec<(&'static str, Outcome)> {
     let mut results = vec![
         ("read /etc/shadow", open("/etc/shadow", libc::O_RDONLY)),
-        ("create a file in /etc", open("/etc/jail-probe-was-here", libc::O_WRONLY | libc::O_CREAT)),
-        ("open /proc/1/root/etc/shadow", open("/proc/1/root/etc/shadow", libc::O_RDONLY)),
-        ("open /proc/self/exe for writing", open("/proc/self/exe", libc::O_WRONLY)),
-        ("open /proc/1/exe for writing", open("/proc/1/exe", libc::O_WRONLY)),
+        (
+            "create a file in /etc",
+            open("/etc/jail-probe-was-here", libc::O_WRONLY | libc::O_CREAT),
+        ),
+        (
+            "open /proc/1/root/etc/shadow",
+            open("/proc/1/root/etc/shadow", libc::O_RDONLY),
+        ),
+        (
+            "open /proc/self/exe for writing",
+            open("/proc/self/exe", libc::O_WRONLY),
+        ),
+        (
+            "open /proc/1/exe for writing",
+            open("/proc/1/exe", libc::O_WRONLY),
+        ),
         ("mount a tmpfs", mount_tmpfs()),
-        ("unshare a user namespace", raw(libc::SYS_unshare, libc::CLONE_NEWUSER as u64, 0, 0, 0, 0)),
-        ("unshare a mount namespace", raw(libc::SYS_unshare, libc::CLONE_NEWNS as u64, 0, 0, 0, 0)),
+        (
+            "unshare a user namespace",
+            raw(libc::SYS_unshare, libc::CLONE_NEWUSER as u64, 0, 0, 0, 0),
+        ),
+        (
+            "unshare a mount namespace",
+            raw(libc::SYS_unshare, libc::CLONE_NEWNS as u64, 0, 0, 0, 0),
+        ),
         ("setuid(0)", raw(libc::SYS_setuid, 0, 0, 0, 0, 0)),
-        ("keyctl (join a session keyring)", raw(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, 0, 0, 0, 0)),
+        (
+            "keyctl (join a session keyring)",
+            raw(
+                libc::SYS_keyctl,
+                1, /* KEYCTL_JOIN_SESSION_KEYRING */
+                0,
+                0,
+                0,
+                0,
+            ),
+        ),
         ("add_key", add_key()),
         ("bpf (create a map)", bpf_map()),
         ("perf_event_open", perf_event_open()),
         ("userfaultfd", raw(libc::SYS_userfaultfd, 0, 0, 0, 0, 0)),
-        ("ptrace the jail's init", raw(libc::SYS_ptrace, libc::PTRACE_ATTACH as u64, 1, 0, 0, 0)),
-        ("init_module", raw(libc::SYS_init_module, 0, 0, cstr("").as_ptr() as u64, 0, 0)),
+        (
+            "ptrace the jail's init",
+            raw(libc::SYS_ptrace, libc::PTRACE_ATTACH as u64, 1, 0, 0, 0),
+        ),
+        (
+            "init_module",
+            raw(libc::SYS_init_module, 0, 0, cstr("").as_ptr() as u64, 0, 0),
+        ),
         ("raise CAP_SYS_ADMIN into effective", raise_sys_admin()),
     ];
     if let Some(pid) = options.emperor_pid {
-        results.push(("signal the emperor", raw(libc::SYS_kill, pid as u64, 0, 0, 0, 0)));
-        results.push(("ptrace the emperor", raw(libc::SYS_ptrace, libc::PTRACE_ATTACH as u64, pid as u64, 0, 0, 0)));
+        results.push((
+            "signal the emperor",
+            raw(libc::SYS_kill, pid as u64, 0, 0, 0, 0),
+        ));
+        results.push((
+            "ptrace the emperor",
+            raw(
+                libc::SYS_ptrace,
+                libc::PTRACE_ATTACH as u64,
+                pid as u64,
+                0,
+                0,
+                0,
+            ),
+        ));
     }
     if let Some(pid) = options.other_pid {
-        results.push(("signal another tenant's process", raw(libc::SYS_kill, pid as u64, 0, 0, 0, 0)));
+        results.push((
+            "signal another tenant's process",
+            raw(libc::SYS_kill, pid as u64, 0, 0, 0, 0),
+        ));
     }
     if let Some(home) = &options.other_home {
         let home: &'static str = Box::leak(home.clone().into_boxed_str());
-        results.push(("list another tenant's home", open(home, libc::O_RDONLY | libc::O_DIRECTORY)));
+        results.push((
+            "list another tenant's home",
+            open(home, libc::O_RDONLY | libc::O_DIRECTORY),
+        ));
         let file: &'static str = Box::leak(format!("{home}/jail-probe-was-here").into_boxed_str());
-        results.push(("write into another tenant's home", open(file, libc::O_WRONLY | libc::O_CREAT)));
+        results.push((
+            "write into another tenant's home",
+            open(file, libc::O_WRONLY | libc::O_CREAT),
+        ));
     }
     if let Some(binary) = &options.setuid_binary {
-        results.push(("gain root through a setuid binary", setuid_gains_root(binary)));
+        results.push((
+            "gain root through a setuid binary",
+            setuid_gains_root(binary),
+        ));
     }
     results.push(("leaked fds beyond 0-3", leaked_fds()));
     results
@@ -113,7 +178,15 @@ fn attempts(options: &Options) -> Vec<(&'static str, Outcome)> {
 fn mount_tmpfs() -> Outcome {
     let (src, target, fstype) = (cstr("tmpfs"), cstr("/tmp"), cstr("tmpfs"));
     // SAFETY: NUL-terminated strings and a null data pointer.
-    check(unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) } as i64)
+    check(unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    } as i64)
 }
 
 fn add_key() -> Outcome {
@@ -130,8 +203,18 @@ fn add_key() -> Outcome {
 
 fn bpf_map() -> Outcome {
     // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries.
-    let attr: [u32; 16] = [1 /* BPF_MAP_TYPE_HASH */, 4, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    raw(libc::SYS_bpf, 0 /* BPF_MAP_CREATE */, attr.as_ptr() as u64, std::mem::size_of_val(&attr) as u64, 0, 0)
+    let attr: [u32; 16] = [
+        1, /* BPF_MAP_TYPE_HASH */
+        4, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    raw(
+        libc::SYS_bpf,
+        0, /* BPF_MAP_CREATE */
+        attr.as_ptr() as u64,
+        std::mem::size_of_val(&attr) as u64,
+        0,
+        0,
+    )
 }
 
 fn perf_event_open() -> Outcome {
@@ -139,7 +222,14 @@ fn perf_event_open() -> Outcome {
     let mut attr = [0u8; 128];
     attr[0..4].copy_from_slice(&1u32.to_ne_bytes());
     attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
-    raw(libc::SYS_perf_event_open, attr.as_ptr() as u64, 0, u64::MAX, u64::MAX, 0)
+    raw(
+        libc::SYS_perf_event_open,
+        attr.as_ptr() as u64,
+        0,
+        u64::MAX,
+        u64::MAX,
+        0,
+    )
 }
 
 /// capset asking for CAP_SYS_ADMIN: fails unless it is already permitted.
@@ -149,16 +239,29 @@ fn raise_sys_admin() -> Outcome {
         version: u32,
         pid: i32,
     }
-    let header = Header { version: 0x2008_0522, pid: 0 };
+    let header = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
     let bit = 1u32 << 21; // CAP_SYS_ADMIN
     let data: [u32; 6] = [bit, bit, 0, 0, 0, 0];
-    raw(libc::SYS_capset, &header as *const Header as u64, data.as_ptr() as u64, 0, 0, 0)
+    raw(
+        libc::SYS_capset,
+        &header as *const Header as u64,
+        data.as_ptr() as u64,
+        0,
+        0,
+        0,
+    )
 }
 
 /// Run `BINARY -c 'exit $(id -u)'`-like: a setuid-root copy of busybox running `id -u`; the
 /// act "succeeds" if it prints 0.
 fn setuid_gains_root(binary: &str) -> Outcome {
-    match std::process::Command::new(binary).args(["id", "-u"]).output() {
+    match std::process::Command::new(binary)
+        .args(["id", "-u"])
+        .output()
+    {
         Ok(out) if String::from_utf8_lossy(&out.stdout).trim() == "0" => Ok(()),
         Ok(_) => Err(libc::EPERM),
         Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
@@ -185,8 +288,14 @@ fn leaked_fds() -> Outcome {
 }
 
 /// Attempts a jail is responsible for: outside a jail (the control) they must succeed.
-const CONTROL_MUST_SUCCEED: [&str; 6] =
-    ["read /etc/shadow", "mount a tmpfs", "unshare a user namespace", "keyctl (join a session keyring)", "bpf (create a map)", "setuid(0)"];
+const CONTROL_MUST_SUCCEED: [&str; 6] = [
+    "read /etc/shadow",
+    "mount a tmpfs",
+    "unshare a user namespace",
+    "keyctl (join a session keyring)",
+    "bpf (create a map)",
+    "setuid(0)",
+];
 
 fn errno_name(errno: i32) -> String {
     nix::errno::Errno::from_raw(errno).to_string()
@@ -201,7 +310,10 @@ fn main() {
             (Err(e), false) => ("PASS", errno_name(*e)),
             (Ok(()), false) => ("FAIL", "succeeded".to_string()),
             (Ok(()), true) => ("PASS", "succeeded (control)".to_string()),
-            (Err(e), true) => ("FAIL", format!("{} (control: must succeed outside a jail)", errno_name(*e))),
+            (Err(e), true) => (
+                "FAIL",
+                format!("{} (control: must succeed outside a jail)", errno_name(*e)),
+            ),
         };
         if verdict == "FAIL" {
             failures += 1;
