@@ -1,6 +1,7 @@
 //! The `emperor` binary: parse the command line, set up logging, run what was asked.
 
 use emperor::cli::{self, Command};
+use emperor::vassal::policy;
 use emperor::{check, emperor as supervisor, vassal};
 use std::process::ExitCode;
 
@@ -19,7 +20,11 @@ fn main() -> ExitCode {
             (Err(e), _) | (_, Err(e)) => fail(&e),
         },
         Some(Command::Check(args)) => match (args.load_options(), args.jail_context()) {
-            (Ok(load), Ok(jail)) => check::run(&args.config, &load, &jail),
+            (Ok(load), Ok(mut jail)) => {
+                // As the emperor would spawn it.
+                jail.cloned = policy::cloned_namespaces(jail.emperor_namespaces, jail.tyrant);
+                check::run(&args.config, &load, &jail)
+            }
             (Err(e), _) | (_, Err(e)) => fail(&e),
         },
         Some(Command::Stats { addr }) => check::print_stats(&addr),

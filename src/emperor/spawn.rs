@@ -60,13 +60,8 @@ impl Spawner {
             .collect();
         // An unprivileged emperor has no CAP_SYS_ADMIN: only a user namespace of each
         // vassal's own makes namespaces (and tyrant mode) possible.
-        let user_ns = settings.tyrant
-            || settings.identity.is_some()
-            || settings.use_clone.contains(Namespaces::USER);
-        let mut cloned = settings.use_clone.without(Namespaces::NET);
-        if user_ns {
-            cloned = cloned.union(Namespaces::USER);
-        }
+        let user_ns = settings.tyrant || settings.identity.is_some();
+        let cloned = crate::vassal::policy::cloned_namespaces(settings.use_clone, user_ns);
         let mut jail_args = vec![
             "--jail-namespaces".to_string(),
             settings.use_clone.to_string(),

@@ -34,6 +34,18 @@ pub struct Ceilings {
     pub open_files: Option<u64>,
 }
 
+/// The namespaces the emperor's clone creates for a vassal: all it asks for but `net` (entered
+/// by the runtime once its sockets are bound), plus a user namespace when one is needed
+/// (tyrant mode, an unprivileged emperor, or `user` asked for).
+pub fn cloned_namespaces(use_clone: Namespaces, user_namespace: bool) -> Namespaces {
+    let cloned = use_clone.without(Namespaces::NET);
+    if user_namespace || use_clone.contains(Namespaces::USER) {
+        cloned.union(Namespaces::USER)
+    } else {
+        cloned
+    }
+}
+
 /// Tasks a tenant's vassal may have when the admin set no `--vassal-pids-max`.
 pub const TENANT_DEFAULT_PIDS: u64 = 1024;
 
@@ -505,5 +517,201 @@ fn rlimit_name(resource: u32) -> &'static str {
         r if r == libc::RLIMIT_FSIZE => "file size (limit-fsize)",
         r if r == libc::RLIMIT_CORE => "core size (limit-core)",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Origin;
+
+    fn config(lines: &[(&str, &str)]) -> Config {
+        let entries = lines
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| Entry {
+                key: key.to_string(),
+                value: value.to_string(),
+                origin: Origin {
+                    file: PathBuf::from("app.ini"),
+                    line: Some(i + 2),
+                },
+            })
+            .collect();
+        Config {
+            path: PathBuf::from("app.ini"),
+            entries,
+        }
+    }
+
+    fn tyrant() -> JailContext {
+        JailContext {
+            tyrant: true,
+            cloned: Namespaces::USER,
+            ..JailContext::default()
+        }
+    }
+
+    #[test]
+    fn options_that_act_as_the_emperor_are_refused_to_tenants_by_name() {
+        let err = plan(&config(&[("exec-as-emperor", "touch /x")]), &tyrant()).unwrap_err();
+        assert_eq!(err.to_string(), "app.ini:2: option \"exec-as-emperor\": not allowed in tyrant mode: it would act on the host as the emperor");
+        assert!(
+            plan(
+                &config(&[("exec-as-emperor", "touch /x")]),
+                &JailContext::default()
+            )
+            .is_ok(),
+            "classic mode trusts its configs"
+        );
+    }
+
+    #[test]
+    fn a_tenant_cannot_turn_seccomp_off_but_an_admin_can() {
+        let err = plan(&config(&[("seccomp", "none")]), &tyrant()).unwrap_err();
+        assert_eq!(err.option, "seccomp");
+        assert_eq!(
+            plan(&config(&[("seccomp", "none")]), &JailContext::default())
+                .unwrap()
+                .seccomp,
+            Profile::Unconfined
+        );
+        assert_eq!(
+            plan(&config(&[]), &tyrant()).unwrap().seccomp,
+            Profile::Default
+        );
+    }
+
+    #[test]
+    fn hostname_needs_a_uts_namespace() {
+        let err = plan(&config(&[("hostname", "h")]), &JailContext::default()).unwrap_err();
+        assert!(err.reason.contains("uts namespace"), "{err}");
+        let context = JailContext {
+            emperor_namespaces: "uts".parse().unwrap(),
+            cloned: "uts".parse().unwrap(),
+            ..Default::default()
+        };
+        let steps = plan(&config(&[("hostname", "h")]), &context).unwrap().setup;
+        assert!(steps.contains(&SetupItem::Jail(Step::SetHostname("h".into()))));
+    }
+
+    #[test]
+    fn net_is_entered_by_the_runtime_after_the_clone_and_lo_comes_up() {
+        let use_clone: Namespaces = "fs,net,pid".parse().unwrap();
+        let context = JailContext {
+            emperor_namespaces: use_clone,
+            cloned: cloned_namespaces(use_clone, false),
+            ..Default::default()
+        };
+        let steps = plan(&config(&[]), &context).unwrap().setup;
+        assert_eq!(steps[0], SetupItem::Jail(Step::Unshare(Namespaces::NET)));
+        assert_eq!(steps[1], SetupItem::Jail(Step::LoopbackUp));
+        assert!(
+            steps.contains(&SetupItem::Jail(Step::MountProc(PathBuf::from("/proc")))),
+            "pid 1 of a new pid namespace gets its /proc"
+        );
+    }
+
+    #[test]
+    fn a_vassals_own_pid_namespace_goes_to_its_payload_and_needs_fs() {
+        let err = plan(&config(&[("unshare", "pid")]), &JailContext::default()).unwrap_err();
+        assert!(err.reason.contains("mount namespace"), "{err}");
+        let p = plan(&config(&[("unshare", "fs,pid")]), &JailContext::default()).unwrap();
+        assert_eq!(p.payload_namespaces, Namespaces::PID);
+        assert!(p.payload_mounts_proc);
+    }
+
+    #[test]
+    fn mounts_go_under_the_new_root_and_the_pivot_comes_last() {
+        let context = JailContext {
+            emperor_namespaces: Namespaces::MOUNT,
+            cloned: Namespaces::MOUNT,
+            ..Default::default()
+        };
+        let p = plan(
+            &config(&[
+                ("pivot-root", "/srv/root"),
+                ("bind-mount-ro", "/usr"),
+                ("tmpfs", "/tmp:16M"),
+            ]),
+            &context,
+        )
+        .unwrap();
+        let mounts: Vec<Step> = p
+            .setup
+            .into_iter()
+            .filter_map(|i| {
+                if let SetupItem::Jail(s) = i {
+                    Some(s)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(
+            &mounts[mounts.len() - 4..],
+            &[
+                Step::MakeMountsPrivate,
+                Step::BindMount {
+                    source: "/usr".into(),
+                    target: "/srv/root/usr".into(),
+                    read_only: true,
+                    nosuid_nodev: false
+                },
+                Step::Tmpfs {
+                    target: "/srv/root/tmp".into(),
+                    size: Some(16 << 20)
+                },
+                Step::PivotRoot("/srv/root".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn tenant_limits_are_the_lower_of_theirs_and_the_admins() {
+        let mut context = tyrant();
+        context.ceilings.processes = Some(100);
+        let p = plan(
+            &config(&[("limit-nproc", "5000"), ("max-fd", "64")]),
+            &context,
+        )
+        .unwrap();
+        let limit = |r| {
+            p.drop
+                .rlimits
+                .iter()
+                .find(|l| l.resource == r)
+                .map(|l| l.hard)
+        };
+        assert_eq!(limit(libc::RLIMIT_NPROC), Some(100));
+        assert_eq!(limit(libc::RLIMIT_NOFILE), Some(64));
+        assert_eq!(limit(libc::RLIMIT_CORE), Some(0));
+    }
+
+    #[test]
+    fn cgroup_limits_need_a_cgroup_from_the_emperor() {
+        let err = plan(&config(&[("memory-max", "64M")]), &JailContext::default()).unwrap_err();
+        assert!(err.reason.contains("cgroup v2"), "{err}");
+        let context = JailContext {
+            cgroup_fd: Some(4),
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&config(&[("memory-max", "64M")]), &context)
+                .unwrap()
+                .cgroup
+                .memory_max,
+            Some(64 << 20)
+        );
+    }
+
+    #[test]
+    fn cloned_namespaces_leave_net_to_the_runtime() {
+        let all: Namespaces = "fs,net,ipc,pid,uts".parse().unwrap();
+        assert_eq!(cloned_namespaces(all, false).to_string(), "fs,ipc,pid,uts");
+        assert_eq!(
+            cloned_namespaces(all, true).to_string(),
+            "fs,ipc,pid,uts,user"
+        );
     }
 }
