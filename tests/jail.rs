@@ -82,7 +82,7 @@ fn each_namespace_of_emperor_use_clone_really_differs() {
         "no user namespace was asked for"
     );
     assert_eq!(
-        status(runtime, "NSpid").split(' ').last(),
+        status(runtime, "NSpid").split(' ').next_back(),
         Some("1"),
         "the runtime is pid 1 of the vassal"
     );
@@ -109,7 +109,7 @@ fn a_vassals_own_unshare_adds_to_the_emperors_namespaces() {
         namespace("self", "ipc")
     );
     assert_eq!(
-        status(payload, "NSpid").split(' ').last(),
+        status(payload, "NSpid").split(' ').next_back(),
         Some("1"),
         "unshare = pid makes the payload pid 1 of its own namespace"
     );
