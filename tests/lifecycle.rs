@@ -247,3 +247,62 @@ fn voluntary_shutdown_is_not_respawned_until_the_config_changes() {
     write(&config, &ini("sleep 1000", &[]));
     emperor.running("quitter.ini");
 }
+
+#[test]
+fn vassal_flooding_its_socket_with_garbage_cannot_stall_the_emperor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    // An endless stream of byte 0 (unknown from a vassal) into the protocol socket.
+    emperor.write("flood.ini", &ini("sh -c 'cat /dev/zero >&3'", &[]));
+    emperor.write("calm.ini", &ini("sleep 1000", &["reload-mercy = 1"]));
+    let (_, flooder) = emperor.running("flood.ini");
+    let (_, calm) = emperor.running("calm.ini");
+
+    // While the flood goes on, the emperor still answers and still reloads other vassals.
+    for _ in 0..3 {
+        let started = Instant::now();
+        emperor.stats();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "stats took {:?}",
+            started.elapsed()
+        );
+    }
+    touch(&emperor.vassals.join("calm.ini"));
+    let (_, reloaded) = emperor.running_other_than("calm.ini", calm);
+    assert_ne!(reloaded, calm);
+    assert!(
+        alive(flooder),
+        "the flooder is not punished for garbage: it is ignored"
+    );
+    let log = emperor.log();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("ignoring unknown protocol bytes"))
+        .count();
+    assert!(warnings >= 1, "the garbage is logged:\n{log}");
+    assert!(warnings <= 3, "but not line by line: {warnings} lines");
+}
+
+#[test]
+fn payload_starts_with_every_signal_default_and_unblocked() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The emperor blocks its signals (signalfd) and ignores SIGPIPE; none of it may leak.
+    let emperor = Emperor::start(tmp.path(), &[]);
+    emperor.write("app.ini", &ini("sleep 1000", &[]));
+    let (runtime, payload) = emperor.running("app.ini");
+    let status = std::fs::read_to_string(format!("/proc/{payload}/status")).unwrap();
+    for field in ["SigBlk", "SigIgn"] {
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        assert!(line.ends_with("0000000000000000"), "payload {line}");
+    }
+    let runtime_status = std::fs::read_to_string(format!("/proc/{runtime}/status")).unwrap();
+    let blocked = runtime_status
+        .lines()
+        .find(|l| l.starts_with("SigBlk"))
+        .unwrap();
+    assert!(
+        !blocked.ends_with("0000000000000000"),
+        "control: the runtime itself blocks signals ({blocked})"
+    );
+}

@@ -248,6 +248,8 @@ impl Launch {
         let envp_ptrs = null_terminated(&self.envp);
         let (report_read, report_write) = pipe()?;
         let go = if self.hold { Some(pipe()?) } else { None };
+        // A held child says when it is ready to be worked on (dumpable, waiting for go).
+        let held = if self.hold { Some(pipe()?) } else { None };
         let scratch_base = self
             .fd_map
             .iter()
@@ -280,6 +282,7 @@ impl Launch {
                 envp: &envp_ptrs,
                 report: report_write.as_raw_fd(),
                 go: go.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
+                held: held.as_ref().map(|(_, w)| w.as_raw_fd()),
                 scratch_base,
                 parent,
             };
@@ -288,6 +291,12 @@ impl Launch {
         // SAFETY: CLONE_PIDFD made the kernel store a fresh pidfd that nothing else owns.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
         drop(report_write);
+        if let Some((held_read, held_write)) = held {
+            drop(held_write);
+            let mut byte = [0u8; 1];
+            // One byte: the child is held and ready; EOF: it failed (its report says why).
+            while let Err(Errno::EINTR) = nix::unistd::read(held_read.as_raw_fd(), &mut byte) {}
+        }
         Ok(Launched {
             pid: Pid::from_raw(pid),
             pidfd,
@@ -347,6 +356,7 @@ struct ChildSide<'a> {
     envp: &'a [*const libc::c_char],
     report: RawFd,
     go: Option<(RawFd, RawFd)>,
+    held: Option<RawFd>,
     scratch_base: RawFd,
     parent: libc::pid_t,
 }
@@ -365,6 +375,13 @@ impl ChildSide<'_> {
                 sys::prctl(libc::PR_SET_DUMPABLE, 1, 0),
                 "prctl(PR_SET_DUMPABLE)",
             );
+        }
+        if let Some(held) = self.held {
+            // SAFETY: one byte from a local buffer; then our copy is closed.
+            unsafe {
+                libc::write(held, [1u8].as_ptr() as *const libc::c_void, 1);
+                libc::close(held);
+            }
         }
         if let Some((read_end, write_end)) = self.go {
             // SAFETY: closing our copy of the write end lets a dead parent be seen as EOF.

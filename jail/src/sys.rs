@@ -72,25 +72,53 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// Reset every catchable signal to its default action and unblock all signals, so a new
-/// program starts clean (uWSGI 2.0 leaves SIGTERM/SIGHUP/SIGPIPE ignored in its payloads).
-/// Async-signal-safe: only sigaction and sigprocmask.
+/// The kernel's `struct sigaction` for rt_sigaction(2) on x86_64 and aarch64.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Reset every signal (1-64) to its default action and unblock all signals, so a new program
+/// starts clean (uWSGI 2.0 leaves SIGTERM/SIGHUP/SIGPIPE ignored in its payloads). Raw
+/// rt_sigaction, because glibc's wrappers refuse its reserved signals 32 and 33, which an
+/// ignored disposition inherited from our own parent would otherwise carry into the payload.
+/// Async-signal-safe: only system calls.
 pub fn reset_signals() {
+    let default = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
     for signal in 1..=64 {
         if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL takes no handler pointer; sigaction on an invalid (reserved) signal
-        // number just fails with EINVAL, which we ignore.
+        // SAFETY: a valid kernel sigaction (SIG_DFL, no flags) and a null old-action pointer;
+        // the sigset size is the kernel's 8 bytes.
         unsafe {
-            libc::signal(signal, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
         }
     }
-    // SAFETY: an empty, initialised sigset; the old set is not requested.
+    let empty: u64 = 0;
+    // SAFETY: a zero kernel sigset of the kernel's size; the old set is not requested.
     unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
     }
 }
 

@@ -15,6 +15,8 @@ use tracing::{debug, error, info, warn};
 /// Bytes read from one vassal per wake-up: a vassal flooding its socket gets its turn like
 /// everyone else, and the loop goes on.
 const READ_BUDGET: usize = 256;
+/// At most one log line per this long about a vassal's unknown protocol bytes.
+const UNKNOWN_BYTES_QUIET: Duration = Duration::from_secs(10);
 /// How long the emperor waits for killed strays before it gives up on them.
 const STRAY_PATIENCE: Duration = Duration::from_secs(3);
 
@@ -373,7 +375,17 @@ impl Emperor {
                 debug!(vassal = %v.name, "{message:?}: not supported for file configs");
             }
             Message::Unknown(byte) => {
-                warn!(vassal = %v.name, "ignoring unknown protocol byte {byte}")
+                // A vassal flooding its socket must not flood the log too: one line per
+                // UNKNOWN_BYTES_QUIET, with the count since the last one.
+                v.unknown_bytes += 1;
+                let now = Instant::now();
+                if v.unknown_warned
+                    .is_none_or(|at| now.duration_since(at) >= UNKNOWN_BYTES_QUIET)
+                {
+                    warn!(vassal = %v.name, count = v.unknown_bytes, "ignoring unknown protocol bytes (last: {byte})");
+                    v.unknown_warned = Some(now);
+                    v.unknown_bytes = 0;
+                }
             }
         }
     }

@@ -81,6 +81,9 @@ pub struct Vassal {
     pub readd: bool,
     /// Its cgroup v2 directories, when the emperor has a cgroup root.
     pub cgroup: Option<jail::cgroup::VassalCgroup>,
+    /// Unknown protocol bytes since the last warning, and when that was.
+    pub unknown_bytes: u64,
+    pub unknown_warned: Option<Instant>,
 }
 
 impl Vassal {
@@ -112,6 +115,8 @@ impl Vassal {
             voluntary: false,
             readd: false,
             cgroup: None,
+            unknown_bytes: 0,
+            unknown_warned: None,
         }
     }
 

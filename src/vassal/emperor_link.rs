@@ -1,7 +1,9 @@
 //! The runtime's end of the emperor protocol socket, if it runs under an emperor.
 
 use crate::protocol::{Command, Message, ENV_FD};
-use std::io::{Read, Write};
+use nix::errno::Errno;
+use nix::sys::socket::{recv, MsgFlags};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use tracing::warn;
@@ -25,8 +27,6 @@ pub enum LinkError {
     BadVariable(String),
     #[error("{ENV_FD}: {0}")]
     Adopt(#[from] jail::SysError),
-    #[error("{ENV_FD}: set non-blocking: {0}")]
-    NonBlocking(std::io::Error),
 }
 
 impl EmperorLink {
@@ -38,10 +38,9 @@ impl EmperorLink {
         let fd: RawFd = value
             .parse()
             .map_err(|_| LinkError::BadVariable(value.clone()))?;
+        // Not O_NONBLOCK: the payload shares this open file description, and a payload that
+        // writes to its fd 3 must not get EAGAIN. Reads use MSG_DONTWAIT instead.
         let stream = UnixStream::from(jail::fd::adopt_inherited(fd)?);
-        stream
-            .set_nonblocking(true)
-            .map_err(LinkError::NonBlocking)?;
         Ok(EmperorLink {
             stream: Some(stream),
         })
@@ -72,7 +71,7 @@ impl EmperorLink {
         let mut buf = [0u8; 64];
         let mut commands = Vec::new();
         loop {
-            match stream.read(&mut buf) {
+            match recv(stream.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(0) => return Heard::Lost,
                 Ok(n) => {
                     for &byte in &buf[..n] {
@@ -82,10 +81,8 @@ impl EmperorLink {
                         }
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Heard::Commands(commands)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(Errno::EAGAIN) => return Heard::Commands(commands),
+                Err(Errno::EINTR) => continue,
                 Err(_) => return Heard::Lost,
             }
         }
