@@ -232,34 +232,35 @@ fn zombies_are_reaped_inside_a_pid_namespace() {
     assert!(alive(payload), "the payload is untouched");
 }
 
-#[test]
-fn nginx_serves_a_page_as_a_classic_vassal() {
-    if !have_root("nginx_serves_a_page_as_a_classic_vassal") {
-        return;
+/// nginx installed, or a skip message (a failure under CI, which installs it).
+fn have_nginx(test: &str) -> bool {
+    if Path::new("/usr/sbin/nginx").exists() {
+        return true;
     }
-    if !Path::new("/usr/sbin/nginx").exists() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI installs nginx (tests/run-all.sh)"
-        );
-        eprintln!("skipping nginx_serves_a_page_as_a_classic_vassal: nginx is not installed");
-        return;
-    }
-    let tmp = open_tempdir();
+    assert!(
+        std::env::var("CI").is_err(),
+        "CI installs nginx (tests/run-all.sh)"
+    );
+    eprintln!("skipping {test}: nginx is not installed");
+    false
+}
+
+/// A site for nginx under `root` (config, pages, temp dirs) on a free port; returns the
+/// `privileged-binary-patch-arg` line and the port.
+fn nginx_site(root: &Path, page: &str, user_line: &str) -> (String, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let root = tmp.path();
     std::fs::create_dir_all(root.join("www")).unwrap();
     std::fs::create_dir_all(root.join("nginx-tmp")).unwrap();
-    std::fs::write(root.join("www/index.html"), "hello from a jailed nginx\n").unwrap();
+    std::fs::write(root.join("www/index.html"), page).unwrap();
     let conf = root.join("nginx.conf");
     std::fs::write(
         &conf,
         format!(
-            "worker_processes 1;\nerror_log stderr;\npid {r}/nginx.pid;\nevents {{ worker_connections 64; }}\n\
+            "worker_processes 1;\n{user_line}\nerror_log stderr;\npid {r}/nginx.pid;\nevents {{ worker_connections 64; }}\n\
              http {{ access_log off; client_body_temp_path {r}/nginx-tmp; proxy_temp_path {r}/nginx-tmp; \
              fastcgi_temp_path {r}/nginx-tmp; uwsgi_temp_path {r}/nginx-tmp; scgi_temp_path {r}/nginx-tmp; \
              server {{ listen 127.0.0.1:{port}; root {r}/www; }} }}\n",
@@ -267,11 +268,24 @@ fn nginx_serves_a_page_as_a_classic_vassal() {
         ),
     )
     .unwrap();
-    let emperor = Emperor::start(root, &["--emperor-use-clone", "fs,ipc,pid,uts"]);
-    let patch = format!(
-        "privileged-binary-patch-arg = nginx -g \"daemon off;\" -c {}",
-        conf.display()
-    );
+    (
+        format!(
+            "privileged-binary-patch-arg = nginx -g \"daemon off;\" -c {}",
+            conf.display()
+        ),
+        port,
+    )
+}
+
+#[test]
+fn nginx_serves_a_page_as_a_classic_vassal() {
+    let test = "nginx_serves_a_page_as_a_classic_vassal";
+    if !have_root(test) || !have_nginx(test) {
+        return;
+    }
+    let tmp = open_tempdir();
+    let (patch, port) = nginx_site(tmp.path(), "hello from a jailed nginx\n", "");
+    let emperor = Emperor::start(tmp.path(), &["--emperor-use-clone", "fs,ipc,pid,uts"]);
     emperor.write("nginx.ini", &format!("[uwsgi]\n{patch}\n"));
     let (_, master) = emperor.running("nginx.ini");
     let body = emperor.wait_for("nginx answers", || http_get(port));
@@ -288,6 +302,42 @@ fn nginx_serves_a_page_as_a_classic_vassal() {
         http_get(port).is_none(),
         "nobody listens after the vassal is removed"
     );
+}
+
+#[test]
+fn nginx_serves_a_page_as_a_tyrant_vassal_owned_by_its_tenant() {
+    let test = "nginx_serves_a_page_as_a_tyrant_vassal_owned_by_its_tenant";
+    if !have_root(test) || !have_nginx(test) {
+        return;
+    }
+    let tmp = open_tempdir();
+    let site = tmp.path().join("alice-site");
+    // Workers stay the jail's root: the tenant has no subuid range on this host to map others.
+    let (patch, port) = nginx_site(&site, "hello from alice's nginx\n", "user root root;");
+    let chown_tree = std::process::Command::new("chown")
+        .args(["-R", "20001:20001"])
+        .arg(&site)
+        .status()
+        .unwrap();
+    assert!(chown_tree.success());
+    let emperor = Emperor::start(
+        tmp.path(),
+        &["--emperor-tyrant", "--emperor-use-clone", "fs,ipc,pid,uts"],
+    );
+    let staged = tmp.path().join("alice.ini");
+    write(&staged, &format!("[uwsgi]\n{patch}\n"));
+    chown(&staged, 20001, 20001);
+    std::fs::rename(&staged, emperor.vassals.join("alice.ini")).unwrap();
+    let (_, master) = emperor.running("alice.ini");
+    let body = emperor.wait_for("alice's nginx answers", || http_get(port));
+    assert!(body.contains("hello from alice's nginx"), "{body}");
+    for pid in std::iter::once(master).chain(children(master)) {
+        assert_eq!(
+            status(pid, "Uid"),
+            "20001 20001 20001 20001",
+            "nginx process {pid} is alice outside its jail"
+        );
+    }
 }
 
 fn http_get(port: u16) -> Option<String> {
