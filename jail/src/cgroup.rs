@@ -17,6 +17,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+/// The emperor's own leaf under its cgroup root (vassal names never start with a dot).
+pub const EMPEROR_LEAF: &str = ".emperor";
 /// Controllers we set limits with.
 const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 /// Files of the payload's cgroup its owner may write.
@@ -67,6 +69,14 @@ pub fn prepare_root(root: &Path, delegate_to: Option<(u32, u32)>) -> Result<(), 
         enable_controllers(parent)?;
     }
     enable_controllers(root)?;
+    // The emperor lives in a leaf of its own root: moving a vassal into ROOT/NAME/runtime
+    // needs write access to the cgroup.procs of the nearest cgroup holding both, which is
+    // then ROOT, ours, and not whatever root-owned cgroup we were started in.
+    let leaf = root.join(EMPEROR_LEAF);
+    if !leaf.exists() {
+        fs::create_dir(&leaf).map_err(|e| io_err("mkdir", &leaf, e))?;
+    }
+    write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
     if let Some((uid, gid)) = delegate_to {
         for path in [
             root.to_path_buf(),

@@ -43,7 +43,12 @@ impl PrivilegeDrop {
     /// prepared fields, no allocation.
     pub fn apply(&self, last_cap: u32) -> Result<(), DropFailure> {
         for limit in &self.rlimits {
-            sys::setrlimit(limit.resource, limit.soft, limit.hard).map_err(fail("setrlimit"))?;
+            // Never above the current hard limit: raising it needs CAP_SYS_RESOURCE in the
+            // initial user namespace, which no vassal has, and a ceiling is only a ceiling.
+            let (_, current_hard) = sys::getrlimit(limit.resource).map_err(fail("getrlimit"))?;
+            let hard = limit.hard.min(current_hard);
+            sys::setrlimit(limit.resource, limit.soft.min(hard), hard)
+                .map_err(fail("setrlimit"))?;
         }
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before setuid.
         for cap in 0..=last_cap {

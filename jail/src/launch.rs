@@ -63,7 +63,8 @@ const CHILD_STEPS: [&str; 20] = [
     "prctl(PR_SET_NO_NEW_PRIVS)",
 ];
 /// Steps reported by name beyond the table above.
-const MORE_CHILD_STEPS: [&str; 6] = [
+const MORE_CHILD_STEPS: [&str; 7] = [
+    "getrlimit",
     "verify the drop",
     "capget",
     "install the seccomp filter",

@@ -262,6 +262,17 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// getrlimit(2) for one resource: (soft, hard).
+pub fn getrlimit(resource: u32) -> Result<(u64, u64), Errno> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a pointer to a live rlimit the kernel fills.
+    let ret = unsafe { libc::getrlimit(resource as _, &mut limit) };
+    Errno::result(ret).map(|_| (limit.rlim_cur, limit.rlim_max))
+}
+
 /// chdir(2) to a prepared C string.
 pub fn chdir(dir: &std::ffi::CStr) -> Result<(), Errno> {
     // SAFETY: a NUL-terminated string that outlives the call.
