@@ -17,8 +17,10 @@ pass() {
 	exit 0
 }
 
-# fail REASON...: the scenario failed; the reason is kept to one line.
+# fail REASON...: the scenario failed; the reason is kept to one line. The emperor's log
+# (SUT_LOG, when a scenario sends its stderr there) is shown first.
 fail() {
+	show_sut_log
 	log "FAIL: $*"
 	[ -e "$VERDICT_FILE" ] || echo "FAIL $*" | tr '\n' ' ' > "$VERDICT_FILE"
 	exit 1
@@ -116,4 +118,37 @@ show_sut() {
 	for _pid in $(sut_pids); do
 		log "  $(describe "$_pid")"
 	done
+}
+
+# show_sut_log: the emperor's log on the console, when the scenario keeps it in SUT_LOG.
+show_sut_log() {
+	[ -n "$SUT_LOG" ] && [ -s "$SUT_LOG" ] || return 0
+	log "--- emperor log ($SUT_LOG) ---"
+	cat "$SUT_LOG"
+	log "--- end of emperor log ---"
+}
+
+# stats ADDR: the emperor's stats JSON (indented, one key a line), or status 1 when it does not
+# answer within 2 s.
+stats() {
+	timeout 2 emperor stats "$1"
+}
+
+# vassal_field FILE CONFIG KEY: KEY (pid, respawns, uid, state...) of the vassal whose config
+# is CONFIG in a stats document saved in FILE; nothing when there is no such vassal.
+vassal_field() {
+	awk -v config="\"config\": \"$2\"" -v key="\"$3\":" '
+		index($0, "\"config\":") { inside = index($0, config) > 0 }
+		inside && $1 == key { v = $2; sub(/,$/, "", v); gsub(/"/, "", v); print v; exit }
+	' "$1"
+}
+
+# children PID: the children of PID (every thread's), space separated.
+children() {
+	echo $(cat /proc/"$1"/task/*/children 2>/dev/null)
+}
+
+# uids PID: the Uid line of /proc/PID/status (real, effective, saved, filesystem).
+uids() {
+	sed -n 's/^Uid:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null | tr -s '\t ' ' '
 }
