@@ -108,6 +108,8 @@ pub struct Launch {
     cgroup: Option<RawFd>,
     seccomp: Option<crate::seccomp::Filter>,
     mount_proc: bool,
+    /// Soft limits set in the child (resource, soft), hard limits untouched.
+    soft_limits: Vec<(u32, u64)>,
 }
 
 /// A child that exists but may still be held before execve (see [`Launch::hold`]).
@@ -156,6 +158,7 @@ impl Launch {
             cgroup: None,
             seccomp: None,
             mount_proc: false,
+            soft_limits: Vec::new(),
         })
     }
 
@@ -224,6 +227,13 @@ impl Launch {
     /// Install this seccomp filter last, right before execve.
     pub fn seccomp(&mut self, filter: crate::seccomp::Filter) -> &mut Self {
         self.seccomp = Some(filter);
+        self
+    }
+
+    /// Set a soft resource limit in the child (e.g. give back the open-files limit the parent
+    /// raised for itself).
+    pub fn soft_limit(&mut self, resource: u32, soft: u64) -> &mut Self {
+        self.soft_limits.push((resource, soft));
         self
     }
 
@@ -428,6 +438,14 @@ impl ChildSide<'_> {
             "close_range(CLOSE_RANGE_CLOEXEC)",
         );
         sys::reset_signals();
+        for &(resource, soft) in &launch.soft_limits {
+            match sys::getrlimit(resource) {
+                Ok((_, hard)) => {
+                    self.check(sys::setrlimit(resource, soft.min(hard), hard), "setrlimit")
+                }
+                Err(e) => self.fail("getrlimit", e),
+            }
+        }
         if let Some(drop) = &launch.drop {
             if let Err(failure) = drop.apply(launch.last_cap) {
                 self.fail(failure.step, failure.errno);

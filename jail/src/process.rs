@@ -144,3 +144,15 @@ pub fn is_alive(pid: Pid) -> bool {
         Err(_) => false,
     }
 }
+
+/// Raise this process's open-files soft limit to its hard limit (a supervisor holds two fds
+/// per vassal); returns the soft limit it had, for children that should keep it.
+pub fn raise_open_files_limit() -> Result<u64, SysError> {
+    let (soft, hard) = crate::sys::getrlimit(libc::RLIMIT_NOFILE)
+        .map_err(|e| SysError::new("getrlimit(RLIMIT_NOFILE)", e))?;
+    if soft < hard {
+        crate::sys::setrlimit(libc::RLIMIT_NOFILE, hard, hard)
+            .map_err(|e| SysError::new("setrlimit(RLIMIT_NOFILE)", e))?;
+    }
+    Ok(soft)
+}

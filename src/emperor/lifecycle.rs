@@ -15,6 +15,11 @@ use tracing::{debug, error, info, warn};
 /// Bytes read from one vassal per wake-up: a vassal flooding its socket gets its turn like
 /// everyone else, and the loop goes on.
 const READ_BUDGET: usize = 256;
+/// Spawns per loop turn.
+const SPAWN_BATCH: usize = 64;
+/// A spawn that failed (fd limit, cgroup, clone3) is not retried sooner than this, even with
+/// throttling off: retrying at once would spin.
+const SPAWN_RETRY: Duration = Duration::from_secs(1);
 /// At most one log line per this long about a vassal's unknown protocol bytes.
 const UNKNOWN_BYTES_QUIET: Duration = Duration::from_secs(10);
 /// How long the emperor waits for killed strays before it gives up on them.
@@ -140,7 +145,12 @@ impl Emperor {
 
     /// Spawn queued vassals as fast as the throttle allows.
     pub(super) fn process_queue(&mut self, now: Instant) {
-        while let Some(&slot) = self.queue.front() {
+        // A bounded batch per loop turn: a long queue (the initial scan of thousands of
+        // configs, or spawns failing at once) never keeps signals, stats and stops waiting.
+        for _ in 0..SPAWN_BATCH {
+            let Some(&slot) = self.queue.front() else {
+                break;
+            };
             if self.table.get(slot).map(|v| v.state) != Some(State::Queued) {
                 self.queue.pop_front();
                 continue;
@@ -150,6 +160,9 @@ impl Emperor {
             }
             self.queue.pop_front();
             self.spawn(slot, now);
+        }
+        if self.queue.is_empty() {
+            self.warming_up = false;
         }
     }
 
@@ -164,7 +177,7 @@ impl Emperor {
             Err(e) => {
                 let v = self.table.get(slot).expect("queued slot");
                 error!(vassal = %v.name, "cannot create its cgroup: {e}");
-                self.schedule_respawn(slot, false);
+                self.schedule_respawn_after(slot, false, SPAWN_RETRY);
                 return;
             }
         };
@@ -191,7 +204,7 @@ impl Emperor {
             Err(e) => {
                 let v = self.table.get_mut(slot).expect("queued slot");
                 error!(vassal = %v.name, "cannot spawn: {e}");
-                self.schedule_respawn(slot, false);
+                self.schedule_respawn_after(slot, false, SPAWN_RETRY);
             }
         }
     }
@@ -225,12 +238,18 @@ impl Emperor {
     /// After a death (or failed spawn): respawn at once if it was loyal, else after its
     /// blacklist throttle.
     fn schedule_respawn(&mut self, slot: usize, loyal: bool) {
+        self.schedule_respawn_after(slot, loyal, Duration::ZERO);
+    }
+
+    /// As [`Self::schedule_respawn`], waiting at least `at_least`.
+    fn schedule_respawn_after(&mut self, slot: usize, loyal: bool, at_least: Duration) {
         let v = self.table.get_mut(slot).expect("slot");
         let delay = if loyal {
             Duration::ZERO
         } else {
             self.blacklist.punish(&v.id, SystemTime::now())
-        };
+        }
+        .max(at_least);
         if delay.is_zero() {
             self.enqueue(slot);
             return;

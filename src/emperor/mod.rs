@@ -151,10 +151,12 @@ impl Emperor {
         }
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| jail::SysError::new("epoll_create1", e))?;
-        let spawner = Spawner::new(&settings).map_err(|source| EmperorError::Io {
+        let mut spawner = Spawner::new(&settings).map_err(|source| EmperorError::Io {
             what: "preparing spawns",
             source,
         })?;
+        // Two fds per vassal: thousands of vassals need more than the usual 1024.
+        spawner.give_back_open_files_limit(jail::process::raise_open_files_limit()?);
         let emperor = Emperor {
             throttle: SpawnThrottle::new(settings.throttle, settings.max_throttle),
             blacklist: Blacklist::new(settings.throttle, settings.max_throttle),
@@ -215,7 +217,6 @@ impl Emperor {
             self.on_monitor_events(events);
         }
         self.process_queue(Instant::now());
-        self.warming_up = false;
 
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
@@ -269,7 +270,14 @@ impl Emperor {
     fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
         let monitors = self.monitors.iter().filter_map(|m| m.deadline()).min();
-        let queue = (!self.queue.is_empty()).then(|| self.throttle.next_allowed(Instant::now()));
+        let now = Instant::now();
+        let queue = (!self.queue.is_empty()).then(|| {
+            if self.warming_up {
+                now
+            } else {
+                self.throttle.next_allowed(now)
+            }
+        });
         [
             timer,
             monitors,

@@ -41,6 +41,8 @@ pub struct Spawner {
     cloned: Namespaces,
     /// Arguments describing the jail, appended to every runtime's command line.
     jail_args: Vec<String>,
+    /// The open-files soft limit the emperor started with, given back to its runtimes.
+    open_files: Option<u64>,
 }
 
 impl Spawner {
@@ -95,6 +97,7 @@ impl Spawner {
             env,
             cloned,
             jail_args,
+            open_files: None,
         })
     }
 
@@ -112,6 +115,11 @@ impl Spawner {
         argv.extend(self.jail_args.iter().cloned());
         argv.push(config.display().to_string());
         argv
+    }
+
+    /// The open-files soft limit runtimes get (the emperor raised its own).
+    pub fn give_back_open_files_limit(&mut self, soft: u64) {
+        self.open_files = Some(soft);
     }
 
     /// Start a runtime for `config`; `owner` (uid, gid) becomes its user namespace's root.
@@ -160,6 +168,9 @@ impl Spawner {
             .new_session()
             .parent_death_signal(libc::SIGTERM)
             .namespaces(self.cloned.0);
+        if let Some(soft) = self.open_files {
+            launch.soft_limit(libc::RLIMIT_NOFILE, soft);
+        }
         let user_ns = self.cloned.contains(Namespaces::USER);
         if user_ns {
             launch.hold().become_root_in_user_namespace();

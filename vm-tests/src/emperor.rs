@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Builds `cargo build --release --bin emperor` into `target_dir`. A target directory of its own
+/// Builds `cargo build --release -p emperor -p jail --bins` (the emperor and the jail-probe the
+/// escape scenario runs) into `target_dir`. A target directory of its own
 /// means this build never waits on the lock held by the `cargo test` that runs us.
 pub fn binary(workspace: &Path, target_dir: &Path) -> Result<PathBuf, String> {
     if let Some(bin) = std::env::var_os("EMPEROR_BIN") {
@@ -15,7 +16,15 @@ pub fn binary(workspace: &Path, target_dir: &Path) -> Result<PathBuf, String> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--release", "--bin", "emperor"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "emperor",
+            "-p",
+            "jail",
+            "--bins",
+        ])
         .current_dir(workspace)
         .env("CARGO_TARGET_DIR", target_dir)
         .output()
@@ -23,7 +32,7 @@ pub fn binary(workspace: &Path, target_dir: &Path) -> Result<PathBuf, String> {
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(format!(
-            "cargo build --release --bin emperor: {}\n{stderr}",
+            "cargo build --release -p emperor -p jail --bins: {}\n{stderr}",
             output.status
         ));
     }

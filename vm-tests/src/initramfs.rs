@@ -27,6 +27,15 @@ pub fn build(out: &Path, emperor: &Path, vm_tests_dir: &Path) -> Result<(), Stri
     add_base_system(&mut archive, vm_tests_dir)?;
     add_busybox(&mut archive)?;
     add_binary(&mut archive, emperor, "/usr/bin/emperor")?;
+    // The escape probe is built next to the emperor (EMPEROR_BIN users build both).
+    let probe = emperor.with_file_name("jail-probe");
+    if !probe.is_file() {
+        return Err(format!(
+            "{}: not built (cargo build --release -p jail --bin jail-probe)",
+            probe.display()
+        ));
+    }
+    add_binary(&mut archive, &probe, "/usr/bin/jail-probe")?;
     add_binary(&mut archive, Path::new(NGINX), NGINX)?;
     add_nginx_files(&mut archive, vm_tests_dir)?;
     add_users(&mut archive);

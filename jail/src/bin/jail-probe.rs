@@ -142,7 +142,7 @@ fn attempts(options: &Options) -> Vec<Attempt> {
         attempt("perf_event_open", perf_event_open),
         attempt("userfaultfd", || raw(libc::SYS_userfaultfd, 0, 0, 0, 0, 0)),
         attempt("ptrace the jail's init", || {
-            raw(libc::SYS_ptrace, libc::PTRACE_ATTACH as u64, 1, 0, 0, 0)
+            raw(libc::SYS_ptrace, libc::PTRACE_SEIZE as u64, 1, 0, 0, 0)
         }),
         attempt("init_module", || {
             raw(libc::SYS_init_module, 0, 0, cstr("").as_ptr() as u64, 0, 0)
@@ -156,7 +156,7 @@ fn attempts(options: &Options) -> Vec<Attempt> {
         list.push(attempt("ptrace the emperor", move || {
             raw(
                 libc::SYS_ptrace,
-                libc::PTRACE_ATTACH as u64,
+                libc::PTRACE_SEIZE as u64,
                 pid as u64,
                 0,
                 0,
@@ -188,6 +188,8 @@ fn attempts(options: &Options) -> Vec<Attempt> {
 }
 
 const KEYCTL_JOIN_SESSION_KEYRING: u64 = 1;
+// ptrace attempts use PTRACE_SEIZE: unlike PTRACE_ATTACH it does not stop the tracee, so a
+// control run (outside any jail) that succeeds in tracing the real init does not freeze it.
 /// Not an answer of the kernel: the attempt means nothing here (reported, never a pass).
 const MEANINGLESS: i32 = 255;
 
@@ -200,10 +202,17 @@ fn setuid_root() -> Outcome {
     raw(libc::SYS_setuid, 0, 0, 0, 0, 0)
 }
 
+/// Mount a tmpfs on a scratch directory of our own (never over a path anyone uses: in the
+/// control run, outside any jail, it succeeds), and unmount it at once.
 fn mount_tmpfs() -> Outcome {
-    let (src, target, fstype) = (cstr("tmpfs"), cstr("/tmp"), cstr("tmpfs"));
+    let dir = std::env::temp_dir().join(format!("jail-probe-mnt-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir(&dir) {
+        return Err(e.raw_os_error().unwrap_or(libc::EIO));
+    }
+    let target = cstr(&dir.display().to_string());
+    let (src, fstype) = (cstr("tmpfs"), cstr("tmpfs"));
     // SAFETY: NUL-terminated strings and a null data pointer.
-    check(unsafe {
+    let result = check(unsafe {
         libc::mount(
             src.as_ptr(),
             target.as_ptr(),
@@ -211,7 +220,13 @@ fn mount_tmpfs() -> Outcome {
             0,
             std::ptr::null(),
         )
-    } as i64)
+    } as i64);
+    if result.is_ok() {
+        // SAFETY: a NUL-terminated path we just mounted on.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+    let _ = std::fs::remove_dir(&dir);
+    result
 }
 
 fn add_key() -> Outcome {
