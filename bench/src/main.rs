@@ -2,6 +2,7 @@
 //! reloads, respawns and removes them, what it costs in memory, and what it does when idle.
 //! See docs/PERFORMANCE.md.
 
+mod interrupt;
 mod measure;
 mod procfs;
 mod report;
@@ -17,7 +18,10 @@ use std::time::Duration;
 use target::Target;
 
 #[derive(Debug, Parser)]
-#[command(name = "emperor-bench", about = "Benchmark of the emperor (see docs/PERFORMANCE.md)")]
+#[command(
+    name = "emperor-bench",
+    about = "Benchmark of the emperor (see docs/PERFORMANCE.md)"
+)]
 struct Args {
     /// Numbers of vassals to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
@@ -37,6 +41,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = interrupt::install() {
+        eprintln!("emperor-bench: blocking signals: {e}");
+        return ExitCode::FAILURE;
+    }
     let args = Args::parse();
     let emperor = match emperor_binary(args.emperor.as_deref()) {
         Ok(path) => path,

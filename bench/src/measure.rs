@@ -1,6 +1,7 @@
 //! The scenarios, for one target and one size N: start all, then with N running add, touch,
 //! kill and remove vassals, read memory and idle CPU, and stop.
 
+use crate::interrupt;
 use crate::procfs::{self, Pid};
 use crate::samples::{poll_until, Samples};
 use crate::session::{initial_name, sigkill, BenchResult, Session, StopReport};
@@ -62,7 +63,9 @@ pub fn run_size(target: &dyn Target, n: usize, options: &Options) -> BenchResult
     let mut session = Session::start(target, n)?;
     let start_all = start_all(&mut session, n)?;
     progress(&format!("{n} running after {start_all:.2?}"));
-    let added: Vec<String> = (0..options.samples).map(|k| format!("new-{k:03}")).collect();
+    let added: Vec<String> = (0..options.samples)
+        .map(|k| format!("new-{k:03}"))
+        .collect();
     let new_config = sample_each(&added, |name| new_config(&mut session, name))?;
     progress("new config done");
     let names: Vec<String> = (0..options.samples).map(|k| initial_name(k % n)).collect();
@@ -72,7 +75,7 @@ pub fn run_size(target: &dyn Target, n: usize, options: &Options) -> BenchResult
     progress("kill done");
     let remove_gone = sample_each(&added, |name| remove_gone(&mut session, name))?;
     progress("remove done");
-    std::thread::sleep(SETTLE);
+    interrupt::sleep(SETTLE)?;
     let memory = memory(&mut session)?;
     let idle = idle(&mut session, options.idle_window)?;
     progress("idle done");
@@ -106,19 +109,34 @@ fn sample_each(
     Ok(samples)
 }
 
-/// From the supervisor's start until the stats list `n` vassals running.
+/// From the supervisor's start until the stats list `n` vassals running; fails when the
+/// count stops growing for `WAIT_LIMIT`.
 fn start_all(session: &mut Session, n: usize) -> BenchResult<Duration> {
+    let mut best = 0;
+    let mut last_progress = Instant::now();
     let what = format!("{n} vassals running");
-    let ((), at) = poll_until(&what, STATS_POLL, WAIT_LIMIT * 10, || {
-        let running = match session.vassals() {
-            Ok(vassals) => vassals.values().filter(|v| v.running).count(),
-            // The stats socket appears a moment after the process.
-            Err(e) if e.starts_with("stats ") => 0,
-            Err(e) => return Err(e),
-        };
+    let ((), at) = poll_until(&what, STATS_POLL, Duration::MAX, || {
+        let running = running_count(session)?;
+        if running > best {
+            (best, last_progress) = (running, Instant::now());
+        } else if last_progress.elapsed() > WAIT_LIMIT {
+            return Err(format!(
+                "stuck at {running} of {n} vassals running for {WAIT_LIMIT:?}; log tail:\n{}",
+                session.log_tail(5)
+            ));
+        }
         Ok((running == n).then_some(()))
     })?;
     Ok(at - session.started)
+}
+
+/// How many vassals the stats show running (0 while the stats socket is not there yet).
+fn running_count(session: &mut Session) -> BenchResult<usize> {
+    match session.vassals() {
+        Ok(vassals) => Ok(vassals.values().filter(|v| v.running).count()),
+        Err(e) if e.starts_with("stats ") => Ok(0),
+        Err(e) => Err(e),
+    }
 }
 
 /// Rename a new config into the directory; until a new runtime has an exec'd payload (then
@@ -251,7 +269,7 @@ fn cpu_reading(pid: Pid, runtimes: &BTreeSet<Pid>) -> CpuReading {
 fn idle(session: &mut Session, window: Duration) -> BenchResult<Idle> {
     let runtimes = session.runtimes()?;
     let before = cpu_reading(session.pid, &runtimes);
-    std::thread::sleep(window);
+    interrupt::sleep(window)?;
     let after = cpu_reading(session.pid, &runtimes);
     session.check_alive()?;
     Ok(Idle {

@@ -54,12 +54,14 @@ pub fn poll_until<T>(
     timeout: Duration,
     mut probe: impl FnMut() -> BenchResult<Option<T>>,
 ) -> BenchResult<(T, Instant)> {
-    let deadline = Instant::now() + timeout;
+    // Duration::MAX: no deadline.
+    let deadline = Instant::now().checked_add(timeout);
     loop {
+        crate::interrupt::check()?;
         if let Some(value) = probe()? {
             return Ok((value, Instant::now()));
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(format!("timed out after {timeout:?} waiting for {what}"));
         }
         std::thread::sleep(interval);

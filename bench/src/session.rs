@@ -17,6 +17,8 @@ use tempfile::TempDir;
 
 pub type BenchResult<T> = Result<T, String>;
 
+/// How long the stats server may take to answer.
+const STATS_PATIENCE: Duration = Duration::from_secs(5);
 /// How long a graceful stop may take before the session kills everything.
 const STOP_PATIENCE: Duration = Duration::from_secs(40);
 
@@ -133,10 +135,13 @@ impl<'t> Session<'t> {
         self.check_alive()?;
         let mut stream = UnixStream::connect(&self.layout.stats)
             .map_err(|e| format!("stats {}: {e}", self.layout.stats.display()))?;
+        stream
+            .set_read_timeout(Some(STATS_PATIENCE))
+            .map_err(|e| format!("stats socket: {e}"))?;
         let mut body = String::new();
         stream
             .read_to_string(&mut body)
-            .map_err(|e| format!("reading stats: {e}"))?;
+            .map_err(|e| format!("reading stats (a stuck event loop?): {e}"))?;
         let doc = serde_json::from_str(&body).map_err(|e| format!("stats JSON: {e}"))?;
         Ok(self.target.vassals(&doc))
     }
@@ -200,7 +205,10 @@ impl<'t> Session<'t> {
             ));
         }
         let orphans = before.iter().filter(|&&p| procfs::is_alive(p)).count();
-        let zombies = before.iter().filter(|&&p| procfs::state(p) == Some('Z')).count();
+        let zombies = before
+            .iter()
+            .filter(|&&p| procfs::state(p) == Some('Z'))
+            .count();
         Ok(StopReport {
             elapsed,
             orphans,
