@@ -40,7 +40,10 @@ pub struct Idle {
     pub window: Duration,
     pub supervisor_ticks: u64,
     pub supervisor_main_thread_ns: u64,
+    /// Voluntary context switches: times the loop went to sleep and was woken.
     pub supervisor_wakeups: u64,
+    /// Involuntary ones: preemptions (other load on the machine).
+    pub supervisor_preemptions: u64,
     pub runtimes_ticks: u64,
 }
 
@@ -50,6 +53,8 @@ pub struct SizeResult {
     pub vassals: usize,
     pub start_all: Duration,
     pub new_config: Samples,
+    /// The part of new_config until the runtime process existed.
+    pub new_config_forked: Samples,
     pub touch_reload: Samples,
     pub kill_respawn: Samples,
     pub remove_gone: Samples,
@@ -66,7 +71,12 @@ pub fn run_size(target: &dyn Target, n: usize, options: &Options) -> BenchResult
     let added: Vec<String> = (0..options.samples)
         .map(|k| format!("new-{k:03}"))
         .collect();
-    let new_config = sample_each(&added, |name| new_config(&mut session, name))?;
+    let mut new_config_forked = Samples::default();
+    let new_config = sample_each(&added, |name| {
+        let (running, forked) = new_config(&mut session, name)?;
+        new_config_forked.push(forked);
+        Ok(running)
+    })?;
     progress("new config done");
     let names: Vec<String> = (0..options.samples).map(|k| initial_name(k % n)).collect();
     let touch_reload = sample_each(&names, |name| touch_reload(&mut session, name))?;
@@ -85,6 +95,7 @@ pub fn run_size(target: &dyn Target, n: usize, options: &Options) -> BenchResult
         vassals: n,
         start_all,
         new_config,
+        new_config_forked,
         touch_reload,
         kill_respawn,
         remove_gone,
@@ -140,16 +151,21 @@ fn running_count(session: &mut Session) -> BenchResult<usize> {
 }
 
 /// Rename a new config into the directory; until a new runtime has an exec'd payload (then
-/// the stats must say running, untimed).
-fn new_config(session: &mut Session, name: &str) -> BenchResult<Duration> {
+/// the stats must say running, untimed). Also returns when the runtime process appeared.
+fn new_config(session: &mut Session, name: &str) -> BenchResult<(Duration, Duration)> {
     let known = session.runtimes()?;
     let started = Instant::now();
     session.add_config(name)?;
+    let mut forked: Option<Instant> = None;
     let (runtime, at) = poll_until("the new vassal's payload", PROC_POLL, WAIT_LIMIT, || {
-        Ok(new_runtime_with_payload(session, &known)?.map(|(runtime, _)| runtime))
+        let found = new_runtime_with_payload(session, &known)?;
+        if forked.is_none() && session.runtimes()?.len() > known.len() {
+            forked = Some(Instant::now());
+        }
+        Ok(found.map(|(runtime, _)| runtime))
     })?;
     confirm_running(session, name, runtime)?;
-    Ok(at - started)
+    Ok((at - started, forked.unwrap_or(at) - started))
 }
 
 /// Give a running vassal's config a new mtime; until its runtime runs a new payload.
@@ -252,6 +268,7 @@ struct CpuReading {
     ticks: u64,
     main_ns: u64,
     wakeups: u64,
+    preemptions: u64,
     runtimes_ticks: u64,
 }
 
@@ -260,7 +277,8 @@ fn cpu_reading(pid: Pid, runtimes: &BTreeSet<Pid>) -> CpuReading {
     CpuReading {
         ticks: procfs::cpu_ticks(pid).unwrap_or(0),
         main_ns: procfs::main_thread_cpu_ns(pid).unwrap_or(0),
-        wakeups: switches("voluntary_ctxt_switches") + switches("nonvoluntary_ctxt_switches"),
+        wakeups: switches("voluntary_ctxt_switches"),
+        preemptions: switches("nonvoluntary_ctxt_switches"),
         runtimes_ticks: runtimes.iter().filter_map(|&r| procfs::cpu_ticks(r)).sum(),
     }
 }
@@ -277,6 +295,7 @@ fn idle(session: &mut Session, window: Duration) -> BenchResult<Idle> {
         supervisor_ticks: after.ticks - before.ticks,
         supervisor_main_thread_ns: after.main_ns - before.main_ns,
         supervisor_wakeups: after.wakeups - before.wakeups,
+        supervisor_preemptions: after.preemptions - before.preemptions,
         runtimes_ticks: after.runtimes_ticks.saturating_sub(before.runtimes_ticks),
     })
 }
