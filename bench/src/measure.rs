@@ -1,0 +1,301 @@
+//! The scenarios, for one target and one size N: start all, then with N running add, touch,
+//! kill and remove vassals, read memory and idle CPU, and stop.
+
+use crate::interrupt;
+use crate::procfs::{self, Pid};
+use crate::samples::{poll_until, Samples};
+use crate::session::{initial_name, sigkill, BenchResult, Session, StopReport};
+use crate::target::Target;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// /proc polling period where latency matters.
+pub const PROC_POLL: Duration = Duration::from_millis(1);
+/// Stats polling period (each poll makes the supervisor build the whole document).
+pub const STATS_POLL: Duration = Duration::from_millis(5);
+/// Any single wait longer than this is a failure.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
+/// Quiet time before memory and idle readings (loyalty messages, stats threads).
+const SETTLE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub samples: usize,
+    pub idle_window: Duration,
+}
+
+/// Memory with N vassals running, in KiB.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    pub supervisor_rss: u64,
+    pub supervisor_peak_rss: u64,
+    pub runtimes: usize,
+    pub runtimes_rss: u64,
+    pub runtimes_private: u64,
+}
+
+/// CPU and wake-ups over the idle window.
+#[derive(Debug, Clone, Default)]
+pub struct Idle {
+    pub window: Duration,
+    pub supervisor_ticks: u64,
+    pub supervisor_main_thread_ns: u64,
+    /// Voluntary context switches: times the loop went to sleep and was woken.
+    pub supervisor_wakeups: u64,
+    /// Involuntary ones: preemptions (other load on the machine).
+    pub supervisor_preemptions: u64,
+    pub runtimes_ticks: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SizeResult {
+    pub target: String,
+    pub vassals: usize,
+    pub start_all: Duration,
+    pub new_config: Samples,
+    /// The part of new_config until the runtime process existed.
+    pub new_config_forked: Samples,
+    pub touch_reload: Samples,
+    pub kill_respawn: Samples,
+    pub remove_gone: Samples,
+    pub memory: Memory,
+    pub idle: Idle,
+    pub stop: StopReport,
+}
+
+/// Every measurement for `n` vassals under `target`.
+pub fn run_size(target: &dyn Target, n: usize, options: &Options) -> BenchResult<SizeResult> {
+    let mut session = Session::start(target, n)?;
+    let start_all = start_all(&mut session, n)?;
+    progress(&format!("{n} running after {start_all:.2?}"));
+    let added: Vec<String> = (0..options.samples)
+        .map(|k| format!("new-{k:03}"))
+        .collect();
+    let mut new_config_forked = Samples::default();
+    let new_config = sample_each(&added, |name| {
+        let (running, forked) = new_config(&mut session, name)?;
+        new_config_forked.push(forked);
+        Ok(running)
+    })?;
+    progress("new config done");
+    let names: Vec<String> = (0..options.samples).map(|k| initial_name(k % n)).collect();
+    let touch_reload = sample_each(&names, |name| touch_reload(&mut session, name))?;
+    progress("touch done");
+    let kill_respawn = sample_each(&names, |name| kill_respawn(&mut session, name))?;
+    progress("kill done");
+    let remove_gone = sample_each(&added, |name| remove_gone(&mut session, name))?;
+    progress("remove done");
+    interrupt::sleep(SETTLE)?;
+    let memory = memory(&mut session)?;
+    let idle = idle(&mut session, options.idle_window)?;
+    progress("idle done");
+    let stop = session.stop()?;
+    Ok(SizeResult {
+        target: target.name().to_string(),
+        vassals: n,
+        start_all,
+        new_config,
+        new_config_forked,
+        touch_reload,
+        kill_respawn,
+        remove_gone,
+        memory,
+        idle,
+        stop,
+    })
+}
+
+fn progress(message: &str) {
+    eprintln!("  {message}");
+}
+
+fn sample_each(
+    names: &[String],
+    mut measure: impl FnMut(&str) -> BenchResult<Duration>,
+) -> BenchResult<Samples> {
+    let mut samples = Samples::default();
+    for name in names {
+        samples.push(measure(name)?);
+    }
+    Ok(samples)
+}
+
+/// From the supervisor's start until the stats list `n` vassals running; fails when the
+/// count stops growing for `WAIT_LIMIT`.
+fn start_all(session: &mut Session, n: usize) -> BenchResult<Duration> {
+    let mut best = 0;
+    let mut last_progress = Instant::now();
+    let what = format!("{n} vassals running");
+    let ((), at) = poll_until(&what, STATS_POLL, Duration::MAX, || {
+        let running = running_count(session)?;
+        if running > best {
+            (best, last_progress) = (running, Instant::now());
+        } else if last_progress.elapsed() > WAIT_LIMIT {
+            return Err(format!(
+                "stuck at {running} of {n} vassals running for {WAIT_LIMIT:?}; log tail:\n{}",
+                session.log_tail(5)
+            ));
+        }
+        Ok((running == n).then_some(()))
+    })?;
+    Ok(at - session.started)
+}
+
+/// How many vassals the stats show running (0 while the stats socket is not there yet).
+fn running_count(session: &mut Session) -> BenchResult<usize> {
+    match session.vassals() {
+        Ok(vassals) => Ok(vassals.values().filter(|v| v.running).count()),
+        Err(e) if e.starts_with("stats ") => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Rename a new config into the directory; until a new runtime has an exec'd payload (then
+/// the stats must say running, untimed). Also returns when the runtime process appeared.
+fn new_config(session: &mut Session, name: &str) -> BenchResult<(Duration, Duration)> {
+    let known = session.runtimes()?;
+    let started = Instant::now();
+    session.add_config(name)?;
+    let mut forked: Option<Instant> = None;
+    let (runtime, at) = poll_until("the new vassal's payload", PROC_POLL, WAIT_LIMIT, || {
+        let found = new_runtime_with_payload(session, &known)?;
+        if forked.is_none() && session.runtimes()?.len() > known.len() {
+            forked = Some(Instant::now());
+        }
+        Ok(found.map(|(runtime, _)| runtime))
+    })?;
+    confirm_running(session, name, runtime)?;
+    Ok((at - started, forked.unwrap_or(at) - started))
+}
+
+/// Give a running vassal's config a new mtime; until its runtime runs a new payload.
+fn touch_reload(session: &mut Session, name: &str) -> BenchResult<Duration> {
+    let (runtime, payload) = running_vassal(session, name, false)?;
+    let started = Instant::now();
+    session.touch_config(name)?;
+    let ((), at) = poll_until("the reloaded payload", PROC_POLL, WAIT_LIMIT, || {
+        Ok(session.payload_of(runtime, Some(payload)).map(|_| ()))
+    })?;
+    confirm_running(session, name, runtime)?;
+    Ok(at - started)
+}
+
+/// SIGKILL a loyal vassal's payload; until a new runtime runs a new payload.
+fn kill_respawn(session: &mut Session, name: &str) -> BenchResult<Duration> {
+    let (_, payload) = running_vassal(session, name, true)?;
+    let known = session.runtimes()?;
+    let started = Instant::now();
+    sigkill(payload)?;
+    let (runtime, at) = poll_until("the respawned payload", PROC_POLL, WAIT_LIMIT, || {
+        Ok(new_runtime_with_payload(session, &known)?.map(|(runtime, _)| runtime))
+    })?;
+    confirm_running(session, name, runtime)?;
+    Ok(at - started)
+}
+
+/// Unlink a running vassal's config; until its runtime and payload are gone from /proc
+/// (collected, not merely dead).
+fn remove_gone(session: &mut Session, name: &str) -> BenchResult<Duration> {
+    let (runtime, payload) = running_vassal(session, name, false)?;
+    let started = Instant::now();
+    session.remove_config(name)?;
+    let ((), at) = poll_until("runtime and payload gone", PROC_POLL, WAIT_LIMIT, || {
+        Ok((!procfs::exists(runtime) && !procfs::exists(payload)).then_some(()))
+    })?;
+    let key = session.stats_name(name);
+    poll_until("the vassal gone from stats", STATS_POLL, WAIT_LIMIT, || {
+        Ok((!session.vassals()?.contains_key(&key)).then_some(()))
+    })?;
+    Ok(at - started)
+}
+
+/// A runtime not in `known` that runs an exec'd payload.
+fn new_runtime_with_payload(
+    session: &mut Session,
+    known: &BTreeSet<Pid>,
+) -> BenchResult<Option<(Pid, Pid)>> {
+    let fresh: Vec<Pid> = session.runtimes()?.difference(known).copied().collect();
+    Ok(fresh
+        .into_iter()
+        .find_map(|runtime| session.payload_of(runtime, None).map(|p| (runtime, p))))
+}
+
+/// Wait (untimed) until the vassal runs, and loyal too if asked: its runtime and payload.
+fn running_vassal(session: &mut Session, name: &str, loyal: bool) -> BenchResult<(Pid, Pid)> {
+    let what = format!("{name} running{}", if loyal { " and loyal" } else { "" });
+    let (runtime, _) = poll_until(&what, STATS_POLL, WAIT_LIMIT, || {
+        Ok(session
+            .vassal(name)?
+            .filter(|v| v.running && (v.loyal || !loyal))
+            .and_then(|v| v.pid))
+    })?;
+    let (payload, _) = poll_until("its payload", PROC_POLL, WAIT_LIMIT, || {
+        Ok(session.payload_of(runtime, None))
+    })?;
+    Ok((runtime, payload))
+}
+
+/// The stats agree: `name` is running with runtime `runtime`.
+fn confirm_running(session: &mut Session, name: &str, runtime: Pid) -> BenchResult<()> {
+    let what = format!("stats to show {name} running as {runtime}");
+    poll_until(&what, STATS_POLL, WAIT_LIMIT, || {
+        Ok(session
+            .vassal(name)?
+            .filter(|v| v.running && v.pid == Some(runtime))
+            .map(|_| ()))
+    })
+    .map(|_| ())
+}
+
+fn memory(session: &mut Session) -> BenchResult<Memory> {
+    let pid = session.pid;
+    let read = |pid: Pid, key: &str| procfs::status_field(pid, key).unwrap_or(0);
+    let runtimes = session.runtimes()?;
+    Ok(Memory {
+        supervisor_rss: read(pid, "VmRSS"),
+        supervisor_peak_rss: read(pid, "VmHWM"),
+        runtimes: runtimes.len(),
+        runtimes_rss: runtimes.iter().map(|&r| read(r, "VmRSS")).sum(),
+        runtimes_private: runtimes
+            .iter()
+            .map(|&r| procfs::private_kib(r).unwrap_or(0))
+            .sum(),
+    })
+}
+
+/// Counters of the supervisor and its runtimes at one moment.
+struct CpuReading {
+    ticks: u64,
+    main_ns: u64,
+    wakeups: u64,
+    preemptions: u64,
+    runtimes_ticks: u64,
+}
+
+fn cpu_reading(pid: Pid, runtimes: &BTreeSet<Pid>) -> CpuReading {
+    let switches = |key| procfs::status_field(pid, key).unwrap_or(0);
+    CpuReading {
+        ticks: procfs::cpu_ticks(pid).unwrap_or(0),
+        main_ns: procfs::main_thread_cpu_ns(pid).unwrap_or(0),
+        wakeups: switches("voluntary_ctxt_switches"),
+        preemptions: switches("nonvoluntary_ctxt_switches"),
+        runtimes_ticks: runtimes.iter().filter_map(|&r| procfs::cpu_ticks(r)).sum(),
+    }
+}
+
+/// Nothing but sleeping payloads for `window`: what do the supervisor and runtimes spend?
+fn idle(session: &mut Session, window: Duration) -> BenchResult<Idle> {
+    let runtimes = session.runtimes()?;
+    let before = cpu_reading(session.pid, &runtimes);
+    interrupt::sleep(window)?;
+    let after = cpu_reading(session.pid, &runtimes);
+    session.check_alive()?;
+    Ok(Idle {
+        window,
+        supervisor_ticks: after.ticks - before.ticks,
+        supervisor_main_thread_ns: after.main_ns - before.main_ns,
+        supervisor_wakeups: after.wakeups - before.wakeups,
+        supervisor_preemptions: after.preemptions - before.preemptions,
+        runtimes_ticks: after.runtimes_ticks.saturating_sub(before.runtimes_ticks),
+    })
+}

@@ -1,0 +1,155 @@
+//! What the benchmark reads from /proc: process trees, memory and CPU counters.
+
+use std::collections::BTreeSet;
+use std::fs;
+
+pub type Pid = i32;
+
+/// Direct children of `pid`, from /proc/PID/task/*/children (every thread's list).
+pub fn children(pid: Pid) -> BTreeSet<Pid> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return BTreeSet::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<Pid>>()
+        })
+        .collect()
+}
+
+/// Every descendant of `pid` (not `pid` itself).
+pub fn descendants(pid: Pid) -> BTreeSet<Pid> {
+    let mut found = BTreeSet::new();
+    let mut todo = vec![pid];
+    while let Some(next) = todo.pop() {
+        for child in children(next) {
+            if found.insert(child) {
+                todo.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// The command name (after exec, the program's file name, truncated to 15 bytes).
+pub fn comm(pid: Pid) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim_end().to_string())
+}
+
+/// The first live child of `runtime` that has exec'd the program named `payload_comm` and
+/// is not `except` (a payload being replaced may linger as a zombie, still named so).
+pub fn payload_of(runtime: Pid, payload_comm: &str, except: Option<Pid>) -> Option<Pid> {
+    children(runtime).into_iter().find(|&child| {
+        Some(child) != except && comm(child).as_deref() == Some(payload_comm) && is_alive(child)
+    })
+}
+
+/// The process still has a /proc entry (alive or a zombie nobody collected yet).
+pub fn exists(pid: Pid) -> bool {
+    fs::metadata(format!("/proc/{pid}")).is_ok()
+}
+
+/// The one-letter state from /proc/PID/stat ('R', 'S', 'Z', ...).
+pub fn state(pid: Pid) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields_after_comm(&stat).first()?.chars().next()
+}
+
+/// Alive: exists and is not a zombie.
+pub fn is_alive(pid: Pid) -> bool {
+    state(pid).is_some_and(|s| s != 'Z' && s != 'X')
+}
+
+/// The fields of /proc/PID/stat after the parenthesised comm (which may hold spaces).
+fn stat_fields_after_comm(stat: &str) -> Vec<&str> {
+    stat.rfind(')')
+        .map(|end| stat[end + 1..].split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+/// utime + stime in clock ticks, for the whole thread group (exited threads included).
+pub fn cpu_ticks(pid: Pid) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields = stat_fields_after_comm(&stat);
+    // Fields 14 and 15 of stat(5); index 0 here is field 3 (state).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Nanoseconds on CPU of the main thread (first field of /proc/PID/schedstat): far finer
+/// than ticks, but threads that already exited are not in it.
+pub fn main_thread_cpu_ns(pid: Pid) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A `Key: value` field of /proc/PID/status, as a number (kB fields are in KiB).
+pub fn status_field(pid: Pid, key: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    field_value(&status, key)
+}
+
+/// Private_Clean + Private_Dirty from /proc/PID/smaps_rollup, in KiB.
+pub fn private_kib(pid: Pid) -> Option<u64> {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    Some(field_value(&rollup, "Private_Clean")? + field_value(&rollup, "Private_Dirty")?)
+}
+
+fn field_value(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux if getconf is missing).
+pub fn ticks_per_second() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fields_after_a_comm_with_spaces() {
+        let stat = "42 (a b) S 1 42 42 0 -1 4194560 1 0 0 0 7 3 0 0 20 0 1 0";
+        let fields = stat_fields_after_comm(stat);
+        assert_eq!(fields[0], "S");
+        assert_eq!(fields[11], "7");
+        assert_eq!(fields[12], "3");
+    }
+
+    #[test]
+    fn reads_kib_fields() {
+        let text = "Name:\tx\nVmRSS:\t  1234 kB\nPrivate_Clean:   5 kB\n";
+        assert_eq!(field_value(text, "VmRSS"), Some(1234));
+        assert_eq!(field_value(text, "Private_Clean"), Some(5));
+        assert_eq!(field_value(text, "Missing"), None);
+    }
+
+    #[test]
+    fn sees_itself() {
+        let me = std::process::id() as Pid;
+        assert!(is_alive(me));
+        assert!(cpu_ticks(me).is_some());
+        assert!(status_field(me, "VmRSS").is_some_and(|kib| kib > 0));
+    }
+}

@@ -1,0 +1,272 @@
+//! One supervisor running over a temporary vassal directory. Dropping a session stops the
+//! supervisor and SIGKILLs, by pid, every process it started that is still alive: nothing on
+//! this machine reaps orphans for us.
+
+use crate::procfs::{self, Pid};
+use crate::target::{Layout, Target, VassalView};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid as NixPid;
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+use tempfile::TempDir;
+
+pub type BenchResult<T> = Result<T, String>;
+
+/// How long the stats server may take to answer.
+const STATS_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a graceful stop may take before the session kills everything.
+const STOP_PATIENCE: Duration = Duration::from_secs(40);
+
+pub struct Session<'t> {
+    pub target: &'t dyn Target,
+    pub layout: Layout,
+    staging: PathBuf,
+    child: Option<Child>,
+    pub pid: Pid,
+    /// When the supervisor process was started.
+    pub started: Instant,
+    /// Every descendant ever seen, so that even orphans can be killed by pid.
+    seen: BTreeSet<Pid>,
+    _dir: TempDir,
+}
+
+/// How a graceful stop went.
+#[derive(Debug, Clone)]
+pub struct StopReport {
+    pub elapsed: Duration,
+    /// Descendants from before the stop still alive after the supervisor exited.
+    pub orphans: usize,
+    /// Descendants left as zombies (dead, never collected).
+    pub zombies: usize,
+}
+
+impl<'t> Session<'t> {
+    /// Write `count` configs (vassal-0000 ...) and start the supervisor over them.
+    pub fn start(target: &'t dyn Target, count: usize) -> BenchResult<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("emperor-bench-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let layout = Layout {
+            vassals: dir.path().join("vassals"),
+            stats: dir.path().join("stats.sock"),
+            log: dir.path().join("supervisor.log"),
+        };
+        let staging = dir.path().join("staging");
+        for d in [&layout.vassals, &staging] {
+            fs::create_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let mut session = Session {
+            target,
+            layout,
+            staging,
+            child: None,
+            pid: 0,
+            started: Instant::now(),
+            seen: BTreeSet::new(),
+            _dir: dir,
+        };
+        for i in 0..count {
+            session.add_config(&initial_name(i))?;
+        }
+        session.spawn()?;
+        Ok(session)
+    }
+
+    fn spawn(&mut self) -> BenchResult<()> {
+        let log = fs::File::create(&self.layout.log).map_err(|e| format!("log file: {e}"))?;
+        let err_log = log.try_clone().map_err(|e| format!("log file: {e}"))?;
+        let started = Instant::now();
+        let child = self
+            .target
+            .command(&self.layout)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.target.name()))?;
+        self.started = started;
+        self.pid = child.id() as Pid;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The config file's path for vassal `name`.
+    pub fn config_path(&self, name: &str) -> PathBuf {
+        self.layout.vassals.join(self.target.config_file(name))
+    }
+
+    /// The name the stats document uses for vassal `name` (its config file name).
+    pub fn stats_name(&self, name: &str) -> String {
+        self.target.config_file(name)
+    }
+
+    /// Write a config atomically: into the staging dir, then rename into the vassal dir.
+    pub fn add_config(&self, name: &str) -> BenchResult<()> {
+        let file = self.target.config_file(name);
+        let staged = self.staging.join(&file);
+        fs::write(&staged, self.target.config_text())
+            .map_err(|e| format!("{}: {e}", staged.display()))?;
+        fs::rename(&staged, self.config_path(name)).map_err(|e| format!("rename {file}: {e}"))
+    }
+
+    /// Give the config a new mtime (now), which reloads the vassal.
+    pub fn touch_config(&self, name: &str) -> BenchResult<()> {
+        let path = self.config_path(name);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(SystemTime::now()))
+            .map_err(|e| format!("touch {}: {e}", path.display()))
+    }
+
+    pub fn remove_config(&self, name: &str) -> BenchResult<()> {
+        let path = self.config_path(name);
+        fs::remove_file(&path).map_err(|e| format!("unlink {}: {e}", path.display()))
+    }
+
+    /// The vassals as the supervisor's stats server reports them now.
+    pub fn vassals(&mut self) -> BenchResult<HashMap<String, VassalView>> {
+        self.check_alive()?;
+        let mut stream = UnixStream::connect(&self.layout.stats)
+            .map_err(|e| format!("stats {}: {e}", self.layout.stats.display()))?;
+        stream
+            .set_read_timeout(Some(STATS_PATIENCE))
+            .map_err(|e| format!("stats socket: {e}"))?;
+        let mut body = String::new();
+        stream
+            .read_to_string(&mut body)
+            .map_err(|e| format!("reading stats (a stuck event loop?): {e}"))?;
+        let doc = serde_json::from_str(&body).map_err(|e| format!("stats JSON: {e}"))?;
+        Ok(self.target.vassals(&doc))
+    }
+
+    /// One vassal's stats entry (None: not listed).
+    pub fn vassal(&mut self, name: &str) -> BenchResult<Option<VassalView>> {
+        let key = self.stats_name(name);
+        Ok(self.vassals()?.remove(&key))
+    }
+
+    /// The supervisor's runtimes (its direct children), remembered for the cleanup.
+    pub fn runtimes(&mut self) -> BenchResult<BTreeSet<Pid>> {
+        self.check_alive()?;
+        let runtimes = procfs::children(self.pid);
+        self.seen.extend(runtimes.iter().copied());
+        Ok(runtimes)
+    }
+
+    /// The exec'd payload under `runtime` (other than `except`), remembered for the cleanup.
+    pub fn payload_of(&mut self, runtime: Pid, except: Option<Pid>) -> Option<Pid> {
+        let payload = procfs::payload_of(runtime, self.target.payload_comm(), except)?;
+        self.seen.insert(payload);
+        Some(payload)
+    }
+
+    /// An error (with the log's tail) if the supervisor has exited.
+    pub fn check_alive(&mut self) -> BenchResult<()> {
+        let Some(child) = self.child.as_mut() else {
+            return Err("the supervisor was stopped".into());
+        };
+        match child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "{} exited ({status}); log tail:\n{}",
+                self.target.name(),
+                self.log_tail(20)
+            )),
+            Err(e) => Err(format!("waitpid: {e}")),
+        }
+    }
+
+    /// The last `lines` lines of the supervisor's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = fs::read_to_string(&self.layout.log).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// SIGTERM the supervisor, time its exit, count what it left alive.
+    pub fn stop(&mut self) -> BenchResult<StopReport> {
+        let before = procfs::descendants(self.pid);
+        self.seen.extend(before.iter().copied());
+        let started = Instant::now();
+        signal(self.pid, Signal::SIGTERM);
+        let exited = self.wait_exit(STOP_PATIENCE);
+        let elapsed = started.elapsed();
+        if !exited {
+            return Err(format!(
+                "{} did not exit {STOP_PATIENCE:?} after SIGTERM",
+                self.target.name()
+            ));
+        }
+        let orphans = before.iter().filter(|&&p| procfs::is_alive(p)).count();
+        let zombies = before
+            .iter()
+            .filter(|&&p| procfs::state(p) == Some('Z'))
+            .count();
+        Ok(StopReport {
+            elapsed,
+            orphans,
+            zombies,
+        })
+    }
+
+    /// Poll for the supervisor's exit (1 ms steps); true once it is collected.
+    fn wait_exit(&mut self, patience: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return true;
+        };
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    /// Whatever happened: stop the supervisor, then SIGKILL every known process by pid.
+    fn clean_up(&mut self) {
+        if self.child.is_some() {
+            self.seen.extend(procfs::descendants(self.pid));
+            signal(self.pid, Signal::SIGTERM);
+            if !self.wait_exit(Duration::from_secs(10)) {
+                self.seen.extend(procfs::descendants(self.pid));
+                signal(self.pid, Signal::SIGKILL);
+                self.wait_exit(Duration::from_secs(5));
+            }
+        }
+        for &pid in &self.seen {
+            if procfs::is_alive(pid) {
+                signal(pid, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        self.clean_up();
+    }
+}
+
+fn signal(pid: Pid, signal: Signal) {
+    let _ = kill(NixPid::from_raw(pid), signal);
+}
+
+/// SIGKILL one process (the kill-to-respawn test).
+pub fn sigkill(pid: Pid) -> BenchResult<()> {
+    kill(NixPid::from_raw(pid), Signal::SIGKILL).map_err(|e| format!("kill {pid}: {e}"))
+}
+
+/// The name of the i-th vassal present at start.
+pub fn initial_name(i: usize) -> String {
+    format!("vassal-{i:05}")
+}
