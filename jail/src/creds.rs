@@ -51,20 +51,8 @@ impl PrivilegeDrop {
                 .map_err(fail("setrlimit"))?;
         }
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before setuid.
-        for cap in 0..=last_cap {
-            if !self.keep_caps.contains(cap) {
-                match sys::prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0) {
-                    Ok(_) | Err(Errno::EINVAL) => {}
-                    Err(e) => return Err(fail("prctl(PR_CAPBSET_DROP)")(e)),
-                }
-            }
-        }
-        sys::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
-            0,
-        )
-        .map_err(fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))?;
+        shrink_bounding_set(self.keep_caps, last_cap)?;
+        clear_ambient()?;
         // Keep permitted capabilities across setuid so `cap = ...` survives the uid change.
         sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
         sys::setgroups(&self.groups).map_err(fail("setgroups"))?;
@@ -132,18 +120,8 @@ pub fn become_unprivileged(
     keep: CapSet,
     last_cap: u32,
 ) -> Result<(), DropFailure> {
-    for cap in (0..=last_cap).filter(|&c| !keep.contains(c)) {
-        match sys::prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0) {
-            Ok(_) | Err(Errno::EINVAL) => {}
-            Err(e) => return Err(fail("prctl(PR_CAPBSET_DROP)")(e)),
-        }
-    }
-    sys::prctl(
-        libc::PR_CAP_AMBIENT,
-        libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
-        0,
-    )
-    .map_err(fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))?;
+    shrink_bounding_set(keep, last_cap)?;
+    clear_ambient()?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
     sys::setgroups(&[]).map_err(fail("setgroups"))?;
     sys::setresgid(gid).map_err(fail("setresgid"))?;
@@ -164,6 +142,28 @@ pub fn become_unprivileged(
         });
     }
     Ok(())
+}
+
+/// Drop every capability but `keep` from the bounding set (needs CAP_SETPCAP).
+fn shrink_bounding_set(keep: CapSet, last_cap: u32) -> Result<(), DropFailure> {
+    for cap in (0..=last_cap).filter(|&c| !keep.contains(c)) {
+        match sys::prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0) {
+            // EINVAL: a capability this kernel does not know.
+            Ok(_) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(fail("prctl(PR_CAPBSET_DROP)")(e)),
+        }
+    }
+    Ok(())
+}
+
+fn clear_ambient() -> Result<(), DropFailure> {
+    sys::prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+        0,
+    )
+    .map(drop)
+    .map_err(fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))
 }
 
 impl std::fmt::Display for DropFailure {

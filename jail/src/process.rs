@@ -85,53 +85,36 @@ pub struct Exit {
 pub fn reap_one() -> Option<Exit> {
     loop {
         match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => {
-                return Some(Exit {
-                    pid,
-                    status: code,
-                    signal: None,
-                })
-            }
-            Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                return Some(Exit {
-                    pid,
-                    status: 128 + sig as i32,
-                    signal: Some(sig as i32),
-                })
-            }
             Ok(WaitStatus::StillAlive) | Err(_) => return None,
-            Ok(_) => continue,
+            Ok(status) => {
+                if let Some(exit) = exit_of(status) {
+                    return Some(exit);
+                }
+            }
         }
+    }
+}
+
+/// An exit or a death by signal; None for stops and continues.
+fn exit_of(status: WaitStatus) -> Option<Exit> {
+    match status {
+        WaitStatus::Exited(pid, code) => Some(Exit {
+            pid,
+            status: code,
+            signal: None,
+        }),
+        WaitStatus::Signaled(pid, sig, _) => Some(Exit {
+            pid,
+            status: 128 + sig as i32,
+            signal: Some(sig as i32),
+        }),
+        _ => None,
     }
 }
 
 /// Collect every exited child without blocking; returns how many.
 pub fn reap_any() -> usize {
     std::iter::from_fn(reap_one).count()
-}
-
-/// Block until one child exits; None when there are no children left.
-pub fn reap_blocking() -> Option<Exit> {
-    loop {
-        match waitpid(None::<Pid>, None) {
-            Ok(WaitStatus::Exited(pid, code)) => {
-                return Some(Exit {
-                    pid,
-                    status: code,
-                    signal: None,
-                })
-            }
-            Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                return Some(Exit {
-                    pid,
-                    status: 128 + sig as i32,
-                    signal: Some(sig as i32),
-                })
-            }
-            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
-            Err(_) => return None,
-        }
-    }
 }
 
 /// Whether a process is still there (a zombie counts as gone).

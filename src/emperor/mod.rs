@@ -202,7 +202,7 @@ impl Emperor {
             add(stats.as_fd(), TOKEN_STATS)?;
         }
         for (i, monitor) in self.monitors.iter().enumerate() {
-            if let Some(fd) = monitor.borrow_watch_fd() {
+            if let Some(fd) = monitor.watch_fd() {
                 add(fd, TOKEN_MONITOR + i as u64)?;
             }
         }

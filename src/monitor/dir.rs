@@ -3,7 +3,7 @@
 //! directory changing in follow mode).
 
 use std::io::ErrorKind;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -127,11 +127,7 @@ impl Monitor for DirMonitor {
         &self.spec
     }
 
-    fn watch_fd(&self) -> Option<RawFd> {
-        Some(self.inotify.as_fd().as_raw_fd())
-    }
-
-    fn borrow_watch_fd(&self) -> Option<BorrowedFd<'_>> {
+    fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.inotify.as_fd())
     }
 

@@ -3,7 +3,7 @@
 //! (refreshed at rescan, so a directory created later is only noticed by the next rescan).
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -171,11 +171,7 @@ impl Monitor for GlobMonitor {
         &self.spec
     }
 
-    fn watch_fd(&self) -> Option<RawFd> {
-        Some(self.inotify.as_fd().as_raw_fd())
-    }
-
-    fn borrow_watch_fd(&self) -> Option<BorrowedFd<'_>> {
+    fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.inotify.as_fd())
     }
 

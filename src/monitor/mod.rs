@@ -8,8 +8,6 @@
 //! - the loop registers `watch_fd()` (if any) for readability, calls `poll(now)` when it is
 //!   readable or when `deadline()` has passed, and `rescan()` at start and every
 //!   `--emperor-freq` seconds as a safety net.
-//! - `borrow_watch_fd()` is `watch_fd()` as a `BorrowedFd`, for registering it with nix's safe
-//!   epoll (this crate forbids the unsafe `BorrowedFd::borrow_raw`).
 //!
 //! See docs/monitors.md for the user-facing behaviour.
 
@@ -21,7 +19,7 @@ mod testutil;
 mod tracker;
 mod watch;
 
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -62,11 +60,8 @@ pub struct MonitorOptions {
 
 pub trait Monitor: Send {
     fn spec(&self) -> &str;
-    fn watch_fd(&self) -> Option<RawFd>;
-    /// The same fd as `watch_fd`, borrowed: what safe epoll/poll APIs take.
-    fn borrow_watch_fd(&self) -> Option<BorrowedFd<'_>> {
-        None
-    }
+    /// An fd to register for readability (inotify), if the monitor has one.
+    fn watch_fd(&self) -> Option<BorrowedFd<'_>>;
     fn poll(&mut self, now: Instant) -> Vec<Event>;
     fn rescan(&mut self) -> Vec<Event>;
     fn deadline(&self) -> Option<Instant>;
@@ -247,7 +242,7 @@ mod tests {
         assert_eq!(monitor.spec(), dir);
         assert!(monitor.watch_fd().is_some());
         let glob = open(&format!("glob://{dir}/*.ini"), &opts(false)).unwrap();
-        assert!(glob.borrow_watch_fd().is_some());
+        assert!(glob.watch_fd().is_some());
         assert!(open("glob:///x/[", &opts(false)).is_err());
     }
 }

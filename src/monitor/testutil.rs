@@ -19,7 +19,7 @@ pub(crate) fn opts(nofollow: bool) -> MonitorOptions {
 
 /// Block (at most 10 s) until the monitor's inotify fd is readable.
 pub(crate) fn wait_readable(monitor: &dyn Monitor) {
-    let fd = monitor.borrow_watch_fd().expect("an inotify fd");
+    let fd = monitor.watch_fd().expect("an inotify fd");
     let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
     let ready = poll(&mut fds, PollTimeout::from(10_000u16)).expect("poll");
     assert_eq!(ready, 1, "no inotify event within 10 s");
