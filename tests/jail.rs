@@ -516,7 +516,7 @@ fn refusals_and_failed_jail_steps_name_the_option_or_syscall_and_leave_others_ru
             "option \"exec-as-emperor\": not allowed in tyrant mode",
         ),
         ("renamer.ini", "option \"hostname\": needs a uts namespace"),
-        ("binder.ini", "jail step \"bind "),
+        ("binder.ini", "option \"bind-mount\": jail step \"bind "),
     ] {
         emperor.wait_until(&format!("{file} is refused with {expected:?}"), || {
             emperor

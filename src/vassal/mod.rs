@@ -120,7 +120,9 @@ fn set_up_jail(plan: &policy::VassalPlan, payload: &payload::Payload) -> Result<
     for item in &plan.setup {
         match item {
             policy::SetupItem::Jail(step) => {
-                jail::plan::apply(std::slice::from_ref(step)).map_err(|e| e.to_string())?;
+                let option = policy::option_of(step);
+                jail::plan::apply(std::slice::from_ref(step))
+                    .map_err(|e| format!("option \"{option}\": {e}"))?;
             }
             policy::SetupItem::HookAsRoot(command) => {
                 hooks::run("exec-as-root", command, payload, None).map_err(|e| e.to_string())?;

@@ -180,6 +180,22 @@ pub fn plan(config: &Config, context: &JailContext) -> Result<VassalPlan, Policy
     })
 }
 
+/// The option a jail step comes from, for error messages.
+pub fn option_of(step: &Step) -> &'static str {
+    match step {
+        Step::Unshare(_) | Step::LoopbackUp | Step::MountProc(_) => "emperor-use-clone / unshare",
+        Step::SetHostname(_) => "hostname",
+        Step::MakeMountsPrivate => "bind-mount / tmpfs / pivot-root",
+        Step::BindMount {
+            read_only: true, ..
+        } => "bind-mount-ro",
+        Step::BindMount { .. } => "bind-mount",
+        Step::Tmpfs { .. } => "tmpfs",
+        Step::PivotRoot(_) => "pivot-root",
+        Step::NotDumpable => "(always)",
+    }
+}
+
 /// `bind-mount[-ro] = SRC[:DST]`, `tmpfs = DST[:SIZE]`, `pivot-root`/`chroot = DIR`, and /proc
 /// for a pid namespace the runtime is pid 1 of. Targets are under the new root if any.
 fn mounts(
