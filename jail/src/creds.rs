@@ -6,6 +6,10 @@ use crate::caps::CapSet;
 use crate::sys;
 use nix::errno::Errno;
 
+/// Capability numbers (linux/capability.h) the drop checks for.
+const CAP_SETGID: u32 = 6;
+const CAP_SETPCAP: u32 = 8;
+
 /// One resource limit (RLIMIT_* number, soft, hard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rlimit {
@@ -50,12 +54,22 @@ impl PrivilegeDrop {
             sys::setrlimit(limit.resource, limit.soft.min(hard), hard)
                 .map_err(fail("setrlimit"))?;
         }
+        // What we may change depends on what we hold: a runtime started by an ordinary user
+        // has no capability, nothing in its bounding set can ever be used again (no_new_privs
+        // below stops file capabilities), and its groups are its user's.
+        let (held, _, _) = sys::capget().map_err(fail("capget"))?;
+        let can_shrink_bounding = held & (1 << CAP_SETPCAP) != 0;
+        let can_set_groups = held & (1 << CAP_SETGID) != 0;
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before setuid.
-        shrink_bounding_set(self.keep_caps, last_cap)?;
+        if can_shrink_bounding {
+            shrink_bounding_set(self.keep_caps, last_cap)?;
+        }
         clear_ambient()?;
         // Keep permitted capabilities across setuid so `cap = ...` survives the uid change.
         sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
-        sys::setgroups(&self.groups).map_err(fail("setgroups"))?;
+        if can_set_groups || !self.groups.is_empty() {
+            sys::setgroups(&self.groups).map_err(fail("setgroups"))?;
+        }
         if let Some(gid) = self.gid {
             sys::setresgid(gid).map_err(fail("setresgid"))?;
         }
@@ -76,11 +90,11 @@ impl PrivilegeDrop {
         }
         sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(fail("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-        self.verify(last_cap)
+        self.verify(last_cap, can_shrink_bounding)
     }
 
     /// Never infer the result of a drop: read it back (bubblewrap CVE-2020-5291).
-    fn verify(&self, last_cap: u32) -> Result<(), DropFailure> {
+    fn verify(&self, last_cap: u32, bounding_shrunk: bool) -> Result<(), DropFailure> {
         let ((ru, eu, su), (rg, eg, sg)) = sys::getres_ids();
         let leftover = Err(DropFailure {
             step: "verify the drop",
@@ -100,7 +114,7 @@ impl PrivilegeDrop {
         if effective & !self.keep_caps.0 != 0 || permitted & !self.keep_caps.0 != 0 {
             return leftover;
         }
-        for cap in 0..=last_cap {
+        for cap in (0..=last_cap).filter(|_| bounding_shrunk) {
             if !self.keep_caps.contains(cap)
                 && sys::prctl(libc::PR_CAPBSET_READ, u64::from(cap), 0) == Ok(1)
             {
