@@ -46,6 +46,8 @@ pub struct Options<'a> {
     pub raw: bool,
     /// The stats address to query (default: `root/stats.sock`).
     pub stats_addr: Option<String>,
+    /// Run the emperor as this uid and gid (the test must be root to do so).
+    pub user: Option<(u32, u32)>,
 }
 
 impl Emperor {
@@ -88,6 +90,11 @@ impl Emperor {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
+        if let Some((uid, gid)) = options.user {
+            use std::os::unix::process::CommandExt;
+            // As root, std also drops the supplementary groups when it sets the uid.
+            command.uid(uid).gid(gid);
+        }
         let child = command.spawn().expect("spawn the emperor");
         let emperor = Emperor {
             pid: child.id() as i32,
