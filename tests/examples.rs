@@ -53,7 +53,15 @@ fn the_example_vassals_run_under_an_emperor_started_by_an_ordinary_user() {
             "{name}: payload {payload} of runtime {runtime} runs as the user"
         );
     }
-    emperor.wait_until("the clock example says hello", || {
-        emperor.log().contains("hello from clock")
-    });
+    let page = emperor.wait_for("the web example answers on 127.0.0.1:8000", http_get_8000);
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+}
+
+fn http_get_8000() -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect("127.0.0.1:8000").ok()?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut page = String::new();
+    stream.read_to_string(&mut page).ok()?;
+    Some(page)
 }
