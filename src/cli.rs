@@ -82,6 +82,10 @@ pub struct EmperorArgs {
     /// Capabilities the emperor keeps after dropping to `uid` (setuid,setgid for tyrant mode).
     #[arg(long, value_name = "LIST")]
     pub cap: Option<String>,
+    /// Host TCP ports a tyrant vassal may bind with socket/http-socket/shared-socket, as
+    /// `8000-8999,9090` (default: none).
+    #[arg(long, value_name = "LIST")]
+    pub emperor_tyrant_ports: Option<String>,
     /// Ceiling for every vassal's address space, in MB (a vassal can only go lower).
     #[arg(long, value_name = "MB")]
     pub vassal_limit_as: Option<u64>,
@@ -145,6 +149,12 @@ pub struct VassalCommand {
     pub ceiling_nproc: Option<u64>,
     #[arg(long = "ceiling-nofile", hide = true)]
     pub ceiling_nofile: Option<u64>,
+    /// Host TCP ports a tyrant vassal may bind (from the emperor's --emperor-tyrant-ports).
+    #[arg(long = "tyrant-ports", hide = true, default_value = "")]
+    pub tyrant_ports: String,
+    /// Configs already tried before this fallback config (loop detection). Repeatable.
+    #[arg(long = "fallback-tried", hide = true)]
+    pub fallback_tried: Vec<PathBuf>,
     /// An fd (passed by the emperor) on the payload's cgroup v2 directory.
     #[arg(long = "cgroup-fd", hide = true)]
     pub cgroup_fd: Option<i32>,
@@ -254,6 +264,14 @@ impl EmperorArgs {
             use_clone,
             tyrant: self.emperor_tyrant,
             tyrant_min_id: self.emperor_tyrant_min_id,
+            tyrant_ports: match &self.emperor_tyrant_ports {
+                Some(list) => list.parse().map_err(|reason| CliError::BadValue {
+                    option: "--emperor-tyrant-ports",
+                    value: list.clone(),
+                    reason,
+                })?,
+                None => Default::default(),
+            },
             identity: self.identity()?,
             cgroup_root: self.cgroup_root(),
             cgroup_ceilings: self.cgroup_ceilings()?,
@@ -404,6 +422,14 @@ impl VassalCommand {
             cloned: namespaces("--jail-cloned", &self.jail_cloned)?,
             tyrant: self.tyrant,
             cgroup_fd: self.cgroup_fd,
+            tyrant_ports: self
+                .tyrant_ports
+                .parse()
+                .map_err(|reason| CliError::BadValue {
+                    option: "--tyrant-ports",
+                    value: self.tyrant_ports.clone(),
+                    reason,
+                })?,
             ceilings: Ceilings {
                 address_space: self.ceiling_as,
                 processes: self.ceiling_nproc,

@@ -15,7 +15,13 @@ fn main() -> ExitCode {
         Some(Command::Vassal(args)) => match (args.load_options(), args.jail_context()) {
             (Ok(load), Ok(jail)) => {
                 let config = args.config;
-                ExitCode::from(vassal::run(vassal::VassalArgs { config, load, jail }) as u8)
+                let fallback_tried = args.fallback_tried;
+                ExitCode::from(vassal::run(vassal::VassalArgs {
+                    config,
+                    load,
+                    jail,
+                    fallback_tried,
+                }) as u8)
             }
             (Err(e), _) | (_, Err(e)) => fail(&e),
         },

@@ -13,3 +13,14 @@ pub fn adopt_inherited(fd: RawFd) -> Result<OwnedFd, SysError> {
     // in this process has wrapped it yet (callers adopt each inherited fd once, at start-up).
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Let `fd` survive the next execve (clear close-on-exec): for the fds a runtime keeps when it
+/// re-execs itself (the emperor protocol socket, the cgroup directory).
+pub fn keep_across_exec(fd: std::os::fd::BorrowedFd<'_>) -> Result<(), SysError> {
+    fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        FcntlArg::F_SETFD(FdFlag::empty()),
+    )
+    .map(drop)
+    .map_err(|e| SysError::new("fcntl(F_SETFD) to keep an fd across execve", e))
+}

@@ -110,7 +110,13 @@ pub struct Launch {
     mount_proc: bool,
     /// Soft limits set in the child (resource, soft), hard limits untouched.
     soft_limits: Vec<(u32, u64)>,
+    /// Index in `envp` of a `KEY=` entry with room for digits, where the child writes its
+    /// own pid (systemd's LISTEN_PID must be the pid the payload sees from getpid()).
+    own_pid_env: Option<usize>,
 }
+
+/// Room for the longest pid in decimal, plus its NUL.
+const PID_DIGITS: usize = 20;
 
 /// A child that exists but may still be held before execve (see [`Launch::hold`]).
 #[derive(Debug)]
@@ -159,6 +165,7 @@ impl Launch {
             seccomp: None,
             mount_proc: false,
             soft_limits: Vec::new(),
+            own_pid_env: None,
         })
     }
 
@@ -172,6 +179,19 @@ impl Launch {
         pair.push(b'=');
         pair.extend_from_slice(value.as_ref().as_bytes());
         self.envp.push(cstring(&pair)?);
+        Ok(self)
+    }
+
+    /// Add `KEY=PID` to the child's environment, PID being the child's own pid as it sees it
+    /// (in its own pid namespace if it has one). The parent cannot know it before the clone,
+    /// so the entry is reserved here with room for the digits and the child fills it in,
+    /// async-signal-safely, in its own copy of memory just before execve.
+    pub fn env_own_pid(&mut self, key: impl AsRef<OsStr>) -> Result<&mut Self, LaunchError> {
+        let mut pair = key.as_ref().as_bytes().to_vec();
+        pair.push(b'=');
+        pair.extend_from_slice(&[b'0'; PID_DIGITS]);
+        self.envp.push(cstring(&pair)?);
+        self.own_pid_env = Some(self.envp.len() - 1);
         Ok(self)
     }
 
@@ -468,6 +488,9 @@ impl ChildSide<'_> {
         if let Some(dir) = &launch.cwd {
             self.check(sys::chdir(dir), "chdir");
         }
+        if let Some(index) = launch.own_pid_env {
+            self.write_own_pid(index);
+        }
         if let Some(filter) = &launch.seccomp {
             self.check(filter.install_in_child(), "install the seccomp filter");
         }
@@ -481,6 +504,37 @@ impl ChildSide<'_> {
             )
         };
         self.fail("execve", Errno::last())
+    }
+
+    /// Overwrite the reserved digits of `envp[index]` with this process's pid and a NUL.
+    fn write_own_pid(&self, index: usize) {
+        let entry = &self.launch.envp[index];
+        let len = entry.as_bytes().len();
+        let start = len - PID_DIGITS;
+        // SAFETY: no arguments.
+        let mut pid = unsafe { libc::getpid() } as u64;
+        let mut digits = [0u8; PID_DIGITS];
+        let mut n = 0;
+        loop {
+            digits[n] = b'0' + (pid % 10) as u8;
+            n += 1;
+            pid /= 10;
+            if pid == 0 {
+                break;
+            }
+        }
+        let base = entry.as_ptr() as *mut u8;
+        // SAFETY: this child has its own copy of the parent's memory (clone3 without
+        // CLONE_VM), so writing into it changes nothing the parent sees. `start + n + 1 <= len`
+        // (n <= 20 digits into the 20 reserved bytes, the NUL over the last reserved byte or the
+        // CString's own terminator), all inside the CString's allocation; the string only
+        // gets shorter, which envp (a pointer to its first byte) tolerates.
+        unsafe {
+            for i in 0..n {
+                *base.add(start + i) = digits[n - 1 - i];
+            }
+            *base.add(start + n) = 0;
+        }
     }
 
     fn check<T>(&self, result: Result<T, Errno>, step: &'static str) {
@@ -555,4 +609,32 @@ pub fn find_program(name: &str, path: &str) -> Option<PathBuf> {
         .filter(|dir| !dir.is_empty())
         .map(|dir| Path::new(dir).join(name))
         .find(|candidate| is_executable(candidate))
+}
+
+/// Replace this process (same pid, same fds but close-on-exec ones) with a fresh run of its
+/// own binary: `argv` (argv[0] included) and `env` as given. Only returns on failure.
+/// The runtime's fallback-config uses it, as uWSGI execs itself with the fallback file.
+pub fn reexec_self(argv: &[String], env: &[(String, String)]) -> LaunchError {
+    let argv = match argv
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(argv) => argv,
+        Err(e) => return e,
+    };
+    let env = match env
+        .iter()
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(env) => env,
+        Err(e) => return e,
+    };
+    // /proc/self/exe, not argv[0]: the same binary even if the path was replaced meanwhile.
+    let program = c"/proc/self/exe";
+    match nix::unistd::execve(program, &argv, &env) {
+        Err(errno) => SysError::new("execve /proc/self/exe", errno).into(),
+        Ok(never) => match never {},
+    }
 }

@@ -47,6 +47,8 @@ pub struct Settings {
     /// Who the emperor becomes after start-up (the unprivileged emperor).
     pub identity: Option<EmperorIdentity>,
     pub ceilings: Ceilings,
+    /// Host TCP ports tyrant vassals may bind (`--emperor-tyrant-ports`).
+    pub tyrant_ports: crate::vassal::policy::PortList,
     /// cgroup v2 directory under which each vassal gets its cgroup.
     pub cgroup_root: Option<PathBuf>,
     /// The admin's cgroup limits for every vassal.

@@ -78,6 +78,8 @@ impl Spawner {
         }
         if settings.tyrant {
             jail_args.push("--tyrant".into());
+            jail_args.push("--tyrant-ports".into());
+            jail_args.push(settings.tyrant_ports.to_string());
         }
         for (flag, value) in [
             ("--ceiling-as", settings.ceilings.address_space),

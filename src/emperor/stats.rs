@@ -87,6 +87,18 @@ impl Drop for StatsServer {
     }
 }
 
+/// The config a runtime runs on now: the last argument of its command line, which a
+/// fallback-config re-exec replaces (same pid) with the fallback file.
+fn running_config(pid: i32) -> Option<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let last = cmdline
+        .strip_suffix(&[0])
+        .unwrap_or(&cmdline)
+        .rsplit(|&b| b == 0)
+        .next()?;
+    Some(String::from_utf8_lossy(last).into_owned())
+}
+
 fn unix_time(t: Option<SystemTime>) -> u64 {
     t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs())
@@ -158,6 +170,7 @@ impl StatsView<'_> {
             "id": v.name,
             "name": v.name,
             "config": v.path.display().to_string(),
+            "running_config": v.pid().and_then(|p| running_config(p.as_raw())).unwrap_or_default(),
             "pid": v.pid().map_or(-1, |p| p.as_raw()),
             "state": v.state.name(),
             "born": unix_time(v.born),

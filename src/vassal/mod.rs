@@ -7,15 +7,16 @@ mod emperor_link;
 mod hooks;
 pub mod payload;
 pub mod policy;
+mod sockets;
 mod supervise;
 
 use crate::config::{self, Config, LoadOptions};
 use emperor_link::EmperorLink;
 use jail::signals::{Sig, SignalEvents};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use supervise::{Outcome, Supervisor};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Exit status for "the config is unusable" (uWSGI's, which also triggers fallback-config).
 pub const EXIT_CONFIG_ERROR: i32 = 1;
@@ -30,6 +31,8 @@ pub struct VassalArgs {
     pub config: PathBuf,
     pub load: LoadOptions,
     pub jail: policy::JailContext,
+    /// Configs that failed before this one, when this one is a fallback (oldest first).
+    pub fallback_tried: Vec<PathBuf>,
 }
 
 /// Exit status asking the emperor to start the vassal afresh: a reload changed its jail,
@@ -41,6 +44,9 @@ pub const EXIT_RESPAWN: i32 = 75;
 pub struct Timings {
     pub mercy: Duration,
     pub loyal_after: Duration,
+    /// The signal that asks the payload to stop, for a stop or a reload (`stop-signal`,
+    /// default SIGTERM; nginx wants SIGQUIT to finish its requests first).
+    pub stop_signal: Sig,
 }
 
 /// Run the vassal until it is stopped; returns the process exit status.
@@ -55,6 +61,14 @@ pub fn run(args: VassalArgs) -> i32 {
             EXIT_CONFIG_ERROR
         }
     }
+}
+
+/// What a failing start leaves for the fallback: the config's `fallback-config`, if it got far
+/// enough to name one, and whether the jail was still untouched.
+#[derive(Debug, Default)]
+struct FallbackState {
+    file: Option<PathBuf>,
+    jail_set_up: bool,
 }
 
 fn run_inner(args: &VassalArgs) -> Result<i32, String> {
@@ -78,36 +92,143 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
         .transpose()
         .map_err(|e| format!("--cgroup-fd: {e}"))?;
     let mut supervisor = Supervisor::new(signals, cgroup);
+    let mut state = FallbackState::default();
+    match serve(args, &mut link, &mut supervisor, &mut state) {
+        Ok(code) => Ok(code),
+        Err(message) => {
+            let Some(file) = state.file.clone().filter(|_| !state.jail_set_up) else {
+                if state.file.is_some() {
+                    warn!("fallback-config ignored: the jail is already set up");
+                }
+                return Err(message);
+            };
+            error!("{message}");
+            let mut keep = Vec::new();
+            keep.extend(link.as_fd());
+            keep.extend(supervisor.cgroup_fd());
+            Err(fall_back(args, &file, &keep))
+        }
+    }
+}
+
+/// The config's `fallback-config`, resolved against the config's directory. When the config
+/// does not even load, its raw text is scanned for an INI-style `fallback-config = FILE`
+/// line, so a fallback placed early still works when a later line is broken.
+fn fallback_of(path: &Path, config: Option<&Config>) -> Option<PathBuf> {
+    let value = match config {
+        Some(config) => config.get("fallback-config").map(|e| e.value.clone()),
+        None => std::fs::read_to_string(path).ok().and_then(|text| {
+            text.lines().find_map(|line| {
+                let (key, value) = line.trim().split_once('=')?;
+                (key.trim().replace('_', "-") == "fallback-config")
+                    .then(|| value.trim().to_string())
+            })
+        }),
+    }?;
+    if value.is_empty() {
+        return None;
+    }
+    let file = PathBuf::from(value);
+    Some(match path.parent() {
+        Some(dir) if file.is_relative() => dir.join(file),
+        _ => file,
+    })
+}
+
+/// uWSGI's fallback: exec this runtime again (same pid, protocol and cgroup fds kept) on the
+/// fallback config, remembering the configs tried so far. Returns only on failure (a loop,
+/// or the exec failing) with the message to exit 1 with.
+fn fall_back(args: &VassalArgs, file: &Path, keep: &[std::os::fd::BorrowedFd<'_>]) -> String {
+    let mut chain: Vec<&Path> = args.fallback_tried.iter().map(PathBuf::as_path).collect();
+    chain.push(&args.config);
+    if chain.contains(&file) {
+        let shown: Vec<String> = chain
+            .iter()
+            .chain(std::iter::once(&file))
+            .map(|p| p.display().to_string())
+            .collect();
+        return format!("fallback loop: {}", shown.join(" -> "));
+    }
+    warn!(
+        "exited with status {EXIT_CONFIG_ERROR}: fallback config to {}",
+        file.display()
+    );
+    for fd in keep {
+        if let Err(e) = jail::fd::keep_across_exec(*fd) {
+            return format!("fallback config {}: {e}", file.display());
+        }
+    }
+    // Our own command line, with the failed config added to --fallback-tried and the
+    // fallback in its place (the config is always the last argument).
+    let mut argv: Vec<String> = std::env::args().collect();
+    argv.pop();
+    argv.push("--fallback-tried".into());
+    argv.push(args.config.display().to_string());
+    argv.push(file.display().to_string());
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let e = jail::launch::reexec_self(&argv, &env);
+    format!("fallback config {}: {e}", file.display())
+}
+
+/// Load, plan, jail (once), and run payloads until told to stop.
+fn serve(
+    args: &VassalArgs,
+    link: &mut EmperorLink,
+    supervisor: &mut Supervisor,
+    state: &mut FallbackState,
+) -> Result<i32, String> {
     let mut jailed: Option<Vec<policy::SetupItem>> = None;
+    let mut bound: Option<Vec<sockets::Bound>> = None;
     loop {
-        let config = config::load(&args.config, &args.load).map_err(|e| e.to_string())?;
+        let config = match config::load(&args.config, &args.load) {
+            Ok(config) => config,
+            Err(e) => {
+                if jailed.is_none() {
+                    state.file = fallback_of(&args.config, None);
+                }
+                return Err(e.to_string());
+            }
+        };
+        if jailed.is_none() {
+            state.file = fallback_of(&args.config, Some(&config));
+        }
         let plan = policy::plan(&config, &args.jail).map_err(|e| e.to_string())?;
         let timings = timings(&config).map_err(|e| e.to_string())?;
         let payload =
             payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
         match &jailed {
             None => {
+                // Sockets first: still in the host network namespace, before the drop.
+                bound = Some(sockets::bind_all(&plan.sockets)?);
+                state.jail_set_up = true;
                 set_up_jail(&plan, &payload)
                     .map_err(|e| format!("{}: {e}", config.path.display()))?;
                 jailed = Some(plan.setup.clone());
             }
-            Some(setup) if *setup != plan.setup => {
-                info!("the jail part of the config changed: asking for a fresh vassal");
+            Some(setup)
+                if *setup != plan.setup
+                    || bound.as_ref().map(|b| b.iter().map(|b| &b.spec).collect())
+                        != Some(plan.sockets.iter().collect::<Vec<_>>()) =>
+            {
+                info!("the jail or the sockets of the config changed: asking for a fresh vassal");
                 return Ok(EXIT_RESPAWN);
             }
             Some(_) => {}
         }
         run_user_hooks(&plan, &payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
-        let running = supervisor.start(&payload, &plan, &link).map_err(|e| {
-            format!(
-                "{}: option \"{}\": {e}",
-                config.path.display(),
-                payload.option
-            )
-        })?;
+        let sockets = bound.as_deref().unwrap_or_default();
+        let running = supervisor
+            .start(&payload, &plan, link, sockets)
+            .map_err(|e| {
+                format!(
+                    "{}: option \"{}\": {e}",
+                    config.path.display(),
+                    payload.option
+                )
+            })?;
         info!(pid = running.as_raw(), program = %payload.program.display(), "payload started");
         link.send(crate::protocol::Message::Spawned);
-        match supervisor.supervise(&mut link, timings) {
+        match supervisor.supervise(link, timings) {
             Outcome::Reload => info!("reloading"),
             Outcome::Exit(code) => return Ok(code),
         }
@@ -152,7 +273,8 @@ fn loader_args(args: &VassalArgs) -> Vec<String> {
     vec![flag.to_string(), path]
 }
 
-/// The vassal's timing options (`reload-mercy`, `loyal-after`), or the first invalid one.
+/// The vassal's timing options (`reload-mercy`, `loyal-after`, `stop-signal`), or the first
+/// invalid one.
 pub fn timings(config: &Config) -> Result<Timings, config::ConfigError> {
     let seconds = |key: &str, default: Duration| -> Result<Duration, config::ConfigError> {
         Ok(config
@@ -163,5 +285,28 @@ pub fn timings(config: &Config) -> Result<Timings, config::ConfigError> {
     Ok(Timings {
         mercy: seconds("reload-mercy", DEFAULT_MERCY)?,
         loyal_after: seconds("loyal-after", DEFAULT_LOYAL_AFTER)?,
+        stop_signal: match config.get("stop-signal") {
+            Some(entry) => {
+                let name = entry.value.trim().to_ascii_uppercase();
+                let name = if name.starts_with("SIG") {
+                    name
+                } else {
+                    format!("SIG{name}")
+                };
+                name.parse::<Sig>()
+                    .ok()
+                    .filter(|s| !matches!(s, Sig::SIGKILL | Sig::SIGSTOP))
+                    .ok_or_else(|| config::ConfigError::BadOption {
+                        path: entry.origin.file.clone(),
+                        line: entry.origin.line,
+                        key: entry.key.clone(),
+                        message: format!(
+                            "invalid value \"{}\": not a signal name (QUIT, TERM, INT, ...)",
+                            entry.value
+                        ),
+                    })?
+            }
+            None => Sig::SIGTERM,
+        },
     })
 }

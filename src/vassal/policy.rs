@@ -24,6 +24,141 @@ pub struct JailContext {
     pub ceilings: Ceilings,
     /// The payload's cgroup v2 directory (an fd from the emperor), if cgroups are in use.
     pub cgroup_fd: Option<i32>,
+    /// Host TCP ports a tyrant vassal may bind (`--emperor-tyrant-ports`); none when unset.
+    pub tyrant_ports: PortList,
+}
+
+/// A set of TCP ports, as `8000-8999,9090`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortList(pub Vec<(u16, u16)>);
+
+impl PortList {
+    pub fn contains(&self, port: u16) -> bool {
+        self.0
+            .iter()
+            .any(|&(low, high)| (low..=high).contains(&port))
+    }
+}
+
+impl std::str::FromStr for PortList {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("{p:?} is not a port number"))
+        };
+        let mut ranges = Vec::new();
+        for item in text.split(',').filter(|i| !i.trim().is_empty()) {
+            let range = match item.split_once('-') {
+                Some((low, high)) => (port(low)?, port(high)?),
+                None => (port(item)?, port(item)?),
+            };
+            if range.0 > range.1 {
+                return Err(format!("{item:?}: the range is empty"));
+            }
+            ranges.push(range);
+        }
+        Ok(PortList(ranges))
+    }
+}
+
+impl fmt::Display for PortList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let items: Vec<String> = self
+            .0
+            .iter()
+            .map(|&(low, high)| {
+                if low == high {
+                    low.to_string()
+                } else {
+                    format!("{low}-{high}")
+                }
+            })
+            .collect();
+        f.write_str(&items.join(","))
+    }
+}
+
+/// The options that bind a listening socket for the payload. The runtime binds them all the
+/// same way (before the net namespace and the drop), so they differ only in name.
+pub const SOCKET_OPTIONS: [&str; 3] = ["socket", "http-socket", "shared-socket"];
+
+/// Where a vassal socket listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketAddress {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+    /// Linux abstract namespace (`@name`).
+    Abstract(String),
+}
+
+/// One socket the runtime binds and hands to every payload it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    /// `file:line`, for errors.
+    pub place: String,
+    pub option: String,
+    pub value: String,
+    pub address: SocketAddress,
+}
+
+/// `host:port`, `:port` (every IPv4 address), `[v6]:port`, a UNIX path, or `@abstract`.
+pub fn parse_socket_address(value: &str) -> Result<SocketAddress, String> {
+    if let Some(name) = value.strip_prefix('@') {
+        if name.is_empty() {
+            return Err("an abstract socket needs a name after @".into());
+        }
+        return Ok(SocketAddress::Abstract(name.to_string()));
+    }
+    if value.contains('/') || !value.contains(':') {
+        if value.is_empty() {
+            return Err("empty address".into());
+        }
+        return Ok(SocketAddress::Unix(PathBuf::from(value)));
+    }
+    let (host, port) = value.rsplit_once(':').expect("contains ':'");
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = match host {
+        "" | "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        other => other
+            .parse()
+            .map_err(|_| format!("{other:?} is not an IP address (host names are not resolved)"))?,
+    };
+    Ok(SocketAddress::Tcp(std::net::SocketAddr::new(ip, port)))
+}
+
+/// The vassal's sockets, in config order; in tyrant mode a TCP port must be in the admin's
+/// `--emperor-tyrant-ports`.
+pub fn sockets(config: &Config, context: &JailContext) -> Result<Vec<SocketSpec>, PolicyError> {
+    let mut specs = Vec::new();
+    let is_socket = |key: &str| SOCKET_OPTIONS.contains(&key.replace('_', "-").as_str());
+    for entry in config.entries.iter().filter(|e| is_socket(&e.key)) {
+        let address = parse_socket_address(&entry.value).map_err(|e| refuse(entry, e))?;
+        if let SocketAddress::Tcp(addr) = &address {
+            if context.tyrant && !context.tyrant_ports.contains(addr.port()) {
+                return Err(refuse(
+                    entry,
+                    format!(
+                        "port {} is not allowed in tyrant mode (the emperor's --emperor-tyrant-ports is {:?})",
+                        addr.port(),
+                        context.tyrant_ports.to_string()
+                    ),
+                ));
+            }
+        }
+        specs.push(SocketSpec {
+            place: entry.origin.to_string(),
+            option: entry.key.clone(),
+            value: entry.value.clone(),
+            address,
+        });
+    }
+    Ok(specs)
 }
 
 /// Upper bounds set by the emperor's admin; in tyrant mode a vassal gets min(own, ceiling).
@@ -80,6 +215,8 @@ pub struct VassalPlan {
     pub user_hooks: Vec<String>,
     /// The vassal's own cgroup limits, below the admin's (cgroup.max files of its payload).
     pub cgroup: jail::cgroup::Limits,
+    /// Listening sockets, bound by the runtime before its jail and passed to the payload.
+    pub sockets: Vec<SocketSpec>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -177,6 +314,7 @@ pub fn plan(config: &Config, context: &JailContext) -> Result<VassalPlan, Policy
             .map(|e| e.value.clone())
             .collect(),
         cgroup: cgroup_limits(config, context)?,
+        sockets: sockets(config, context)?,
     })
 }
 
@@ -729,5 +867,57 @@ mod tests {
             cloned_namespaces(all, true).to_string(),
             "fs,ipc,pid,uts,user"
         );
+    }
+
+    #[test]
+    fn socket_addresses_parse_as_uwsgi_writes_them() {
+        let tcp = |text: &str| SocketAddress::Tcp(text.parse().unwrap());
+        assert_eq!(parse_socket_address(":8080"), Ok(tcp("0.0.0.0:8080")));
+        assert_eq!(
+            parse_socket_address("127.0.0.1:80"),
+            Ok(tcp("127.0.0.1:80"))
+        );
+        assert_eq!(
+            parse_socket_address("localhost:81"),
+            Ok(tcp("127.0.0.1:81"))
+        );
+        assert_eq!(parse_socket_address("[::1]:82"), Ok(tcp("[::1]:82")));
+        assert_eq!(
+            parse_socket_address("/run/app.sock"),
+            Ok(SocketAddress::Unix("/run/app.sock".into()))
+        );
+        assert_eq!(
+            parse_socket_address("@app"),
+            Ok(SocketAddress::Abstract("app".into()))
+        );
+        assert!(parse_socket_address("127.0.0.1:http").is_err());
+        assert!(parse_socket_address("example.com:80").is_err());
+        assert!(parse_socket_address("@").is_err());
+    }
+
+    #[test]
+    fn tyrant_ports_are_the_admins_list() {
+        let list: PortList = "8000-8999, 9090".parse().unwrap();
+        assert!(list.contains(8000) && list.contains(8999) && list.contains(9090));
+        assert!(!list.contains(7999) && !list.contains(9000) && !list.contains(80));
+        assert_eq!(list.to_string(), "8000-8999,9090");
+        assert!("9000-8000".parse::<PortList>().is_err());
+        assert!("http".parse::<PortList>().is_err());
+        assert_eq!("".parse::<PortList>(), Ok(PortList::default()));
+    }
+
+    #[test]
+    fn a_tyrant_may_bind_only_listed_tcp_ports() {
+        let mut context = tyrant();
+        context.tyrant_ports = "9000".parse().unwrap();
+        let ok = config(&[("socket", "127.0.0.1:9000"), ("http-socket", "/tmp/x.sock")]);
+        assert_eq!(sockets(&ok, &context).unwrap().len(), 2);
+        let denied = config(&[("shared-socket", ":80")]);
+        let error = sockets(&denied, &context).unwrap_err();
+        assert_eq!(error.option, "shared-socket");
+        assert!(error.reason.contains("port 80"), "{error}");
+        assert!(error.reason.contains("--emperor-tyrant-ports"), "{error}");
+        // Classic mode: any port.
+        assert!(sockets(&denied, &JailContext::default()).is_ok());
     }
 }

@@ -5,6 +5,7 @@
 use super::emperor_link::{EmperorLink, Heard};
 use super::payload::Payload;
 use super::policy::VassalPlan;
+use super::sockets::Bound;
 use super::Timings;
 use crate::protocol::{Command, Message};
 use jail::launch::{Launch, LaunchError};
@@ -69,13 +70,22 @@ impl Supervisor {
         }
     }
 
-    /// Launch the payload in its own session, with the protocol fd at 3 when there is an
-    /// emperor, a clean environment and signal state, and SIGKILL if this runtime dies.
+    /// Launch the payload in its own session, with a clean environment and signal state, and
+    /// SIGKILL if this runtime dies.
+    ///
+    /// fds: the vassal's sockets at 3, 4, ... (systemd's SD_LISTEN_FDS_START is 3), then the
+    /// emperor protocol fd right after them (UWSGI_EMPEROR_FD says where; 3 with no socket).
+    /// Sockets are announced three ways: LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID (systemd; the
+    /// child writes its own pid into LISTEN_PID, see `Launch::env_own_pid`), NGINX="3;4;"
+    /// (nginx adopts inherited listening sockets whose address matches a `listen`), and for
+    /// uWSGI payloads the plain inheritance uWSGI itself relies on: a uWSGI configured with the
+    /// same `socket = ADDR` finds the open fd by its address.
     pub fn start(
         &mut self,
         payload: &Payload,
         plan: &VassalPlan,
         link: &EmperorLink,
+        sockets: &[Bound],
     ) -> Result<Pid, StartError> {
         let mut launch = Launch::new(&payload.program, &payload.argv)?;
         launch.namespaces(plan.payload_namespaces.0);
@@ -95,12 +105,26 @@ impl Supervisor {
         for (key, value) in &payload.env {
             launch.env(key, value)?;
         }
+        let first = crate::protocol::VASSAL_FD;
+        for (i, socket) in sockets.iter().enumerate() {
+            launch.map_fd(
+                std::os::fd::AsRawFd::as_raw_fd(&socket.fd),
+                first + i as i32,
+            );
+        }
+        if !sockets.is_empty() {
+            let count = sockets.len() as i32;
+            let names: Vec<&str> = sockets.iter().map(|s| s.spec.option.as_str()).collect();
+            let nginx: String = (first..first + count).map(|fd| format!("{fd};")).collect();
+            launch.env("LISTEN_FDS", count.to_string())?;
+            launch.env("LISTEN_FDNAMES", names.join(":"))?;
+            launch.env_own_pid("LISTEN_PID")?;
+            launch.env("NGINX", nginx)?;
+        }
         if let Some(fd) = link.fd() {
-            launch.map_fd(fd, crate::protocol::VASSAL_FD);
-            launch.env(
-                crate::protocol::ENV_FD,
-                crate::protocol::VASSAL_FD.to_string(),
-            )?;
+            let target = first + sockets.len() as i32;
+            launch.map_fd(fd, target);
+            launch.env(crate::protocol::ENV_FD, target.to_string())?;
         }
         launch
             .new_session()
@@ -111,6 +135,11 @@ impl Supervisor {
         self.payload_status = None;
         self.started_at = Instant::now();
         Ok(running.pid)
+    }
+
+    /// The payload's cgroup directory fd, if the emperor gave one.
+    pub fn cgroup_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.cgroup.as_ref().map(AsFd::as_fd)
     }
 
     /// Wait for events until the payload is gone for good (exit) or restarted (reload).
@@ -196,7 +225,7 @@ impl Supervisor {
             return;
         }
         if let Some(pid) = self.payload {
-            process::signal_group(pid, Sig::SIGTERM);
+            process::signal_group(pid, timings.stop_signal);
             process::signal_group(pid, Sig::SIGCONT);
         }
         *stopping = Some(Stopping {

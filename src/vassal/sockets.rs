@@ -1,0 +1,56 @@
+//! The vassal's listening sockets: bound once by the runtime, before its jail (so in the host
+//! network namespace and with the runtime's credentials), kept open across reloads and handed
+//! to every payload it starts. While a payload restarts, connections wait in the backlog.
+
+use super::policy::{SocketAddress, SocketSpec};
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
+
+/// A bound, listening socket.
+#[derive(Debug)]
+pub struct Bound {
+    pub spec: SocketSpec,
+    pub fd: OwnedFd,
+}
+
+/// Bind every socket, in order; the first failure names its option and address.
+pub fn bind_all(specs: &[SocketSpec]) -> Result<Vec<Bound>, String> {
+    specs
+        .iter()
+        .map(|spec| {
+            bind(&spec.address)
+                .map(|fd| Bound {
+                    spec: spec.clone(),
+                    fd,
+                })
+                .map_err(|e| {
+                    format!(
+                        "{}: option \"{}\": bind {}: {e}",
+                        spec.place, spec.option, spec.value
+                    )
+                })
+        })
+        .collect()
+}
+
+fn bind(address: &SocketAddress) -> std::io::Result<OwnedFd> {
+    match address {
+        // std sets SO_REUSEADDR and close-on-exec (a payload gets it only through the fd map).
+        SocketAddress::Tcp(addr) => TcpListener::bind(addr).map(OwnedFd::from),
+        SocketAddress::Unix(path) => {
+            // A stale socket from an earlier run would make bind fail; anything else is kept.
+            if std::fs::symlink_metadata(path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            {
+                std::fs::remove_file(path)?;
+            }
+            UnixListener::bind(path).map(OwnedFd::from)
+        }
+        SocketAddress::Abstract(name) => {
+            let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+            UnixListener::bind_addr(&addr).map(OwnedFd::from)
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! fallback-config: a vassal that would exit with status 1 execs itself (same pid) on its
+//! fallback config; fallbacks chain; loops are stopped.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+const SERVER: &str = r#"import os, socket
+s = socket.socket(fileno=3)
+while True:
+    c, _ = s.accept()
+    c.recv(4096)
+    c.sendall(b"HTTP/1.0 200 OK\r\n\r\nhello from the fallback\n")
+    c.close()
+"#;
+
+fn open_tempdir() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(tmp.path().join("vassals")).unwrap();
+    std::fs::set_permissions(
+        tmp.path().join("vassals"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let server = write(&tmp.path().join("server.py"), SERVER);
+    std::fs::set_permissions(server, std::fs::Permissions::from_mode(0o644)).unwrap();
+    tmp
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(PATIENCE)).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    body.contains("200 OK").then_some(body)
+}
+
+/// A config outside the watched directory (a fallback), readable by tenants.
+fn side_config(root: &Path, name: &str, text: &str) -> String {
+    let path = write(&root.join(name), text);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    path.display().to_string()
+}
+
+fn serving(root: &Path, port: u16) -> String {
+    format!(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nunprivileged-binary-patch-arg = /usr/bin/python3 {}\n",
+        root.join("server.py").display()
+    )
+}
+
+/// The seed's story: uid 20001 asks for port 80, bind() says EACCES, status 1, the runtime
+/// execs itself on safe.ini, which binds another port and serves there.
+#[test]
+fn a_tenant_denied_a_privileged_port_falls_back_to_a_config_that_serves_elsewhere() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(std::env::var("CI").is_err(), "needs root");
+        eprintln!("skipping: needs root (a tenant uid)");
+        return;
+    }
+    let tmp = open_tempdir();
+    let root = tmp.path();
+    let port = free_port();
+    let safe = side_config(root, "safe.ini", &serving(root, port));
+    let emperor = Emperor::start(
+        root,
+        &[
+            "--emperor-tyrant",
+            "--emperor-tyrant-ports",
+            &format!("80,{port}"),
+        ],
+    );
+    let staged = root.join("app.ini");
+    write(
+        &staged,
+        &format!(
+            "[uwsgi]\nfallback-config = ../safe.ini\nhttp-socket = 127.0.0.1:80\nunprivileged-binary-patch-arg = /usr/bin/python3 {}\n",
+            root.join("server.py").display()
+        ),
+    );
+    std::os::unix::fs::chown(&staged, Some(20001), Some(20001)).unwrap();
+    std::fs::rename(&staged, emperor.vassals.join("app.ini")).unwrap();
+
+    let body = emperor.wait_for("the fallback serves on its port", || http_get(port));
+    assert!(body.contains("hello from the fallback"), "{body}");
+    let log = emperor.log();
+    assert!(
+        log.contains("option \"http-socket\": bind 127.0.0.1:80: Permission denied"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "fallback config to {}/vassals/../safe.ini",
+            root.display()
+        )),
+        "{log}"
+    );
+    let (runtime, payload) = emperor.running("app.ini");
+    let vassal = emperor.vassal("app.ini").unwrap();
+    assert!(
+        vassal["running_config"]
+            .as_str()
+            .unwrap()
+            .ends_with("/../safe.ini"),
+        "{vassal}"
+    );
+    assert!(vassal["config"]
+        .as_str()
+        .unwrap()
+        .ends_with("/vassals/app.ini"));
+    assert_eq!(vassal["respawns"], 0, "same runtime, no respawn");
+    let status = std::fs::read_to_string(format!("/proc/{payload}/status")).unwrap();
+    assert!(status.contains("Uid:\t20001"), "{status}");
+    assert!(runtime > 0);
+    let _ = safe;
+}
+
+/// a.ini does not even load (an include is missing: its fallback is found in its raw text),
+/// b.ini names a program that does not exist, c.ini serves.
+#[test]
+fn fallbacks_chain_over_two_levels() {
+    let tmp = open_tempdir();
+    let root = tmp.path();
+    let port = free_port();
+    let c = side_config(root, "c.ini", &serving(root, port));
+    let b = side_config(
+        root,
+        "b.ini",
+        &format!("[uwsgi]\nfallback-config = {c}\nunprivileged-binary-patch-arg = /nonexistent/program\n"),
+    );
+    let emperor = Emperor::start(root, &[]);
+    emperor.write(
+        "a.ini",
+        &format!("[uwsgi]\nfallback-config = {b}\ninclude = /nonexistent/part.ini\n"),
+    );
+    let body = emperor.wait_for("c.ini serves", || http_get(port));
+    assert!(body.contains("hello from the fallback"), "{body}");
+    let log = emperor.log();
+    assert!(log.contains(&format!("fallback config to {b}")), "{log}");
+    assert!(log.contains(&format!("fallback config to {c}")), "{log}");
+    emperor.running("a.ini");
+    assert_eq!(emperor.vassal("a.ini").unwrap()["running_config"], c);
+}
+
+#[test]
+fn a_fallback_loop_is_stopped_with_a_clear_error() {
+    let tmp = open_tempdir();
+    let root = tmp.path();
+    let emperor = Emperor::start(root, &[]);
+    let a = emperor.vassals.join("a.ini").display().to_string();
+    let b = side_config(
+        root,
+        "b.ini",
+        &format!("[uwsgi]\nfallback-config = {a}\nsocket = 127.0.0.1:notaport\nunprivileged-binary-patch-arg = sleep 60\n"),
+    );
+    emperor.write(
+        "a.ini",
+        &format!("[uwsgi]\nfallback-config = {b}\nsocket = 127.0.0.1:notaport\nunprivileged-binary-patch-arg = sleep 60\n"),
+    );
+    let wanted = format!("fallback loop: {a} -> {b} -> {a}");
+    emperor.wait_until("the loop is reported", || emperor.log().contains(&wanted));
+    emperor.wait_until("the vassal died with status 1", || {
+        emperor
+            .vassal("a.ini")
+            .is_some_and(|v| v["last_exit_status"] == 1)
+    });
+}
