@@ -276,7 +276,18 @@ impl Launch {
             return Err(LaunchError::TooManyFds(self.fd_map.len()));
         }
         let argv_ptrs = null_terminated(&self.argv);
-        let envp_ptrs = null_terminated(&self.envp);
+        let mut envp_ptrs = null_terminated(&self.envp);
+        // The entry the child fills with its own pid is a buffer of its own, mutable here,
+        // which the child's copy of memory may then change.
+        let mut own_pid_entry = self
+            .own_pid_env
+            .map(|i| self.envp[i].as_bytes_with_nul().to_vec());
+        if let (Some(i), Some(entry)) = (self.own_pid_env, own_pid_entry.as_mut()) {
+            envp_ptrs[i] = entry.as_ptr() as *const libc::c_char;
+        }
+        let own_pid_slot = own_pid_entry
+            .as_mut()
+            .map(|entry| (entry.as_mut_ptr(), entry.len()));
         let (report_read, report_write) = pipe()?;
         let go = if self.hold { Some(pipe()?) } else { None };
         // A held child says when it is ready to be worked on (dumpable, waiting for go).
@@ -311,6 +322,7 @@ impl Launch {
                 launch: self,
                 argv: &argv_ptrs,
                 envp: &envp_ptrs,
+                own_pid_slot,
                 report: report_write.as_raw_fd(),
                 go: go.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
                 held: held.as_ref().map(|(_, w)| w.as_raw_fd()),
@@ -385,6 +397,8 @@ struct ChildSide<'a> {
     launch: &'a Launch,
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
+    /// The own-pid env entry's buffer (pointer, length with its NUL), owned by `start`.
+    own_pid_slot: Option<(*mut u8, usize)>,
     report: RawFd,
     go: Option<(RawFd, RawFd)>,
     held: Option<RawFd>,
@@ -488,8 +502,8 @@ impl ChildSide<'_> {
         if let Some(dir) = &launch.cwd {
             self.check(sys::chdir(dir), "chdir");
         }
-        if let Some(index) = launch.own_pid_env {
-            self.write_own_pid(index);
+        if let Some((base, len)) = self.own_pid_slot {
+            write_own_pid(base, len);
         }
         if let Some(filter) = &launch.seccomp {
             self.check(filter.install_in_child(), "install the seccomp filter");
@@ -504,37 +518,6 @@ impl ChildSide<'_> {
             )
         };
         self.fail("execve", Errno::last())
-    }
-
-    /// Overwrite the reserved digits of `envp[index]` with this process's pid and a NUL.
-    fn write_own_pid(&self, index: usize) {
-        let entry = &self.launch.envp[index];
-        let len = entry.as_bytes().len();
-        let start = len - PID_DIGITS;
-        // SAFETY: no arguments.
-        let mut pid = unsafe { libc::getpid() } as u64;
-        let mut digits = [0u8; PID_DIGITS];
-        let mut n = 0;
-        loop {
-            digits[n] = b'0' + (pid % 10) as u8;
-            n += 1;
-            pid /= 10;
-            if pid == 0 {
-                break;
-            }
-        }
-        let base = entry.as_ptr() as *mut u8;
-        // SAFETY: this child has its own copy of the parent's memory (clone3 without
-        // CLONE_VM), so writing into it changes nothing the parent sees. `start + n + 1 <= len`
-        // (n <= 20 digits into the 20 reserved bytes, the NUL over the last reserved byte or the
-        // CString's own terminator), all inside the CString's allocation; the string only
-        // gets shorter, which envp (a pointer to its first byte) tolerates.
-        unsafe {
-            for i in 0..n {
-                *base.add(start + i) = digits[n - 1 - i];
-            }
-            *base.add(start + n) = 0;
-        }
     }
 
     fn check<T>(&self, result: Result<T, Errno>, step: &'static str) {
@@ -578,6 +561,35 @@ impl ChildSide<'_> {
             );
             libc::_exit(EXEC_FAILED_STATUS)
         }
+    }
+}
+
+/// Overwrite the reserved digits at the end of a `KEY=000...0\0` buffer with this process's
+/// pid and a NUL. Async-signal-safe: getpid and byte writes.
+fn write_own_pid(base: *mut u8, len_with_nul: usize) {
+    let start = len_with_nul - 1 - PID_DIGITS;
+    // SAFETY: no arguments.
+    let mut pid = unsafe { libc::getpid() } as u64;
+    let mut digits = [0u8; PID_DIGITS];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (pid % 10) as u8;
+        n += 1;
+        pid /= 10;
+        if pid == 0 {
+            break;
+        }
+    }
+    // SAFETY: `base` points to a Vec<u8> of `len_with_nul` bytes that `Launch::start` owns and
+    // borrowed mutably for this pointer before the clone; this child has its own copy of that
+    // memory (clone3 without CLONE_VM), so the parent sees nothing. `start + n + 1` is at most
+    // `len_with_nul` (n <= PID_DIGITS), so every write stays inside the buffer; the string only
+    // gets shorter, which envp (a pointer to its first byte) tolerates.
+    unsafe {
+        for (i, digit) in digits[..n].iter().rev().enumerate() {
+            *base.add(start + i) = *digit;
+        }
+        *base.add(start + n) = 0;
     }
 }
 
