@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -17,37 +16,12 @@ while True:
     c.close()
 "#;
 
-fn open_tempdir() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir(tmp.path().join("vassals")).unwrap();
-    std::fs::set_permissions(
-        tmp.path().join("vassals"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+/// A temp dir tenants can traverse, with `server.py` in it.
+fn open_site() -> tempfile::TempDir {
+    let tmp = open_tempdir();
     let server = write(&tmp.path().join("server.py"), SERVER);
     std::fs::set_permissions(server, std::fs::Permissions::from_mode(0o644)).unwrap();
     tmp
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(PATIENCE)).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    body.contains("200 OK").then_some(body)
 }
 
 /// A config outside the watched directory (a fallback), readable by tenants.
@@ -73,7 +47,7 @@ fn a_tenant_denied_a_privileged_port_falls_back_to_a_config_that_serves_elsewher
         eprintln!("skipping: needs root (a tenant uid)");
         return;
     }
-    let tmp = open_tempdir();
+    let tmp = open_site();
     let root = tmp.path();
     let port = free_port();
     let safe = side_config(root, "safe.ini", &serving(root, port));
@@ -134,7 +108,7 @@ fn a_tenant_denied_a_privileged_port_falls_back_to_a_config_that_serves_elsewher
 /// b.ini names a program that does not exist, c.ini serves.
 #[test]
 fn fallbacks_chain_over_two_levels() {
-    let tmp = open_tempdir();
+    let tmp = open_site();
     let root = tmp.path();
     let port = free_port();
     let c = side_config(root, "c.ini", &serving(root, port));
@@ -159,7 +133,7 @@ fn fallbacks_chain_over_two_levels() {
 
 #[test]
 fn a_fallback_loop_is_stopped_with_a_clear_error() {
-    let tmp = open_tempdir();
+    let tmp = open_site();
     let root = tmp.path();
     let emperor = Emperor::start(root, &[]);
     let a = emperor.vassals.join("a.ini").display().to_string();

@@ -266,19 +266,6 @@ fn a_garbage_flood_is_ignored_quietly_and_the_fifo_still_works() {
     );
 }
 
-/// Root, or a skip message (a failure under CI, where root is promised).
-fn have_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "{test} needs root, and CI runs as root"
-    );
-    eprintln!("skipping {test}: needs root (tyrant mode, another uid)");
-    false
-}
-
 #[test]
 fn another_tenant_cannot_write_a_tenants_fifo() {
     use std::os::unix::process::CommandExt;

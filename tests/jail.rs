@@ -6,34 +6,7 @@
 mod common;
 
 use common::*;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-
-/// Root, or a skip message (a failure under CI, where root is promised).
-fn have_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "{test} needs root, and CI runs as root"
-    );
-    eprintln!("skipping {test}: needs root (namespaces, uids)");
-    false
-}
-
-/// A temp dir tenants can traverse (tempdir makes 0700 dirs).
-fn open_tempdir() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir(tmp.path().join("vassals")).unwrap();
-    std::fs::set_permissions(
-        tmp.path().join("vassals"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    tmp
-}
 
 /// `Key:\tvalue` from /proc/PID/status.
 fn status(pid: i32, key: &str) -> String {
@@ -338,17 +311,6 @@ fn nginx_serves_a_page_as_a_tyrant_vassal_owned_by_its_tenant() {
             "nginx process {pid} is alice outside its jail"
         );
     }
-}
-
-fn http_get(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    Some(body)
 }
 
 #[test]

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,47 +21,12 @@ while True:
     c.close()
 "#;
 
-fn have_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(std::env::var("CI").is_err(), "{test} needs root");
-    eprintln!("skipping {test}: needs root");
-    false
-}
-
 /// A temp dir any tenant can read, with `server.py` in it.
 fn site() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir(tmp.path().join("vassals")).unwrap();
-    std::fs::set_permissions(
-        tmp.path().join("vassals"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    let tmp = open_tempdir();
     let server = write(&tmp.path().join("server.py"), SERVER);
     std::fs::set_permissions(&server, std::fs::Permissions::from_mode(0o644)).unwrap();
     (tmp, server)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(PATIENCE)).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    body.contains("200 OK").then_some(body)
 }
 
 fn environ(pid: i32) -> Vec<String> {
