@@ -18,6 +18,8 @@ packages=(
   "nginx:/usr/sbin/nginx"
   "util-linux:/usr/bin/nsenter"
   "curl:/usr/bin/curl"
+  "wrk:/usr/bin/wrk"
+  "python3:/usr/bin/python3"
 )
 
 install_missing() {
