@@ -71,42 +71,25 @@ impl Archive {
     }
 
     pub fn file(&mut self, path: &str, perm: u32, contents: impl Into<Vec<u8>>) {
-        let node = Node::File(contents.into());
-        self.insert(
-            path,
-            Entry {
-                perm,
-                uid: 0,
-                gid: 0,
-                node,
-            },
-        );
+        self.insert_root_owned(path, perm, Node::File(contents.into()));
     }
 
     pub fn symlink(&mut self, path: &str, target: &str) {
-        let node = Node::Symlink(target.to_string());
-        self.insert(
-            path,
-            Entry {
-                perm: 0o777,
-                uid: 0,
-                gid: 0,
-                node,
-            },
-        );
+        self.insert_root_owned(path, 0o777, Node::Symlink(target.to_string()));
     }
 
     pub fn char_dev(&mut self, path: &str, perm: u32, major: u32, minor: u32) {
-        let node = Node::CharDev(major, minor);
-        self.insert(
-            path,
-            Entry {
-                perm,
-                uid: 0,
-                gid: 0,
-                node,
-            },
-        );
+        self.insert_root_owned(path, perm, Node::CharDev(major, minor));
+    }
+
+    fn insert_root_owned(&mut self, path: &str, perm: u32, node: Node) {
+        let entry = Entry {
+            perm,
+            uid: 0,
+            gid: 0,
+            node,
+        };
+        self.insert(path, entry);
     }
 
     pub fn contains(&self, path: &str) -> bool {
