@@ -429,8 +429,14 @@ impl Emperor {
     fn on_vassal_exit(&mut self, slot: usize, exit: Exit) {
         self.table.set_pid(slot, None, Some(exit.pid));
         let v = self.table.get_mut(slot).expect("slot of a known pid");
-        if let Some(process) = v.process.take() {
+        if let Some(mut process) = v.process.take() {
             if !process.link_closed {
+                // A shutdown request (22) sent just before the runtime went still counts.
+                let mut buf = [0u8; READ_BUDGET];
+                let n = process.link.read(&mut buf).unwrap_or(0);
+                if buf[..n].contains(&Message::VoluntaryShutdown.byte()) {
+                    v.voluntary = true;
+                }
                 let _ = self.epoll.delete(&process.link);
             }
         }

@@ -4,6 +4,7 @@
 //! process tree with it when it goes).
 
 mod emperor_link;
+mod fifo;
 mod hooks;
 pub mod payload;
 pub mod policy;
@@ -215,6 +216,9 @@ fn serve(
             }
             Some(_) => {}
         }
+        // After the mounts, so a path in the jail is the jail's view; before the payload.
+        bind_fifo(supervisor, &config)?;
+        supervisor.pidfile = config_path(&config, "pidfile").pop();
         run_user_hooks(&plan, &payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
         let sockets = bound.as_deref().unwrap_or_default();
         let running = supervisor
@@ -228,11 +232,43 @@ fn serve(
             })?;
         info!(pid = running.as_raw(), program = %payload.program.display(), "payload started");
         link.send(crate::protocol::Message::Spawned);
+        if supervisor.pidfile.is_some() {
+            supervisor.write_pidfile();
+        }
         match supervisor.supervise(link, timings) {
             Outcome::Reload => info!("reloading"),
             Outcome::Exit(code) => return Ok(code),
         }
     }
+}
+
+/// Every value of a path option, relative ones taken from the config's directory.
+fn config_path(config: &Config, key: &str) -> Vec<PathBuf> {
+    let dir = config.path.parent().unwrap_or(std::path::Path::new("."));
+    config.get_all(key).map(|e| dir.join(&e.value)).collect()
+}
+
+/// Make the master FIFO the config asks for, unless the same one is already there.
+fn bind_fifo(supervisor: &mut Supervisor, config: &Config) -> Result<(), String> {
+    let slots = config_path(config, "master-fifo");
+    if slots.len() > fifo::MAX_SLOTS {
+        return Err(format!(
+            "{}: master-fifo: at most {} slots (0-9), {} given",
+            config.path.display(),
+            fifo::MAX_SLOTS,
+            slots.len()
+        ));
+    }
+    if supervisor.fifo.as_ref().map(|f| f.slots()) == Some(&slots[..]) {
+        return Ok(());
+    }
+    supervisor.fifo = None;
+    if !slots.is_empty() {
+        let fifo =
+            fifo::MasterFifo::open(slots).map_err(|e| format!("{}: {e}", config.path.display()))?;
+        supervisor.fifo = Some(fifo);
+    }
+    Ok(())
 }
 
 /// The runtime's own jail steps, once: namespaces it enters itself, hooks as root, hostname,

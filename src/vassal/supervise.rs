@@ -3,6 +3,7 @@
 //! and never leave a descendant behind.
 
 use super::emperor_link::{EmperorLink, Heard};
+use super::fifo::{FifoCommand, MasterFifo};
 use super::payload::Payload;
 use super::policy::VassalPlan;
 use super::sockets::Bound;
@@ -15,7 +16,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 use std::os::fd::AsFd;
 use std::time::Instant;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -52,6 +53,12 @@ pub struct Supervisor {
     payload: Option<Pid>,
     payload_status: Option<i32>,
     started_at: Instant,
+    /// The master FIFO, if the config names one.
+    pub fifo: Option<MasterFifo>,
+    /// Where `P` writes the payload's pid (`pidfile`).
+    pub pidfile: Option<std::path::PathBuf>,
+    /// The payload's process group is stopped (`p`).
+    paused: bool,
 }
 
 /// How many SIGKILL sweeps over the process tree before giving up, and the pause between
@@ -67,6 +74,9 @@ impl Supervisor {
             payload: None,
             payload_status: None,
             started_at: Instant::now(),
+            fifo: None,
+            pidfile: None,
+            paused: false,
         }
     }
 
@@ -134,6 +144,7 @@ impl Supervisor {
         self.payload = Some(running.pid);
         self.payload_status = None;
         self.started_at = Instant::now();
+        self.paused = false;
         Ok(running.pid)
     }
 
@@ -187,6 +198,9 @@ impl Supervisor {
                     }
                 }
             }
+            if ready.fifo {
+                self.on_fifo(link, &mut stopping, timings);
+            }
             let now = Instant::now();
             if let Some(stop) = stopping.as_mut().filter(|s| !s.killed && now >= s.kill_at) {
                 warn!(
@@ -217,7 +231,7 @@ impl Supervisor {
 
     /// SIGTERM the payload's process group; a second request only changes what comes after
     /// (a stop outranks a reload).
-    fn begin_stop(&self, stopping: &mut Option<Stopping>, then: Outcome, timings: Timings) {
+    fn begin_stop(&mut self, stopping: &mut Option<Stopping>, then: Outcome, timings: Timings) {
         if let Some(stop) = stopping {
             if then != Outcome::Reload {
                 stop.then = then;
@@ -228,11 +242,138 @@ impl Supervisor {
             process::signal_group(pid, timings.stop_signal);
             process::signal_group(pid, Sig::SIGCONT);
         }
+        self.paused = false;
         *stopping = Some(Stopping {
             then,
             kill_at: Instant::now() + timings.mercy,
             killed: false,
         });
+    }
+
+    /// Kill the payload's whole tree now, without mercy (the brutal `R` and `Q`).
+    fn stop_now(&mut self, stopping: &mut Option<Stopping>, then: Outcome) {
+        let then = match stopping {
+            Some(stop) if then == Outcome::Reload => stop.then,
+            _ => then,
+        };
+        self.kill_everything();
+        *stopping = Some(Stopping {
+            then,
+            kill_at: Instant::now(),
+            killed: true,
+        });
+    }
+
+    /// Read the master FIFO and obey it; a FIFO that cannot be read or made again is dropped.
+    fn on_fifo(
+        &mut self,
+        link: &mut EmperorLink,
+        stopping: &mut Option<Stopping>,
+        timings: Timings,
+    ) {
+        let Some(fifo) = self.fifo.as_mut() else {
+            return;
+        };
+        match fifo.read_commands() {
+            Ok(commands) => {
+                for command in commands {
+                    self.obey(command, link, stopping, timings);
+                }
+            }
+            Err(e) => {
+                error!("{e}: the master FIFO is closed");
+                self.fifo = None;
+            }
+        }
+    }
+
+    fn obey(
+        &mut self,
+        command: FifoCommand,
+        link: &mut EmperorLink,
+        stopping: &mut Option<Stopping>,
+        timings: Timings,
+    ) {
+        match command {
+            FifoCommand::Reload { brutal } => {
+                info!(brutal, "master FIFO: reload");
+                if brutal {
+                    self.stop_now(stopping, Outcome::Reload);
+                } else {
+                    self.begin_stop(stopping, Outcome::Reload, timings);
+                }
+            }
+            FifoCommand::Stop { brutal } => {
+                info!(
+                    brutal,
+                    "master FIFO: shutdown (the emperor is told not to respawn)"
+                );
+                link.send(Message::VoluntaryShutdown);
+                if brutal {
+                    self.stop_now(stopping, Outcome::Exit(0));
+                } else {
+                    self.begin_stop(stopping, Outcome::Exit(0), timings);
+                }
+            }
+            FifoCommand::TogglePause => self.toggle_pause(),
+            FifoCommand::Stats => self.log_stats(),
+            FifoCommand::Pidfiles => self.write_pidfile(),
+            FifoCommand::Broodlord if link.fd().is_some() => {
+                info!("master FIFO: asking the emperor for reinforcement (broodlord, byte 30)");
+                link.send(Message::Broodlord);
+            }
+            FifoCommand::Broodlord => info!("master FIFO: no emperor to ask for reinforcement"),
+            FifoCommand::Refused(byte, reason) => {
+                warn!("master FIFO: command '{}' refused: {reason}", byte as char)
+            }
+            FifoCommand::Slot(_) | FifoCommand::Unknown(_) => {}
+        }
+    }
+
+    /// SIGSTOP the payload's process group, or SIGCONT it if paused.
+    fn toggle_pause(&mut self) {
+        let Some(pid) = self.payload else {
+            return;
+        };
+        let (signal, done) = if self.paused {
+            (Sig::SIGCONT, "resumed")
+        } else {
+            (Sig::SIGSTOP, "paused")
+        };
+        process::signal_group(pid, signal);
+        self.paused = !self.paused;
+        info!(
+            group = pid.as_raw(),
+            "master FIFO: payload {done} ({signal} to its process group)"
+        );
+    }
+
+    fn log_stats(&self) {
+        let (fifo, slot) = self
+            .fifo
+            .as_ref()
+            .map(|f| (f.bound().0.display().to_string(), f.bound().1))
+            .unwrap_or_default();
+        info!(
+            payload = self.payload.map_or(0, Pid::as_raw),
+            uptime_s = self.started_at.elapsed().as_secs(),
+            paused = self.paused,
+            fifo,
+            slot,
+            "master FIFO: stats"
+        );
+    }
+
+    /// Write the payload's pid to `pidfile` (a logged no-op without one).
+    pub fn write_pidfile(&self) {
+        let (Some(path), Some(pid)) = (&self.pidfile, self.payload) else {
+            info!("no pidfile configured (or no payload): nothing to write");
+            return;
+        };
+        match std::fs::write(path, format!("{pid}\n")) {
+            Ok(()) => info!(pid = pid.as_raw(), path = %path.display(), "pidfile written"),
+            Err(e) => warn!("pidfile {}: write: {e}", path.display()),
+        }
     }
 
     fn forward(&self, signal: Sig) {
@@ -281,8 +422,15 @@ impl Supervisor {
             None => PollTimeout::NONE,
         };
         let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        let mut emperor = None;
         if let Some(fd) = link.as_fd() {
+            emperor = Some(fds.len());
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        let mut fifo = None;
+        if let Some(f) = &self.fifo {
+            fifo = Some(fds.len());
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
         }
         let _ = poll(&mut fds, timeout);
         let readable = |i: usize| {
@@ -292,7 +440,8 @@ impl Supervisor {
         };
         Ready {
             signals: readable(0),
-            emperor: readable(1),
+            emperor: emperor.is_some_and(readable),
+            fifo: fifo.is_some_and(readable),
         }
     }
 }
@@ -302,4 +451,5 @@ impl Supervisor {
 struct Ready {
     signals: bool,
     emperor: bool,
+    fifo: bool,
 }

@@ -1,0 +1,366 @@
+//! The master FIFO (uWSGI's `master-fifo`): a named pipe the runtime reads one-byte commands
+//! from. Up to ten paths (slots 0-9), the first bound at start; each FIFO is mode 0600, owned by
+//! the runtime's uid, read non-blocking, and made anew at the current slot's path whenever its
+//! writer closes (so `echo 1 > slot0` moves it to slot 1 after that write).
+
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// uWSGI's slot count: `0` to `9`.
+pub const MAX_SLOTS: usize = 10;
+/// Bytes read per wake-up, so a flooding writer cannot starve the runtime's other duties.
+const READ_BUDGET: usize = 64 * 1024;
+/// At most one line about unknown bytes per this long (with the count since the last one).
+const UNKNOWN_QUIET: Duration = Duration::from_secs(1);
+
+/// What one byte written to the FIFO asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FifoCommand {
+    /// `0`-`9`: bind this slot when the current writer closes.
+    Slot(usize),
+    /// `r`, `w` (graceful) and `R`, `W` (brutal): restart the payload on a fresh config.
+    Reload { brutal: bool },
+    /// `q` (graceful) and `Q` (brutal): stop the payload and the vassal for good.
+    Stop { brutal: bool },
+    /// `p`: SIGSTOP the payload's process group, or SIGCONT it when paused.
+    TogglePause,
+    /// `s`: a stats line in the log.
+    Stats,
+    /// `P`: write the payload's pid to `pidfile`.
+    Pidfiles,
+    /// `B`: ask the emperor for reinforcement (byte 30).
+    Broodlord,
+    /// A uWSGI command with no meaning for a single-payload runtime, and why.
+    Refused(u8, &'static str),
+    /// Anything else: ignored (counted in the log).
+    Unknown(u8),
+}
+
+impl FifoCommand {
+    /// The command a byte stands for; `None` for a newline (what `echo` adds), ignored silently.
+    pub fn decode(byte: u8) -> Option<FifoCommand> {
+        use FifoCommand::*;
+        Some(match byte {
+            b'\n' => return None,
+            b'0'..=b'9' => Slot(usize::from(byte - b'0')),
+            b'r' | b'w' => Reload { brutal: false },
+            b'R' | b'W' => Reload { brutal: true },
+            b'q' => Stop { brutal: false },
+            b'Q' => Stop { brutal: true },
+            b'p' => TogglePause,
+            b's' => Stats,
+            b'P' => Pidfiles,
+            b'B' => Broodlord,
+            b'+' | b'-' => Refused(byte, "no workers to add or remove: the payload is one process, there is no cheaper mode"),
+            b'C' => Refused(byte, "no cheap mode: the runtime does not restart a payload on demand (on-demand vassals are the emperor's job)"),
+            b'c' => Refused(byte, "no chain reload: there is one payload, not a set of workers (use r)"),
+            b'f' => Refused(byte, "no master re-fork: the runtime is its jail's init and cannot be duplicated"),
+            b'S' => Refused(byte, "no subscriptions: the runtime subscribes to no router"),
+            b'l' | b'L' => Refused(byte, "no log file to reopen or rotate: the runtime logs to stderr, which the emperor holds"),
+            b'E' => Refused(byte, "a vassal cannot make its emperor rescan (and need not: it sees config changes at once)"),
+            other => Unknown(other),
+        })
+    }
+}
+
+/// The meaningful and refused commands of one read, in order (a refused byte once per read),
+/// and how many unknown bytes it held.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub commands: Vec<FifoCommand>,
+    pub unknown: usize,
+    pub last_unknown: Option<u8>,
+}
+
+pub fn decode_all(bytes: &[u8]) -> Batch {
+    let mut batch = Batch::default();
+    for command in bytes.iter().filter_map(|&b| FifoCommand::decode(b)) {
+        match command {
+            FifoCommand::Unknown(byte) => {
+                batch.unknown += 1;
+                batch.last_unknown = Some(byte);
+            }
+            FifoCommand::Refused(..) if batch.commands.contains(&command) => {}
+            other => batch.commands.push(other),
+        }
+    }
+    batch
+}
+
+/// A failed step, naming the FIFO and the syscall: `master-fifo /run/app.fifo: mkfifo: EEXIST`.
+#[derive(Debug, thiserror::Error)]
+#[error("master-fifo {}: {step}: {errno}", path.display())]
+pub struct FifoError {
+    pub path: PathBuf,
+    pub step: &'static str,
+    pub errno: Errno,
+}
+
+fn fail<'a>(path: &'a Path, step: &'static str) -> impl FnOnce(std::io::Error) -> FifoError + 'a {
+    move |e| FifoError {
+        path: path.to_path_buf(),
+        step,
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    }
+}
+
+#[derive(Debug)]
+pub struct MasterFifo {
+    slots: Vec<PathBuf>,
+    current: usize,
+    bound: PathBuf,
+    file: File,
+    unknown_pending: usize,
+    unknown_warned: Option<Instant>,
+}
+
+impl MasterFifo {
+    /// Bind the first slot. `slots` holds 1 to [`MAX_SLOTS`] paths.
+    pub fn open(slots: Vec<PathBuf>) -> Result<MasterFifo, FifoError> {
+        let bound = slots[0].clone();
+        let file = create(&bound)?;
+        info!(path = %bound.display(), "master FIFO ready");
+        Ok(MasterFifo {
+            slots,
+            current: 0,
+            bound,
+            file,
+            unknown_pending: 0,
+            unknown_warned: None,
+        })
+    }
+
+    pub fn slots(&self) -> &[PathBuf] {
+        &self.slots
+    }
+
+    /// The path of the FIFO being read, and its slot.
+    pub fn bound(&self) -> (&Path, usize) {
+        (&self.bound, self.current)
+    }
+
+    /// Choose the slot bound when the current writer closes (beyond the list: the first,
+    /// as uWSGI does).
+    fn select(&mut self, slot: usize) {
+        self.current = if slot < self.slots.len() { slot } else { 0 };
+        info!(
+            slot = self.current,
+            path = %self.slots[self.current].display(),
+            "master FIFO: slot selected"
+        );
+    }
+
+    /// The commands pending, without blocking. Slot switches are applied here, in order, so
+    /// `1` then the writer's close binds slot 1. Unknown bytes are logged at most once a second.
+    pub fn read_commands(&mut self) -> Result<Vec<FifoCommand>, FifoError> {
+        let mut bytes = Vec::new();
+        let closed = drain(&mut self.file, &mut bytes, &self.bound)?;
+        let mut commands = self.take(&bytes);
+        if closed {
+            // A fresh FIFO at the current slot's path, then what reached the old one meanwhile.
+            let path = self.slots[self.current].clone();
+            let mut old = std::mem::replace(&mut self.file, create(&path)?);
+            if path != self.bound {
+                info!(path = %path.display(), slot = self.current, "master FIFO moved");
+            }
+            self.bound = path;
+            bytes.clear();
+            drain(&mut old, &mut bytes, &self.bound)?;
+            commands.extend(self.take(&bytes));
+        }
+        Ok(commands)
+    }
+
+    /// Decode `bytes`, applying slot switches and counting unknown bytes.
+    fn take(&mut self, bytes: &[u8]) -> Vec<FifoCommand> {
+        let batch = decode_all(bytes);
+        self.note_unknown(batch.unknown, batch.last_unknown);
+        let mut commands = batch.commands;
+        commands.retain(|command| match command {
+            FifoCommand::Slot(slot) => {
+                self.select(*slot);
+                false
+            }
+            _ => true,
+        });
+        commands
+    }
+
+    fn note_unknown(&mut self, count: usize, last: Option<u8>) {
+        self.unknown_pending += count;
+        if self.unknown_pending == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .unknown_warned
+            .is_some_and(|at| now.duration_since(at) < UNKNOWN_QUIET)
+        {
+            return;
+        }
+        warn!(
+            count = self.unknown_pending,
+            last = last.unwrap_or_default(),
+            path = %self.bound.display(),
+            "master FIFO: ignoring unknown command bytes"
+        );
+        self.unknown_pending = 0;
+        self.unknown_warned = Some(now);
+    }
+}
+
+impl AsFd for MasterFifo {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// Read what is pending into `out`, up to [`READ_BUDGET`]; true when the writer has closed.
+fn drain(file: &mut File, out: &mut Vec<u8>, path: &Path) -> Result<bool, FifoError> {
+    let mut buf = [0u8; 4096];
+    let start = out.len();
+    while out.len() - start < READ_BUDGET {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail(path, "read")(e)),
+        }
+    }
+    Ok(false)
+}
+
+/// A new FIFO at `path` (mode 0600, this process's uid), opened for reading, non-blocking. It
+/// is made beside `path` and renamed over it, so a writer always finds a FIFO with a reader.
+/// Whatever is at `path` must be a FIFO: nothing else is replaced.
+fn create(path: &Path) -> Result<File, FifoError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_fifo() => {
+            return Err(FifoError {
+                path: path.to_path_buf(),
+                step: "exists and is not a FIFO",
+                errno: Errno::EEXIST,
+            })
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(path, "lstat")(e)),
+    }
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(format!(".{}.new", std::process::id()));
+    let staged = PathBuf::from(staged);
+    let _ = std::fs::remove_file(&staged);
+    nix::unistd::mkfifo(&staged, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|errno| FifoError {
+        path: path.to_path_buf(),
+        step: "mkfifo",
+        errno,
+    })?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(&staged)
+        .map_err(fail(path, "open"));
+    let file = file.and_then(|f| {
+        std::fs::rename(&staged, path)
+            .map_err(fail(path, "rename"))
+            .map(|()| f)
+    });
+    if file.is_err() {
+        let _ = std::fs::remove_file(&staged);
+    }
+    file
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn every_uwsgi_command_byte_has_a_meaning_or_a_reason() {
+        for byte in b"0123456789+-BCcEflLpPQqRrSsWw" {
+            let command = FifoCommand::decode(*byte).unwrap();
+            assert!(
+                !matches!(command, FifoCommand::Unknown(_)),
+                "{}",
+                *byte as char
+            );
+        }
+        assert_eq!(FifoCommand::decode(b'\n'), None);
+        assert_eq!(FifoCommand::decode(b'7'), Some(FifoCommand::Slot(7)));
+        assert_eq!(
+            FifoCommand::decode(b'W'),
+            Some(FifoCommand::Reload { brutal: true })
+        );
+        assert_eq!(FifoCommand::decode(b'x'), Some(FifoCommand::Unknown(b'x')));
+    }
+
+    #[test]
+    fn a_batch_keeps_order_counts_garbage_and_states_each_refusal_once() {
+        let batch = decode_all(b"sp\xffzz++p\n");
+        assert_eq!(
+            batch.commands,
+            [
+                FifoCommand::Stats,
+                FifoCommand::TogglePause,
+                FifoCommand::decode(b'+').unwrap(),
+                FifoCommand::TogglePause
+            ]
+        );
+        assert_eq!((batch.unknown, batch.last_unknown), (3, Some(b'z')));
+    }
+
+    #[test]
+    fn the_fifo_is_private_and_comes_back_at_the_selected_slot_after_its_writer_closes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let slots = vec![dir.path().join("a"), dir.path().join("b")];
+        let mut fifo = MasterFifo::open(slots.clone()).unwrap();
+        let meta = std::fs::metadata(&slots[0]).unwrap();
+        assert!(meta.file_type().is_fifo());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(fifo.read_commands().unwrap(), []);
+
+        let mut writer = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&slots[0])
+            .unwrap();
+        writer.write_all(b"1s").unwrap();
+        drop(writer);
+        assert_eq!(fifo.read_commands().unwrap(), [FifoCommand::Stats]);
+        assert_eq!(fifo.bound(), (slots[1].as_path(), 1));
+        assert!(std::fs::metadata(&slots[1]).unwrap().file_type().is_fifo());
+        assert_eq!(
+            fifo.read_commands().unwrap(),
+            [],
+            "no writer yet: nothing, no EOF"
+        );
+
+        let mut writer = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&slots[1])
+            .unwrap();
+        writer.write_all(b"9P").unwrap();
+        drop(writer);
+        assert_eq!(fifo.read_commands().unwrap(), [FifoCommand::Pidfiles]);
+        assert_eq!(fifo.bound().1, 0, "a slot beyond the list is the first");
+    }
+
+    #[test]
+    fn something_else_at_the_path_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        std::fs::write(&path, "keep").unwrap();
+        let error = MasterFifo::open(vec![path.clone()]).unwrap_err();
+        assert!(error.to_string().contains("exists and is not a FIFO"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep");
+    }
+}
