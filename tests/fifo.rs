@@ -232,7 +232,11 @@ fn a_slot_number_moves_the_fifo_to_that_path_after_the_writer_closes() {
     send(&fifo, b"1\n");
     emperor.wait_until("slot 1 is bound", || is_fifo(&other));
     send(&other, b"s");
-    emperor.wait_until("stats through slot 1", || emperor.log().contains("slot=1"));
+    emperor.wait_until("stats through slot 1", || {
+        let log = emperor.log();
+        log.lines()
+            .any(|l| l.contains("master FIFO: stats") && l.contains("slot=1"))
+    });
     send(&other, b"0");
     // The old FIFO stays behind without a reader (as in uWSGI): wait for the move.
     emperor.wait_until("slot 0 again (made anew)", || {
@@ -241,6 +245,18 @@ fn a_slot_number_moves_the_fifo_to_that_path_after_the_writer_closes() {
     send(&fifo, b"s");
     emperor.wait_until("stats through slot 0", || {
         count(&emperor.log(), "master FIFO: stats") == 2
+    });
+
+    // Two writers back to back, the second before the runtime has read the first one's end.
+    send(&fifo, b"s");
+    send(&fifo, b"1");
+    emperor.wait_until("both heard, then slot 1 again", || {
+        let log = emperor.log();
+        count(&log, "master FIFO: stats") == 3 && count(&log, "master FIFO moved") == 3
+    });
+    send(&other, b"s");
+    emperor.wait_until("stats through slot 1", || {
+        count(&emperor.log(), "master FIFO: stats") == 4
     });
 }
 
@@ -317,5 +333,30 @@ fn another_tenant_cannot_write_a_tenants_fifo() {
         emperor
             .vassal("alice.ini")
             .is_some_and(|v| v["state"] == "idle")
+    });
+}
+
+#[test]
+fn a_fifo_path_is_seen_from_the_jail() {
+    if !have_root("a_fifo_path_is_seen_from_the_jail") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &["--emperor-use-clone", "fs,pid"]);
+    // Inside the jail this directory is a fresh tmpfs: the FIFO is made there, not on the host.
+    let inside = tmp.path().join("run");
+    std::fs::create_dir(&inside).unwrap();
+    let fifo = inside.join("app.fifo");
+    let tmpfs = format!("tmpfs = {}", inside.display());
+    let line = format!("master-fifo = {}", fifo.display());
+    emperor.write("app.ini", &ini("sleep 1000", &[&tmpfs, &line]));
+    let (runtime, _) = emperor.running("app.ini");
+
+    let seen_by_the_jail = PathBuf::from(format!("/proc/{runtime}/root{}", fifo.display()));
+    emperor.wait_until("the FIFO exists in the jail", || is_fifo(&seen_by_the_jail));
+    assert!(!fifo.exists(), "the host's directory holds no FIFO");
+    send(&seen_by_the_jail, b"s");
+    emperor.wait_until("stats through the jail's FIFO", || {
+        emperor.log().contains("master FIFO: stats")
     });
 }

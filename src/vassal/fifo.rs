@@ -1,9 +1,12 @@
 //! The master FIFO (uWSGI's `master-fifo`): a named pipe the runtime reads one-byte commands
 //! from. Up to ten paths (slots 0-9), the first bound at start; each FIFO is mode 0600, owned by
-//! the runtime's uid, read non-blocking, and made anew at the current slot's path whenever its
-//! writer closes (so `echo 1 > slot0` moves it to slot 1 after that write).
+//! the runtime's uid and read non-blocking. A slot switch takes effect when its writer closes:
+//! the FIFO is then made anew at the selected slot's path (so `echo 1 > slot0` moves it to slot
+//! 1 after that write). At the same path the FIFO is kept, not made anew as uWSGI does: a
+//! writer that opened it meanwhile would be left without a reader.
 
 use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::stat::Mode;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -111,12 +114,28 @@ fn fail<'a>(path: &'a Path, step: &'static str) -> impl FnOnce(std::io::Error) -
     }
 }
 
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// No writer has the FIFO open (read returned end of file).
+    WritersGone,
+    /// A writer still has it open and has nothing more for now.
+    WriterOpen,
+    /// The read budget ran out with bytes still waiting.
+    Budget,
+}
+
 #[derive(Debug)]
 pub struct MasterFifo {
     slots: Vec<PathBuf>,
     current: usize,
     bound: PathBuf,
     file: File,
+    /// The FIFO, watched edge-triggered. A level-triggered poll on a FIFO whose writer has
+    /// gone reports a hang-up for ever; an edge comes only when a writer writes or the last
+    /// one closes, so the same FIFO serves writer after writer and one racing our read of the
+    /// previous writer's end loses nothing. The runtime polls this epoll's fd.
+    edges: Epoll,
     unknown_pending: usize,
     unknown_warned: Option<Instant>,
 }
@@ -126,12 +145,19 @@ impl MasterFifo {
     pub fn open(slots: Vec<PathBuf>) -> Result<MasterFifo, FifoError> {
         let bound = slots[0].clone();
         let file = create(&bound)?;
+        let edges = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|errno| FifoError {
+            path: bound.clone(),
+            step: "epoll_create1",
+            errno,
+        })?;
+        watch(&edges, &file, &bound)?;
         info!(path = %bound.display(), "master FIFO ready");
         Ok(MasterFifo {
             slots,
             current: 0,
             bound,
             file,
+            edges,
             unknown_pending: 0,
             unknown_warned: None,
         })
@@ -160,22 +186,46 @@ impl MasterFifo {
     /// The commands pending, without blocking. Slot switches are applied here, in order, so
     /// `1` then the writer's close binds slot 1. Unknown bytes are logged at most once a second.
     pub fn read_commands(&mut self) -> Result<Vec<FifoCommand>, FifoError> {
+        // Take the edges that woke us; whatever comes after this makes a new one.
+        let mut woken = [EpollEvent::empty(); 1];
+        let _ = self.edges.wait(&mut woken, EpollTimeout::ZERO);
         let mut bytes = Vec::new();
-        let closed = drain(&mut self.file, &mut bytes, &self.bound)?;
+        let drained = drain(&mut self.file, &mut bytes, &self.bound)?;
         let mut commands = self.take(&bytes);
-        if closed {
-            // A fresh FIFO at the current slot's path, then what reached the old one meanwhile.
-            let path = self.slots[self.current].clone();
-            let mut old = std::mem::replace(&mut self.file, create(&path)?);
-            if path != self.bound {
-                info!(path = %path.display(), slot = self.current, "master FIFO moved");
-            }
-            self.bound = path;
-            bytes.clear();
-            drain(&mut old, &mut bytes, &self.bound)?;
-            commands.extend(self.take(&bytes));
+        match drained {
+            // No new edge will come for what is left: re-arm, which queues one if it is ready.
+            Drained::Budget => rearm(&self.edges, &self.file, &self.bound)?,
+            Drained::WritersGone => self.move_to_selected_slot(&mut commands)?,
+            Drained::WriterOpen => {}
         }
         Ok(commands)
+    }
+
+    /// Once a writer has gone, bind the selected slot's path if it is not the one bound (or if
+    /// our FIFO is no longer at it: someone removed or replaced it). The
+    /// FIFO left behind is read once more: a slot switch in what it still held has no writer
+    /// left to wait for, so it moves at once (a bounded number of times).
+    fn move_to_selected_slot(&mut self, commands: &mut Vec<FifoCommand>) -> Result<(), FifoError> {
+        for _ in 0..MAX_SLOTS {
+            let path = self.slots[self.current].clone();
+            if path == self.bound && is_still_at(&path, &self.file) {
+                break;
+            }
+            let fresh = create(&path)?;
+            watch(&self.edges, &fresh, &path)?;
+            let mut old = std::mem::replace(&mut self.file, fresh);
+            let _ = self.edges.delete(&old);
+            if path == self.bound {
+                info!(path = %path.display(), "master FIFO made anew (its path was removed or replaced)");
+            } else {
+                info!(path = %path.display(), slot = self.current, "master FIFO moved");
+            }
+            let left = std::mem::replace(&mut self.bound, path);
+            let mut bytes = Vec::new();
+            drain(&mut old, &mut bytes, &left)?;
+            commands.extend(self.take(&bytes));
+        }
+        Ok(())
     }
 
     /// Decode `bytes`, applying slot switches and counting unknown bytes.
@@ -217,25 +267,57 @@ impl MasterFifo {
 }
 
 impl AsFd for MasterFifo {
+    /// The fd to poll for readability: the epoll set watching the FIFO.
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+        self.edges.0.as_fd()
     }
 }
 
-/// Read what is pending into `out`, up to [`READ_BUDGET`]; true when the writer has closed.
-fn drain(file: &mut File, out: &mut Vec<u8>, path: &Path) -> Result<bool, FifoError> {
+/// Whether `path` still names the FIFO `file` reads.
+fn is_still_at(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(path), file.metadata()) {
+        (Ok(there), Ok(ours)) => (there.dev(), there.ino()) == (ours.dev(), ours.ino()),
+        _ => false,
+    }
+}
+
+const EDGES: EpollFlags = EpollFlags::EPOLLIN.union(EpollFlags::EPOLLET);
+
+fn watch(edges: &Epoll, file: &File, path: &Path) -> Result<(), FifoError> {
+    edges
+        .add(file, EpollEvent::new(EDGES, 0))
+        .map_err(|errno| FifoError {
+            path: path.to_path_buf(),
+            step: "epoll_ctl(EPOLL_CTL_ADD)",
+            errno,
+        })
+}
+
+fn rearm(edges: &Epoll, file: &File, path: &Path) -> Result<(), FifoError> {
+    edges
+        .modify(file, &mut EpollEvent::new(EDGES, 0))
+        .map_err(|errno| FifoError {
+            path: path.to_path_buf(),
+            step: "epoll_ctl(EPOLL_CTL_MOD)",
+            errno,
+        })
+}
+
+/// Read what is pending into `out`, up to [`READ_BUDGET`].
+fn drain(file: &mut File, out: &mut Vec<u8>, path: &Path) -> Result<Drained, FifoError> {
     let mut buf = [0u8; 4096];
     let start = out.len();
     while out.len() - start < READ_BUDGET {
         match file.read(&mut buf) {
-            Ok(0) => return Ok(true),
+            Ok(0) => return Ok(Drained::WritersGone),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Drained::WriterOpen),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(fail(path, "read")(e)),
         }
     }
-    Ok(false)
+    Ok(Drained::Budget)
 }
 
 /// A new FIFO at `path` (mode 0600, this process's uid), opened for reading, non-blocking. It
@@ -352,6 +434,101 @@ mod tests {
         drop(writer);
         assert_eq!(fifo.read_commands().unwrap(), [FifoCommand::Pidfiles]);
         assert_eq!(fifo.bound().1, 0, "a slot beyond the list is the first");
+    }
+
+    fn writer(path: &Path) -> File {
+        std::fs::OpenOptions::new().write(true).open(path).unwrap()
+    }
+
+    /// Whether polling the runtime's fd would wake it now.
+    fn wakes(fifo: &MasterFifo) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
+    }
+
+    #[test]
+    fn a_gone_writer_wakes_the_runtime_once_not_for_ever() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let mut fifo = MasterFifo::open(vec![path.clone()]).unwrap();
+        assert!(!wakes(&fifo), "no writer yet");
+        writer(&path).write_all(b"s").unwrap();
+        assert!(wakes(&fifo));
+        assert_eq!(fifo.read_commands().unwrap(), [FifoCommand::Stats]);
+        assert!(
+            !wakes(&fifo),
+            "a level-triggered hang-up would spin the runtime"
+        );
+        writer(&path).write_all(b"p").unwrap();
+        assert!(wakes(&fifo), "the same FIFO serves the next writer");
+        assert_eq!(fifo.read_commands().unwrap(), [FifoCommand::TogglePause]);
+        assert!(!wakes(&fifo));
+    }
+
+    #[test]
+    fn a_writer_that_came_before_the_last_one_left_loses_nothing_and_its_switch_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = vec![dir.path().join("a"), dir.path().join("b")];
+        let mut fifo = MasterFifo::open(slots.clone()).unwrap();
+        let mut first = writer(&slots[0]);
+        let mut second = writer(&slots[0]);
+        first.write_all(b"s").unwrap();
+        drop(first);
+        assert_eq!(fifo.read_commands().unwrap(), [FifoCommand::Stats]);
+        second.write_all(b"1").unwrap();
+        assert!(wakes(&fifo));
+        assert_eq!(fifo.read_commands().unwrap(), []);
+        assert_eq!(fifo.bound().0, slots[0], "its writer is still there");
+        drop(second);
+        assert!(wakes(&fifo), "the last writer's close is an edge");
+        assert_eq!(fifo.read_commands().unwrap(), []);
+        assert_eq!(fifo.bound(), (slots[1].as_path(), 1));
+    }
+
+    #[test]
+    fn more_than_one_read_budget_is_all_read_in_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let mut fifo = MasterFifo::open(vec![path.clone()]).unwrap();
+        let sent = 3 * READ_BUDGET + 7;
+        let flood = std::thread::spawn({
+            let path = path.clone();
+            move || writer(&path).write_all(&vec![b's'; sent]).unwrap()
+        });
+        let mut read = 0;
+        while read < sent {
+            let mut fds = [nix::poll::PollFd::new(
+                fifo.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).unwrap();
+            assert!(
+                fds[0].any().unwrap(),
+                "stalled after {read} of {sent} bytes"
+            );
+            read += fifo.read_commands().unwrap().len();
+        }
+        flood.join().unwrap();
+        assert_eq!(read, sent);
+    }
+
+    #[test]
+    fn a_removed_fifo_is_made_anew_when_its_writer_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let mut fifo = MasterFifo::open(vec![path.clone()]).unwrap();
+        let mut late = writer(&path);
+        std::fs::remove_file(&path).unwrap();
+        late.write_all(b"s").unwrap();
+        drop(late);
+        assert_eq!(fifo.read_commands().unwrap(), [FifoCommand::Stats]);
+        assert!(std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        writer(&path).write_all(b"p").unwrap();
+        assert_eq!(fifo.read_commands().unwrap(), [FifoCommand::TogglePause]);
     }
 
     #[test]

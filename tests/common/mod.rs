@@ -410,9 +410,20 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     found
 }
 
-/// The payload of a vassal runtime: its one living child.
+/// The payload of a vassal runtime: its living child that leads its own session. (A killed
+/// payload's children are reparented to the runtime, its subreaper, for a moment before they
+/// die; they are not session leaders, so they are never taken for the next payload.)
 pub fn payload_pid(runtime: i32) -> Option<i32> {
-    children(runtime).into_iter().next()
+    children(runtime)
+        .into_iter()
+        .find(|&pid| session(pid) == Some(pid))
+}
+
+/// The session id of a process (field 6 of /proc/PID/stat).
+fn session(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// A process's command line, arguments separated by spaces.
