@@ -155,6 +155,10 @@ pub struct VassalCommand {
     /// Configs already tried before this fallback config (loop detection). Repeatable.
     #[arg(long = "fallback-tried", hide = true)]
     pub fallback_tried: Vec<PathBuf>,
+    /// Fallback levels to go down at once, before the jail: the payload of each config above
+    /// failed to start in an earlier runtime (set by the emperor after byte 40).
+    #[arg(long = "fall-back", hide = true, default_value_t = 0)]
+    pub fall_back: u32,
     /// An fd (passed by the emperor) on the payload's cgroup v2 directory.
     #[arg(long = "cgroup-fd", hide = true)]
     pub cgroup_fd: Option<i32>,

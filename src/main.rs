@@ -16,11 +16,13 @@ fn main() -> ExitCode {
             (Ok(load), Ok(jail)) => {
                 let config = args.config;
                 let fallback_tried = args.fallback_tried;
+                let fall_back = args.fall_back;
                 ExitCode::from(vassal::run(vassal::VassalArgs {
                     config,
                     load,
                     jail,
                     fallback_tried,
+                    fall_back,
                 }) as u8)
             }
             (Err(e), _) | (_, Err(e)) => fail(&e),

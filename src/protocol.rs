@@ -50,6 +50,9 @@ pub enum Message {
     Heartbeat,
     /// 30: the vassal asks for reinforcements (broodlord).
     Broodlord,
+    /// 40 (ours, not uWSGI's): the payload failed to start in a jail already set up; start the
+    /// vassal afresh on its `fallback-config` (a new jail), not throttled as a crash.
+    FallBack,
     /// Anything else: logged and ignored.
     Unknown(u8),
 }
@@ -64,6 +67,7 @@ impl Message {
             22 => Message::VoluntaryShutdown,
             26 => Message::Heartbeat,
             30 => Message::Broodlord,
+            40 => Message::FallBack,
             other => Message::Unknown(other),
         }
     }
@@ -77,6 +81,7 @@ impl Message {
             Message::VoluntaryShutdown => 22,
             Message::Heartbeat => 26,
             Message::Broodlord => 30,
+            Message::FallBack => 40,
             Message::Unknown(byte) => byte,
         }
     }

@@ -154,3 +154,98 @@ fn a_fallback_loop_is_stopped_with_a_clear_error() {
             .is_some_and(|v| v["last_exit_status"] == 1)
     });
 }
+
+/// uWSGI's `need-app` case: the payload starts in its jail and exits 1 at once. The jail cannot
+/// be built again in that runtime, so the emperor starts a fresh one on the fallback; a reload
+/// of the fixed config goes back to it.
+#[test]
+fn a_payload_that_fails_to_start_falls_back_in_a_fresh_runtime_and_a_reload_tries_again() {
+    let tmp = open_site();
+    let root = tmp.path();
+    let (port, fixed_port) = (free_port(), free_port());
+    let safe = side_config(root, "safe.ini", &serving(root, port));
+    let emperor = Emperor::start(root, &[]);
+    emperor.write(
+        "app.ini",
+        &format!(
+            "[uwsgi]\nfallback-config = {safe}\nunprivileged-binary-patch-arg = sh -c 'exit 1'\n"
+        ),
+    );
+    let body = emperor.wait_for("the fallback serves", || http_get(port));
+    assert!(body.contains("hello from the fallback"), "{body}");
+    let log = emperor.log();
+    assert!(
+        log.contains(&format!(
+            "asking the emperor for a fresh vassal on fallback-config {safe}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("starting afresh on its fallback-config"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("blacklisted"),
+        "a fallback is not throttled:\n{log}"
+    );
+    emperor.running("app.ini");
+    let vassal = emperor.vassal("app.ini").unwrap();
+    assert_eq!(vassal["running_config"], safe, "{vassal}");
+
+    emperor.write("app.ini", &serving(root, fixed_port));
+    let body = emperor.wait_for("the fixed config serves", || http_get(fixed_port));
+    assert!(body.contains("hello from the fallback"), "{body}");
+    emperor.wait_until("it runs on its own config again", || {
+        emperor.vassal("app.ini").is_some_and(|v| {
+            v["running_config"]
+                .as_str()
+                .is_some_and(|c| c.ends_with("/vassals/app.ini"))
+        })
+    });
+}
+
+/// Both a.ini's and b.ini's payloads fail to start; c.ini serves.
+#[test]
+fn payloads_failing_to_start_fall_back_over_two_levels() {
+    let tmp = open_site();
+    let root = tmp.path();
+    let port = free_port();
+    let c = side_config(root, "c.ini", &serving(root, port));
+    let b = side_config(
+        root,
+        "b.ini",
+        &format!("[uwsgi]\nfallback-config = {c}\nunprivileged-binary-patch-arg = false\n"),
+    );
+    let emperor = Emperor::start(root, &[]);
+    emperor.write(
+        "a.ini",
+        &format!("[uwsgi]\nfallback-config = {b}\nunprivileged-binary-patch-arg = false\n"),
+    );
+    let body = emperor.wait_for("c.ini serves", || http_get(port));
+    assert!(body.contains("hello from the fallback"), "{body}");
+    emperor.running("a.ini");
+    assert_eq!(emperor.vassal("a.ini").unwrap()["running_config"], c);
+    assert!(emperor.log().contains("levels=2"), "{}", emperor.log());
+}
+
+#[test]
+fn a_loop_of_payloads_failing_to_start_is_stopped_with_a_clear_error() {
+    let tmp = open_site();
+    let root = tmp.path();
+    let emperor = Emperor::start(root, &[]);
+    let a = emperor.vassals.join("a.ini").display().to_string();
+    let b = side_config(
+        root,
+        "b.ini",
+        &format!("[uwsgi]\nfallback-config = {a}\nunprivileged-binary-patch-arg = false\n"),
+    );
+    emperor.write(
+        "a.ini",
+        &format!("[uwsgi]\nfallback-config = {b}\nunprivileged-binary-patch-arg = false\n"),
+    );
+    let wanted = format!("fallback loop: {a} -> {b} -> {a}");
+    emperor.wait_until("the loop is reported", || emperor.log().contains(&wanted));
+    emperor.wait_until("then it is throttled as a crash", || {
+        emperor.log().contains("blacklisted: respawn delayed")
+    });
+}

@@ -167,9 +167,9 @@ impl Emperor {
     }
 
     fn spawn(&mut self, slot: usize, now: Instant) {
-        let (path, owner) = {
+        let (path, owner, fall_back) = {
             let v = self.table.get(slot).expect("queued slot");
-            (v.path.clone(), v.owner)
+            (v.path.clone(), v.owner, v.fall_back)
         };
         self.throttle.record_spawn(now, self.warming_up);
         let cgroup = match self.vassal_cgroup(slot) {
@@ -181,7 +181,7 @@ impl Emperor {
                 return;
             }
         };
-        match self.spawner.spawn(&path, owner, cgroup.as_ref()) {
+        match self.spawner.spawn(&path, owner, cgroup.as_ref(), fall_back) {
             Ok(process) => {
                 let token = TOKEN_VASSAL + slot as u64;
                 if let Err(e) = self
@@ -281,6 +281,8 @@ impl Emperor {
         }
         info!(vassal = %v.name, "reloading");
         v.state = State::Reloading;
+        // A reload tries the watched config again, not the fallback it ended on.
+        v.fall_back = 0;
         v.ready = false;
         v.accepting = false;
         v.respawns += 1;
@@ -390,6 +392,7 @@ impl Emperor {
                 v.voluntary = true;
                 self.send(slot, Command::Stop);
             }
+            Message::FallBack => v.fall_back_asked = true,
             Message::ConfigRequest | Message::Broodlord => {
                 debug!(vassal = %v.name, "{message:?}: not supported for file configs");
             }
@@ -437,6 +440,9 @@ impl Emperor {
                 if buf[..n].contains(&Message::VoluntaryShutdown.byte()) {
                     v.voluntary = true;
                 }
+                if buf[..n].contains(&Message::FallBack.byte()) {
+                    v.fall_back_asked = true;
+                }
                 let _ = self.epoll.delete(&process.link);
             }
         }
@@ -480,7 +486,15 @@ impl Emperor {
                 info!(vassal = %name, "stopped on its own request");
                 v.state = State::Idle;
             }
+            _ if std::mem::take(&mut v.fall_back_asked) => {
+                // Not a crash to throttle: uWSGI would have exec'd the fallback at once.
+                v.fall_back += 1;
+                info!(vassal = %name, levels = v.fall_back, "its payload failed to start: starting afresh on its fallback-config");
+                v.respawns += 1;
+                self.enqueue(slot);
+            }
             _ => {
+                v.fall_back = 0;
                 warn!(vassal = %name, status = exit.status, loyal, "died");
                 v.respawns += 1;
                 self.schedule_respawn(slot, loyal);

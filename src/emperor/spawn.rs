@@ -104,7 +104,7 @@ impl Spawner {
     }
 
     /// `emperor vassal --set K=V ... CONFIG --include FILE ...`, as uWSGI builds its argv.
-    fn argv(&self, config: &Path) -> Vec<String> {
+    fn argv(&self, config: &Path, fall_back: u32) -> Vec<String> {
         let mut argv = vec![self.binary.display().to_string(), "vassal".into()];
         for (key, value) in &self.sets {
             argv.push("--set".into());
@@ -115,6 +115,9 @@ impl Spawner {
             argv.push(include.display().to_string());
         }
         argv.extend(self.jail_args.iter().cloned());
+        if fall_back > 0 {
+            argv.extend(["--fall-back".to_string(), fall_back.to_string()]);
+        }
         argv.push(config.display().to_string());
         argv
     }
@@ -130,12 +133,13 @@ impl Spawner {
         config: &Path,
         owner: Option<(u32, u32)>,
         cgroup: Option<&VassalCgroup>,
+        fall_back: u32,
     ) -> Result<Process, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
         emperor_end
             .set_nonblocking(true)
             .map_err(SpawnError::SocketPair)?;
-        let mut argv = self.argv(config);
+        let mut argv = self.argv(config, fall_back);
         // The runtime starts in its cgroup leaf and gets its payload's leaf as fd 4.
         // The runtime starts in its cgroup leaf; as root, the emperor also hands it its
         // payload's leaf as fd 4 (an unprivileged emperor cannot give that leaf to a tenant).

@@ -79,6 +79,10 @@ pub struct Vassal {
     pub voluntary: bool,
     /// The config came back while the old instance was stopping.
     pub readd: bool,
+    /// Its runtime said its payload failed to start (byte 40): the next one goes down a level.
+    pub fall_back_asked: bool,
+    /// Fallback levels the next runtime goes down at once (`--fall-back`).
+    pub fall_back: u32,
     /// Its cgroup v2 directories, when the emperor has a cgroup root.
     pub cgroup: Option<jail::cgroup::VassalCgroup>,
     /// Unknown protocol bytes since the last warning, and when that was.
@@ -114,6 +118,8 @@ impl Vassal {
             kill_at: None,
             voluntary: false,
             readd: false,
+            fall_back_asked: false,
+            fall_back: 0,
             cgroup: None,
             unknown_bytes: 0,
             unknown_warned: None,

@@ -34,6 +34,9 @@ pub struct VassalArgs {
     pub jail: policy::JailContext,
     /// Configs that failed before this one, when this one is a fallback (oldest first).
     pub fallback_tried: Vec<PathBuf>,
+    /// Fallback levels to go down at once (`--fall-back`): the payloads of the configs above
+    /// failed to start in earlier runtimes, whose jails could not be set up again.
+    pub fall_back: u32,
 }
 
 /// Exit status asking the emperor to start the vassal afresh: a reload changed its jail,
@@ -161,14 +164,32 @@ fn fall_back(args: &VassalArgs, file: &Path, keep: &[std::os::fd::BorrowedFd<'_>
     }
     // Our own command line, with the failed config added to --fallback-tried and the
     // fallback in its place (the config is always the last argument).
-    let mut argv: Vec<String> = std::env::args().collect();
+    let mut argv = without_fall_back(std::env::args().collect());
     argv.pop();
+    if args.fall_back > 1 {
+        argv.push("--fall-back".into());
+        argv.push((args.fall_back - 1).to_string());
+    }
     argv.push("--fallback-tried".into());
     argv.push(args.config.display().to_string());
     argv.push(file.display().to_string());
     let env: Vec<(String, String)> = std::env::vars().collect();
     let e = jail::launch::reexec_self(&argv, &env);
     format!("fallback config {}: {e}", file.display())
+}
+
+/// A runtime's command line without its `--fall-back N`.
+fn without_fall_back(argv: Vec<String>) -> Vec<String> {
+    let mut kept = Vec::with_capacity(argv.len());
+    let mut args = argv.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--fall-back" {
+            args.next();
+        } else if !arg.starts_with("--fall-back=") {
+            kept.push(arg);
+        }
+    }
+    kept
 }
 
 /// Load, plan, jail (once), and run payloads until told to stop.
@@ -192,6 +213,12 @@ fn serve(
         };
         if jailed.is_none() {
             state.file = fallback_of(&args.config, Some(&config));
+            if args.fall_back > 0 && state.file.is_some() {
+                return Err(format!(
+                    "{}: its payload failed to start in the runtime before this one",
+                    args.config.display()
+                ));
+            }
         }
         let plan = policy::plan(&config, &args.jail).map_err(|e| e.to_string())?;
         let timings = timings(&config).map_err(|e| e.to_string())?;
@@ -236,7 +263,28 @@ fn serve(
             supervisor.write_pidfile();
         }
         match supervisor.supervise(link, timings) {
+            Outcome::Reload if !args.fallback_tried.is_empty() => {
+                // A reload is a new try of the watched config, in a jail built for it.
+                info!(
+                    "reloading while on a fallback config: asking for a fresh vassal on {}",
+                    args.fallback_tried[0].display()
+                );
+                return Ok(EXIT_RESPAWN);
+            }
             Outcome::Reload => info!("reloading"),
+            Outcome::Exit(EXIT_CONFIG_ERROR) if supervisor.failed_to_start => {
+                // uWSGI's need-app: the payload could not start. Its jail cannot be set up
+                // again in this runtime, so the emperor starts a fresh one on the fallback.
+                if let Some(file) = fallback_of(&args.config, Some(&config)) {
+                    warn!(
+                        "payload exited with status {EXIT_CONFIG_ERROR} before it was loyal: \
+                         asking the emperor for a fresh vassal on fallback-config {}",
+                        file.display()
+                    );
+                    link.send(crate::protocol::Message::FallBack);
+                }
+                return Ok(EXIT_CONFIG_ERROR);
+            }
             Outcome::Exit(code) => return Ok(code),
         }
     }

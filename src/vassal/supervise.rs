@@ -59,6 +59,8 @@ pub struct Supervisor {
     pub pidfile: Option<std::path::PathBuf>,
     /// The payload's process group is stopped (`p`).
     paused: bool,
+    /// The last payload exited on its own before it was loyal (uWSGI's "failed to start").
+    pub failed_to_start: bool,
 }
 
 /// How many SIGKILL sweeps over the process tree before giving up, and the pause between
@@ -77,6 +79,7 @@ impl Supervisor {
             fifo: None,
             pidfile: None,
             paused: false,
+            failed_to_start: false,
         }
     }
 
@@ -222,6 +225,7 @@ impl Supervisor {
                     Some(stop) => stop.then,
                     None => {
                         info!(status, "payload exited on its own");
+                        self.failed_to_start = !loyal_sent;
                         Outcome::Exit(status)
                     }
                 };
