@@ -52,6 +52,10 @@ pub struct EmperorArgs {
     /// Stats server address: host:port (TCP) or a UNIX socket path.
     #[arg(long, visible_alias = "emperor-stats-server", value_name = "ADDR")]
     pub emperor_stats: Option<String>,
+    /// Control socket (a UNIX path, mode 0600): reloads and readiness for `emperor reload`,
+    /// for the emperor's own uid and root only.
+    #[arg(long, value_name = "PATH")]
+    pub emperor_control: Option<PathBuf>,
     /// Option given to every vassal, before its own (KEY=VALUE). Repeatable.
     #[arg(long, value_name = "KEY=VALUE", alias = "vassals-set")]
     pub vassal_set: Vec<String>,
@@ -120,6 +124,30 @@ pub enum Command {
         /// host:port or a UNIX socket path.
         addr: String,
     },
+    /// Reload vassals one wave at a time, keeping a minimum of them ready (seed 003).
+    Reload(ReloadCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadCommand {
+    /// The emperor's control socket (its --emperor-control).
+    #[arg(long, value_name = "PATH")]
+    pub control: PathBuf,
+    /// Vassal names or glob patterns (`web*.ini`); none means every vassal.
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Vassals that must be ready (accepting) at every moment of the reload.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub minimum_active_vassals: usize,
+    /// Seconds after which the reload gives up and reports what is not done.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Seconds between two looks at the vassals' readiness.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.1)]
+    pub check_interval: f64,
+    /// No progress lines (they are shown only on a terminal anyway).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -199,7 +227,7 @@ fn expand_ini(args: Vec<OsString>) -> Result<Vec<OsString>, CliError> {
     let is_subcommand = args
         .get(1)
         .and_then(|a| a.to_str())
-        .is_some_and(|a| ["vassal", "check", "stats", "help"].contains(&a));
+        .is_some_and(|a| ["vassal", "check", "stats", "reload", "help"].contains(&a));
     let position = args.iter().position(|a| a == "--ini");
     let (Some(i), false) = (position, is_subcommand) else {
         return Ok(args);
@@ -292,6 +320,7 @@ impl EmperorArgs {
             required_heartbeat: Duration::from_secs(self.emperor_required_heartbeat),
             curse_tolerance: Duration::from_secs(self.emperor_curse_tolerance),
             stats: self.emperor_stats.clone(),
+            control: self.emperor_control.clone(),
             vassal_sets,
             vassals_include: self.vassals_include.iter().map(|p| absolute(p)).collect(),
             binary_path: self.binary_path.clone(),

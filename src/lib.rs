@@ -7,4 +7,5 @@ pub mod config;
 pub mod emperor;
 pub mod monitor;
 pub mod protocol;
+pub mod reload;
 pub mod vassal;

@@ -2,8 +2,9 @@
 
 use emperor::cli::{self, Command};
 use emperor::vassal::policy;
-use emperor::{check, emperor as supervisor, vassal};
+use emperor::{check, emperor as supervisor, reload, vassal};
 use std::process::ExitCode;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     init_logging();
@@ -36,6 +37,28 @@ fn main() -> ExitCode {
             (Err(e), _) | (_, Err(e)) => fail(&e),
         },
         Some(Command::Stats { addr }) => check::print_stats(&addr),
+        Some(Command::Reload(args)) => {
+            let seconds = |s: f64, what: &str| {
+                Duration::try_from_secs_f64(s)
+                    .map_err(|_| format!("--{what}: {s} is not a number of seconds"))
+            };
+            match (
+                seconds(args.timeout, "timeout"),
+                seconds(args.check_interval, "check-interval"),
+            ) {
+                (Ok(timeout), Ok(check_interval)) => {
+                    ExitCode::from(reload::run(&reload::ReloadArgs {
+                        control: args.control,
+                        names: args.names,
+                        minimum_active: args.minimum_active_vassals,
+                        timeout,
+                        check_interval,
+                        quiet: args.quiet,
+                    }))
+                }
+                (Err(e), _) | (_, Err(e)) => fail(&e),
+            }
+        }
         None => match cli.emperor.settings() {
             Ok(settings) => match supervisor::run(settings) {
                 Ok(()) => ExitCode::SUCCESS,

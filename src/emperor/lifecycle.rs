@@ -272,7 +272,7 @@ impl Emperor {
         }
     }
 
-    fn reload(&mut self, slot: usize) {
+    pub(super) fn reload(&mut self, slot: usize) {
         let Some(v) = self.table.get_mut(slot) else {
             return;
         };
@@ -361,6 +361,9 @@ impl Emperor {
         let now = SystemTime::now();
         match message {
             Message::Spawned => {
+                // A new payload: not accepting until it says so (or its check passes).
+                v.starts += 1;
+                v.accepting = false;
                 v.ready = true;
                 v.last_ready = Some(now);
                 if matches!(v.state, State::Starting | State::Reloading) {

@@ -1,6 +1,8 @@
 //! The emperor: one thread, one epoll over signals, monitors, vassal protocol sockets and the
 //! stats server; every timer is a deadline in that loop, never a sleep or a thread.
 
+mod commands;
+mod control;
 mod identity;
 mod lifecycle;
 mod spawn;
@@ -36,6 +38,8 @@ pub struct Settings {
     /// How long a vassal asked to stop may take before its runtime is killed.
     pub curse_tolerance: Duration,
     pub stats: Option<String>,
+    /// The control socket (`--emperor-control`).
+    pub control: Option<PathBuf>,
     pub vassal_sets: Vec<(String, String)>,
     pub vassals_include: Vec<PathBuf>,
     pub binary_path: Option<PathBuf>,
@@ -72,6 +76,8 @@ pub enum EmperorError {
     #[error("{0}")]
     Stats(#[from] stats::StatsError),
     #[error("{0}")]
+    Control(#[from] control::ControlError),
+    #[error("{0}")]
     Sys(#[from] jail::SysError),
     #[error("{what}: {source}")]
     Io {
@@ -84,6 +90,9 @@ pub enum EmperorError {
 
 const TOKEN_SIGNALS: u64 = 0;
 const TOKEN_STATS: u64 = 1;
+const TOKEN_CONTROL: u64 = 2;
+/// Control connections: this plus their slot (fewer than 256 of them).
+const TOKEN_CONTROL_CLIENT: u64 = 1 << 8;
 const TOKEN_MONITOR: u64 = 1 << 16;
 const TOKEN_VASSAL: u64 = 1 << 32;
 /// How long the loop may sleep with nothing due (it still wakes for every event).
@@ -95,6 +104,7 @@ pub struct Emperor {
     signals: SignalEvents,
     epoll: Epoll,
     stats: Option<StatsServer>,
+    control: Option<control::ControlServer>,
     table: Table,
     queue: VecDeque<usize>,
     throttle: SpawnThrottle,
@@ -146,6 +156,15 @@ impl Emperor {
             .as_deref()
             .map(StatsServer::bind)
             .transpose()?;
+        // Bound before the emperor drops to its identity, so handed to that identity.
+        let control = settings
+            .control
+            .as_deref()
+            .map(|path| {
+                let owner = settings.identity.map(|id| (id.uid, id.gid));
+                control::ControlServer::bind(path, TOKEN_CONTROL_CLIENT, owner)
+            })
+            .transpose()?;
         if let Some(root) = &settings.cgroup_root {
             let delegate = settings.identity.map(|id| (id.uid, id.gid));
             jail::cgroup::prepare_root(root, delegate)?;
@@ -168,6 +187,7 @@ impl Emperor {
             signals,
             epoll,
             stats,
+            control,
             table: Table::default(),
             queue: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -202,6 +222,9 @@ impl Emperor {
         add(std::os::fd::AsFd::as_fd(&self.signals), TOKEN_SIGNALS)?;
         if let Some(stats) = &self.stats {
             add(stats.as_fd(), TOKEN_STATS)?;
+        }
+        if let Some(control) = &self.control {
+            add(control.listener_fd(), TOKEN_CONTROL)?;
         }
         for (i, monitor) in self.monitors.iter().enumerate() {
             if let Some(fd) = monitor.watch_fd() {
@@ -257,6 +280,8 @@ impl Emperor {
         match token {
             TOKEN_SIGNALS => self.on_signals(),
             TOKEN_STATS => self.answer_stats(),
+            TOKEN_CONTROL => self.on_control_listener(),
+            t if (TOKEN_CONTROL_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_control_client(t),
             t if t >= TOKEN_VASSAL => self.on_vassal_readable((t - TOKEN_VASSAL) as usize),
             t if t >= TOKEN_MONITOR => {
                 let i = (t - TOKEN_MONITOR) as usize;

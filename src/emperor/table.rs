@@ -83,6 +83,8 @@ pub struct Vassal {
     pub fall_back_asked: bool,
     /// Fallback levels the next runtime goes down at once (`--fall-back`).
     pub fall_back: u32,
+    /// Payloads started (byte 1) over its life: a reload is done when this grows.
+    pub starts: u64,
     /// Its cgroup v2 directories, when the emperor has a cgroup root.
     pub cgroup: Option<jail::cgroup::VassalCgroup>,
     /// Unknown protocol bytes since the last warning, and when that was.
@@ -120,6 +122,7 @@ impl Vassal {
             readd: false,
             fall_back_asked: false,
             fall_back: 0,
+            starts: 0,
             cgroup: None,
             unknown_bytes: 0,
             unknown_warned: None,

@@ -8,6 +8,7 @@ mod fifo;
 mod hooks;
 pub mod payload;
 pub mod policy;
+mod ready;
 mod sockets;
 mod supervise;
 
@@ -222,6 +223,7 @@ fn serve(
         }
         let plan = policy::plan(&config, &args.jail).map_err(|e| e.to_string())?;
         let timings = timings(&config).map_err(|e| e.to_string())?;
+        let ready_check = ready::ReadyCheck::from_config(&config).map_err(|e| e.to_string())?;
         let payload =
             payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
         match &jailed {
@@ -246,6 +248,7 @@ fn serve(
         // After the mounts, so a path in the jail is the jail's view; before the payload.
         bind_fifo(supervisor, &config)?;
         supervisor.pidfile = config_path(&config, "pidfile").pop();
+        supervisor.ready = ready_check;
         run_user_hooks(&plan, &payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
         let sockets = bound.as_deref().unwrap_or_default();
         let running = supervisor
@@ -259,6 +262,9 @@ fn serve(
             })?;
         info!(pid = running.as_raw(), program = %payload.program.display(), "payload started");
         link.send(crate::protocol::Message::Spawned);
+        if supervisor.ready == ready::ReadyCheck::AtStart {
+            link.send(crate::protocol::Message::Ready);
+        }
         if supervisor.pidfile.is_some() {
             supervisor.write_pidfile();
         }

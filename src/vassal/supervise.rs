@@ -6,6 +6,7 @@ use super::emperor_link::{EmperorLink, Heard};
 use super::fifo::{FifoCommand, MasterFifo};
 use super::payload::Payload;
 use super::policy::VassalPlan;
+use super::ready::{ReadyCheck, PROBE_EVERY};
 use super::sockets::Bound;
 use super::Timings;
 use crate::protocol::{Command, Message};
@@ -61,6 +62,9 @@ pub struct Supervisor {
     paused: bool,
     /// The last payload exited on its own before it was loyal (uWSGI's "failed to start").
     pub failed_to_start: bool,
+    /// What makes the payload ready (byte 5), and when to probe next while it is not.
+    pub ready: ReadyCheck,
+    probe_at: Option<Instant>,
 }
 
 /// How many SIGKILL sweeps over the process tree before giving up, and the pause between
@@ -80,6 +84,8 @@ impl Supervisor {
             pidfile: None,
             paused: false,
             failed_to_start: false,
+            ready: ReadyCheck::AtStart,
+            probe_at: None,
         }
     }
 
@@ -148,6 +154,7 @@ impl Supervisor {
         self.payload_status = None;
         self.started_at = Instant::now();
         self.paused = false;
+        self.probe_at = self.ready.needs_probing().then_some(self.started_at);
         Ok(running.pid)
     }
 
@@ -163,10 +170,14 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             let loyal_at = (!loyal_sent).then(|| self.started_at + timings.loyal_after);
-            let deadline = [loyal_at, stopping.filter(|s| !s.killed).map(|s| s.kill_at)]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = [
+                loyal_at,
+                stopping.filter(|s| !s.killed).map(|s| s.kill_at),
+                self.probe_at.filter(|_| stopping.is_none()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let ready = self.wait(link, deadline, now);
 
             if ready.signals {
@@ -213,6 +224,9 @@ impl Supervisor {
                 self.kill_everything();
                 stop.killed = true;
             }
+            if stopping.is_none() && self.probe_at.is_some_and(|at| now >= at) {
+                self.probe(link, now);
+            }
             if !loyal_sent && self.payload.is_some() && now >= self.started_at + timings.loyal_after
             {
                 link.send(Message::Loyal);
@@ -229,6 +243,27 @@ impl Supervisor {
                         Outcome::Exit(status)
                     }
                 };
+            }
+        }
+    }
+
+    /// Probe readiness once: tell the emperor (byte 5) on success, else try again shortly.
+    fn probe(&mut self, link: &mut EmperorLink, now: Instant) {
+        if self.payload.is_none() || self.paused {
+            return;
+        }
+        match self.ready.probe() {
+            Ok(()) => {
+                info!(
+                    after_ms = now.duration_since(self.started_at).as_millis() as u64,
+                    "payload ready"
+                );
+                link.send(Message::Ready);
+                self.probe_at = None;
+            }
+            Err(why) => {
+                tracing::debug!("not ready yet: {why}");
+                self.probe_at = Some(Instant::now() + PROBE_EVERY);
             }
         }
     }

@@ -1,0 +1,64 @@
+//! What the emperor does for a control-socket request (the transport is in control.rs).
+
+use super::control::{answer_error, answer_ok, answer_with, Request};
+use super::Emperor;
+use serde_json::{json, Value};
+
+impl Emperor {
+    pub(super) fn on_control_listener(&mut self) {
+        if let Some(control) = self.control.as_mut() {
+            control.accept_pending(&self.epoll);
+        }
+    }
+
+    pub(super) fn on_control_client(&mut self, token: u64) {
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        let Some(slot) = control.slot_of(token) else {
+            return;
+        };
+        let requests = control.serve(slot, &self.epoll);
+        for request in requests {
+            let answer = match request {
+                Request::Status => answer_with(json!({ "vassals": self.control_status() })),
+                Request::Reload(name) => {
+                    let found = self
+                        .table
+                        .iter()
+                        .find(|(_, v)| v.name == name)
+                        .map(|(slot, v)| (slot, v.pid().is_some()));
+                    match found {
+                        Some((vassal, true)) => {
+                            self.reload(vassal);
+                            answer_ok()
+                        }
+                        Some(_) => answer_error(&format!("{name}: not running")),
+                        None => answer_error(&format!("{name}: no such vassal")),
+                    }
+                }
+                // Answered by the control server itself.
+                Request::Lock | Request::Unlock => continue,
+            };
+            if let Some(control) = self.control.as_mut() {
+                control.reply(slot, &self.epoll, answer);
+            }
+        }
+    }
+
+    /// Per vassal what a rolling reload needs: is it serving, and which start of its payload.
+    fn control_status(&self) -> Vec<Value> {
+        self.table
+            .iter()
+            .map(|(_, v)| {
+                json!({
+                    "name": v.name,
+                    "pid": v.pid().map_or(-1, |p| p.as_raw()),
+                    "state": v.state.name(),
+                    "accepting": v.accepting,
+                    "starts": v.starts,
+                })
+            })
+            .collect()
+    }
+}
