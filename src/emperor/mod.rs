@@ -1,8 +1,11 @@
 //! The emperor: one thread, one epoll over signals, monitors, vassal protocol sockets and the
 //! stats server; every timer is a deadline in that loop, never a sleep or a thread.
 
+mod activity;
+mod held;
 mod identity;
 mod lifecycle;
+mod on_demand;
 mod spawn;
 pub mod stats;
 mod table;
@@ -86,6 +89,8 @@ const TOKEN_SIGNALS: u64 = 0;
 const TOKEN_STATS: u64 = 1;
 const TOKEN_MONITOR: u64 = 1 << 16;
 const TOKEN_VASSAL: u64 = 1 << 32;
+/// A waiting on-demand vassal's held socket (+ its slot).
+const TOKEN_ON_DEMAND: u64 = 1 << 48;
 /// How long the loop may sleep with nothing due (it still wakes for every event).
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
@@ -108,6 +113,10 @@ pub struct Emperor {
     ragnarok: Option<Instant>,
     /// Tyrant mode: configs whose owner changed while running, with the owner they had.
     refused: std::collections::HashMap<String, (u32, u32)>,
+    /// Sockets the emperor binds and holds for its vassals (on-demand sockets).
+    held: held::HeldSockets,
+    /// Running on-demand vassals whose sockets are sampled for idleness.
+    idle: on_demand::IdleWatch,
 }
 
 /// Run an emperor until it is told to stop.
@@ -175,6 +184,8 @@ impl Emperor {
             warming_up: true,
             ragnarok: None,
             refused: Default::default(),
+            held: Default::default(),
+            idle: Default::default(),
         };
         if let Some(identity) = emperor.settings.identity {
             jail::creds::become_unprivileged(
@@ -245,6 +256,7 @@ impl Emperor {
                 break;
             }
             self.fire_timers(now);
+            self.sample_idle(now);
             self.poll_monitors(now);
             self.process_queue(now);
         }
@@ -257,6 +269,7 @@ impl Emperor {
         match token {
             TOKEN_SIGNALS => self.on_signals(),
             TOKEN_STATS => self.answer_stats(),
+            t if t >= TOKEN_ON_DEMAND => self.on_connection((t - TOKEN_ON_DEMAND) as usize),
             t if t >= TOKEN_VASSAL => self.on_vassal_readable((t - TOKEN_VASSAL) as usize),
             t if t >= TOKEN_MONITOR => {
                 let i = (t - TOKEN_MONITOR) as usize;
@@ -268,7 +281,7 @@ impl Emperor {
     }
 
     /// The earliest moment something is due: a vassal timer, a monitor's debounce, the
-    /// rescan, the spawn queue, the end of Ragnarok.
+    /// rescan, the spawn queue, an idle sample, the end of Ragnarok.
     fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
         let monitors = self.monitors.iter().filter_map(|m| m.deadline()).min();
@@ -285,6 +298,7 @@ impl Emperor {
             monitors,
             queue,
             Some(self.next_rescan),
+            self.idle.deadline(),
             self.ragnarok,
         ]
         .into_iter()
