@@ -134,6 +134,34 @@ fn connections_that_arrive_while_it_starts_are_all_served() {
         Some(runtime),
         "one start served them all"
     );
+
+    // A running on-demand vassal whose config is touched reloads like any other.
+    touch(&emperor.vassals.join("app.ini"));
+    let (same, _) = emperor.running_other_than("app.ini", payload);
+    assert_eq!(same, runtime, "reloaded in place");
+}
+
+#[test]
+fn a_waiting_vassal_whose_address_changes_moves_to_the_new_socket() {
+    let (tmp, server) = site(SERVER);
+    let (old, new) = (free_port(), free_port());
+    let emperor = Emperor::start(tmp.path(), &[]);
+    emperor.write(
+        "app.ini",
+        &config(&format!("127.0.0.1:{old}"), None, &server, 0.0),
+    );
+    wait_on_demand(&emperor, "app.ini", &format!("127.0.0.1:{old}"));
+    emperor.write(
+        "app.ini",
+        &config(&format!("127.0.0.1:{new}"), None, &server, 0.0),
+    );
+    wait_on_demand(&emperor, "app.ini", &format!("127.0.0.1:{new}"));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", old)).is_err(),
+        "the old socket is closed"
+    );
+    let body = get_on(std::net::TcpStream::connect(("127.0.0.1", new)).unwrap());
+    assert!(body.contains("200 OK"), "{body}");
 }
 
 #[test]
