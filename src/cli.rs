@@ -190,6 +190,10 @@ pub struct VassalCommand {
     /// An fd (passed by the emperor) on the payload's cgroup v2 directory.
     #[arg(long = "cgroup-fd", hide = true)]
     pub cgroup_fd: Option<i32>,
+    /// An fd (passed by the emperor) on the listening socket it holds for the config's
+    /// `on-demand-socket`: the payload gets it instead of a socket of the runtime's own.
+    #[arg(long = "on-demand-fd", hide = true)]
+    pub on_demand_fd: Option<i32>,
     /// An option placed before the config's own (KEY=VALUE). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -455,6 +459,7 @@ impl VassalCommand {
             cloned: namespaces("--jail-cloned", &self.jail_cloned)?,
             tyrant: self.tyrant,
             cgroup_fd: self.cgroup_fd,
+            on_demand_fd: self.on_demand_fd,
             tyrant_ports: self
                 .tyrant_ports
                 .parse()
@@ -480,6 +485,7 @@ impl VassalCommand {
         Ok(LoadOptions {
             sets,
             includes: self.includes.clone(),
+            environment: None,
         })
     }
 }

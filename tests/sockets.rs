@@ -4,8 +4,7 @@
 mod common;
 
 use common::*;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A tiny HTTP server on the inherited fd 3, answering with its pid and what it was told.
@@ -20,14 +19,6 @@ while True:
     c.sendall(("HTTP/1.0 200 OK\r\n\r\n" + body).encode())
     c.close()
 "#;
-
-/// A temp dir any tenant can read, with `server.py` in it.
-fn site() -> (tempfile::TempDir, PathBuf) {
-    let tmp = open_tempdir();
-    let server = write(&tmp.path().join("server.py"), SERVER);
-    std::fs::set_permissions(&server, std::fs::Permissions::from_mode(0o644)).unwrap();
-    (tmp, server)
-}
 
 fn environ(pid: i32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/environ"))
@@ -48,7 +39,7 @@ fn server_line(server: &Path) -> String {
 #[test]
 fn sockets_reach_the_payload_systemd_style_and_stay_bound_across_reloads() {
     let _lock = timing_lock();
-    let (tmp, server) = site();
+    let (tmp, server) = site(SERVER);
     let port = free_port();
     let unix = tmp.path().join("app.sock");
     let emperor = Emperor::start(tmp.path(), &[]);
@@ -121,7 +112,7 @@ fn a_tyrant_vassal_in_its_own_net_namespace_serves_on_an_allowed_host_port() {
     if !have_root(test) {
         return;
     }
-    let (tmp, server) = site();
+    let (tmp, server) = site(SERVER);
     let (port, other) = (free_port(), free_port());
     let emperor = Emperor::start(
         tmp.path(),
@@ -181,7 +172,7 @@ fn nginx_on_an_inherited_socket_loses_no_request_over_20_reloads_under_wrk() {
         }
     }
     let _lock = timing_lock();
-    let (tmp, _) = site();
+    let (tmp, _) = site(SERVER);
     let root = tmp.path();
     let port = free_port();
     std::fs::create_dir_all(root.join("www")).unwrap();

@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod creds;
 pub mod error;
 pub mod fd;
+pub mod fsid;
 pub mod launch;
 pub mod mount;
 pub mod ns;

@@ -398,3 +398,16 @@ pub fn seccomp_set_mode_filter(program: &[seccompiler::sock_filter]) -> Result<(
     };
     Errno::result(ret).map(drop)
 }
+
+/// setfsuid(2) for the calling thread; returns the previous fsuid (the call reports no error:
+/// the caller reads the result back to see whether it took).
+pub fn setfsuid(uid: u32) -> u32 {
+    // SAFETY: integer argument only; setfsuid cannot fail in a way that breaks memory safety.
+    unsafe { libc::syscall(libc::SYS_setfsuid, uid) as u32 }
+}
+
+/// setfsgid(2) for the calling thread; returns the previous fsgid.
+pub fn setfsgid(gid: u32) -> u32 {
+    // SAFETY: integer argument only.
+    unsafe { libc::syscall(libc::SYS_setfsgid, gid) as u32 }
+}

@@ -9,10 +9,9 @@ use std::path::Path;
 use super::math;
 
 /// `$(VAR)`: the variable's value, empty when unset; `$(VAR:-default)` when unset or empty.
-pub(crate) fn environment(text: &str) -> String {
-    let lookup = |name: &str| std::env::var(name).ok();
+pub(crate) fn environment(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     replace_calls(text, "$(", |inner| {
-        Ok::<_, Infallible>(env_value(inner, lookup))
+        Ok::<_, Infallible>(env_value(inner, &lookup))
     })
     .unwrap_or_else(|never| match never {})
 }
@@ -95,12 +94,22 @@ mod tests {
     fn environment_pass_reads_the_process_environment() {
         // PATH is set in any test run; an unterminated call is kept.
         let path = std::env::var("PATH").unwrap();
-        assert_eq!(environment("[$(PATH)]"), format!("[{path}]"));
+        let process = |name: &str| std::env::var(name).ok();
+        assert_eq!(environment("[$(PATH)]", process), format!("[{path}]"));
         assert_eq!(
-            environment("$(EMPEROR_SURELY_UNSET_VAR:-x)/$(EMPEROR_SURELY_UNSET_VAR)"),
+            environment(
+                "$(EMPEROR_SURELY_UNSET_VAR:-x)/$(EMPEROR_SURELY_UNSET_VAR)",
+                process
+            ),
             "x/"
         );
-        assert_eq!(environment("cost $(5"), "cost $(5");
+        assert_eq!(environment("cost $(5", process), "cost $(5");
+    }
+
+    #[test]
+    fn environment_pass_can_be_given_another_environment() {
+        let given = |name: &str| (name == "ONLY").then(|| "this".to_string());
+        assert_eq!(environment("$(ONLY)/[$(PATH)]", given), "this/[]");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub(crate) struct Loader {
     /// First value of every option so far, by normalized key: what `%(name)` sees.
     placeholders: HashMap<String, String>,
     open_files: Vec<OpenFile>,
+    /// What `$(VAR)` sees (see `LoadOptions::environment`).
+    pub environment: Option<Vec<(String, String)>>,
 }
 
 impl Loader {
@@ -41,6 +43,7 @@ impl Loader {
             entries: Vec::new(),
             placeholders: HashMap::new(),
             open_files: Vec::new(),
+            environment: None,
         })
     }
 
@@ -133,7 +136,12 @@ impl Loader {
             vassal: &self.vassal,
         };
         let text = magic.expand(&raw.value);
-        let text = expand::environment(&text);
+        let text = match &self.environment {
+            Some(env) => expand::environment(&text, |name| {
+                env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            }),
+            None => expand::environment(&text, |name| std::env::var(name).ok()),
+        };
         let text = expand::file_contents(&text, scope.facts.dir())
             .map_err(|message| bad_option(scope, raw, message))?;
         expand::placeholders(&text, |name| {
@@ -449,6 +457,7 @@ mod tests {
                 ("socket".into(), "/tmp/%n.sock".into()),
             ],
             includes: vec![],
+            environment: None,
         };
         let cfg = load(&file, &opts).unwrap();
         assert_eq!(cfg.entries[0].key, "processes");
@@ -475,6 +484,7 @@ mod tests {
         let opts = LoadOptions {
             sets: super::super::vassal_env_sets(env),
             includes: vec![],
+            environment: None,
         };
         let cfg = load(&file, &opts).unwrap();
         let cpus = std::thread::available_parallelism().unwrap();
@@ -495,6 +505,7 @@ mod tests {
         let opts = LoadOptions {
             sets: vec![],
             includes: vec![defaults.clone()],
+            environment: None,
         };
         let cfg = load(&file, &opts).unwrap();
         assert_eq!(value(&cfg, "socket"), "/tmp/blog.sock");

@@ -72,6 +72,10 @@ pub struct LoadOptions {
     pub sets: Vec<(String, String)>,
     /// `vassals-include` files, loaded after the file.
     pub includes: Vec<PathBuf>,
+    /// The environment `$(VAR)` sees; None: this process's own. The emperor reading a
+    /// vassal's config gives the runtime's clean environment, so `$(VAR)` means the same
+    /// there as in the runtime and never reveals the emperor's own variables.
+    pub environment: Option<Vec<(String, String)>>,
 }
 
 /// Loads `path` (`app.ini`, or `app.ini:section` to read another section) with the emperor's
@@ -79,6 +83,7 @@ pub struct LoadOptions {
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
     let name = ConfigName::parse(path);
     let mut loader = Loader::new(&name)?;
+    loader.environment = opts.environment.clone();
     loader.apply_sets(&opts.sets)?;
     loader.read_file(&name)?;
     for include in &opts.includes {

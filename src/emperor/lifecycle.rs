@@ -51,7 +51,7 @@ impl Emperor {
             vassal.last_mod = event.mtime;
             info!(vassal = %vassal.name, "new config");
             let slot = self.table.insert(vassal);
-            self.enqueue(slot);
+            self.start_or_wait(slot);
             return;
         };
         let v = self.table.get_mut(slot).expect("indexed slot");
@@ -61,16 +61,25 @@ impl Emperor {
         v.last_mod = event.mtime;
         v.owner = event.owner;
         match v.state {
-            State::Running | State::Starting => self.reload(slot),
+            State::Running | State::Starting => {
+                if self.on_demand_changed(slot) {
+                    let v = self.table.get_mut(slot).expect("indexed slot");
+                    info!(vassal = %v.name, "config changed its on-demand socket: starting afresh");
+                    self.stop(slot);
+                    self.table.get_mut(slot).expect("indexed slot").readd = true;
+                } else {
+                    self.reload(slot);
+                }
+            }
             State::Reloading | State::Queued => {}
             State::Stopping => v.readd = true,
-            State::Waiting | State::Idle => {
+            State::Waiting | State::Idle | State::OnDemand => {
                 info!(vassal = %v.name, "config changed: starting again");
                 v.respawn_at = None;
                 v.voluntary = false;
                 let id = v.id.clone();
                 self.blacklist.forgive(&id);
-                self.enqueue(slot);
+                self.start_or_wait(slot);
             }
         }
     }
@@ -124,19 +133,30 @@ impl Emperor {
     fn config_removed_slot(&mut self, slot: usize) {
         let v = self.table.get_mut(slot).expect("indexed slot");
         match v.state {
-            State::Queued | State::Waiting | State::Idle => {
+            State::Queued | State::Waiting | State::Idle | State::OnDemand => {
                 info!(vassal = %v.name, "config removed");
-                self.table.remove(slot);
+                self.bury(slot);
             }
             State::Starting | State::Running | State::Reloading => {
                 info!(vassal = %v.name, "config removed: stopping");
                 self.stop(slot);
             }
-            State::Stopping => v.readd = false,
+            State::Stopping => {
+                v.readd = false;
+                if let Some(od) = v.on_demand.as_mut() {
+                    od.idle_stop = false;
+                }
+            }
         }
     }
 
-    fn enqueue(&mut self, slot: usize) {
+    /// Forget a vassal, letting go of any socket held for it.
+    fn bury(&mut self, slot: usize) {
+        self.let_go(slot);
+        self.table.remove(slot);
+    }
+
+    pub(super) fn enqueue(&mut self, slot: usize) {
         if let Some(v) = self.table.get_mut(slot) {
             v.state = State::Queued;
             self.queue.push_back(slot);
@@ -181,7 +201,11 @@ impl Emperor {
                 return;
             }
         };
-        match self.spawner.spawn(&path, owner, cgroup.as_ref(), fall_back) {
+        let held = self.held_fd(slot);
+        match self
+            .spawner
+            .spawn(&path, owner, cgroup.as_ref(), held, fall_back)
+        {
             Ok(process) => {
                 let token = TOKEN_VASSAL + slot as u64;
                 if let Err(e) = self
@@ -200,6 +224,7 @@ impl Emperor {
                 v.process = Some(process);
                 v.state = State::Starting;
                 info!(vassal = %v.name, pid = pid.as_raw(), "spawned");
+                self.watch_idle(slot);
             }
             Err(e) => {
                 let v = self.table.get_mut(slot).expect("queued slot");
@@ -290,7 +315,7 @@ impl Emperor {
         self.send(slot, Command::Reload);
     }
 
-    fn stop(&mut self, slot: usize) {
+    pub(super) fn stop(&mut self, slot: usize) {
         let Some(v) = self.table.get_mut(slot) else {
             return;
         };
@@ -464,21 +489,33 @@ impl Emperor {
             }
             self.kill_strays();
         }
+        self.idle.slots_remove(slot);
         let v = self.table.get_mut(slot).expect("slot");
         if self.ragnarok.is_some() {
             info!(vassal = %name, status = exit.status, "stopped");
-            self.table.remove(slot);
+            self.bury(slot);
             return;
         }
+        // An on-demand vassal that ends well (stopped for idleness, exited 0 or asked to stop)
+        // waits for its next connection; one that crashed is respawned like any other.
+        let on_demand_rests = v.on_demand.as_ref().is_some_and(|od| {
+            od.idle_stop
+                || (v.state != State::Stopping
+                    && (v.voluntary || (exit.status == 0 && exit.signal.is_none())))
+        });
         match v.state {
             State::Stopping if v.readd => {
                 v.readd = false;
                 info!(vassal = %name, "config is back: starting again");
-                self.enqueue(slot);
+                self.start_or_wait(slot);
+            }
+            _ if on_demand_rests => {
+                info!(vassal = %name, status = exit.status, "stopped: waiting for the next connection");
+                self.wait_for_connection(slot);
             }
             State::Stopping => {
                 info!(vassal = %name, status = exit.status, "stopped and removed");
-                self.table.remove(slot);
+                self.bury(slot);
             }
             State::Reloading => {
                 info!(vassal = %name, status = exit.status, "restarting afresh (its reload needs a new jail)");
@@ -569,7 +606,7 @@ impl Emperor {
                 self.send(slot, Command::Stop);
                 self.table.get_mut(slot).expect("slot").state = State::Stopping;
             } else {
-                self.table.remove(slot);
+                self.bury(slot);
             }
         }
     }

@@ -1,10 +1,13 @@
 //! The emperor: one thread, one epoll over signals, monitors, vassal protocol sockets and the
 //! stats server; every timer is a deadline in that loop, never a sleep or a thread.
 
+mod activity;
 mod commands;
 mod control;
+mod held;
 mod identity;
 mod lifecycle;
+mod on_demand;
 mod spawn;
 pub mod stats;
 mod table;
@@ -95,6 +98,8 @@ const TOKEN_CONTROL: u64 = 2;
 const TOKEN_CONTROL_CLIENT: u64 = 1 << 8;
 const TOKEN_MONITOR: u64 = 1 << 16;
 const TOKEN_VASSAL: u64 = 1 << 32;
+/// A waiting on-demand vassal's held socket (+ its slot).
+const TOKEN_ON_DEMAND: u64 = 1 << 48;
 /// How long the loop may sleep with nothing due (it still wakes for every event).
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
@@ -118,6 +123,10 @@ pub struct Emperor {
     ragnarok: Option<Instant>,
     /// Tyrant mode: configs whose owner changed while running, with the owner they had.
     refused: std::collections::HashMap<String, (u32, u32)>,
+    /// Sockets the emperor binds and holds for its vassals (on-demand sockets).
+    held: held::HeldSockets,
+    /// Running on-demand vassals whose sockets are sampled for idleness.
+    idle: on_demand::IdleWatch,
 }
 
 /// Run an emperor until it is told to stop.
@@ -195,6 +204,8 @@ impl Emperor {
             warming_up: true,
             ragnarok: None,
             refused: Default::default(),
+            held: Default::default(),
+            idle: Default::default(),
         };
         if let Some(identity) = emperor.settings.identity {
             jail::creds::become_unprivileged(
@@ -268,6 +279,7 @@ impl Emperor {
                 break;
             }
             self.fire_timers(now);
+            self.sample_idle(now);
             self.poll_monitors(now);
             self.process_queue(now);
         }
@@ -282,6 +294,7 @@ impl Emperor {
             TOKEN_STATS => self.answer_stats(),
             TOKEN_CONTROL => self.on_control_listener(),
             t if (TOKEN_CONTROL_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_control_client(t),
+            t if t >= TOKEN_ON_DEMAND => self.on_connection((t - TOKEN_ON_DEMAND) as usize),
             t if t >= TOKEN_VASSAL => self.on_vassal_readable((t - TOKEN_VASSAL) as usize),
             t if t >= TOKEN_MONITOR => {
                 let i = (t - TOKEN_MONITOR) as usize;
@@ -293,7 +306,7 @@ impl Emperor {
     }
 
     /// The earliest moment something is due: a vassal timer, a monitor's debounce, the
-    /// rescan, the spawn queue, the end of Ragnarok.
+    /// rescan, the spawn queue, an idle sample, the end of Ragnarok.
     fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
         let monitors = self.monitors.iter().filter_map(|m| m.deadline()).min();
@@ -310,6 +323,7 @@ impl Emperor {
             monitors,
             queue,
             Some(self.next_rescan),
+            self.idle.deadline(),
             self.ragnarok,
         ]
         .into_iter()

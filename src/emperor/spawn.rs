@@ -8,12 +8,14 @@ use crate::protocol::{ENV_FD, VASSAL_FD};
 use jail::cgroup::VassalCgroup;
 use jail::launch::{Launch, LaunchError};
 use jail::ns::Namespaces;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 /// Where the runtime finds its payload's cgroup directory.
 const CGROUP_FD: i32 = 4;
+/// Where the runtime finds the socket the emperor holds for an on-demand vassal.
+const ON_DEMAND_FD: i32 = 5;
 
 /// Environment variables the emperor hands down to its runtimes (log settings only).
 const PASSED_ENV: [&str; 2] = ["RUST_LOG", "EMPEROR_LOG"];
@@ -122,17 +124,26 @@ impl Spawner {
         argv
     }
 
+    /// The environment every runtime starts with (what `$(VAR)` sees in its config).
+    pub fn runtime_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![(ENV_FD.to_string(), VASSAL_FD.to_string())];
+        env.extend(self.env.iter().cloned());
+        env
+    }
+
     /// The open-files soft limit runtimes get (the emperor raised its own).
     pub fn give_back_open_files_limit(&mut self, soft: u64) {
         self.open_files = Some(soft);
     }
 
-    /// Start a runtime for `config`; `owner` (uid, gid) becomes its user namespace's root.
+    /// Start a runtime for `config`; `owner` (uid, gid) becomes its user namespace's root;
+    /// `held` is the socket the emperor holds for it (an on-demand vassal).
     pub fn spawn(
         &self,
         config: &Path,
         owner: Option<(u32, u32)>,
         cgroup: Option<&VassalCgroup>,
+        held: Option<BorrowedFd<'_>>,
         fall_back: u32,
     ) -> Result<Process, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
@@ -140,15 +151,15 @@ impl Spawner {
             .set_nonblocking(true)
             .map_err(SpawnError::SocketPair)?;
         let mut argv = self.argv(config, fall_back);
-        // The runtime starts in its cgroup leaf and gets its payload's leaf as fd 4.
+        // Hidden arguments naming the fds handed down go before the config (always last).
+        let config_arg = argv.pop().expect("the config is the last argument");
         // The runtime starts in its cgroup leaf; as root, the emperor also hands it its
         // payload's leaf as fd 4 (an unprivileged emperor cannot give that leaf to a tenant).
         let cgroup_fds = match cgroup {
             Some(cgroup) => {
                 let runtime = jail::cgroup::open_dir(&cgroup.runtime_dir())?;
                 let payload = if nix::unistd::geteuid().is_root() {
-                    let config_arg = argv.pop().expect("the config is the last argument");
-                    argv.extend(["--cgroup-fd".to_string(), CGROUP_FD.to_string(), config_arg]);
+                    argv.extend(["--cgroup-fd".to_string(), CGROUP_FD.to_string()]);
                     Some(jail::cgroup::open_dir(&cgroup.payload_dir())?)
                 } else {
                     None
@@ -157,12 +168,19 @@ impl Spawner {
             }
             None => None,
         };
+        if held.is_some() {
+            argv.extend(["--on-demand-fd".to_string(), ON_DEMAND_FD.to_string()]);
+        }
+        argv.push(config_arg);
         let mut launch = Launch::new(&self.binary, &argv)?;
         if let Some((runtime, payload)) = &cgroup_fds {
             launch.into_cgroup(runtime.as_raw_fd());
             if let Some(payload) = payload {
                 launch.map_fd(payload.as_raw_fd(), CGROUP_FD);
             }
+        }
+        if let Some(held) = held {
+            launch.map_fd(held.as_raw_fd(), ON_DEMAND_FD);
         }
         launch.env(ENV_FD, VASSAL_FD.to_string())?;
         for (key, value) in &self.env {

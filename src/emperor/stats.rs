@@ -186,7 +186,7 @@ impl StatsView<'_> {
             "last_run": unix_time(v.last_run),
             "cursed": 0,
             "zerg": 0,
-            "on_demand": "",
+            "on_demand": v.on_demand.as_ref().map_or("", |od| od.socket.value.as_str()),
             "uid": vuid,
             "gid": vgid,
             "monitor": v.monitor,

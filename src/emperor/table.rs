@@ -25,6 +25,8 @@ pub enum State {
     Stopping,
     /// Stopped on its own request (byte 22); back when its config changes.
     Idle,
+    /// On demand: not running; the emperor holds its socket and starts it on a connection.
+    OnDemand,
 }
 
 impl State {
@@ -37,6 +39,7 @@ impl State {
             State::Reloading => "reloading",
             State::Stopping => "stopping",
             State::Idle => "idle",
+            State::OnDemand => "on-demand",
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct Vassal {
     /// Unknown protocol bytes since the last warning, and when that was.
     pub unknown_bytes: u64,
     pub unknown_warned: Option<Instant>,
+    /// The socket the emperor holds for it and its idle time, when it runs on demand.
+    pub on_demand: Option<super::on_demand::OnDemandVassal>,
 }
 
 impl Vassal {
@@ -126,6 +131,7 @@ impl Vassal {
             cgroup: None,
             unknown_bytes: 0,
             unknown_warned: None,
+            on_demand: None,
         }
     }
 

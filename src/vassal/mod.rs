@@ -9,7 +9,7 @@ mod hooks;
 pub mod payload;
 pub mod policy;
 mod ready;
-mod sockets;
+pub mod sockets;
 mod supervise;
 
 use crate::config::{self, Config, LoadOptions};
@@ -96,9 +96,16 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
         .map(jail::fd::adopt_inherited)
         .transpose()
         .map_err(|e| format!("--cgroup-fd: {e}"))?;
+    let held = args
+        .jail
+        .on_demand_fd
+        .map(jail::fd::adopt_inherited)
+        .transpose()
+        .map_err(|e| format!("--on-demand-fd: {e}"))?;
     let mut supervisor = Supervisor::new(signals, cgroup);
     let mut state = FallbackState::default();
-    match serve(args, &mut link, &mut supervisor, &mut state) {
+    let held_fd = held.as_ref().map(std::os::fd::AsFd::as_fd);
+    match serve(args, held_fd, &mut link, &mut supervisor, &mut state) {
         Ok(code) => Ok(code),
         Err(message) => {
             let Some(file) = state.file.clone().filter(|_| !state.jail_set_up) else {
@@ -111,6 +118,7 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
             let mut keep = Vec::new();
             keep.extend(link.as_fd());
             keep.extend(supervisor.cgroup_fd());
+            keep.extend(held_fd);
             Err(fall_back(args, &file, &keep))
         }
     }
@@ -196,6 +204,7 @@ fn without_fall_back(argv: Vec<String>) -> Vec<String> {
 /// Load, plan, jail (once), and run payloads until told to stop.
 fn serve(
     args: &VassalArgs,
+    held: Option<std::os::fd::BorrowedFd<'_>>,
     link: &mut EmperorLink,
     supervisor: &mut Supervisor,
     state: &mut FallbackState,
@@ -229,7 +238,7 @@ fn serve(
         match &jailed {
             None => {
                 // Sockets first: still in the host network namespace, before the drop.
-                bound = Some(sockets::bind_all(&plan.sockets)?);
+                bound = Some(sockets::bind_all(&plan.sockets, held)?);
                 state.jail_set_up = true;
                 set_up_jail(&plan, &payload)
                     .map_err(|e| format!("{}: {e}", config.path.display()))?;

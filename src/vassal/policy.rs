@@ -26,6 +26,8 @@ pub struct JailContext {
     pub cgroup_fd: Option<i32>,
     /// Host TCP ports a tyrant vassal may bind (`--emperor-tyrant-ports`); none when unset.
     pub tyrant_ports: PortList,
+    /// The listening socket the emperor holds for `on-demand-socket` (an inherited fd).
+    pub on_demand_fd: Option<i32>,
 }
 
 /// A set of TCP ports, as `8000-8999,9090`.
@@ -85,7 +87,7 @@ impl fmt::Display for PortList {
 pub const SOCKET_OPTIONS: [&str; 3] = ["socket", "http-socket", "shared-socket"];
 
 /// Where a vassal socket listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SocketAddress {
     Tcp(std::net::SocketAddr),
     Unix(PathBuf),
@@ -132,33 +134,101 @@ pub fn parse_socket_address(value: &str) -> Result<SocketAddress, String> {
     Ok(SocketAddress::Tcp(std::net::SocketAddr::new(ip, port)))
 }
 
-/// The vassal's sockets, in config order; in tyrant mode a TCP port must be in the admin's
+/// The option naming the socket the emperor holds for an on-demand vassal.
+pub const ON_DEMAND_OPTION: &str = "on-demand-socket";
+/// The option giving how long an on-demand vassal may stay idle before the emperor stops it.
+pub const IDLE_OPTION: &str = "idle";
+
+/// The vassal's sockets: its `on-demand-socket` first (fd 3 for the payload), then the
+/// others in config order; in tyrant mode a TCP port must be in the admin's
 /// `--emperor-tyrant-ports`.
 pub fn sockets(config: &Config, context: &JailContext) -> Result<Vec<SocketSpec>, PolicyError> {
-    let mut specs = Vec::new();
+    let mut specs: Vec<SocketSpec> = on_demand_socket(config, context)?.into_iter().collect();
     let is_socket = |key: &str| SOCKET_OPTIONS.contains(&key.replace('_', "-").as_str());
     for entry in config.entries.iter().filter(|e| is_socket(&e.key)) {
-        let address = parse_socket_address(&entry.value).map_err(|e| refuse(entry, e))?;
-        if let SocketAddress::Tcp(addr) = &address {
-            if context.tyrant && !context.tyrant_ports.contains(addr.port()) {
-                return Err(refuse(
-                    entry,
-                    format!(
-                        "port {} is not allowed in tyrant mode (the emperor's --emperor-tyrant-ports is {:?})",
-                        addr.port(),
-                        context.tyrant_ports.to_string()
-                    ),
-                ));
-            }
-        }
-        specs.push(SocketSpec {
-            place: entry.origin.to_string(),
-            option: entry.key.clone(),
-            value: entry.value.clone(),
-            address,
-        });
+        specs.push(socket_spec(entry, context)?);
     }
     Ok(specs)
+}
+
+fn socket_spec(entry: &Entry, context: &JailContext) -> Result<SocketSpec, PolicyError> {
+    let address = parse_socket_address(&entry.value).map_err(|e| refuse(entry, e))?;
+    if let SocketAddress::Tcp(addr) = &address {
+        if context.tyrant && !context.tyrant_ports.contains(addr.port()) {
+            return Err(refuse(
+                entry,
+                format!(
+                    "port {} is not allowed in tyrant mode (the emperor's --emperor-tyrant-ports is {:?})",
+                    addr.port(),
+                    context.tyrant_ports.to_string()
+                ),
+            ));
+        }
+    }
+    Ok(SocketSpec {
+        place: entry.origin.to_string(),
+        option: entry.key.clone(),
+        value: entry.value.clone(),
+        address,
+    })
+}
+
+/// The config's `on-demand-socket`, judged like any socket option; at most one.
+fn on_demand_socket(
+    config: &Config,
+    context: &JailContext,
+) -> Result<Option<SocketSpec>, PolicyError> {
+    let mut entries = config.get_all(ON_DEMAND_OPTION);
+    let Some(first) = entries.next() else {
+        return Ok(None);
+    };
+    if let Some(second) = entries.next() {
+        return Err(refuse(
+            second,
+            format!(
+                "one on-demand socket per vassal (the first is at {})",
+                first.origin
+            ),
+        ));
+    }
+    socket_spec(first, context).map(Some)
+}
+
+/// What the emperor needs to run a vassal on demand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnDemand {
+    /// The socket the emperor binds and holds, and hands to each payload.
+    pub socket: SocketSpec,
+    /// Stop the vassal after this long without a connection (`idle`); None: never.
+    pub idle: Option<std::time::Duration>,
+}
+
+/// The config's on-demand settings, or None for a vassal started at once. `idle` without
+/// `on-demand-socket` is ignored (the caller may warn): only a socket the emperor holds lets
+/// it start a stopped vassal again.
+pub fn on_demand(config: &Config, context: &JailContext) -> Result<Option<OnDemand>, PolicyError> {
+    let Some(socket) = on_demand_socket(config, context)? else {
+        return Ok(None);
+    };
+    let idle = match config.get(IDLE_OPTION) {
+        Some(entry) => {
+            let seconds = entry
+                .value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+                .ok_or_else(|| {
+                    refuse(
+                        entry,
+                        format!("{:?} is not a number of seconds above 0", entry.value),
+                    )
+                })?;
+            Some(std::time::Duration::from_secs_f64(seconds))
+        }
+        None => None,
+    };
+    Ok(Some(OnDemand { socket, idle }))
 }
 
 /// Upper bounds set by the emperor's admin; in tyrant mode a vassal gets min(own, ceiling).
@@ -919,5 +989,52 @@ mod tests {
         assert!(error.reason.contains("--emperor-tyrant-ports"), "{error}");
         // Classic mode: any port.
         assert!(sockets(&denied, &JailContext::default()).is_ok());
+    }
+
+    #[test]
+    fn the_on_demand_socket_comes_first_and_obeys_the_tyrant_ports() {
+        let mut context = tyrant();
+        context.tyrant_ports = "9000".parse().unwrap();
+        let ok = config(&[
+            ("socket", "/tmp/own.sock"),
+            ("on-demand-socket", "127.0.0.1:9000"),
+            ("idle", "2.5"),
+        ]);
+        let specs = sockets(&ok, &context).unwrap();
+        assert_eq!(specs[0].option, "on-demand-socket");
+        assert_eq!(specs[1].option, "socket");
+        let od = on_demand(&ok, &context).unwrap().unwrap();
+        assert_eq!(od.idle, Some(std::time::Duration::from_millis(2500)));
+        assert_eq!(od.socket.value, "127.0.0.1:9000");
+
+        let denied = config(&[("on-demand-socket", ":8080")]);
+        let error = on_demand(&denied, &context).unwrap_err();
+        assert_eq!(error.option, "on-demand-socket");
+        assert!(
+            error
+                .to_string()
+                .starts_with("app.ini:2: option \"on-demand-socket\": port 8080"),
+            "{error}"
+        );
+        assert!(
+            on_demand(&denied, &JailContext::default()).is_ok(),
+            "classic: any port"
+        );
+    }
+
+    #[test]
+    fn idle_must_be_positive_seconds_and_one_on_demand_socket_is_the_limit() {
+        let bad = config(&[("on-demand-socket", "@x"), ("idle", "soon")]);
+        assert_eq!(
+            on_demand(&bad, &JailContext::default()).unwrap_err().option,
+            "idle"
+        );
+        let zero = config(&[("on-demand-socket", "@x"), ("idle", "0")]);
+        assert!(on_demand(&zero, &JailContext::default()).is_err());
+        let two = config(&[("on-demand-socket", "@x"), ("on-demand-socket", "@y")]);
+        let error = on_demand(&two, &JailContext::default()).unwrap_err();
+        assert!(error.reason.contains("one on-demand socket"), "{error}");
+        let plain = config(&[("idle", "5")]);
+        assert_eq!(on_demand(&plain, &JailContext::default()), Ok(None));
     }
 }

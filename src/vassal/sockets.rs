@@ -1,10 +1,12 @@
 //! The vassal's listening sockets: bound once by the runtime, before its jail (so in the host
 //! network namespace and with the runtime's credentials), kept open across reloads and handed
 //! to every payload it starts. While a payload restarts, connections wait in the backlog.
+//! An `on-demand-socket` is the emperor's: bound and held by it, and handed to the runtime
+//! (`--on-demand-fd`); only a runtime run by hand binds it itself.
 
-use super::policy::{SocketAddress, SocketSpec};
+use super::policy::{SocketAddress, SocketSpec, ON_DEMAND_OPTION};
 use std::net::TcpListener;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
 
@@ -15,12 +17,19 @@ pub struct Bound {
     pub fd: OwnedFd,
 }
 
-/// Bind every socket, in order; the first failure names its option and address.
-pub fn bind_all(specs: &[SocketSpec]) -> Result<Vec<Bound>, String> {
+/// Bind every socket, in order, taking the on-demand one from `held` when the emperor gave
+/// it; the first failure names its option and address.
+pub fn bind_all(specs: &[SocketSpec], held: Option<BorrowedFd<'_>>) -> Result<Vec<Bound>, String> {
     specs
         .iter()
         .map(|spec| {
-            bind(&spec.address)
+            let socket = match held {
+                Some(fd) if spec.option.replace('_', "-") == ON_DEMAND_OPTION => {
+                    fd.try_clone_to_owned()
+                }
+                _ => bind(&spec.address),
+            };
+            socket
                 .map(|fd| Bound {
                     spec: spec.clone(),
                     fd,
@@ -35,7 +44,8 @@ pub fn bind_all(specs: &[SocketSpec]) -> Result<Vec<Bound>, String> {
         .collect()
 }
 
-fn bind(address: &SocketAddress) -> std::io::Result<OwnedFd> {
+/// Bind one listening socket (the emperor binds its held sockets with this too).
+pub fn bind(address: &SocketAddress) -> std::io::Result<OwnedFd> {
     match address {
         // std sets SO_REUSEADDR and close-on-exec (a payload gets it only through the fd map).
         SocketAddress::Tcp(addr) => TcpListener::bind(addr).map(OwnedFd::from),

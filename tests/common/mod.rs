@@ -504,6 +504,15 @@ pub fn have_root(test: &str) -> bool {
     false
 }
 
+/// A temp dir any tenant can read, with `server.py` (holding `script`) in it.
+pub fn site(script: &str) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = open_tempdir();
+    let server = write(&tmp.path().join("server.py"), script);
+    std::fs::set_permissions(&server, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (tmp, server)
+}
+
 /// A temp dir with a `vassals` dir that tenants can traverse (tempdir makes 0700 dirs).
 pub fn open_tempdir() -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,246 @@
+//! Listening sockets the emperor binds and holds for its vassals (on-demand sockets today,
+//! later the socket a pool of vassals shares): keyed by address, counted by the vassals that
+//! use it, closed when the last one lets go. Each vassal's runtime gets the held socket as an
+//! fd and hands it to every payload like a socket of its own.
+//!
+//! A tenant names the address in its config, so the emperor binds a UNIX path with the
+//! tenant's filesystem identity (`jail::fsid`): the kernel checks the path as it would for the
+//! tenant, the socket file belongs to the tenant, and the stale file bind replaces or the file
+//! unlinked at the end is only ever one the tenant could remove itself.
+
+use crate::vassal::policy::{SocketAddress, SocketSpec};
+use crate::vassal::sockets;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use tracing::warn;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeldError {
+    #[error("{place}: option \"{option}\": bind {address}: {source}")]
+    Bind {
+        place: String,
+        option: String,
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("{place}: option \"{option}\": {address} is already held for another vassal")]
+    InUse {
+        place: String,
+        option: String,
+        address: String,
+    },
+    #[error("{place}: option \"{option}\": binding {address} as its owner: {source}")]
+    Identity {
+        place: String,
+        option: String,
+        address: String,
+        source: jail::SysError,
+    },
+}
+
+/// Who a held socket is bound as: a tenant's (uid, gid) in tyrant mode, None for the emperor.
+pub type Identity = Option<(u32, u32)>;
+
+#[derive(Debug)]
+struct Held {
+    fd: OwnedFd,
+    identity: Identity,
+    /// Vassals using it.
+    users: usize,
+    /// The socket file bind made, removed when the socket closes if it is still that file.
+    file: Option<SocketFile>,
+}
+
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct HeldSockets {
+    by_address: HashMap<SocketAddress, Held>,
+}
+
+impl HeldSockets {
+    /// Hold `spec`'s address for one more vassal, binding it the first time. An address held
+    /// for another identity is refused: one tenant never gets another's socket.
+    pub fn acquire(&mut self, spec: &SocketSpec, identity: Identity) -> Result<(), HeldError> {
+        if let Some(held) = self.by_address.get_mut(&spec.address) {
+            if held.identity != identity {
+                return Err(HeldError::InUse {
+                    place: spec.place.clone(),
+                    option: spec.option.clone(),
+                    address: spec.value.clone(),
+                });
+            }
+            held.users += 1;
+            return Ok(());
+        }
+        let bound = as_identity(identity, || {
+            let fd = sockets::bind(&spec.address)?;
+            let file = match &spec.address {
+                SocketAddress::Unix(path) => {
+                    let meta = std::fs::symlink_metadata(path)?;
+                    Some(SocketFile {
+                        path: path.clone(),
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                    })
+                }
+                _ => None,
+            };
+            Ok((fd, file))
+        });
+        let (fd, file) = match bound {
+            Ok(Ok(bound)) => bound,
+            Ok(Err(source)) => {
+                return Err(HeldError::Bind {
+                    place: spec.place.clone(),
+                    option: spec.option.clone(),
+                    address: spec.value.clone(),
+                    source,
+                })
+            }
+            Err(source) => {
+                return Err(HeldError::Identity {
+                    place: spec.place.clone(),
+                    option: spec.option.clone(),
+                    address: spec.value.clone(),
+                    source,
+                })
+            }
+        };
+        self.by_address.insert(
+            spec.address.clone(),
+            Held {
+                fd,
+                identity,
+                users: 1,
+                file,
+            },
+        );
+        Ok(())
+    }
+
+    /// One vassal less on `address`; the last one closes it (and removes its socket file).
+    pub fn release(&mut self, address: &SocketAddress) {
+        let Some(held) = self.by_address.get_mut(address) else {
+            return;
+        };
+        held.users -= 1;
+        if held.users == 0 {
+            let held = self.by_address.remove(address).expect("present");
+            close(held);
+        }
+    }
+
+    pub fn fd(&self, address: &SocketAddress) -> Option<BorrowedFd<'_>> {
+        self.by_address.get(address).map(|held| held.fd.as_fd())
+    }
+
+    pub fn is_held(&self, address: &SocketAddress) -> bool {
+        self.by_address.contains_key(address)
+    }
+}
+
+impl Drop for HeldSockets {
+    /// The emperor is going: every held socket closes and its file goes.
+    fn drop(&mut self) {
+        for (_, held) in self.by_address.drain() {
+            close(held);
+        }
+    }
+}
+
+fn close(held: Held) {
+    let Held {
+        fd, identity, file, ..
+    } = held;
+    drop(fd);
+    let Some(file) = file else {
+        return;
+    };
+    // As the identity that made it, and only if the path still is that socket: a tenant who
+    // put something else there meanwhile keeps it.
+    let removed = as_identity(identity, || match std::fs::symlink_metadata(&file.path) {
+        Ok(meta) if meta.dev() == file.dev && meta.ino() == file.ino => {
+            std::fs::remove_file(&file.path)
+        }
+        _ => Ok(()),
+    });
+    match removed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(path = %file.path.display(), "cannot remove a held socket's file: {e}"),
+        Err(e) => warn!(path = %file.path.display(), "cannot remove a held socket's file: {e}"),
+    }
+}
+
+/// Run `act` with the filesystem identity of `identity`, or as the emperor when None.
+fn as_identity<T>(identity: Identity, act: impl FnOnce() -> T) -> Result<T, jail::SysError> {
+    match identity {
+        Some((uid, gid)) => jail::fsid::as_fs_identity(uid, gid, act),
+        None => Ok(act()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vassal::policy::parse_socket_address;
+
+    fn spec(value: &str) -> SocketSpec {
+        SocketSpec {
+            place: "app.ini:3".into(),
+            option: "on-demand-socket".into(),
+            value: value.into(),
+            address: parse_socket_address(value).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_held_unix_socket_is_counted_and_its_file_goes_with_the_last_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("od.sock");
+        let spec = spec(&path.display().to_string());
+        let mut held = HeldSockets::default();
+        held.acquire(&spec, None).unwrap();
+        held.acquire(&spec, None).unwrap();
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        held.release(&spec.address);
+        assert!(held.is_held(&spec.address), "one user left");
+        held.release(&spec.address);
+        assert!(!held.is_held(&spec.address));
+        assert!(!path.exists(), "the socket file is removed");
+    }
+
+    #[test]
+    fn an_address_held_for_one_identity_is_refused_to_another() {
+        let mut held = HeldSockets::default();
+        let spec = spec(&format!("@emperor-held-test-{}", std::process::id()));
+        held.acquire(&spec, None).unwrap();
+        let error = held.acquire(&spec, Some((20001, 20001))).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("app.ini:3: option \"on-demand-socket\": @emperor-held-test-"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_socket_file_replaced_meanwhile_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("od.sock");
+        let spec = spec(&path.display().to_string());
+        let mut held = HeldSockets::default();
+        held.acquire(&spec, None).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "not ours").unwrap();
+        held.release(&spec.address);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not ours");
+    }
+}

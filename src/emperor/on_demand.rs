@@ -1,0 +1,358 @@
+//! On-demand vassals (socket activation): a vassal whose config names an `on-demand-socket`
+//! is not started with its config. The emperor binds and holds that socket, waits for a
+//! connection on it in its loop, and only then spawns the vassal, whose runtime hands the held
+//! socket to the payload (connections wait in the backlog meanwhile, so none is refused). With
+//! `idle = S`, the emperor samples the socket's use about once a second and stops the vassal
+//! after S seconds without a connection; the socket stays held and the next connection starts
+//! the vassal again.
+
+use super::activity::Snapshot;
+use super::held::HeldError;
+use super::table::State;
+use super::{Emperor, TOKEN_ON_DEMAND};
+use crate::config::{self, LoadOptions};
+use crate::vassal::policy::{self, JailContext, SocketAddress, SocketSpec};
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+use std::collections::BTreeSet;
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+use tracing::{debug, error, info, warn};
+
+/// The longest time between two samples of a running on-demand vassal's socket.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// The on-demand part of a vassal's entry.
+#[derive(Debug)]
+pub struct OnDemandVassal {
+    /// The socket the emperor holds for it.
+    pub socket: SocketSpec,
+    /// Stop it after this long without a connection; None: never.
+    pub idle: Option<Duration>,
+    /// The held socket is in the epoll set: the vassal waits for a connection.
+    armed: bool,
+    /// Since when its socket has been seen unused (while it runs).
+    idle_since: Option<Instant>,
+    /// It is being stopped for idleness: it waits for a connection again once gone.
+    pub idle_stop: bool,
+}
+
+/// Running on-demand vassals with an `idle` time, and when their sockets are sampled next.
+/// Empty (and no deadline) when there is none: the loop then never wakes for them.
+#[derive(Debug, Default)]
+pub struct IdleWatch {
+    slots: BTreeSet<usize>,
+    next: Option<Instant>,
+}
+
+impl IdleWatch {
+    pub fn deadline(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// A vassal that is gone is sampled no more (the last one takes the deadline with it).
+    pub fn slots_remove(&mut self, slot: usize) {
+        self.slots.remove(&slot);
+        if self.slots.is_empty() {
+            self.next = None;
+        }
+    }
+}
+
+impl Emperor {
+    /// A config asks for its vassal to run: an on-demand one gets its socket held and waits
+    /// for a connection; any other is queued for a spawn. A refused on-demand setting leaves
+    /// the vassal idle, with an error naming the file and option, until its config changes.
+    pub(super) fn start_or_wait(&mut self, slot: usize) {
+        let wanted = match self.read_on_demand(slot) {
+            Ok(wanted) => wanted,
+            Err(message) => {
+                self.refuse_on_demand(slot, &message);
+                return;
+            }
+        };
+        let Some(wanted) = wanted else {
+            self.let_go(slot);
+            self.enqueue(slot);
+            return;
+        };
+        let identity = self.held_identity(slot);
+        let v = self.table.get_mut(slot).expect("slot");
+        let same = v
+            .on_demand
+            .as_ref()
+            .is_some_and(|od| od.socket.address == wanted.socket.address);
+        if !same {
+            self.let_go(slot);
+            if let Err(e) = self.hold(&wanted.socket, identity) {
+                self.refuse_on_demand(slot, &e.to_string());
+                return;
+            }
+        }
+        let v = self.table.get_mut(slot).expect("slot");
+        match &mut v.on_demand {
+            Some(od) => {
+                od.idle = wanted.idle;
+                od.socket = wanted.socket;
+            }
+            None => {
+                v.on_demand = Some(OnDemandVassal {
+                    socket: wanted.socket,
+                    idle: wanted.idle,
+                    armed: false,
+                    idle_since: None,
+                    idle_stop: false,
+                })
+            }
+        }
+        self.wait_for_connection(slot);
+    }
+
+    fn hold(&mut self, socket: &SocketSpec, identity: Option<(u32, u32)>) -> Result<(), HeldError> {
+        // One held socket wakes one vassal (until pools share one).
+        if self.held.is_held(&socket.address) {
+            return Err(HeldError::InUse {
+                place: socket.place.clone(),
+                option: socket.option.clone(),
+                address: socket.value.clone(),
+            });
+        }
+        self.held.acquire(socket, identity)
+    }
+
+    fn refuse_on_demand(&mut self, slot: usize, message: &str) {
+        self.let_go(slot);
+        let v = self.table.get_mut(slot).expect("slot");
+        error!(vassal = %v.name, "{message}: not started");
+        v.state = State::Idle;
+    }
+
+    /// Tyrant mode: the socket is bound with its tenant's filesystem identity.
+    fn held_identity(&self, slot: usize) -> Option<(u32, u32)> {
+        let v = self.table.get(slot).expect("slot");
+        if self.settings.tyrant {
+            v.owner
+        } else {
+            None
+        }
+    }
+
+    /// The config's on-demand settings, read as its runtime will read it: with the emperor's
+    /// `vassal-set`s and `vassals-include`s, the runtime's clean environment, and in tyrant
+    /// mode the tenant's filesystem identity (so `@(file)` and includes read only what the
+    /// tenant may). A config that does not load is not on demand: its runtime reports why.
+    pub(super) fn read_on_demand(&self, slot: usize) -> Result<Option<policy::OnDemand>, String> {
+        let v = self.table.get(slot).expect("slot");
+        let options = LoadOptions {
+            sets: self.settings.vassal_sets.clone(),
+            includes: self.settings.vassals_include.clone(),
+            environment: Some(self.spawner.runtime_env()),
+        };
+        let loaded = match self.held_identity(slot) {
+            Some((uid, gid)) => {
+                jail::fsid::as_fs_identity(uid, gid, || config::load(&v.path, &options))
+                    .map_err(|e| format!("{}: reading it as its owner: {e}", v.path.display()))?
+            }
+            None => config::load(&v.path, &options),
+        };
+        let config = match loaded {
+            Ok(config) => config,
+            Err(e) => {
+                debug!(vassal = %v.name, "not judged for on-demand (its runtime will report): {e}");
+                return Ok(None);
+            }
+        };
+        let context = JailContext {
+            tyrant: self.settings.tyrant,
+            tyrant_ports: self.settings.tyrant_ports.clone(),
+            ..JailContext::default()
+        };
+        let wanted = policy::on_demand(&config, &context).map_err(|e| e.to_string())?;
+        if wanted.is_none() {
+            if let Some(entry) = config.get(policy::IDLE_OPTION) {
+                warn!(vassal = %v.name, "{}: option \"idle\": ignored without on-demand-socket", entry.origin);
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// Whether a config change moves a running vassal to or from on-demand or to another
+    /// socket: then it is stopped and started afresh rather than reloaded. A changed `idle`
+    /// alone takes effect at once.
+    pub(super) fn on_demand_changed(&mut self, slot: usize) -> bool {
+        let wanted = self.read_on_demand(slot);
+        let v = self.table.get_mut(slot).expect("slot");
+        match (wanted, &mut v.on_demand) {
+            (Ok(None), None) => false,
+            (Ok(Some(wanted)), Some(od)) if wanted.socket.address == od.socket.address => {
+                od.idle = wanted.idle;
+                od.socket = wanted.socket;
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Back to waiting: the held socket goes into the epoll set.
+    pub(super) fn wait_for_connection(&mut self, slot: usize) {
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
+        let Some(od) = v.on_demand.as_mut() else {
+            return;
+        };
+        v.state = State::OnDemand;
+        v.voluntary = false;
+        od.idle_since = None;
+        od.idle_stop = false;
+        self.idle.slots_remove(slot);
+        if od.armed {
+            return;
+        }
+        let fd = self
+            .held
+            .fd(&od.socket.address)
+            .expect("held while on demand");
+        let token = TOKEN_ON_DEMAND + slot as u64;
+        match self
+            .epoll
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+        {
+            Ok(()) => {
+                od.armed = true;
+                info!(vassal = %v.name, socket = %od.socket.value, "waiting for a connection");
+            }
+            Err(e) => error!(vassal = %v.name, "epoll_ctl(ADD) for its on-demand socket: {e}"),
+        }
+    }
+
+    /// A connection arrived on a waiting vassal's socket: stop watching it and start the
+    /// vassal; the connection waits in the backlog until the payload accepts it.
+    pub(super) fn on_connection(&mut self, slot: usize) {
+        self.disarm(slot);
+        let Some(v) = self.table.get(slot) else {
+            return;
+        };
+        if v.state != State::OnDemand {
+            return;
+        }
+        info!(vassal = %v.name, "connection on its on-demand socket: starting");
+        self.enqueue(slot);
+    }
+
+    fn disarm(&mut self, slot: usize) {
+        let Some(od) = self.table.get_mut(slot).and_then(|v| v.on_demand.as_mut()) else {
+            return;
+        };
+        if std::mem::take(&mut od.armed) {
+            if let Some(fd) = self.held.fd(&od.socket.address) {
+                let _ = self.epoll.delete(fd);
+            }
+        }
+    }
+
+    /// The vassal no longer uses its on-demand socket (removed, or no longer on demand).
+    pub(super) fn let_go(&mut self, slot: usize) {
+        self.disarm(slot);
+        self.idle.slots_remove(slot);
+        if let Some(od) = self.table.get_mut(slot).and_then(|v| v.on_demand.take()) {
+            self.held.release(&od.socket.address);
+        }
+    }
+
+    /// The held socket a spawn hands to the runtime, if the vassal is on demand.
+    pub(super) fn held_fd(&self, slot: usize) -> Option<BorrowedFd<'_>> {
+        let od = self.table.get(slot)?.on_demand.as_ref()?;
+        self.held.fd(&od.socket.address)
+    }
+
+    /// A spawned on-demand vassal with an `idle` time joins the sampled set.
+    pub(super) fn watch_idle(&mut self, slot: usize) {
+        let Some(od) = self.table.get_mut(slot).and_then(|v| v.on_demand.as_mut()) else {
+            return;
+        };
+        od.idle_since = None;
+        let Some(idle) = od.idle else {
+            return;
+        };
+        self.idle.slots.insert(slot);
+        let next = Instant::now() + sample_period(idle);
+        self.idle.next = Some(self.idle.next.map_or(next, |at| at.min(next)));
+    }
+
+    /// Sample every watched vassal's socket (one read of each kernel table per sample) and
+    /// stop those idle for their whole `idle` time.
+    pub(super) fn sample_idle(&mut self, now: Instant) {
+        if self.idle.next.is_none_or(|at| at > now) {
+            return;
+        }
+        let mut snapshot = Snapshot::default();
+        let mut period: Option<Duration> = None;
+        let mut idle_out = Vec::new();
+        for slot in self.idle.slots.clone() {
+            let Some(v) = self.table.get_mut(slot) else {
+                self.idle.slots_remove(slot);
+                continue;
+            };
+            let Some(od) = v.on_demand.as_mut() else {
+                self.idle.slots_remove(slot);
+                continue;
+            };
+            let (Some(idle), false) = (od.idle, od.idle_stop) else {
+                continue;
+            };
+            if !matches!(v.state, State::Starting | State::Running | State::Reloading) {
+                continue;
+            }
+            let busy = match &od.socket.address {
+                SocketAddress::Tcp(addr) => snapshot.tcp_busy(*addr),
+                SocketAddress::Unix(path) => snapshot.unix_busy(&path.to_string_lossy()),
+                SocketAddress::Abstract(name) => snapshot.unix_busy(&format!("@{name}")),
+            };
+            if busy {
+                od.idle_since = None;
+            } else if now.duration_since(*od.idle_since.get_or_insert(now)) >= idle {
+                idle_out.push(slot);
+                continue;
+            }
+            let p = sample_period(idle);
+            period = Some(period.map_or(p, |q| q.min(p)));
+        }
+        for slot in idle_out {
+            self.idle.slots_remove(slot);
+            let v = self.table.get_mut(slot).expect("watched slot");
+            info!(vassal = %v.name, "idle: stopping until the next connection");
+            self.stop(slot);
+            if let Some(od) = self.table.get_mut(slot).and_then(|v| v.on_demand.as_mut()) {
+                od.idle_stop = true;
+            }
+        }
+        self.idle.next = match (self.idle.slots.is_empty(), period) {
+            (true, _) => None,
+            (false, Some(p)) => Some(now + p),
+            (false, None) => Some(now + SAMPLE_EVERY),
+        };
+    }
+}
+
+/// Once a second, or four times per `idle` when that is shorter.
+fn sample_period(idle: Duration) -> Duration {
+    (idle / 4).clamp(Duration::from_millis(50), SAMPLE_EVERY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_are_sampled_once_a_second_or_four_times_per_idle_time() {
+        assert_eq!(sample_period(Duration::from_secs(60)), SAMPLE_EVERY);
+        assert_eq!(
+            sample_period(Duration::from_secs(2)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            sample_period(Duration::from_millis(10)),
+            Duration::from_millis(50)
+        );
+    }
+}
