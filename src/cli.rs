@@ -136,6 +136,9 @@ pub struct ReloadCommand {
     /// Vassal names or glob patterns (`web*.ini`); none means every vassal.
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+    /// Only the vassals of this pool (the value of their `pool-socket`).
+    #[arg(long, value_name = "ADDR")]
+    pub pool: Option<String>,
     /// Vassals that must be ready (accepting) at every moment of the reload.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub minimum_active_vassals: usize,
@@ -192,8 +195,8 @@ pub struct VassalCommand {
     pub cgroup_fd: Option<i32>,
     /// An fd (passed by the emperor) on the listening socket it holds for the config's
     /// `on-demand-socket`: the payload gets it instead of a socket of the runtime's own.
-    #[arg(long = "on-demand-fd", hide = true)]
-    pub on_demand_fd: Option<i32>,
+    #[arg(long = "held-fd", hide = true)]
+    pub held_fd: Option<i32>,
     /// An option placed before the config's own (KEY=VALUE). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -459,7 +462,7 @@ impl VassalCommand {
             cloned: namespaces("--jail-cloned", &self.jail_cloned)?,
             tyrant: self.tyrant,
             cgroup_fd: self.cgroup_fd,
-            on_demand_fd: self.on_demand_fd,
+            held_fd: self.held_fd,
             tyrant_ports: self
                 .tyrant_ports
                 .parse()

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
                     ExitCode::from(reload::run(&reload::ReloadArgs {
                         control: args.control,
                         names: args.names,
+                        pool: args.pool,
                         minimum_active: args.minimum_active_vassals,
                         timeout,
                         check_interval,

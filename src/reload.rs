@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct ReloadArgs {
     pub control: PathBuf,
-    /// Vassal names or glob patterns; empty means every vassal.
+    /// Vassal names or glob patterns; empty means every vassal (of the pool, if one is given).
     pub names: Vec<String>,
+    /// Only the vassals of this pool (their `pool-socket` value).
+    pub pool: Option<String>,
     pub minimum_active: usize,
     pub timeout: Duration,
     pub check_interval: Duration,
@@ -112,6 +114,7 @@ impl Control {
                         running: v["pid"].as_i64().is_some_and(|p| p > 0),
                         accepting: v["accepting"] == true,
                         starts: v["starts"].as_u64().unwrap_or(0),
+                        pool: v["pool"].as_str().unwrap_or_default().to_string(),
                     },
                 ))
             })
@@ -119,11 +122,12 @@ impl Control {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct VassalState {
     running: bool,
     accepting: bool,
     starts: u64,
+    pool: String,
 }
 
 /// How one selected vassal ended.
@@ -219,7 +223,16 @@ fn reload(args: &ReloadArgs) -> Result<Report, ReloadError> {
     };
     let start = Instant::now();
     let status = control.status()?;
-    let known: Vec<String> = status.keys().cloned().collect();
+    let known: Vec<String> = status
+        .iter()
+        .filter(|(_, v)| args.pool.as_ref().is_none_or(|pool| &v.pool == pool))
+        .map(|(name, _)| name.clone())
+        .collect();
+    if let (Some(pool), true) = (&args.pool, known.is_empty()) {
+        return Err(ReloadError::Usage(format!(
+            "no vassal is in pool \"{pool}\""
+        )));
+    }
     let selected = select(&args.names, &known)?;
     let ready_now = selected.iter().filter(|n| status[*n].accepting).count();
     if ready_now <= args.minimum_active && selected.iter().all(|n| status[n].accepting) {
@@ -280,7 +293,7 @@ fn reload(args: &ReloadArgs) -> Result<Report, ReloadError> {
         let mut room = ready_count.saturating_sub(args.minimum_active);
         let mut waiting = VecDeque::new();
         while let Some(name) = pending.pop_front() {
-            let Some(state) = status.get(&name).copied() else {
+            let Some(state) = status.get(&name).cloned() else {
                 fates.insert(name, Fate::Failed("its config was removed".into()));
                 continue;
             };

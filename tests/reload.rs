@@ -264,3 +264,159 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// Seed 003's promise under load: four nginx vassals share one emperor-held socket; two
+/// rolling reloads with a minimum of two run while wrk hammers it. wrk counts no failed and
+/// no non-2xx request; every vassal ends with a new payload; the readiness sampled all along
+/// never fell below two.
+#[test]
+fn a_pool_of_four_nginx_keeps_serving_through_two_rolling_reloads_under_wrk() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let test = "a_pool_of_four_nginx_keeps_serving_through_two_rolling_reloads_under_wrk";
+    if !have_root(test) {
+        return;
+    }
+    for tool in ["/usr/sbin/nginx", "/usr/bin/wrk"] {
+        if !Path::new(tool).exists() {
+            assert!(std::env::var("CI").is_err(), "CI installs {tool}");
+            eprintln!("skipping {test}: {tool} is not installed");
+            return;
+        }
+    }
+    let _lock = timing_lock();
+    let tmp = open_tempdir();
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::create_dir_all(root.join("nginx-tmp")).unwrap();
+    std::fs::write(root.join("www/index.html"), "hello from the pool\n").unwrap();
+    let pool = free_port();
+    let (emperor, control) = emperor_with_control(root);
+    let names = ["web1.ini", "web2.ini", "web3.ini", "web4.ini"];
+    for name in names {
+        let own = free_port();
+        let conf = write(
+            &root.join(format!("{name}.nginx.conf")),
+            &format!(
+                "worker_processes 1;\nerror_log stderr;\npid {r}/{name}.pid;\nevents {{ worker_connections 256; }}\n\
+                 http {{ access_log off; keepalive_timeout 0; client_body_temp_path {r}/nginx-tmp; \
+                 proxy_temp_path {r}/nginx-tmp; fastcgi_temp_path {r}/nginx-tmp; uwsgi_temp_path {r}/nginx-tmp; \
+                 scgi_temp_path {r}/nginx-tmp; server {{ listen 127.0.0.1:{pool}; listen 127.0.0.1:{own}; root {r}/www; }} }}\n",
+                r = root.display()
+            ),
+        );
+        emperor.write(
+            name,
+            &format!(
+                "[uwsgi]\npool-socket = 127.0.0.1:{pool}\nsocket = 127.0.0.1:{own}\n\
+                 ready-check = http://127.0.0.1:{own}/\nstop-signal = QUIT\n\
+                 privileged-binary-patch-arg = nginx -g \"daemon off;\" -c {}\n",
+                conf.display()
+            ),
+        );
+    }
+    let accepting = |stats: &serde_json::Value| {
+        stats["vassals"]
+            .as_array()
+            .map_or(0, |vs| vs.iter().filter(|v| v["accepting"] == true).count())
+    };
+    emperor.wait_until("the four are ready", || accepting(&emperor.stats()) == 4);
+    let payloads_before: Vec<i32> = names.iter().map(|n| emperor.running(n).1).collect();
+    assert!(http_get(pool).is_some_and(|b| b.contains("hello from the pool")));
+
+    // Readiness sampled from the stats every 10 ms while everything runs.
+    let sampling = AtomicBool::new(true);
+    let stats_addr = emperor.stats_addr.clone();
+    let (least, samples) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let (mut least, mut samples) = (usize::MAX, 0u32);
+            while sampling.load(Ordering::Relaxed) {
+                let mut text = String::new();
+                let read = std::os::unix::net::UnixStream::connect(&stats_addr)
+                    .and_then(|mut s| std::io::Read::read_to_string(&mut s, &mut text));
+                if let (Ok(_), Ok(stats)) = (read, serde_json::from_str(&text)) {
+                    least = least.min(accepting(&stats));
+                    samples += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (least, samples)
+        });
+        let started = Instant::now();
+        let wrk = scope.spawn(move || {
+            Command::new("/usr/bin/wrk")
+                .args([
+                    "-c",
+                    "20",
+                    "-t",
+                    "2",
+                    "-d",
+                    "12s",
+                    "-H",
+                    "Connection: close",
+                ])
+                .arg(format!("http://127.0.0.1:{pool}/"))
+                .output()
+        });
+        // The reloads start once wrk is under way (it runs 12 s).
+        std::thread::sleep(Duration::from_secs(2));
+        for round in 1..=2 {
+            let output = reload(
+                &control,
+                &[
+                    "--pool",
+                    &format!("127.0.0.1:{pool}"),
+                    "--minimum-active-vassals",
+                    "2",
+                ],
+            );
+            assert!(
+                output.status.success(),
+                "reload {round}: {}",
+                stderr(&output)
+            );
+        }
+        let reloads_took = started.elapsed();
+        let output = wrk.join().unwrap().unwrap();
+        sampling.store(false, Ordering::Relaxed);
+        let report = String::from_utf8_lossy(&output.stdout).into_owned();
+        eprintln!("{report}");
+        assert!(output.status.success(), "wrk failed: {report}");
+        assert!(
+            reloads_took < Duration::from_secs(11),
+            "both reloads ({reloads_took:?}) must happen while wrk runs"
+        );
+        let requests: u64 = report
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in "))
+            .and_then(|(n, _)| n.trim().parse().ok())
+            .expect("wrk reports its request count");
+        assert!(requests > 1000, "{report}");
+        assert!(
+            !report.contains("Socket errors"),
+            "wrk saw socket errors: {report}"
+        );
+        assert!(
+            !report.contains("Non-2xx"),
+            "wrk saw non-2xx responses: {report}"
+        );
+        sampler.join().unwrap()
+    });
+    assert!(samples > 50, "only {samples} readiness samples");
+    assert!(
+        least >= 2,
+        "at one sampled moment only {least} vassal(s) were ready"
+    );
+    let stats = emperor.stats();
+    for (name, before) in names.iter().zip(payloads_before) {
+        let v = stats["vassals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == *name)
+            .unwrap();
+        assert_ne!(v["payload_pid"], before, "{name} has a new payload");
+    }
+    let log = emperor.log();
+    assert_eq!(log.matches("reload lock taken").count(), 2, "{log}");
+}

@@ -57,6 +57,7 @@ impl Emperor {
                     "state": v.state.name(),
                     "accepting": v.accepting,
                     "starts": v.starts,
+                    "pool": v.pool.as_ref().map_or("", |s| s.value.as_str()),
                 })
             })
             .collect()

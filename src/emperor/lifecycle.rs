@@ -62,9 +62,9 @@ impl Emperor {
         v.owner = event.owner;
         match v.state {
             State::Running | State::Starting => {
-                if self.on_demand_changed(slot) {
+                if self.on_demand_changed(slot) || self.pool_changed(slot) {
                     let v = self.table.get_mut(slot).expect("indexed slot");
-                    info!(vassal = %v.name, "config changed its on-demand socket: starting afresh");
+                    info!(vassal = %v.name, "config changed its on-demand or pool socket: starting afresh");
                     self.stop(slot);
                     self.table.get_mut(slot).expect("indexed slot").readd = true;
                 } else {

@@ -8,6 +8,7 @@ mod held;
 mod identity;
 mod lifecycle;
 mod on_demand;
+mod pool;
 mod spawn;
 pub mod stats;
 mod table;

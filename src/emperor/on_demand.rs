@@ -72,6 +72,10 @@ impl Emperor {
         };
         let Some(wanted) = wanted else {
             self.let_go(slot);
+            if let Err(message) = self.join_pool(slot) {
+                self.refuse_on_demand(slot, &message);
+                return;
+            }
             self.enqueue(slot);
             return;
         };
@@ -119,7 +123,7 @@ impl Emperor {
         self.held.acquire(socket, identity)
     }
 
-    fn refuse_on_demand(&mut self, slot: usize, message: &str) {
+    pub(super) fn refuse_on_demand(&mut self, slot: usize, message: &str) {
         self.let_go(slot);
         let v = self.table.get_mut(slot).expect("slot");
         error!(vassal = %v.name, "{message}: not started");
@@ -127,7 +131,7 @@ impl Emperor {
     }
 
     /// Tyrant mode: the socket is bound with its tenant's filesystem identity.
-    fn held_identity(&self, slot: usize) -> Option<(u32, u32)> {
+    pub(super) fn held_identity(&self, slot: usize) -> Option<(u32, u32)> {
         let v = self.table.get(slot).expect("slot");
         if self.settings.tyrant {
             v.owner
@@ -141,6 +145,31 @@ impl Emperor {
     /// mode the tenant's filesystem identity (so `@(file)` and includes read only what the
     /// tenant may). A config that does not load is not on demand: its runtime reports why.
     pub(super) fn read_on_demand(&self, slot: usize) -> Result<Option<policy::OnDemand>, String> {
+        let Some(config) = self.load_as_runtime(slot)? else {
+            return Ok(None);
+        };
+        let v = self.table.get(slot).expect("slot");
+        let wanted = policy::on_demand(&config, &self.held_context()).map_err(|e| e.to_string())?;
+        if wanted.is_none() {
+            if let Some(entry) = config.get(policy::IDLE_OPTION) {
+                warn!(vassal = %v.name, "{}: option \"idle\": ignored without on-demand-socket", entry.origin);
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// What the emperor judges a held socket's address with (the tyrant port rule).
+    pub(super) fn held_context(&self) -> JailContext {
+        JailContext {
+            tyrant: self.settings.tyrant,
+            tyrant_ports: self.settings.tyrant_ports.clone(),
+            ..JailContext::default()
+        }
+    }
+
+    /// The vassal's config as its runtime will load it (see [`Self::read_on_demand`]); None
+    /// when it does not load (its runtime reports why).
+    pub(super) fn load_as_runtime(&self, slot: usize) -> Result<Option<config::Config>, String> {
         let v = self.table.get(slot).expect("slot");
         let options = LoadOptions {
             sets: self.settings.vassal_sets.clone(),
@@ -154,25 +183,13 @@ impl Emperor {
             }
             None => config::load(&v.path, &options),
         };
-        let config = match loaded {
-            Ok(config) => config,
+        match loaded {
+            Ok(config) => Ok(Some(config)),
             Err(e) => {
-                debug!(vassal = %v.name, "not judged for on-demand (its runtime will report): {e}");
-                return Ok(None);
-            }
-        };
-        let context = JailContext {
-            tyrant: self.settings.tyrant,
-            tyrant_ports: self.settings.tyrant_ports.clone(),
-            ..JailContext::default()
-        };
-        let wanted = policy::on_demand(&config, &context).map_err(|e| e.to_string())?;
-        if wanted.is_none() {
-            if let Some(entry) = config.get(policy::IDLE_OPTION) {
-                warn!(vassal = %v.name, "{}: option \"idle\": ignored without on-demand-socket", entry.origin);
+                debug!(vassal = %v.name, "not judged for held sockets (its runtime will report): {e}");
+                Ok(None)
             }
         }
-        Ok(wanted)
     }
 
     /// Whether a config change moves a running vassal to or from on-demand or to another
@@ -250,8 +267,10 @@ impl Emperor {
         }
     }
 
-    /// The vassal no longer uses its on-demand socket (removed, or no longer on demand).
+    /// The vassal no longer uses its held sockets (removed, or no longer on demand or in a
+    /// pool).
     pub(super) fn let_go(&mut self, slot: usize) {
+        self.leave_pool(slot);
         self.disarm(slot);
         self.idle.slots_remove(slot);
         if let Some(od) = self.table.get_mut(slot).and_then(|v| v.on_demand.take()) {
@@ -259,10 +278,15 @@ impl Emperor {
         }
     }
 
-    /// The held socket a spawn hands to the runtime, if the vassal is on demand.
+    /// The held socket a spawn hands to the runtime, if the vassal is on demand or in a pool.
     pub(super) fn held_fd(&self, slot: usize) -> Option<BorrowedFd<'_>> {
-        let od = self.table.get(slot)?.on_demand.as_ref()?;
-        self.held.fd(&od.socket.address)
+        let v = self.table.get(slot)?;
+        let socket = match (&v.on_demand, &v.pool) {
+            (Some(od), _) => &od.socket,
+            (None, Some(pool)) => pool,
+            (None, None) => return None,
+        };
+        self.held.fd(&socket.address)
     }
 
     /// A spawned on-demand vassal with an `idle` time joins the sampled set.

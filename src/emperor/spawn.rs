@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Where the runtime finds its payload's cgroup directory.
 const CGROUP_FD: i32 = 4;
 /// Where the runtime finds the socket the emperor holds for an on-demand vassal.
-const ON_DEMAND_FD: i32 = 5;
+const HELD_FD: i32 = 5;
 
 /// Environment variables the emperor hands down to its runtimes (log settings only).
 const PASSED_ENV: [&str; 2] = ["RUST_LOG", "EMPEROR_LOG"];
@@ -169,7 +169,7 @@ impl Spawner {
             None => None,
         };
         if held.is_some() {
-            argv.extend(["--on-demand-fd".to_string(), ON_DEMAND_FD.to_string()]);
+            argv.extend(["--held-fd".to_string(), HELD_FD.to_string()]);
         }
         argv.push(config_arg);
         let mut launch = Launch::new(&self.binary, &argv)?;
@@ -180,7 +180,7 @@ impl Spawner {
             }
         }
         if let Some(held) = held {
-            launch.map_fd(held.as_raw_fd(), ON_DEMAND_FD);
+            launch.map_fd(held.as_raw_fd(), HELD_FD);
         }
         launch.env(ENV_FD, VASSAL_FD.to_string())?;
         for (key, value) in &self.env {

@@ -99,6 +99,13 @@ fn running_config(pid: i32) -> Option<String> {
     Some(String::from_utf8_lossy(last).into_owned())
 }
 
+/// The payload of a runtime: its first child (a graceful reload changes it, not the runtime).
+fn payload_of(runtime: i32) -> Option<i32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{runtime}/task/{runtime}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
 fn unix_time(t: Option<SystemTime>) -> u64 {
     t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs())
@@ -172,6 +179,7 @@ impl StatsView<'_> {
             "config": v.path.display().to_string(),
             "running_config": v.pid().and_then(|p| running_config(p.as_raw())).unwrap_or_default(),
             "pid": v.pid().map_or(-1, |p| p.as_raw()),
+            "payload_pid": v.pid().and_then(|p| payload_of(p.as_raw())).unwrap_or(-1),
             "state": v.state.name(),
             "born": unix_time(v.born),
             "last_mod": unix_time(v.last_mod),
@@ -187,6 +195,7 @@ impl StatsView<'_> {
             "cursed": 0,
             "zerg": 0,
             "on_demand": v.on_demand.as_ref().map_or("", |od| od.socket.value.as_str()),
+            "pool": v.pool.as_ref().map_or("", |s| s.value.as_str()),
             "uid": vuid,
             "gid": vgid,
             "monitor": v.monitor,

@@ -95,6 +95,8 @@ pub struct Vassal {
     pub unknown_warned: Option<Instant>,
     /// The socket the emperor holds for it and its idle time, when it runs on demand.
     pub on_demand: Option<super::on_demand::OnDemandVassal>,
+    /// The socket its pool shares (`pool-socket`), held by the emperor.
+    pub pool: Option<crate::vassal::policy::SocketSpec>,
 }
 
 impl Vassal {
@@ -132,6 +134,7 @@ impl Vassal {
             unknown_bytes: 0,
             unknown_warned: None,
             on_demand: None,
+            pool: None,
         }
     }
 

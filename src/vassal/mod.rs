@@ -98,10 +98,10 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
         .map_err(|e| format!("--cgroup-fd: {e}"))?;
     let held = args
         .jail
-        .on_demand_fd
+        .held_fd
         .map(jail::fd::adopt_inherited)
         .transpose()
-        .map_err(|e| format!("--on-demand-fd: {e}"))?;
+        .map_err(|e| format!("--held-fd: {e}"))?;
     let mut supervisor = Supervisor::new(signals, cgroup);
     let mut state = FallbackState::default();
     let held_fd = held.as_ref().map(std::os::fd::AsFd::as_fd);

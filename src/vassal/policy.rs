@@ -27,7 +27,7 @@ pub struct JailContext {
     /// Host TCP ports a tyrant vassal may bind (`--emperor-tyrant-ports`); none when unset.
     pub tyrant_ports: PortList,
     /// The listening socket the emperor holds for `on-demand-socket` (an inherited fd).
-    pub on_demand_fd: Option<i32>,
+    pub held_fd: Option<i32>,
 }
 
 /// A set of TCP ports, as `8000-8999,9090`.
@@ -136,6 +136,9 @@ pub fn parse_socket_address(value: &str) -> Result<SocketAddress, String> {
 
 /// The option naming the socket the emperor holds for an on-demand vassal.
 pub const ON_DEMAND_OPTION: &str = "on-demand-socket";
+/// The option naming a socket the emperor holds and shares between every vassal naming it
+/// (a pool): a connection waits in its backlog for whichever vassal accepts first.
+pub const POOL_OPTION: &str = "pool-socket";
 /// The option giving how long an on-demand vassal may stay idle before the emperor stops it.
 pub const IDLE_OPTION: &str = "idle";
 
@@ -144,6 +147,19 @@ pub const IDLE_OPTION: &str = "idle";
 /// `--emperor-tyrant-ports`.
 pub fn sockets(config: &Config, context: &JailContext) -> Result<Vec<SocketSpec>, PolicyError> {
     let mut specs: Vec<SocketSpec> = on_demand_socket(config, context)?.into_iter().collect();
+    if let Some(pool) = pool_socket(config, context)? {
+        if let Some(on_demand) = specs.first() {
+            let entry = config.get(POOL_OPTION).expect("just read");
+            return Err(refuse(
+                entry,
+                format!(
+                    "a vassal is either on demand or in a pool (on-demand-socket at {})",
+                    on_demand.place
+                ),
+            ));
+        }
+        specs.push(pool);
+    }
     let is_socket = |key: &str| SOCKET_OPTIONS.contains(&key.replace('_', "-").as_str());
     for entry in config.entries.iter().filter(|e| is_socket(&e.key)) {
         specs.push(socket_spec(entry, context)?);
@@ -178,17 +194,36 @@ fn on_demand_socket(
     config: &Config,
     context: &JailContext,
 ) -> Result<Option<SocketSpec>, PolicyError> {
-    let mut entries = config.get_all(ON_DEMAND_OPTION);
+    held_socket(
+        config,
+        context,
+        ON_DEMAND_OPTION,
+        "one on-demand socket per vassal",
+    )
+}
+
+/// The config's `pool-socket` (the socket its pool shares, held by the emperor); at most one.
+pub fn pool_socket(
+    config: &Config,
+    context: &JailContext,
+) -> Result<Option<SocketSpec>, PolicyError> {
+    held_socket(config, context, POOL_OPTION, "one pool socket per vassal")
+}
+
+fn held_socket(
+    config: &Config,
+    context: &JailContext,
+    option: &str,
+    one: &str,
+) -> Result<Option<SocketSpec>, PolicyError> {
+    let mut entries = config.get_all(option);
     let Some(first) = entries.next() else {
         return Ok(None);
     };
     if let Some(second) = entries.next() {
         return Err(refuse(
             second,
-            format!(
-                "one on-demand socket per vassal (the first is at {})",
-                first.origin
-            ),
+            format!("{one} (the first is at {})", first.origin),
         ));
     }
     socket_spec(first, context).map(Some)

@@ -2,9 +2,9 @@
 //! network namespace and with the runtime's credentials), kept open across reloads and handed
 //! to every payload it starts. While a payload restarts, connections wait in the backlog.
 //! An `on-demand-socket` is the emperor's: bound and held by it, and handed to the runtime
-//! (`--on-demand-fd`); only a runtime run by hand binds it itself.
+//! (`--held-fd`); only a runtime run by hand binds it itself.
 
-use super::policy::{SocketAddress, SocketSpec, ON_DEMAND_OPTION};
+use super::policy::{SocketAddress, SocketSpec, ON_DEMAND_OPTION, POOL_OPTION};
 use std::net::TcpListener;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
@@ -17,16 +17,20 @@ pub struct Bound {
     pub fd: OwnedFd,
 }
 
-/// Bind every socket, in order, taking the on-demand one from `held` when the emperor gave
+/// Whether the emperor holds the socket of this option (and hands it down as `--held-fd`).
+fn is_held(option: &str) -> bool {
+    let option = option.replace('_', "-");
+    option == ON_DEMAND_OPTION || option == POOL_OPTION
+}
+
+/// Bind every socket, in order, taking the on-demand or pool one from `held` when the emperor gave
 /// it; the first failure names its option and address.
 pub fn bind_all(specs: &[SocketSpec], held: Option<BorrowedFd<'_>>) -> Result<Vec<Bound>, String> {
     specs
         .iter()
         .map(|spec| {
             let socket = match held {
-                Some(fd) if spec.option.replace('_', "-") == ON_DEMAND_OPTION => {
-                    fd.try_clone_to_owned()
-                }
+                Some(fd) if is_held(&spec.option) => fd.try_clone_to_owned(),
                 _ => bind(&spec.address),
             };
             socket
