@@ -65,7 +65,10 @@ fn each_config_format_runs_its_vassal_with_magic_vars_and_placeholders() {
                 .filter(|t| t.ends_with('\n'))
         });
         assert_eq!(text, expected(&emperor.vassals, name, ext), "{ext}");
-        assert_eq!(cmdline(payload), "sleep 1000", "{ext}");
+        // The marker is written just before the shell execs its sleep.
+        emperor.wait_until(&format!("{ext}: the shell execs sleep"), || {
+            cmdline(payload) == "sleep 1000"
+        });
     }
     let totals = &emperor.stats()["totals"];
     assert_eq!(totals["running"], formats.len());
@@ -139,7 +142,9 @@ fn env_and_chdir_reach_the_payload() {
         std::fs::read_link(format!("/proc/{payload}/cwd")).unwrap(),
         std::fs::canonicalize(tmp.path()).unwrap()
     );
-    // The payload holds the protocol socket on fd 3, named by UWSGI_EMPEROR_FD.
+    // The payload holds the protocol socket on fd 3, named by UWSGI_EMPEROR_FD. (Read once
+    // the shell has exec'd its sleep: /proc/PID/environ reads empty while an exec swaps it.)
+    emperor.wait_until("the shell execs sleep", || cmdline(payload) == "sleep 1000");
     let environ = std::fs::read(format!("/proc/{payload}/environ")).unwrap();
     assert!(environ
         .split(|&b| b == 0)
