@@ -144,13 +144,14 @@ fn p_pauses_and_resumes_the_payload_and_several_commands_go_in_one_write() {
         emperor.log().contains("master FIFO: stats")
     });
     send(&fifo, b"p");
-    emperor.wait_until("the payload runs again", || state(payload) == 'S');
+    emperor.wait_until("the payload runs again", || state(payload) != 'T');
 
     send(&fifo, b"pps");
     emperor.wait_until("a second stats line", || {
         count(&emperor.log(), "master FIFO: stats") == 2
     });
-    assert_eq!(state(payload), 'S', "paused then resumed in one write");
+    // Running or asleep, not stopped ('R' for a moment after its SIGCONT).
+    assert_ne!(state(payload), 'T', "paused then resumed in one write");
     let log = emperor.log();
     assert_eq!(count(&log, "payload paused (SIGSTOP"), 2, "{log}");
     assert_eq!(count(&log, "payload resumed (SIGCONT"), 2, "{log}");
