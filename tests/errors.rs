@@ -106,3 +106,25 @@ fn fixed_config_is_forgiven_and_runs() {
             .is_some_and(|v| v["state"] == "running" && v["blacklisted"] == false)
     });
 }
+
+/// The emperor reads configs too (for their held sockets): a config pulling in `/dev/zero`
+/// or a FIFO must not hang it or eat its memory; only regular files are read.
+#[test]
+fn a_config_reading_dev_zero_or_a_fifo_is_refused_and_hangs_nobody() {
+    broken_next_to_a_healthy_one(
+        "zero.ini",
+        "[uwsgi]\nsize = @(/dev/zero)\nunprivileged-binary-patch-arg = sleep 1000\n",
+        &["cannot read @(/dev/zero) at /dev/zero: not a regular file"],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("part.ini");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    broken_next_to_a_healthy_one(
+        "fifo.ini",
+        &format!(
+            "[uwsgi]\ninclude = {}\nunprivileged-binary-patch-arg = sleep 1000\n",
+            fifo.display()
+        ),
+        &["not a regular file"],
+    );
+}

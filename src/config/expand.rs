@@ -29,7 +29,7 @@ fn env_value(inner: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
 pub(crate) fn file_contents(text: &str, dir: &Path) -> Result<String, String> {
     replace_calls(text, "@(", |name| {
         let path = dir.join(name);
-        let content = std::fs::read_to_string(&path)
+        let content = super::file::read_text(&path)
             .map_err(|error| format!("cannot read @({name}) at {}: {error}", path.display()))?;
         let content = content.strip_suffix('\n').unwrap_or(&content);
         Ok(content.to_string())

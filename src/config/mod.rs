@@ -14,6 +14,7 @@
 
 mod error;
 mod expand;
+mod file;
 mod ini;
 mod json;
 mod loader;

@@ -129,7 +129,7 @@ pub(crate) fn read_raw(name: &ConfigName) -> Result<Vec<RawEntry>, ConfigError> 
     let path = &name.path;
     let format =
         Format::of(path).ok_or_else(|| ConfigError::UnknownFormat { path: path.clone() })?;
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = super::file::read_text(path).map_err(|source| ConfigError::Read {
         path: path.clone(),
         source,
     })?;
