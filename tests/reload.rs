@@ -420,3 +420,61 @@ fn a_pool_of_four_nginx_keeps_serving_through_two_rolling_reloads_under_wrk() {
     let log = emperor.log();
     assert_eq!(log.matches("reload lock taken").count(), 2, "{log}");
 }
+
+/// A pool socket is shared only among one owner's vassals: in tyrant mode another tenant
+/// naming the same address is refused (it would take the first tenant's connections), and the
+/// first tenant's pool keeps serving. The same owner may add a second vassal to it.
+#[test]
+fn a_tenant_cannot_join_another_tenants_pool() {
+    if !have_root("a_tenant_cannot_join_another_tenants_pool") {
+        return;
+    }
+    let (tmp, server) = site(
+        "import socket\ns = socket.socket(fileno=3)\nwhile True:\n    c, _ = s.accept()\n    c.recv(4096)\n    c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\nalice\\n')\n    c.close()\n",
+    );
+    let root = tmp.path();
+    let pool = free_port();
+    let emperor = Emperor::start(
+        root,
+        &[
+            "--emperor-tyrant",
+            "--emperor-tyrant-ports",
+            &pool.to_string(),
+        ],
+    );
+    let drop_in = |name: &str, owner: u32| {
+        let staged = root.join(name);
+        write(
+            &staged,
+            &format!(
+                "[uwsgi]\npool-socket = 127.0.0.1:{pool}\nunprivileged-binary-patch-arg = /usr/bin/python3 {}\n",
+                server.display()
+            ),
+        );
+        std::os::unix::fs::chown(&staged, Some(owner), Some(owner)).unwrap();
+        std::fs::rename(&staged, emperor.vassals.join(name)).unwrap();
+    };
+    drop_in("alice1.ini", 20001);
+    emperor.running("alice1.ini");
+    drop_in("bob.ini", 20002);
+    emperor.wait_until("bob is refused", || {
+        emperor.log().contains(&format!(
+            "127.0.0.1:{pool} is already held for another vassal"
+        ))
+    });
+    let bob = emperor.vassal("bob.ini").unwrap();
+    assert_eq!(bob["state"], "idle", "{bob}");
+    assert_eq!(bob["pid"], -1);
+    drop_in("alice2.ini", 20001);
+    emperor.running("alice2.ini");
+    let pools: Vec<_> = ["alice1.ini", "alice2.ini"]
+        .iter()
+        .map(|n| emperor.vassal(n).unwrap()["pool"].clone())
+        .collect();
+    assert_eq!(pools[0], format!("127.0.0.1:{pool}"));
+    assert_eq!(pools[0], pools[1], "the owner's second vassal shares it");
+    for _ in 0..4 {
+        let body = http_get(pool).expect("the pool serves");
+        assert!(body.contains("alice"), "{body}");
+    }
+}
