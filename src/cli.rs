@@ -158,6 +158,10 @@ pub struct VassalCommand {
     /// An fd (passed by the emperor) on the payload's cgroup v2 directory.
     #[arg(long = "cgroup-fd", hide = true)]
     pub cgroup_fd: Option<i32>,
+    /// An fd (passed by the emperor) on a sealed memfd holding the config's text, for configs
+    /// that came from a monitor; the config argument is then only its name.
+    #[arg(long = "config-fd", hide = true)]
+    pub config_fd: Option<i32>,
     /// An option placed before the config's own (KEY=VALUE). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,

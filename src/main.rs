@@ -18,6 +18,7 @@ fn main() -> ExitCode {
                 let fallback_tried = args.fallback_tried;
                 ExitCode::from(vassal::run(vassal::VassalArgs {
                     config,
+                    config_fd: args.config_fd,
                     load,
                     jail,
                     fallback_tried,

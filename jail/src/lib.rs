@@ -8,6 +8,7 @@ pub mod creds;
 pub mod error;
 pub mod fd;
 pub mod launch;
+pub mod memfd;
 pub mod mount;
 pub mod ns;
 pub mod plan;

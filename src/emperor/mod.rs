@@ -2,6 +2,7 @@
 //! stats server; every timer is a deadline in that loop, never a sleep or a thread.
 
 mod identity;
+mod inline;
 mod lifecycle;
 mod spawn;
 pub mod stats;
@@ -135,6 +136,7 @@ impl Emperor {
         let options = MonitorOptions {
             nofollow: settings.nofollow,
             debounce: Duration::from_millis(0),
+            freq: settings.freq,
         };
         let monitors = settings
             .monitors

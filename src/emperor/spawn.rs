@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 /// Where the runtime finds its payload's cgroup directory.
 const CGROUP_FD: i32 = 4;
+/// Where the runtime finds the sealed memfd of a config that came from a store.
+const CONFIG_FD: i32 = 5;
 
 /// Environment variables the emperor hands down to its runtimes (log settings only).
 const PASSED_ENV: [&str; 2] = ["RUST_LOG", "EMPEROR_LOG"];
@@ -125,11 +127,13 @@ impl Spawner {
     }
 
     /// Start a runtime for `config`; `owner` (uid, gid) becomes its user namespace's root.
+    /// `memfd` holds the config's text when it came from a store (`config` is then its name).
     pub fn spawn(
         &self,
         config: &Path,
         owner: Option<(u32, u32)>,
         cgroup: Option<&VassalCgroup>,
+        memfd: Option<&OwnedFd>,
     ) -> Result<Process, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
         emperor_end
@@ -153,7 +157,14 @@ impl Spawner {
             }
             None => None,
         };
+        if memfd.is_some() {
+            let config_arg = argv.pop().expect("the config is the last argument");
+            argv.extend(["--config-fd".to_string(), CONFIG_FD.to_string(), config_arg]);
+        }
         let mut launch = Launch::new(&self.binary, &argv)?;
+        if let Some(memfd) = memfd {
+            launch.map_fd(memfd.as_raw_fd(), CONFIG_FD);
+        }
         if let Some((runtime, payload)) = &cgroup_fds {
             launch.into_cgroup(runtime.as_raw_fd());
             if let Some(payload) = payload {
