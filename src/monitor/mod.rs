@@ -20,6 +20,7 @@ mod stat;
 mod testutil;
 mod tracker;
 mod watch;
+mod zmq;
 
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
@@ -201,7 +202,8 @@ pub fn open(spec: &str, opts: &MonitorOptions) -> Result<Box<dyn Monitor>, Monit
         Spec::Dir(dir) => Box::new(DirMonitor::open(spec, dir, opts)?),
         Spec::Glob(pattern) => Box::new(GlobMonitor::open(spec, pattern, opts)?),
         Spec::Pg(spec) => Box::new(pg::open(&spec, opts.freq)?),
-        Spec::Amqp(_) | Spec::Zmq(_) => {
+        Spec::Zmq(spec) => Box::new(zmq::open(&spec)?),
+        Spec::Amqp(_) => {
             return Err(MonitorError::UnsupportedScheme {
                 spec: spec.to_owned(),
             })
