@@ -11,6 +11,7 @@
 //!
 //! See docs/monitors.md for the user-facing behaviour.
 
+mod amqp;
 mod dir;
 mod feed;
 mod glob;
@@ -203,11 +204,7 @@ pub fn open(spec: &str, opts: &MonitorOptions) -> Result<Box<dyn Monitor>, Monit
         Spec::Glob(pattern) => Box::new(GlobMonitor::open(spec, pattern, opts)?),
         Spec::Pg(spec) => Box::new(pg::open(&spec, opts.freq)?),
         Spec::Zmq(spec) => Box::new(zmq::open(&spec)?),
-        Spec::Amqp(_) => {
-            return Err(MonitorError::UnsupportedScheme {
-                spec: spec.to_owned(),
-            })
-        }
+        Spec::Amqp(spec) => Box::new(amqp::open(&spec, opts.freq)?),
     })
 }
 
