@@ -107,7 +107,10 @@ fn messages_of_every_kind_drive_two_emperors_and_a_broker_restart_loses_nothing(
     // A fanout exchange keeps nothing for a queue not bound yet.
     for emperor in &fleet {
         connected(emperor, 1);
-        assert!(!emperor.log().contains("guest:guest"), "the password is shown");
+        assert!(
+            !emperor.log().contains("guest:guest"),
+            "the password is shown"
+        );
     }
 
     // 1. A path: spawn, and every new message reloads.
@@ -145,7 +148,9 @@ fn messages_of_every_kind_drive_two_emperors_and_a_broker_restart_loses_nothing(
     http.serve("/confs/web.ini", 404, "");
     broker.publish("", &url);
     for emperor in &fleet {
-        emperor.wait_until("a 404 removes web.ini", || emperor.vassal("web.ini").is_none());
+        emperor.wait_until("a 404 removes web.ini", || {
+            emperor.vassal("web.ini").is_none()
+        });
     }
 
     // 4. The broker restarts: nothing stops, nothing is duplicated, messages flow again.
@@ -169,6 +174,71 @@ fn messages_of_every_kind_drive_two_emperors_and_a_broker_restart_loses_nothing(
         let mut expected = names.clone();
         expected.insert("after.ini".into());
         assert_eq!(vassal_names(emperor), expected);
-        assert_eq!(emperor.running(&path).1, *payload, "the restart touched a vassal");
+        assert_eq!(
+            emperor.running(&path).1,
+            *payload,
+            "the restart touched a vassal"
+        );
     }
+}
+
+/// Not a test of behaviour: how many vassals and messages per second one broker serves, for
+/// docs/fleet.md. `cargo test --release --test amqp_monitor -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_vassals_and_messages_per_second() {
+    let Some(broker) = Broker::start("amqp measure") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = format!("amqp://guest:guest@127.0.0.1:{}", broker.port);
+    let emperor = Emperor::launch(
+        tmp.path(),
+        Options {
+            args: vec![
+                "--emperor".into(),
+                spec,
+                "--emperor-throttle".into(),
+                "0".into(),
+            ],
+            ..Options::default()
+        },
+    );
+    connected(&emperor, 1);
+    let count = 200;
+    let names: Vec<String> = (0..count).map(|i| format!("m{i}.ini")).collect();
+    let config = ini("sleep 1000", &[]);
+    let messages: Vec<(&str, &str)> = names
+        .iter()
+        .map(|n| (n.as_str(), config.as_str()))
+        .collect();
+    let count_where = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        emperor.stats()["vassals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| pred(v))
+            .count()
+    };
+    let start = std::time::Instant::now();
+    broker.publish_all(&messages);
+    emperor.wait_until_for(
+        "every vassal runs",
+        std::time::Duration::from_secs(300),
+        || count_where(&|v| v["state"] == "running") == count,
+    );
+    let spawned = start.elapsed();
+    let start = std::time::Instant::now();
+    broker.publish_all(&messages);
+    emperor.wait_until_for(
+        "every vassal reloaded",
+        std::time::Duration::from_secs(300),
+        || count_where(&|v| v["state"] == "running" && v["respawns"] == 1) == count,
+    );
+    let reloaded = start.elapsed();
+    eprintln!(
+        "{count} messages: all running after {spawned:?} ({:.0}/s); all reloaded after {reloaded:?} ({:.0}/s)",
+        count as f64 / spawned.as_secs_f64(),
+        count as f64 / reloaded.as_secs_f64()
+    );
 }

@@ -101,7 +101,10 @@ mod passing_tests {
         send_byte_with_fd(a.as_fd(), 1, memfd.as_fd()).unwrap();
         let (n, fds) = recv_with_fds(b.as_fd(), &mut buf).unwrap();
         assert_eq!((n, buf[0], fds.len()), (1, 1, 1));
-        assert_eq!(crate::memfd::read_sealed(fds[0].as_fd()).unwrap(), b"[uwsgi]\n");
+        assert_eq!(
+            crate::memfd::read_sealed(fds[0].as_fd()).unwrap(),
+            b"[uwsgi]\n"
+        );
         let err = recv_with_fds(b.as_fd(), &mut buf).unwrap_err();
         assert_eq!(err.errno, nix::errno::Errno::EAGAIN);
     }

@@ -40,7 +40,10 @@ pub fn read_sealed(fd: BorrowedFd<'_>) -> Result<Vec<u8>, SysError> {
     let seals = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS)
         .map_err(|e| SysError::new("fcntl(F_GET_SEALS)", e))?;
     if !SealFlag::from_bits_truncate(seals).contains(required_seals()) {
-        return Err(SysError::new("a config memfd without every seal", nix::errno::Errno::EPERM));
+        return Err(SysError::new(
+            "a config memfd without every seal",
+            nix::errno::Errno::EPERM,
+        ));
     }
     let file = File::from(
         fd.try_clone_to_owned()
@@ -73,7 +76,10 @@ mod tests {
         let fd = sealed("app.ini", b"[uwsgi]\nx = 1\n").unwrap();
         assert_eq!(read_sealed(fd.as_fd()).unwrap(), b"[uwsgi]\nx = 1\n");
         let file = File::from(fd.try_clone().unwrap());
-        assert!(file.write_at(b"evil", 0).is_err(), "a sealed memfd took a write");
+        assert!(
+            file.write_at(b"evil", 0).is_err(),
+            "a sealed memfd took a write"
+        );
         assert!(file.set_len(0).is_err(), "a sealed memfd was truncated");
         assert_eq!(read_sealed(fd.as_fd()).unwrap(), b"[uwsgi]\nx = 1\n");
     }

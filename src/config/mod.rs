@@ -88,7 +88,9 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
 pub fn load_text(name: &Path, text: &str, opts: &LoadOptions) -> Result<Config, ConfigError> {
     let name = ConfigName::parse(name);
     let loader = Loader::for_text(&name);
-    assemble(loader, name, opts, |loader, name| loader.read_text(name, text))
+    assemble(loader, name, opts, |loader, name| {
+        loader.read_text(name, text)
+    })
 }
 
 /// `opts.sets`, then the vassal's own config (`own`), then `opts.includes`.
@@ -222,7 +224,8 @@ mod tests {
         let config = load_text(name, r#"{"uwsgi": {"procname": "%n", "x": "1"}}"#, &opts).unwrap();
         assert_eq!(config.get("procname").unwrap().value, "app");
         assert_eq!(config.get("x").unwrap().origin.file, name);
-        let err = load_text(Path::new("zmq://h/app.ini"), "[uwsgi]\nx = %(nope)", &opts).unwrap_err();
+        let err =
+            load_text(Path::new("zmq://h/app.ini"), "[uwsgi]\nx = %(nope)", &opts).unwrap_err();
         assert!(err.to_string().starts_with("zmq://h/app.ini:2"), "{err}");
     }
 

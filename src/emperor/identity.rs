@@ -40,7 +40,10 @@ pub fn tyrant_owner(path: &Path, min_id: u32) -> Result<(u32, u32), OwnerError> 
 
 /// The tenant of a config that came from a store: the uid and gid it gave, under the same
 /// rules as a file's owner.
-pub fn tyrant_given_owner(owner: Option<(u32, u32)>, min_id: u32) -> Result<(u32, u32), OwnerError> {
+pub fn tyrant_given_owner(
+    owner: Option<(u32, u32)>,
+    min_id: u32,
+) -> Result<(u32, u32), OwnerError> {
     let (uid, gid) = owner.ok_or(OwnerError::Missing)?;
     checked_owner(uid, gid, min_id)
 }

@@ -21,11 +21,9 @@ pub(super) fn send_reload(v: &Vassal) {
         return;
     };
     let sent = memfd_of(v).and_then(|memfd| match memfd {
-        Some(memfd) => jail::fd::send_byte_with_fd(
-            process.link.as_fd(),
-            Command::Reload.byte(),
-            memfd.as_fd(),
-        ),
+        Some(memfd) => {
+            jail::fd::send_byte_with_fd(process.link.as_fd(), Command::Reload.byte(), memfd.as_fd())
+        }
         None => Ok(()),
     });
     if let Err(e) = sent {

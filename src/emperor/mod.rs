@@ -333,7 +333,11 @@ impl Emperor {
 
     /// The monitors' specs as logs and stats show them: without passwords.
     fn shown_monitors(&self) -> Vec<String> {
-        self.settings.monitors.iter().map(|s| monitor::shown(s)).collect()
+        self.settings
+            .monitors
+            .iter()
+            .map(|s| monitor::shown(s))
+            .collect()
     }
 
     pub fn stats_document(&self) -> serde_json::Value {

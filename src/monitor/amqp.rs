@@ -5,8 +5,8 @@
 //! emperor of a fleet hears every message. A message is, as uWSGI's seed describes it:
 //! - routing key empty, body an absolute path of a config file: spawn or reload that file (it
 //!   goes when the file does);
-//! - routing key empty, body an `http://` URL ending in a config name: fetch it; a 200 spawns
-//!   or reloads its text, any other status removes the vassal;
+//! - routing key empty, body an `http://` or `https://` URL ending in a config name: fetch
+//!   it; a 200 spawns or reloads its text, any other status removes the vassal;
 //! - routing key a config name: the body is that config's text; an empty body removes it.
 //!
 //! The broker going away stops nothing: the worker reconnects with a backoff and carries on
@@ -14,7 +14,8 @@
 //! exchange keeps nothing for an absent consumer).
 //!
 //! Client: `amqprs` (maintained, pure Rust, tokio-native), on a current-thread runtime of the
-//! monitor's own thread; HTTP: `ureq` (blocking, small), http:// only.
+//! monitor's own thread; HTTP: `ureq` (blocking, small; https:// checked against the
+//! Mozilla roots that webpki-roots bundles).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -55,20 +56,21 @@ pub(crate) fn open(spec: &str, freq: Duration) -> Result<FeedMonitor, MonitorErr
         spec: feed::shown(spec),
         reason,
     };
-    let mut args =
-        OpenConnectionArguments::try_from(spec).map_err(|e| bad(format!("{e}")))?;
+    let mut args = OpenConnectionArguments::try_from(spec).map_err(|e| bad(format!("{e}")))?;
     args.heartbeat(HEARTBEAT);
     let label = feed::shown(spec);
     let worker_label = label.clone();
-    FeedMonitor::new(spec, label, move |out| {
-        match tokio::runtime::Builder::new_current_thread()
+    FeedMonitor::new(
+        spec,
+        label,
+        move |out| match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
             Ok(runtime) => runtime.block_on(run(args, &worker_label, freq, out)),
             Err(e) => warn!("{worker_label}: tokio runtime: {e}"),
-        }
-    })
+        },
+    )
 }
 
 /// Connect, consume, and on any failure say so and connect again later.
@@ -95,7 +97,9 @@ async fn session(
     out: &FeedSender,
     backoff: &mut Backoff,
 ) -> Result<(), AmqpError> {
-    let connection = Connection::open(args).await.map_err(broker("cannot connect"))?;
+    let connection = Connection::open(args)
+        .await
+        .map_err(broker("cannot connect"))?;
     let channel = connection
         .open_channel(None)
         .await
@@ -193,7 +197,7 @@ fn text_record(name: &str, text: &str) -> Record {
     }
 }
 
-/// GET an http:// config: 200 -> its text, under the URL's last path segment as its name;
+/// GET an http(s):// config: 200 -> its text, under the URL's last path segment as its name;
 /// any other status -> removed.
 fn fetch(url: &str) -> Result<Update, String> {
     let name = url
@@ -249,9 +253,15 @@ mod tests {
 
     #[test]
     fn bad_messages_say_why() {
-        assert!(interpret("", b"relative.ini").unwrap_err().contains("neither"));
-        assert!(interpret("x.txt", b"a").unwrap_err().contains("routing key"));
-        assert!(interpret("", b"/etc/passwd").unwrap_err().contains("config extension"));
+        assert!(interpret("", b"relative.ini")
+            .unwrap_err()
+            .contains("neither"));
+        assert!(interpret("x.txt", b"a")
+            .unwrap_err()
+            .contains("routing key"));
+        assert!(interpret("", b"/etc/passwd")
+            .unwrap_err()
+            .contains("config extension"));
         assert!(interpret("", b"http://h/no-extension")
             .unwrap_err()
             .contains("config extension"));

@@ -81,8 +81,8 @@ impl FeedSender {
             return false;
         }
         // A full socket already has a wake-up pending: nothing is lost.
-        match (&*self.wake).write(&[1]) {
-            Ok(_) => true,
+        match (&*self.wake).write_all(&[1]) {
+            Ok(()) => true,
             Err(e) => e.kind() == ErrorKind::WouldBlock,
         }
     }
@@ -402,16 +402,25 @@ mod tests {
             records,
             keep: keep.iter().map(|s| s.to_string()).collect(),
         };
-        tx.send(snap(vec![text("a.ini", 1, "A"), text("b.ini", 1, "B")], &[]));
+        tx.send(snap(
+            vec![text("a.ini", 1, "A"), text("b.ini", 1, "B")],
+            &[],
+        ));
         let events = m.poll(Instant::now());
         assert_eq!(
             kinds(&events),
-            [(EventKind::Add, "pg://h/db/a.ini"), (EventKind::Add, "pg://h/db/b.ini")]
+            [
+                (EventKind::Add, "pg://h/db/a.ini"),
+                (EventKind::Add, "pg://h/db/b.ini")
+            ]
         );
         assert_eq!(events[0].config.as_deref(), Some("A"));
         assert_eq!(events[0].path, PathBuf::from("pg://h/db/a.ini"));
         // Same version, new text: no reload (the time decides); new version: change.
-        tx.send(snap(vec![text("a.ini", 1, "A2"), text("b.ini", 2, "B2")], &[]));
+        tx.send(snap(
+            vec![text("a.ini", 1, "A2"), text("b.ini", 2, "B2")],
+            &[],
+        ));
         let events = m.poll(Instant::now());
         assert_eq!(kinds(&events), [(EventKind::Change, "pg://h/db/b.ini")]);
         assert_eq!(events[0].config.as_deref(), Some("B2"));
@@ -477,7 +486,10 @@ mod tests {
             shown("amqp://guest:guest@127.0.0.1:5672/vh"),
             "amqp://guest:***@127.0.0.1:5672/vh"
         );
-        assert_eq!(shown("zmq://tcp://127.0.0.1:5252"), "zmq://tcp://127.0.0.1:5252");
+        assert_eq!(
+            shown("zmq://tcp://127.0.0.1:5252"),
+            "zmq://tcp://127.0.0.1:5252"
+        );
     }
 
     #[test]

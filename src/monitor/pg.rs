@@ -52,7 +52,9 @@ struct PgSpec {
 
 pub(crate) fn open(spec: &str, freq: Duration) -> Result<FeedMonitor, MonitorError> {
     let parsed = parse(spec)?;
-    FeedMonitor::new(spec, parsed.label.clone(), move |out| run(parsed, freq, out))
+    FeedMonitor::new(spec, parsed.label.clone(), move |out| {
+        run(parsed, freq, out)
+    })
 }
 
 fn parse(spec: &str) -> Result<PgSpec, MonitorError> {
@@ -179,7 +181,12 @@ fn wait(client: &mut Client, freq: Duration) -> Result<(), PgError> {
         .map_err(PgError::Wait)?
         .is_some()
     {
-        while notifications.iter().next().map_err(PgError::Wait)?.is_some() {}
+        while notifications
+            .iter()
+            .next()
+            .map_err(PgError::Wait)?
+            .is_some()
+        {}
     }
     Ok(())
 }
@@ -251,7 +258,9 @@ mod tests {
             "pg://host=h password=***: expected pg://CONNINFO;QUERY[;CHANNEL]"
         );
         assert!(parse("pg://host=h;  ").is_err());
-        let err = parse("pg://nonsense password=s3cret;SELECT 1").err().unwrap();
+        let err = parse("pg://nonsense password=s3cret;SELECT 1")
+            .err()
+            .unwrap();
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 }

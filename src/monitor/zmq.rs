@@ -92,7 +92,10 @@ fn command(parts: Vec<Bytes>, cwd: &std::path::Path) -> Result<Update, String> {
                 Some(config) => Source::Text(config.into()),
                 None => Source::File(PathBuf::from(cwd).join(name)),
             };
-            let owner = feed::owner_of(feed::id_field("uid", text(3)?)?, feed::id_field("gid", text(4)?)?)?;
+            let owner = feed::owner_of(
+                feed::id_field("uid", text(3)?)?,
+                feed::id_field("gid", text(4)?)?,
+            )?;
             Ok(Update::Upsert(Record {
                 name: name.to_owned(),
                 source,
@@ -117,9 +120,11 @@ mod tests {
     #[test]
     fn touch_and_destroy_become_updates() {
         let cwd = std::path::Path::new("/srv");
-        let Update::Upsert(record) =
-            command(parts(&["touch", "a.ini", "[uwsgi]\n", "3001", "3001", ":4142"]), cwd).unwrap()
-        else {
+        let Update::Upsert(record) = command(
+            parts(&["touch", "a.ini", "[uwsgi]\n", "3001", "3001", ":4142"]),
+            cwd,
+        )
+        .unwrap() else {
             panic!("not an upsert")
         };
         assert_eq!(record.source, Source::Text("[uwsgi]\n".into()));

@@ -80,7 +80,10 @@ impl Broker {
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("HOME", self.dir.path())
-            .env("RABBITMQ_NODENAME", format!("emperor-test-{}@localhost", self.port))
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("emperor-test-{}@localhost", self.port),
+            )
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
             .env("RABBITMQ_DIST_PORT", super::free_port().to_string())
@@ -88,7 +91,10 @@ impl Broker {
             .env("RABBITMQ_MNESIA_BASE", self.path("mnesia"))
             .env("RABBITMQ_LOG_BASE", self.path("log"))
             .env("RABBITMQ_PID_FILE", self.path("beam.pid"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", self.path("enabled_plugins"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                self.path("enabled_plugins"),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -109,7 +115,10 @@ impl Broker {
 
     /// Whether the broker accepts an AMQP connection (a real handshake, not just a port).
     fn answers(&self) -> bool {
-        self.python("import pika, sys\npika.BlockingConnection(pika.URLParameters(sys.argv[1])).close()", &[&self.url()])
+        self.python(
+            "import pika, sys\npika.BlockingConnection(pika.URLParameters(sys.argv[1])).close()",
+            &[&self.url()],
+        )
     }
 
     /// Graceful stop (SIGTERM to the Erlang VM), waiting for the server to exit.
@@ -148,16 +157,32 @@ impl Broker {
 
     /// Publish one message on the `uwsgi.emperor` fanout exchange, as the seed's pika example.
     pub fn publish(&self, routing_key: &str, body: &str) {
-        let script = "import pika, sys\n\
+        self.publish_all(&[(routing_key, body)]);
+    }
+
+    /// Publish messages (routing key, body) in order, over one connection.
+    pub fn publish_all(&self, messages: &[(&str, &str)]) {
+        use std::io::Write;
+        let script = "import json, pika, sys\n\
             c = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))\n\
             ch = c.channel()\n\
             ch.exchange_declare(exchange='uwsgi.emperor', exchange_type='fanout')\n\
-            ch.basic_publish(exchange='uwsgi.emperor', routing_key=sys.argv[2], body=sys.argv[3])\n\
+            for key, body in json.load(sys.stdin):\n    \
+                ch.basic_publish(exchange='uwsgi.emperor', routing_key=key, body=body)\n\
             c.close()\n";
-        assert!(
-            self.python(script, &[&self.url(), routing_key, body]),
-            "publishing failed"
-        );
+        let mut child = Command::new(PYTHON)
+            .args(["-c", script, &self.url()])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let json = serde_json::to_string(messages).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(json.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "publishing failed");
     }
 }
 
