@@ -59,15 +59,6 @@ impl ConfigServer {
     }
 }
 
-fn vassal_names(emperor: &Emperor) -> BTreeSet<String> {
-    emperor.stats()["vassals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn connected(emperor: &Emperor, times: usize) {
     emperor.wait_until("the emperor consumes the exchange", || {
         emperor
@@ -156,7 +147,7 @@ fn messages_of_every_kind_drive_two_emperors_and_a_broker_restart_loses_nothing(
     // 4. The broker restarts: nothing stops, nothing is duplicated, messages flow again.
     let before: Vec<(BTreeSet<String>, i32)> = fleet
         .iter()
-        .map(|e| (vassal_names(e), e.running(&path).1))
+        .map(|e| (e.vassal_names(), e.running(&path).1))
         .collect();
     broker.stop();
     for emperor in &fleet {
@@ -173,7 +164,7 @@ fn messages_of_every_kind_drive_two_emperors_and_a_broker_restart_loses_nothing(
         emperor.running("after.ini");
         let mut expected = names.clone();
         expected.insert("after.ini".into());
-        assert_eq!(vassal_names(emperor), expected);
+        assert_eq!(emperor.vassal_names(), expected);
         assert_eq!(
             emperor.running(&path).1,
             *payload,

@@ -27,6 +27,19 @@ fn spec(server: &PgServer, listen: bool) -> String {
     )
 }
 
+/// A throwaway server with the test table, and an emperor following it.
+fn server_and_emperor(
+    test: &str,
+    listen: bool,
+    freq: &str,
+) -> Option<(PgServer, tempfile::TempDir, Emperor)> {
+    let server = PgServer::start(test)?;
+    server.sql(TABLE);
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = emperor_on(tmp.path(), &spec(&server, listen), freq);
+    Some((server, tmp, emperor))
+}
+
 fn emperor_on(root: &std::path::Path, spec: &str, freq: &str) -> Emperor {
     emperor_with(root, spec, freq, &[])
 }
@@ -59,28 +72,16 @@ fn upsert(server: &PgServer, name: &str, command: &str, ts: i64) {
         .unwrap();
 }
 
-fn vassal_names(emperor: &Emperor) -> BTreeSet<String> {
-    emperor.stats()["vassals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn names(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
 #[test]
 fn rows_inserted_updated_and_deleted_start_reload_and_stop_vassals() {
-    let Some(server) = PgServer::start("pg rows") else {
+    // A long period: only LISTEN/NOTIFY can make the emperor see the changes in time.
+    let Some((server, _tmp, emperor)) = server_and_emperor("pg rows", true, "3600") else {
         return;
     };
-    server.sql(TABLE);
-    let tmp = tempfile::tempdir().unwrap();
-    // A long period: only LISTEN/NOTIFY can make the emperor see the changes in time.
-    let emperor = emperor_on(tmp.path(), &spec(&server, true), "3600");
 
     let inserted = Instant::now();
     upsert(&server, "app.ini", "sleep 1000", 100);
@@ -119,12 +120,9 @@ fn rows_inserted_updated_and_deleted_start_reload_and_stop_vassals() {
 
 #[test]
 fn rows_that_cannot_be_read_are_reported_and_change_nothing() {
-    let Some(server) = PgServer::start("pg bad rows") else {
+    let Some((server, _tmp, emperor)) = server_and_emperor("pg bad rows", true, "3600") else {
         return;
     };
-    server.sql(TABLE);
-    let tmp = tempfile::tempdir().unwrap();
-    let emperor = emperor_on(tmp.path(), &spec(&server, true), "3600");
     upsert(&server, "good.ini", "sleep 1000", 1);
     let (_, good) = emperor.running("good.ini");
 
@@ -137,18 +135,15 @@ fn rows_that_cannot_be_read_are_reported_and_change_nothing() {
         log.contains("row \"../escape.ini\": vassal name \"../escape.ini\": must not contain '/'")
             && log.contains("row \"good.ini\": the modification time is NULL: left as it was")
     });
-    assert_eq!(vassal_names(&emperor), names(&["good.ini"]));
+    assert_eq!(emperor.vassal_names(), names(&["good.ini"]));
     assert!(alive(good), "an unreadable row leaves its vassal running");
 }
 
 #[test]
 fn a_database_that_goes_away_stops_nothing_and_changes_apply_when_it_is_back() {
-    let Some(mut server) = PgServer::start("pg away") else {
+    let Some((mut server, _tmp, emperor)) = server_and_emperor("pg away", true, "1") else {
         return;
     };
-    server.sql(TABLE);
-    let tmp = tempfile::tempdir().unwrap();
-    let emperor = emperor_on(tmp.path(), &spec(&server, true), "1");
     upsert(&server, "a.ini", "sleep 1000", 1);
     upsert(&server, "b.ini", "sleep 1000", 1);
     let (_, a) = emperor.running("a.ini");
@@ -159,13 +154,13 @@ fn a_database_that_goes_away_stops_nothing_and_changes_apply_when_it_is_back() {
         emperor.log().matches("the vassals keep running").count() >= 2
     });
     assert!(alive(a) && alive(b), "a failed query stopped a vassal");
-    assert_eq!(vassal_names(&emperor), names(&["a.ini", "b.ini"]));
+    assert_eq!(emperor.vassal_names(), names(&["a.ini", "b.ini"]));
 
     server.restart();
     server.sql("DELETE FROM vassals WHERE name = 'a.ini'");
     upsert(&server, "c.ini", "sleep 1000", 1);
     emperor.wait_until("the emperor resynchronised", || {
-        vassal_names(&emperor) == names(&["b.ini", "c.ini"])
+        emperor.vassal_names() == names(&["b.ini", "c.ini"])
     });
     emperor.running("c.ini");
     wait_until("a's payload is gone", PATIENCE, || !alive(a));
@@ -192,7 +187,7 @@ fn two_emperors_on_one_table_run_the_same_vassals() {
     let expected = names(&["w1.ini", "w3.ini", "w4.ini"]);
     for emperor in [&first, &second] {
         emperor.wait_until("the emperor follows the table", || {
-            vassal_names(emperor) == expected
+            emperor.vassal_names() == expected
         });
         let (_, payload) = emperor.wait_for("w3 runs its new config", || {
             let (runtime, payload) = emperor.running("w3.ini");
@@ -207,12 +202,9 @@ fn two_emperors_on_one_table_run_the_same_vassals() {
 
 #[test]
 fn polling_without_notifications_follows_the_table_too() {
-    let Some(server) = PgServer::start("pg poll") else {
+    let Some((server, _tmp, emperor)) = server_and_emperor("pg poll", false, "1") else {
         return;
     };
-    server.sql(TABLE);
-    let tmp = tempfile::tempdir().unwrap();
-    let emperor = emperor_on(tmp.path(), &spec(&server, false), "1");
     upsert(&server, "p.ini", "sleep 1000", 1);
     let (_, payload) = emperor.running("p.ini");
     upsert(&server, "p.ini", "sleep 2000", 2);
@@ -266,7 +258,7 @@ fn tyrant_mode_runs_a_row_as_its_uid_and_refuses_root_and_missing_ids() {
         log.contains("root.ini: refused: owned by uid 0 gid 0: tyrant mode refuses root (0)")
             && log.contains("nobody.ini: refused: no uid and gid")
     });
-    assert_eq!(vassal_names(&emperor), names(&["tenant.ini"]));
+    assert_eq!(emperor.vassal_names(), names(&["tenant.ini"]));
 }
 
 /// Not a test of behaviour: how many vassals and changes per second one server serves, for

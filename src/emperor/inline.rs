@@ -5,14 +5,13 @@
 use super::table::Vassal;
 use crate::protocol::Command;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 use tracing::warn;
 
-/// A sealed memfd of the vassal's config text, if it has one.
-pub(super) fn memfd_of(v: &Vassal) -> Result<Option<OwnedFd>, jail::SysError> {
-    v.config
-        .as_ref()
-        .map(|text| jail::memfd::sealed(&v.name, text.as_bytes()))
-        .transpose()
+/// A sealed memfd holding `text`, named after the config (as /proc/PID/fd shows it).
+pub(super) fn sealed(config: &Path, text: &str) -> Result<OwnedFd, jail::SysError> {
+    let name = config.file_name().unwrap_or_default().to_string_lossy();
+    jail::memfd::sealed(&name, text.as_bytes())
 }
 
 /// Ask the runtime to reload, handing it the config's current text.
@@ -20,11 +19,11 @@ pub(super) fn send_reload(v: &Vassal) {
     let Some(process) = v.process.as_ref().filter(|p| !p.link_closed) else {
         return;
     };
-    let sent = memfd_of(v).and_then(|memfd| match memfd {
-        Some(memfd) => {
-            jail::fd::send_byte_with_fd(process.link.as_fd(), Command::Reload.byte(), memfd.as_fd())
-        }
-        None => Ok(()),
+    let Some(text) = &v.config else {
+        return;
+    };
+    let sent = sealed(&v.path, text).and_then(|memfd| {
+        jail::fd::send_byte_with_fd(process.link.as_fd(), Command::Reload.byte(), memfd.as_fd())
     });
     if let Err(e) = sent {
         warn!(vassal = %v.name, "cannot send the reload with its config: {e}");

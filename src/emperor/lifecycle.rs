@@ -174,18 +174,9 @@ impl Emperor {
     }
 
     fn spawn(&mut self, slot: usize, now: Instant) {
-        let (path, owner) = {
+        let (path, owner, text) = {
             let v = self.table.get(slot).expect("queued slot");
-            (v.path.clone(), v.owner)
-        };
-        let memfd = match super::inline::memfd_of(self.table.get(slot).expect("queued slot")) {
-            Ok(memfd) => memfd,
-            Err(e) => {
-                let v = self.table.get(slot).expect("queued slot");
-                error!(vassal = %v.name, "cannot hand over its config: {e}");
-                self.schedule_respawn_after(slot, false, SPAWN_RETRY);
-                return;
-            }
+            (v.path.clone(), v.owner, v.config.clone())
         };
         self.throttle.record_spawn(now, self.warming_up);
         let cgroup = match self.vassal_cgroup(slot) {
@@ -199,7 +190,7 @@ impl Emperor {
         };
         match self
             .spawner
-            .spawn(&path, owner, cgroup.as_ref(), memfd.as_ref())
+            .spawn(&path, owner, cgroup.as_ref(), text.as_deref())
         {
             Ok(process) => {
                 let token = TOKEN_VASSAL + slot as u64;

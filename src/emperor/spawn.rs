@@ -127,13 +127,14 @@ impl Spawner {
     }
 
     /// Start a runtime for `config`; `owner` (uid, gid) becomes its user namespace's root.
-    /// `memfd` holds the config's text when it came from a store (`config` is then its name).
+    /// `text` is the config's text when it came from a store (`config` is then its name): it
+    /// reaches the runtime as a sealed memfd on fd 5.
     pub fn spawn(
         &self,
         config: &Path,
         owner: Option<(u32, u32)>,
         cgroup: Option<&VassalCgroup>,
-        memfd: Option<&OwnedFd>,
+        text: Option<&str>,
     ) -> Result<Process, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
         emperor_end
@@ -157,12 +158,15 @@ impl Spawner {
             }
             None => None,
         };
+        let memfd = text
+            .map(|text| super::inline::sealed(config, text))
+            .transpose()?;
         if memfd.is_some() {
             let config_arg = argv.pop().expect("the config is the last argument");
             argv.extend(["--config-fd".to_string(), CONFIG_FD.to_string(), config_arg]);
         }
         let mut launch = Launch::new(&self.binary, &argv)?;
-        if let Some(memfd) = memfd {
+        if let Some(memfd) = &memfd {
             launch.map_fd(memfd.as_raw_fd(), CONFIG_FD);
         }
         if let Some((runtime, payload)) = &cgroup_fds {

@@ -253,23 +253,26 @@ mod tests {
 
     #[test]
     fn bad_messages_say_why() {
-        assert!(interpret("", b"relative.ini")
-            .unwrap_err()
-            .contains("neither"));
-        assert!(interpret("x.txt", b"a")
-            .unwrap_err()
-            .contains("routing key"));
-        assert!(interpret("", b"/etc/passwd")
-            .unwrap_err()
-            .contains("config extension"));
-        assert!(interpret("", b"http://h/no-extension")
-            .unwrap_err()
-            .contains("config extension"));
+        for (key, body, why) in [
+            ("", "relative.ini", "neither"),
+            ("x.txt", "a", "routing key"),
+            ("", "/etc/passwd", "config extension"),
+            ("", "http://h/no-extension", "config extension"),
+        ] {
+            let err = interpret(key, body.as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{key:?} {body:?}: {err}");
+        }
     }
 
     #[test]
-    fn a_bad_uri_is_an_error_at_start() {
-        let err = open("amqp://", Duration::from_secs(1)).err().unwrap();
-        assert!(err.to_string().starts_with("amqp://: "), "{err}");
+    fn a_bad_uri_is_an_error_at_start_without_its_password() {
+        let err = open("amqp://u:s3cret@broker:notaport", Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("amqp://u:***@broker:notaport: "),
+            "{err}"
+        );
     }
 }

@@ -35,34 +35,19 @@ impl PgServer {
     /// A running server, or None (printed why) when PostgreSQL is not installed. Under
     /// `CI=true` a missing server fails the test instead: tests/run-all.sh installs it.
     pub fn start(test: &str) -> Option<PgServer> {
-        let Some(bin) = server_bin() else {
-            assert!(
-                std::env::var("CI").is_err(),
-                "{test}: PostgreSQL is not installed (tests/run-all.sh installs postgresql)"
-            );
-            eprintln!("skipping {test}: PostgreSQL is not installed (apt-get install postgresql)");
+        let bin = server_bin();
+        if !super::have(
+            test,
+            bin.is_some(),
+            "PostgreSQL (apt-get install postgresql)",
+        ) {
             return None;
-        };
-        // The server refuses to run as root: as root, it runs as the postgres user.
-        let user = nix::unistd::geteuid().is_root().then(|| {
-            let pg = nix::unistd::User::from_name("postgres")
-                .unwrap()
-                .expect("the postgresql package creates the postgres user");
-            (pg.uid.as_raw(), pg.gid.as_raw())
-        });
-        let dir = tempfile::tempdir().unwrap();
-        if let Some((uid, gid)) = user {
-            nix::unistd::chown(
-                dir.path(),
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-            )
-            .unwrap();
         }
+        let (dir, user) = super::server_home("postgres");
         let mut server = PgServer {
             port: super::free_port(),
             dir,
-            bin,
+            bin: bin.expect("checked"),
             user,
             child: None,
         };

@@ -32,29 +32,11 @@ impl Broker {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if !Path::new(SERVER).exists() || !pika {
-            assert!(
-                std::env::var("CI").is_err(),
-                "{test}: rabbitmq-server or python3-pika is missing (tests/run-all.sh installs them)"
-            );
-            eprintln!("skipping {test}: rabbitmq-server or python3-pika is missing");
+        let found = Path::new(SERVER).exists() && pika;
+        if !super::have(test, found, "rabbitmq-server or python3-pika") {
             return None;
         }
-        let user = nix::unistd::geteuid().is_root().then(|| {
-            let rabbit = nix::unistd::User::from_name("rabbitmq")
-                .unwrap()
-                .expect("the rabbitmq-server package creates the rabbitmq user");
-            (rabbit.uid.as_raw(), rabbit.gid.as_raw())
-        });
-        let dir = tempfile::tempdir().unwrap();
-        if let Some((uid, gid)) = user {
-            nix::unistd::chown(
-                dir.path(),
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-            )
-            .unwrap();
-        }
+        let (dir, user) = super::server_home("rabbitmq");
         let mut broker = Broker {
             port: super::free_port(),
             epmd_port: super::free_port(),
