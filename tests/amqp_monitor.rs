@@ -120,7 +120,7 @@ fn messages_of_every_kind_drive_two_emperors_and_a_broker_restart_loses_nothing(
     broker.publish("direct.ini", &ini("sleep 2000", &[]));
     for (emperor, old) in fleet.iter().zip(&old) {
         let (_, new) = emperor.running_other_than("direct.ini", *old);
-        assert_eq!(cmdline(new), "sleep 2000");
+        emperor.wait_exec(new, "sleep 2000");
     }
     broker.publish("direct.ini", "");
     for emperor in &fleet {

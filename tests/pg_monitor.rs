@@ -87,7 +87,7 @@ fn rows_inserted_updated_and_deleted_start_reload_and_stop_vassals() {
     upsert(&server, "app.ini", "sleep 1000", 100);
     let (runtime, payload) = emperor.running("app.ini");
     eprintln!("insert -> payload running: {:?}", inserted.elapsed());
-    assert_eq!(cmdline(payload), "sleep 1000");
+    emperor.wait_exec(payload, "sleep 1000");
     // The config came through a sealed memfd, named after the monitor and the row.
     let runtime_cmdline = cmdline(runtime);
     assert!(
@@ -107,7 +107,7 @@ fn rows_inserted_updated_and_deleted_start_reload_and_stop_vassals() {
     upsert(&server, "app.ini", "sleep 2000", 200);
     let (runtime_after, new_payload) = emperor.running_other_than("app.ini", payload);
     assert_eq!(runtime_after, runtime, "a reload keeps the runtime");
-    assert_eq!(cmdline(new_payload), "sleep 2000");
+    emperor.wait_exec(new_payload, "sleep 2000");
     assert!(!alive(payload));
 
     server.sql("DELETE FROM vassals WHERE name = 'app.ini'");
@@ -209,7 +209,7 @@ fn polling_without_notifications_follows_the_table_too() {
     let (_, payload) = emperor.running("p.ini");
     upsert(&server, "p.ini", "sleep 2000", 2);
     let (_, new) = emperor.running_other_than("p.ini", payload);
-    assert_eq!(cmdline(new), "sleep 2000");
+    emperor.wait_exec(new, "sleep 2000");
 }
 
 #[test]

@@ -58,13 +58,13 @@ fn touch_with_a_config_spawns_and_reloads_and_destroy_stops() {
 
     push(&endpoint, &["touch", "foo.ini", &ini("sleep 1000", &[])]);
     let (runtime, payload) = emperor.running("foo.ini");
-    assert_eq!(cmdline(payload), "sleep 1000");
+    emperor.wait_exec(payload, "sleep 1000");
     assert!(cmdline(runtime).contains(&format!("--config-fd 5 zmq://{endpoint}/foo.ini")));
 
     push(&endpoint, &["touch", "foo.ini", &ini("sleep 2000", &[])]);
     let (runtime_after, new) = emperor.running_other_than("foo.ini", payload);
     assert_eq!(runtime_after, runtime, "a reload keeps the runtime");
-    assert_eq!(cmdline(new), "sleep 2000");
+    emperor.wait_exec(new, "sleep 2000");
 
     push(&endpoint, &["destroy", "foo.ini"]);
     emperor.wait_until("foo.ini is gone", || emperor.vassal("foo.ini").is_none());

@@ -184,6 +184,14 @@ impl Emperor {
             .cloned()
     }
 
+    /// Wait until `pid` runs `expected`: a payload found right after its start may still be
+    /// the fork of its runtime, before its execve.
+    pub fn wait_exec(&self, pid: i32, expected: &str) {
+        self.wait_until(&format!("{pid} runs {expected}"), || {
+            cmdline(pid) == expected
+        });
+    }
+
     /// The names of every vassal in the stats.
     pub fn vassal_names(&self) -> std::collections::BTreeSet<String> {
         self.stats()["vassals"]
