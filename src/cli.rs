@@ -197,6 +197,10 @@ pub struct VassalCommand {
     /// `on-demand-socket`: the payload gets it instead of a socket of the runtime's own.
     #[arg(long = "held-fd", hide = true)]
     pub held_fd: Option<i32>,
+    /// An fd (passed by the emperor) on a sealed memfd holding the config's text, for configs
+    /// that came from a monitor; the config argument is then only its name.
+    #[arg(long = "config-fd", hide = true)]
+    pub config_fd: Option<i32>,
     /// An option placed before the config's own (KEY=VALUE). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
                 let fall_back = args.fall_back;
                 ExitCode::from(vassal::run(vassal::VassalArgs {
                     config,
+                    config_fd: args.config_fd,
                     load,
                     jail,
                     fallback_tried,

@@ -4,6 +4,8 @@
 #   1. unit tests (cargo test, next to the code)
 #   2. host integration tests (tests/: the real binary, real namespaces; root for the jail ones)
 #   3. VM scenarios (vm-tests/: QEMU boots Debian's kernel with the binary, busybox and nginx)
+# The pg://, amqp:// and zmq:// tests start their own PostgreSQL cluster and RabbitMQ node
+# (temp dirs, free ports) and stop them; the packages only have to be installed.
 # CI (.ci/run) calls exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,12 @@ packages=(
   "curl:/usr/bin/curl"
   "wrk:/usr/bin/wrk"
   "python3:/usr/bin/python3"
+  # The network monitors' tests: each starts a throwaway server of its own (never the
+  # system's) and drives it with a real client.
+  "postgresql:/usr/lib/postgresql/*/bin/initdb"
+  "rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server"
+  "python3-pika:/usr/lib/python3/dist-packages/pika"
+  "python3-zmq:/usr/lib/python3/dist-packages/zmq"
 )
 
 install_missing() {

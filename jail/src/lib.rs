@@ -9,6 +9,7 @@ pub mod error;
 pub mod fd;
 pub mod fsid;
 pub mod launch;
+pub mod memfd;
 pub mod mount;
 pub mod ns;
 pub mod plan;

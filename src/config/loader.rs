@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::expand;
 use super::magic::{FileFacts, MagicScope, Startup};
-use super::source::{read_raw, ConfigName, RawEntry};
+use super::source::{parse_raw, read_raw, ConfigName, RawEntry};
 use super::{normalize_key, ConfigError, Entry, Origin};
 
 /// A file being read, remembered to catch include loops.
@@ -36,15 +36,36 @@ pub(crate) struct Loader {
 
 impl Loader {
     pub fn new(vassal: &ConfigName) -> Result<Loader, ConfigError> {
-        Ok(Loader {
+        Ok(Loader::with_facts(vassal, FileFacts::of(vassal)?))
+    }
+
+    /// A loader for a config that came as text (see [`FileFacts::of_text`]).
+    pub fn for_text(vassal: &ConfigName) -> Loader {
+        Loader::with_facts(vassal, FileFacts::of_text(vassal))
+    }
+
+    fn with_facts(vassal: &ConfigName, facts: FileFacts) -> Loader {
+        Loader {
             startup: Startup::now(),
             vassal_path: vassal.path.clone(),
-            vassal: FileFacts::of(vassal)?,
+            vassal: facts,
             entries: Vec::new(),
             placeholders: HashMap::new(),
             open_files: Vec::new(),
             environment: None,
-        })
+        }
+    }
+
+    /// Adds the entries of the vassal's own config, given as text. Its includes are read
+    /// from files as usual.
+    pub fn read_text(&mut self, name: &ConfigName, text: &str) -> Result<(), ConfigError> {
+        let facts = self.vassal.clone();
+        self.open_files.push(OpenFile {
+            canonical: name.path.clone(),
+            section: name.section_name().to_string(),
+            shown: name.display(),
+        });
+        self.add_all(name, &facts, parse_raw(name, text)?)
     }
 
     pub fn into_entries(self) -> Vec<Entry> {
@@ -68,11 +89,21 @@ impl Loader {
     pub fn read_file(&mut self, name: &ConfigName) -> Result<(), ConfigError> {
         let facts = FileFacts::of(name)?;
         self.enter(name)?;
+        self.add_all(name, &facts, read_raw(name)?)
+    }
+
+    /// The entries of the file on top of `open_files`, which is then closed.
+    fn add_all(
+        &mut self,
+        name: &ConfigName,
+        facts: &FileFacts,
+        raws: Vec<RawEntry>,
+    ) -> Result<(), ConfigError> {
         let scope = FileScope {
             path: &name.path,
-            facts: &facts,
+            facts,
         };
-        for raw in read_raw(name)? {
+        for raw in raws {
             self.add(raw, &scope)?;
         }
         self.open_files.pop();

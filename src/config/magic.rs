@@ -40,6 +40,17 @@ impl FileFacts {
         })
     }
 
+    /// A config that came as text from a monitor: named, but no file (no inode, and the name
+    /// is taken as it is, not against the current directory).
+    pub fn of_text(name: &ConfigName) -> FileFacts {
+        FileFacts {
+            given: name.path.display().to_string(),
+            absolute: name.path.clone(),
+            section: name.section_name().to_string(),
+            inode: 0,
+        }
+    }
+
     /// The directory holding the file: relative includes and `@(file)` start here.
     pub fn dir(&self) -> &Path {
         self.absolute.parent().unwrap_or(Path::new("/"))

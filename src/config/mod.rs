@@ -2,7 +2,8 @@
 //! multimap of options, each remembering where it came from.
 //!
 //! CONTRACT (used by the rest of the crate; keep these names and signatures):
-//! - `load(path, &LoadOptions) -> Result<Config, ConfigError>`
+//! - `load(path, &LoadOptions) -> Result<Config, ConfigError>`; `load_text(name, text, ..)` for
+//!   a config that came as text from a monitor
 //! - `is_config_name(name) -> bool`: the extension is one we load (.ini .json .js .yml .yaml .xml)
 //! - `vassal_env_sets(env) -> Vec<(String, String)>`: `UWSGI_VASSAL_FOO_BAR=v` -> ("foo-bar", v)
 //! - `Config::{get, get_all, get_bool, get_parsed, entries}` as below.
@@ -83,10 +84,30 @@ pub struct LoadOptions {
 /// additions: `opts.sets` first, then the file (includes inlined), then `opts.includes`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
     let name = ConfigName::parse(path);
-    let mut loader = Loader::new(&name)?;
+    let loader = Loader::new(&name)?;
+    assemble(loader, name, opts, |loader, name| loader.read_file(name))
+}
+
+/// As [`load`], for a config that came as text (from a monitor, through a sealed memfd):
+/// `name` (`pg://db/app.ini`) picks the format by its extension and names it in errors.
+pub fn load_text(name: &Path, text: &str, opts: &LoadOptions) -> Result<Config, ConfigError> {
+    let name = ConfigName::parse(name);
+    let loader = Loader::for_text(&name);
+    assemble(loader, name, opts, |loader, name| {
+        loader.read_text(name, text)
+    })
+}
+
+/// `opts.sets`, then the vassal's own config (`own`), then `opts.includes`.
+fn assemble(
+    mut loader: Loader,
+    name: ConfigName,
+    opts: &LoadOptions,
+    own: impl FnOnce(&mut Loader, &ConfigName) -> Result<(), ConfigError>,
+) -> Result<Config, ConfigError> {
     loader.environment = opts.environment.clone();
     loader.apply_sets(&opts.sets)?;
-    loader.read_file(&name)?;
+    own(&mut loader, &name)?;
     for include in &opts.includes {
         loader.read_file(&ConfigName::parse(include))?;
     }
@@ -144,6 +165,19 @@ pub fn parse_flag(value: &str) -> bool {
 }
 
 impl Config {
+    /// The directory holding the config file: None for a config that came as text from a
+    /// monitor (named `scheme://store/name`), which has no directory of its own.
+    pub fn dir(&self) -> Option<&Path> {
+        let from_store = self
+            .path
+            .to_str()
+            .and_then(|p| p.split_once("://"))
+            .is_some_and(|(scheme, _)| scheme.chars().all(|c| c.is_ascii_alphanumeric()));
+        self.path
+            .parent()
+            .filter(|p| !from_store && !p.as_os_str().is_empty())
+    }
+
     /// The last value of `key` (scalar options: last wins). `_` and `-` are the same in keys.
     pub fn get(&self, key: &str) -> Option<&Entry> {
         self.entries
@@ -188,6 +222,18 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_config_takes_its_format_and_name_from_the_monitor_name() {
+        let opts = LoadOptions::default();
+        let name = Path::new("pg://db/app.json");
+        let config = load_text(name, r#"{"uwsgi": {"procname": "%n", "x": "1"}}"#, &opts).unwrap();
+        assert_eq!(config.get("procname").unwrap().value, "app");
+        assert_eq!(config.get("x").unwrap().origin.file, name);
+        let err =
+            load_text(Path::new("zmq://h/app.ini"), "[uwsgi]\nx = %(nope)", &opts).unwrap_err();
+        assert!(err.to_string().starts_with("zmq://h/app.ini:2"), "{err}");
+    }
 
     fn config(pairs: &[(&str, &str)]) -> Config {
         let entries = pairs

@@ -127,17 +127,25 @@ fn has_config_extension(file: &str) -> bool {
 /// Reads the file and returns the raw entries of the requested section.
 pub(crate) fn read_raw(name: &ConfigName) -> Result<Vec<RawEntry>, ConfigError> {
     let path = &name.path;
-    let format =
-        Format::of(path).ok_or_else(|| ConfigError::UnknownFormat { path: path.clone() })?;
+    Format::of(path).ok_or_else(|| ConfigError::UnknownFormat { path: path.clone() })?;
     let text = super::file::read_text(path).map_err(|source| ConfigError::Read {
         path: path.clone(),
         source,
     })?;
+    parse_raw(name, &text)
+}
+
+/// The raw entries of the requested section of `text`, in the format the name's extension
+/// says (a config that came as text, from a monitor, has a name but no file).
+pub(crate) fn parse_raw(name: &ConfigName, text: &str) -> Result<Vec<RawEntry>, ConfigError> {
+    let path = &name.path;
+    let format =
+        Format::of(path).ok_or_else(|| ConfigError::UnknownFormat { path: path.clone() })?;
     let read = match format {
-        Format::Ini => ini::read(&text, name.section_name()),
-        Format::Json => json::read(&text, name.section_name()),
-        Format::Yaml => yaml::read(&text, name.section_name()),
-        Format::Xml => xml::read(&text, name.section.as_deref()),
+        Format::Ini => ini::read(text, name.section_name()),
+        Format::Json => json::read(text, name.section_name()),
+        Format::Yaml => yaml::read(text, name.section_name()),
+        Format::Xml => xml::read(text, name.section.as_deref()),
     };
     match read {
         Ok(Some(entries)) => Ok(entries),

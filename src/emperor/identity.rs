@@ -18,6 +18,8 @@ pub enum OwnerError {
     System { uid: u32, gid: u32, min: u32 },
     #[error("a symlink owned by uid {link} pointing to a file owned by uid {target}: an identity cannot be borrowed")]
     Borrowed { link: u32, target: u32 },
+    #[error("no uid and gid: tyrant mode needs the monitor's uid and gid fields")]
+    Missing,
 }
 
 /// The tenant a config belongs to: the owner of the file itself (lstat: a symlink is its
@@ -33,7 +35,20 @@ pub fn tyrant_owner(path: &Path, min_id: u32) -> Result<(u32, u32), OwnerError> 
             });
         }
     }
-    let (uid, gid) = (link.uid(), link.gid());
+    checked_owner(link.uid(), link.gid(), min_id)
+}
+
+/// The tenant of a config that came from a store: the uid and gid it gave, under the same
+/// rules as a file's owner.
+pub fn tyrant_given_owner(
+    owner: Option<(u32, u32)>,
+    min_id: u32,
+) -> Result<(u32, u32), OwnerError> {
+    let (uid, gid) = owner.ok_or(OwnerError::Missing)?;
+    checked_owner(uid, gid, min_id)
+}
+
+fn checked_owner(uid: u32, gid: u32, min_id: u32) -> Result<(u32, u32), OwnerError> {
     if uid == 0 || gid == 0 {
         return Err(OwnerError::Root { uid, gid });
     }

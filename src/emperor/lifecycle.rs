@@ -48,6 +48,7 @@ impl Emperor {
         let Some(slot) = self.table.slot_of(&event.id) else {
             let mut vassal = Vassal::new(event.id, event.name, event.path, event.monitor);
             vassal.owner = event.owner;
+            vassal.config = event.config;
             vassal.last_mod = event.mtime;
             info!(vassal = %vassal.name, "new config");
             let slot = self.table.insert(vassal);
@@ -60,6 +61,7 @@ impl Emperor {
         }
         v.last_mod = event.mtime;
         v.owner = event.owner;
+        v.config = event.config;
         match v.state {
             State::Running | State::Starting => {
                 if self.on_demand_changed(slot) || self.pool_changed(slot) {
@@ -87,7 +89,12 @@ impl Emperor {
     /// Tyrant mode: the config's owner, or None when it is refused (and, if it was running
     /// as someone else, stopped).
     fn tyrant_check(&mut self, event: &Event) -> Option<(u32, u32)> {
-        let owner = match super::identity::tyrant_owner(&event.path, self.settings.tyrant_min_id) {
+        let min_id = self.settings.tyrant_min_id;
+        let owner = match &event.config {
+            Some(_) => super::identity::tyrant_given_owner(event.owner, min_id),
+            None => super::identity::tyrant_owner(&event.path, min_id),
+        };
+        let owner = match owner {
             Ok(owner) => owner,
             Err(e) => {
                 error!(vassal = %event.name, "{}: refused: {e}", event.path.display());
@@ -187,9 +194,9 @@ impl Emperor {
     }
 
     fn spawn(&mut self, slot: usize, now: Instant) {
-        let (path, owner, fall_back) = {
+        let (path, owner, fall_back, text) = {
             let v = self.table.get(slot).expect("queued slot");
-            (v.path.clone(), v.owner, v.fall_back)
+            (v.path.clone(), v.owner, v.fall_back, v.config.clone())
         };
         self.throttle.record_spawn(now, self.warming_up);
         let cgroup = match self.vassal_cgroup(slot) {
@@ -202,10 +209,14 @@ impl Emperor {
             }
         };
         let held = self.held_fd(slot);
-        match self
-            .spawner
-            .spawn(&path, owner, cgroup.as_ref(), held, fall_back)
-        {
+        match self.spawner.spawn(
+            &path,
+            owner,
+            cgroup.as_ref(),
+            held,
+            fall_back,
+            text.as_deref(),
+        ) {
             Ok(process) => {
                 let token = TOKEN_VASSAL + slot as u64;
                 if let Err(e) = self
@@ -312,6 +323,11 @@ impl Emperor {
         v.accepting = false;
         v.respawns += 1;
         v.last_run = Some(SystemTime::now());
+        if v.config.is_some() {
+            // A config from a store travels with the reload byte, as a fresh sealed memfd.
+            super::inline::send_reload(v);
+            return;
+        }
         self.send(slot, Command::Reload);
     }
 

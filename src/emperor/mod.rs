@@ -6,6 +6,7 @@ mod commands;
 mod control;
 mod held;
 mod identity;
+mod inline;
 mod lifecycle;
 mod on_demand;
 mod pool;
@@ -155,6 +156,7 @@ impl Emperor {
         let options = MonitorOptions {
             nofollow: settings.nofollow,
             debounce: Duration::from_millis(0),
+            freq: settings.freq,
         };
         let monitors = settings
             .monitors
@@ -248,7 +250,7 @@ impl Emperor {
 
     /// The loop: initial scan, then events and deadlines until the last vassal is buried.
     pub fn run(mut self) -> Result<(), EmperorError> {
-        info!(monitors = ?self.settings.monitors, pid = std::process::id(), "emperor started");
+        info!(monitors = ?self.shown_monitors(), pid = std::process::id(), "emperor started");
         for i in 0..self.monitors.len() {
             let events = self.monitors[i].rescan();
             self.on_monitor_events(events);
@@ -369,9 +371,18 @@ impl Emperor {
         }
     }
 
+    /// The monitors' specs as logs and stats show them: without passwords.
+    fn shown_monitors(&self) -> Vec<String> {
+        self.settings
+            .monitors
+            .iter()
+            .map(|s| monitor::shown(s))
+            .collect()
+    }
+
     pub fn stats_document(&self) -> serde_json::Value {
         stats::StatsView {
-            monitors: &self.settings.monitors,
+            monitors: &self.shown_monitors(),
             tyrant: self.settings.tyrant,
             table: &self.table,
             throttle: &self.throttle,

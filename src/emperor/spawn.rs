@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 const CGROUP_FD: i32 = 4;
 /// Where the runtime finds the socket the emperor holds for an on-demand vassal.
 const HELD_FD: i32 = 5;
+/// Where the runtime finds the sealed memfd of a config that came from a store.
+const CONFIG_FD: i32 = 6;
 
 /// Environment variables the emperor hands down to its runtimes (log settings only).
 const PASSED_ENV: [&str; 2] = ["RUST_LOG", "EMPEROR_LOG"];
@@ -137,7 +139,9 @@ impl Spawner {
     }
 
     /// Start a runtime for `config`; `owner` (uid, gid) becomes its user namespace's root;
-    /// `held` is the socket the emperor holds for it (an on-demand vassal).
+    /// `held` is the socket the emperor holds for it (on demand or a pool); `fall_back` the
+    /// fallback levels to go down at once. `text` is the config's text when it came from a
+    /// store (`config` is then its name): it reaches the runtime as a sealed memfd on fd 6.
     pub fn spawn(
         &self,
         config: &Path,
@@ -145,6 +149,7 @@ impl Spawner {
         cgroup: Option<&VassalCgroup>,
         held: Option<BorrowedFd<'_>>,
         fall_back: u32,
+        text: Option<&str>,
     ) -> Result<Process, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
         emperor_end
@@ -171,8 +176,17 @@ impl Spawner {
         if held.is_some() {
             argv.extend(["--held-fd".to_string(), HELD_FD.to_string()]);
         }
+        let memfd = text
+            .map(|text| super::inline::sealed(config, text))
+            .transpose()?;
+        if memfd.is_some() {
+            argv.extend(["--config-fd".to_string(), CONFIG_FD.to_string()]);
+        }
         argv.push(config_arg);
         let mut launch = Launch::new(&self.binary, &argv)?;
+        if let Some(memfd) = &memfd {
+            launch.map_fd(memfd.as_raw_fd(), CONFIG_FD);
+        }
         if let Some((runtime, payload)) = &cgroup_fds {
             launch.into_cgroup(runtime.as_raw_fd());
             if let Some(payload) = payload {

@@ -60,6 +60,8 @@ pub struct Vassal {
     pub path: PathBuf,
     pub monitor: String,
     pub owner: Option<(u32, u32)>,
+    /// The config's text when it came from a store (pg://, amqp://, zmq://), not a file.
+    pub config: Option<std::sync::Arc<str>>,
     pub last_mod: Option<SystemTime>,
     pub state: State,
     pub process: Option<Process>,
@@ -107,6 +109,7 @@ impl Vassal {
             path,
             monitor,
             owner: None,
+            config: None,
             last_mod: None,
             state: State::Queued,
             process: None,

@@ -220,6 +220,7 @@ mod tests {
         let spec = format!("dir://{}", tmp.path().display());
         let debounce = Duration::from_secs(1);
         let options = MonitorOptions {
+            freq: std::time::Duration::from_secs(60),
             nofollow: false,
             debounce,
         };

@@ -11,19 +11,25 @@
 //!
 //! See docs/monitors.md for the user-facing behaviour.
 
+mod amqp;
 mod dir;
+mod feed;
 mod glob;
+mod pg;
 mod stat;
 #[cfg(test)]
 mod testutil;
 mod tracker;
 mod watch;
+mod zmq;
 
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use dir::DirMonitor;
+pub use feed::shown;
 pub use glob::GlobMonitor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +54,12 @@ pub struct Event {
     pub mtime: Option<SystemTime>,
     /// The monitor's spec, for the stats.
     pub monitor: String,
+    /// The config's text, when it came from a store (pg://, amqp://, zmq://) rather than a
+    /// file: it reaches the runtime as a sealed memfd, never as a file. `path` is then only
+    /// its name (`pg://host/db/app.ini`).
+    pub config: Option<Arc<str>>,
+    /// The on-demand socket a store gave for the vassal (column 6 of pg://), if any.
+    pub socket: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +68,8 @@ pub struct MonitorOptions {
     pub nofollow: bool,
     /// How long a file written in place may stay quiet before it counts as written.
     pub debounce: Duration,
+    /// `--emperor-freq`: how often a store without notifications is asked again.
+    pub freq: Duration,
 }
 
 pub trait Monitor: Send {
@@ -71,8 +85,16 @@ pub trait Monitor: Send {
 pub enum MonitorError {
     #[error("{spec}: not a directory and not a glob pattern")]
     NotDirOrPattern { spec: String },
-    #[error("{spec}: unsupported monitor (only dir:// and glob://)")]
+    #[error("{spec}: unsupported monitor (dir://, glob://, pg://, amqp://, zmq://)")]
     UnsupportedScheme { spec: String },
+    #[error("{spec}: {reason}")]
+    BadSpec { spec: String, reason: String },
+    #[error("{spec}: {what}: {source}")]
+    Feed {
+        spec: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("{spec}: bad glob pattern: {source}")]
     Pattern {
         spec: String,
@@ -102,6 +124,10 @@ pub enum MonitorError {
 pub enum Spec {
     Dir(PathBuf),
     Glob(String),
+    /// A network store (pg://, amqp://, zmq://): the spec as given.
+    Pg(String),
+    Amqp(String),
+    Zmq(String),
 }
 
 const SHELL_WILDCARDS: &[char] = &['*', '?', '['];
@@ -114,6 +140,15 @@ pub fn parse_spec(spec: &str) -> Result<Spec, MonitorError> {
     }
     if let Some(pattern) = spec.strip_prefix("glob://") {
         return Ok(Spec::Glob(absolute_pattern(spec, pattern)?));
+    }
+    for (scheme, kind) in [
+        ("pg://", Spec::Pg as fn(String) -> Spec),
+        ("amqp://", Spec::Amqp),
+        ("zmq://", Spec::Zmq),
+    ] {
+        if spec.starts_with(scheme) {
+            return Ok(kind(spec.to_owned()));
+        }
     }
     if has_scheme(spec) {
         return Err(MonitorError::UnsupportedScheme {
@@ -131,7 +166,7 @@ pub fn parse_spec(spec: &str) -> Result<Spec, MonitorError> {
     })
 }
 
-/// `pg://...`, `zmq://...`: a scheme we do not implement (as opposed to a path with `://`).
+/// `mongodb://...`: a scheme we do not implement (as opposed to a path with `://`).
 fn has_scheme(spec: &str) -> bool {
     spec.split_once("://").is_some_and(|(scheme, _)| {
         !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())
@@ -167,6 +202,9 @@ pub fn open(spec: &str, opts: &MonitorOptions) -> Result<Box<dyn Monitor>, Monit
     Ok(match parse_spec(spec)? {
         Spec::Dir(dir) => Box::new(DirMonitor::open(spec, dir, opts)?),
         Spec::Glob(pattern) => Box::new(GlobMonitor::open(spec, pattern, opts)?),
+        Spec::Pg(spec) => Box::new(pg::open(&spec, opts.freq)?),
+        Spec::Zmq(spec) => Box::new(zmq::open(&spec)?),
+        Spec::Amqp(spec) => Box::new(amqp::open(&spec, opts.freq)?),
     })
 }
 
@@ -216,7 +254,7 @@ mod tests {
             "/no/such/vassals: not a directory and not a glob pattern"
         );
         assert!(matches!(
-            parse_spec("pg://host;SELECT 1"),
+            parse_spec("mongodb://127.0.0.1:27107,emperor.vassals,{enabled:1}"),
             Err(MonitorError::UnsupportedScheme { .. })
         ));
     }

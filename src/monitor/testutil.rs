@@ -12,6 +12,7 @@ use super::{Event, EventKind, Monitor, MonitorOptions};
 
 pub(crate) fn opts(nofollow: bool) -> MonitorOptions {
     MonitorOptions {
+        freq: std::time::Duration::from_secs(60),
         nofollow,
         debounce: Duration::ZERO,
     }

@@ -96,6 +96,8 @@ impl Table {
             owner: state.map(|s| s.owner),
             mtime: state.map(|s| s.mtime),
             monitor: self.monitor.clone(),
+            config: None,
+            socket: None,
         }
     }
 }

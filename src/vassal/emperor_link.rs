@@ -2,15 +2,16 @@
 
 use crate::protocol::{Command, Message, ENV_FD};
 use nix::errno::Errno;
-use nix::sys::socket::{recv, MsgFlags};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use tracing::warn;
 
 #[derive(Debug)]
 pub struct EmperorLink {
     stream: Option<UnixStream>,
+    /// The newest config memfd the emperor sent with a reload (configs from monitors).
+    config: Option<OwnedFd>,
 }
 
 /// What the emperor said since the last read.
@@ -33,7 +34,10 @@ impl EmperorLink {
     /// Adopt the socket named by UWSGI_EMPEROR_FD; none when run by hand.
     pub fn from_env() -> Result<Self, LinkError> {
         let Ok(value) = std::env::var(ENV_FD) else {
-            return Ok(EmperorLink { stream: None });
+            return Ok(EmperorLink {
+                stream: None,
+                config: None,
+            });
         };
         let fd: RawFd = value
             .parse()
@@ -43,6 +47,7 @@ impl EmperorLink {
         let stream = UnixStream::from(jail::fd::adopt_inherited(fd)?);
         Ok(EmperorLink {
             stream: Some(stream),
+            config: None,
         })
     }
 
@@ -63,7 +68,13 @@ impl EmperorLink {
         }
     }
 
-    /// Read what is pending without blocking.
+    /// The config memfd the last reload brought, if any.
+    pub fn take_config(&mut self) -> Option<OwnedFd> {
+        self.config.take()
+    }
+
+    /// Read what is pending without blocking; a config memfd sent along is kept for
+    /// [`Self::take_config`].
     pub fn read(&mut self) -> Heard {
         let Some(stream) = &mut self.stream else {
             return Heard::Commands(Vec::new());
@@ -71,9 +82,12 @@ impl EmperorLink {
         let mut buf = [0u8; 64];
         let mut commands = Vec::new();
         loop {
-            match recv(stream.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) => return Heard::Lost,
-                Ok(n) => {
+            match jail::fd::recv_with_fds(stream.as_fd(), &mut buf) {
+                Ok((0, _)) => return Heard::Lost,
+                Ok((n, fds)) => {
+                    if let Some(fd) = fds.into_iter().last() {
+                        self.config = Some(fd);
+                    }
                     for &byte in &buf[..n] {
                         match Command::from_byte(byte) {
                             Some(command) => commands.push(command),
@@ -81,8 +95,8 @@ impl EmperorLink {
                         }
                     }
                 }
-                Err(Errno::EAGAIN) => return Heard::Commands(commands),
-                Err(Errno::EINTR) => continue,
+                Err(e) if e.errno == Errno::EAGAIN => return Heard::Commands(commands),
+                Err(e) if e.errno == Errno::EINTR => continue,
                 Err(_) => return Heard::Lost,
             }
         }

@@ -31,6 +31,8 @@ pub const DEFAULT_LOYAL_AFTER: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct VassalArgs {
     pub config: PathBuf,
+    /// A sealed memfd with the config's text (a config from a monitor); `config` is its name.
+    pub config_fd: Option<i32>,
     pub load: LoadOptions,
     pub jail: policy::JailContext,
     /// Configs that failed before this one, when this one is a fallback (oldest first).
@@ -105,7 +107,21 @@ fn run_inner(args: &VassalArgs) -> Result<i32, String> {
     let mut supervisor = Supervisor::new(signals, cgroup);
     let mut state = FallbackState::default();
     let held_fd = held.as_ref().map(std::os::fd::AsFd::as_fd);
-    match serve(args, held_fd, &mut link, &mut supervisor, &mut state) {
+    let mut source = ConfigSource {
+        memfd: args
+            .config_fd
+            .map(jail::fd::adopt_inherited)
+            .transpose()
+            .map_err(|e| format!("--config-fd: {e}"))?,
+    };
+    match serve(
+        args,
+        held_fd,
+        &mut source,
+        &mut link,
+        &mut supervisor,
+        &mut state,
+    ) {
         Ok(code) => Ok(code),
         Err(message) => {
             let Some(file) = state.file.clone().filter(|_| !state.jail_set_up) else {
@@ -175,6 +191,10 @@ fn fall_back(args: &VassalArgs, file: &Path, keep: &[std::os::fd::BorrowedFd<'_>
     // fallback in its place (the config is always the last argument).
     let mut argv = without_fall_back(std::env::args().collect());
     argv.pop();
+    // A fallback is a file: the memfd of a config from a monitor is not passed on.
+    if let Some(at) = argv.iter().position(|a| a == "--config-fd") {
+        argv.drain(at..(at + 2).min(argv.len()));
+    }
     if args.fall_back > 1 {
         argv.push("--fall-back".into());
         argv.push((args.fall_back - 1).to_string());
@@ -201,10 +221,30 @@ fn without_fall_back(argv: Vec<String>) -> Vec<String> {
     kept
 }
 
+/// Where the config's text comes from: its file, or a sealed memfd from the emperor (a config
+/// from a monitor), replaced by the one a reload brings.
+struct ConfigSource {
+    memfd: Option<std::os::fd::OwnedFd>,
+}
+
+impl ConfigSource {
+    fn load(&self, args: &VassalArgs) -> Result<Config, String> {
+        let Some(memfd) = &self.memfd else {
+            return config::load(&args.config, &args.load).map_err(|e| e.to_string());
+        };
+        let name = args.config.display();
+        let bytes = jail::memfd::read_sealed(std::os::fd::AsFd::as_fd(memfd))
+            .map_err(|e| format!("{name}: the config from the emperor: {e}"))?;
+        let text = String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text"))?;
+        config::load_text(&args.config, &text, &args.load).map_err(|e| e.to_string())
+    }
+}
+
 /// Load, plan, jail (once), and run payloads until told to stop.
 fn serve(
     args: &VassalArgs,
     held: Option<std::os::fd::BorrowedFd<'_>>,
+    source: &mut ConfigSource,
     link: &mut EmperorLink,
     supervisor: &mut Supervisor,
     state: &mut FallbackState,
@@ -212,13 +252,13 @@ fn serve(
     let mut jailed: Option<Vec<policy::SetupItem>> = None;
     let mut bound: Option<Vec<sockets::Bound>> = None;
     loop {
-        let config = match config::load(&args.config, &args.load) {
+        let config = match source.load(args) {
             Ok(config) => config,
             Err(e) => {
                 if jailed.is_none() {
                     state.file = fallback_of(&args.config, None);
                 }
-                return Err(e.to_string());
+                return Err(e);
             }
         };
         if jailed.is_none() {
@@ -286,7 +326,12 @@ fn serve(
                 );
                 return Ok(EXIT_RESPAWN);
             }
-            Outcome::Reload => info!("reloading"),
+            Outcome::Reload => {
+                info!("reloading");
+                if let Some(memfd) = link.take_config() {
+                    source.memfd = Some(memfd);
+                }
+            }
             Outcome::Exit(EXIT_CONFIG_ERROR) if supervisor.failed_to_start => {
                 // uWSGI's need-app: the payload could not start. Its jail cannot be set up
                 // again in this runtime, so the emperor starts a fresh one on the fallback.
@@ -307,7 +352,7 @@ fn serve(
 
 /// Every value of a path option, relative ones taken from the config's directory.
 fn config_path(config: &Config, key: &str) -> Vec<PathBuf> {
-    let dir = config.path.parent().unwrap_or(std::path::Path::new("."));
+    let dir = config.dir().unwrap_or(std::path::Path::new("."));
     config.get_all(key).map(|e| dir.join(&e.value)).collect()
 }
 

@@ -125,11 +125,7 @@ fn environment(config: &Config) -> Result<Vec<(String, String)>, PayloadError> {
 fn working_dir(config: &Config) -> PathBuf {
     match config.get("chdir") {
         Some(entry) => PathBuf::from(&entry.value),
-        None => config
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf(),
+        // A config from a store has no directory: the emperor's own, as uWSGI does.
+        None => config.dir().unwrap_or(Path::new(".")).to_path_buf(),
     }
 }

@@ -184,6 +184,24 @@ impl Emperor {
             .cloned()
     }
 
+    /// Wait until `pid` runs `expected`: a payload found right after its start may still be
+    /// the fork of its runtime, before its execve.
+    pub fn wait_exec(&self, pid: i32, expected: &str) {
+        self.wait_until(&format!("{pid} runs {expected}"), || {
+            cmdline(pid) == expected
+        });
+    }
+
+    /// The names of every vassal in the stats.
+    pub fn vassal_names(&self) -> std::collections::BTreeSet<String> {
+        self.stats()["vassals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// The runtime pid of a vassal, when it has one.
     pub fn runtime_pid(&self, name: &str) -> Option<i32> {
         let pid = self.vassal(name)?["pid"].as_i64()?;
@@ -544,4 +562,31 @@ pub fn http_get(port: u16) -> Option<String> {
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
     body.contains("200 OK").then_some(body)
+}
+
+/// Whether something a test needs is there; if not, a skip message, or a failure under CI
+/// (where tests/run-all.sh installs it).
+pub fn have(test: &str, found: bool, what: &str) -> bool {
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{test}: {what} is missing (tests/run-all.sh installs it)"
+        );
+        eprintln!("skipping {test}: {what} is missing");
+    }
+    found
+}
+
+/// A temp dir for a throwaway server that must run as its system account `user` when the test
+/// is root (PostgreSQL refuses root): the dir is given to that user, whose ids are returned.
+pub fn server_home(user: &str) -> (tempfile::TempDir, Option<(u32, u32)>) {
+    let dir = tempfile::tempdir().unwrap();
+    if !nix::unistd::geteuid().is_root() {
+        return (dir, None);
+    }
+    let account = nix::unistd::User::from_name(user)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no user {user}: its Debian package creates it"));
+    nix::unistd::chown(dir.path(), Some(account.uid), Some(account.gid)).unwrap();
+    (dir, Some((account.uid.as_raw(), account.gid.as_raw())))
 }
