@@ -92,15 +92,15 @@ fn rows_inserted_updated_and_deleted_start_reload_and_stop_vassals() {
     let runtime_cmdline = cmdline(runtime);
     assert!(
         runtime_cmdline.contains(&format!(
-            "--config-fd 5 pg://127.0.0.1:{}/postgres/app.ini",
+            "--config-fd 6 pg://127.0.0.1:{}/postgres/app.ini",
             server.port
         )),
         "{runtime_cmdline}"
     );
-    let fd5 = std::fs::read_link(format!("/proc/{runtime}/fd/5")).unwrap();
+    let fd6 = std::fs::read_link(format!("/proc/{runtime}/fd/6")).unwrap();
     assert!(
-        fd5.to_string_lossy().starts_with("/memfd:app.ini"),
-        "{fd5:?}"
+        fd6.to_string_lossy().starts_with("/memfd:app.ini"),
+        "{fd6:?}"
     );
 
     // A new time with a new config: reloaded in place, on the new text.

@@ -59,7 +59,7 @@ fn touch_with_a_config_spawns_and_reloads_and_destroy_stops() {
     push(&endpoint, &["touch", "foo.ini", &ini("sleep 1000", &[])]);
     let (runtime, payload) = emperor.running("foo.ini");
     emperor.wait_exec(payload, "sleep 1000");
-    assert!(cmdline(runtime).contains(&format!("--config-fd 5 zmq://{endpoint}/foo.ini")));
+    assert!(cmdline(runtime).contains(&format!("--config-fd 6 zmq://{endpoint}/foo.ini")));
 
     push(&endpoint, &["touch", "foo.ini", &ini("sleep 2000", &[])]);
     let (runtime_after, new) = emperor.running_other_than("foo.ini", payload);

@@ -1,6 +1,6 @@
 //! Configs that came as text from a store (pg://, amqp://, zmq://): they are never written to
 //! a file a tenant could swap. Each spawn gets a sealed memfd of the text (mapped to the
-//! runtime's fd 5); each reload sends a fresh one attached to the reload byte (SCM_RIGHTS).
+//! runtime's fd 6); each reload sends a fresh one attached to the reload byte (SCM_RIGHTS).
 
 use super::table::Vassal;
 use crate::protocol::Command;
