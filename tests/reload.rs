@@ -277,34 +277,21 @@ fn a_pool_of_four_nginx_keeps_serving_through_two_rolling_reloads_under_wrk() {
     if !have_root(test) {
         return;
     }
-    for tool in ["/usr/sbin/nginx", "/usr/bin/wrk"] {
-        if !Path::new(tool).exists() {
-            assert!(std::env::var("CI").is_err(), "CI installs {tool}");
-            eprintln!("skipping {test}: {tool} is not installed");
-            return;
-        }
+    if !have_tools(test, &["/usr/sbin/nginx", "/usr/bin/wrk"]) {
+        return;
     }
     let _lock = timing_lock();
     let tmp = open_tempdir();
     let root = tmp.path();
-    std::fs::create_dir_all(root.join("www")).unwrap();
-    std::fs::create_dir_all(root.join("nginx-tmp")).unwrap();
-    std::fs::write(root.join("www/index.html"), "hello from the pool\n").unwrap();
     let pool = free_port();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::write(root.join("www/index.html"), "hello from the pool\n").unwrap();
     let (emperor, control) = emperor_with_control(root);
     let names = ["web1.ini", "web2.ini", "web3.ini", "web4.ini"];
     for name in names {
         let own = free_port();
-        let conf = write(
-            &root.join(format!("{name}.nginx.conf")),
-            &format!(
-                "worker_processes 1;\nerror_log stderr;\npid {r}/{name}.pid;\nevents {{ worker_connections 256; }}\n\
-                 http {{ access_log off; keepalive_timeout 0; client_body_temp_path {r}/nginx-tmp; \
-                 proxy_temp_path {r}/nginx-tmp; fastcgi_temp_path {r}/nginx-tmp; uwsgi_temp_path {r}/nginx-tmp; \
-                 scgi_temp_path {r}/nginx-tmp; server {{ listen 127.0.0.1:{pool}; listen 127.0.0.1:{own}; root {r}/www; }} }}\n",
-                r = root.display()
-            ),
-        );
+        let listen = [format!("127.0.0.1:{pool}"), format!("127.0.0.1:{own}")];
+        let conf = nginx_conf(root, name, &listen);
         emperor.write(
             name,
             &format!(
@@ -379,27 +366,11 @@ fn a_pool_of_four_nginx_keeps_serving_through_two_rolling_reloads_under_wrk() {
         let reloads_took = started.elapsed();
         let output = wrk.join().unwrap().unwrap();
         sampling.store(false, Ordering::Relaxed);
-        let report = String::from_utf8_lossy(&output.stdout).into_owned();
-        eprintln!("{report}");
-        assert!(output.status.success(), "wrk failed: {report}");
         assert!(
             reloads_took < Duration::from_secs(11),
             "both reloads ({reloads_took:?}) must happen while wrk runs"
         );
-        let requests: u64 = report
-            .lines()
-            .find_map(|l| l.trim().split_once(" requests in "))
-            .and_then(|(n, _)| n.trim().parse().ok())
-            .expect("wrk reports its request count");
-        assert!(requests > 1000, "{report}");
-        assert!(
-            !report.contains("Socket errors"),
-            "wrk saw socket errors: {report}"
-        );
-        assert!(
-            !report.contains("Non-2xx"),
-            "wrk saw non-2xx responses: {report}"
-        );
+        wrk_clean_report(&output);
         sampler.join().unwrap()
     });
     assert!(samples > 50, "only {samples} readiness samples");

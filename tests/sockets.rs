@@ -164,30 +164,15 @@ fn nginx_on_an_inherited_socket_loses_no_request_over_20_reloads_under_wrk() {
     if !have_root(test) {
         return;
     }
-    for tool in ["/usr/sbin/nginx", "/usr/bin/wrk"] {
-        if !Path::new(tool).exists() {
-            assert!(std::env::var("CI").is_err(), "CI installs {tool}");
-            eprintln!("skipping {test}: {tool} is not installed");
-            return;
-        }
+    if !have_tools(test, &["/usr/sbin/nginx", "/usr/bin/wrk"]) {
+        return;
     }
     let _lock = timing_lock();
     let (tmp, _) = site(SERVER);
     let root = tmp.path();
     let port = free_port();
-    std::fs::create_dir_all(root.join("www")).unwrap();
-    std::fs::create_dir_all(root.join("nginx-tmp")).unwrap();
+    let conf = nginx_conf(root, "nginx", &[format!("127.0.0.1:{port}")]);
     std::fs::write(root.join("www/index.html"), "hello\n").unwrap();
-    let conf = write(
-        &root.join("nginx.conf"),
-        &format!(
-            "worker_processes 1;\nerror_log stderr;\npid {r}/nginx.pid;\nevents {{ worker_connections 256; }}\n\
-             http {{ access_log off; keepalive_timeout 0; client_body_temp_path {r}/nginx-tmp; \
-             proxy_temp_path {r}/nginx-tmp; fastcgi_temp_path {r}/nginx-tmp; uwsgi_temp_path {r}/nginx-tmp; \
-             scgi_temp_path {r}/nginx-tmp; server {{ listen 127.0.0.1:{port}; root {r}/www; }} }}\n",
-            r = root.display()
-        ),
-    );
     let emperor = Emperor::start(root, &[]);
     let config = emperor.write(
         "nginx.ini",
@@ -227,27 +212,11 @@ fn nginx_on_an_inherited_socket_loses_no_request_over_20_reloads_under_wrk() {
     }
     let reloads_took = started.elapsed();
     let output = wrk.wait_with_output().unwrap();
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    eprintln!("{report}");
-    assert!(output.status.success(), "wrk failed: {report}");
     assert!(
         reloads_took < Duration::from_secs(19),
         "the 20 reloads ({reloads_took:?}) must happen while wrk runs"
     );
-    let requests: u64 = report
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in "))
-        .and_then(|(n, _)| n.trim().parse().ok())
-        .expect("wrk reports its request count");
-    assert!(requests > 1000, "{report}");
-    assert!(
-        !report.contains("Socket errors"),
-        "wrk saw socket errors: {report}"
-    );
-    assert!(
-        !report.contains("Non-2xx"),
-        "wrk saw non-2xx responses: {report}"
-    );
+    wrk_clean_report(&output);
     // nginx adopted the runtime's socket (it could not have bound the port itself).
     assert!(
         emperor.log().contains("using inherited sockets"),

@@ -590,3 +590,58 @@ pub fn server_home(user: &str) -> (tempfile::TempDir, Option<(u32, u32)>) {
     nix::unistd::chown(dir.path(), Some(account.uid), Some(account.gid)).unwrap();
     (dir, Some((account.uid.as_raw(), account.gid.as_raw())))
 }
+
+/// Whether every tool the test needs is installed; without one it says why it skips, except
+/// under CI, which installs them all.
+pub fn have_tools(test: &str, tools: &[&str]) -> bool {
+    for tool in tools {
+        if !Path::new(tool).exists() {
+            assert!(std::env::var("CI").is_err(), "CI installs {tool}");
+            eprintln!("skipping {test}: {tool} is not installed");
+            return false;
+        }
+    }
+    true
+}
+
+/// An nginx config for a test under `root`: one worker, logs to stderr, its pid file named
+/// after `name`, serving `root/www` on every `listen` address (nginx adopts an inherited
+/// socket whose address matches one).
+pub fn nginx_conf(root: &Path, name: &str, listen: &[String]) -> PathBuf {
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::create_dir_all(root.join("nginx-tmp")).unwrap();
+    let listen: String = listen.iter().map(|a| format!("listen {a}; ")).collect();
+    write(
+        &root.join(format!("{name}.nginx.conf")),
+        &format!(
+            "worker_processes 1;\nerror_log stderr;\npid {r}/{name}.pid;\nevents {{ worker_connections 256; }}\n\
+             http {{ access_log off; keepalive_timeout 0; client_body_temp_path {r}/nginx-tmp; \
+             proxy_temp_path {r}/nginx-tmp; fastcgi_temp_path {r}/nginx-tmp; uwsgi_temp_path {r}/nginx-tmp; \
+             scgi_temp_path {r}/nginx-tmp; server {{ {listen}root {r}/www; }} }}\n",
+            r = root.display()
+        ),
+    )
+}
+
+/// wrk's report, after checking it ran, made more than 1000 requests, and counted no socket
+/// error and no non-2xx response.
+pub fn wrk_clean_report(output: &std::process::Output) -> String {
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!("{report}");
+    assert!(output.status.success(), "wrk failed: {report}");
+    let requests: u64 = report
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .expect("wrk reports its request count");
+    assert!(requests > 1000, "{report}");
+    assert!(
+        !report.contains("Socket errors"),
+        "wrk saw socket errors: {report}"
+    );
+    assert!(
+        !report.contains("Non-2xx"),
+        "wrk saw non-2xx responses: {report}"
+    );
+    report
+}
