@@ -330,3 +330,46 @@ fn measure_vassals_and_changes_per_second() {
         rate(running)
     );
 }
+
+/// Column 6: the row's on-demand socket. The emperor holds it and starts the vassal on the
+/// first connection, which its payload serves from the inherited socket.
+#[test]
+fn a_rows_socket_column_makes_an_on_demand_vassal() {
+    let Some(server) = PgServer::start("pg on demand") else {
+        return;
+    };
+    server.sql(
+        "CREATE TABLE od (name text PRIMARY KEY, config text, ts bigint, uid int, gid int, socket text);",
+    );
+    let (tmp, script) = site(
+        "import socket\ns = socket.socket(fileno=3)\nwhile True:\n    c, _ = s.accept()\n    c.recv(4096)\n    c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\nfrom the table\\n')\n    c.close()\n",
+    );
+    let port = free_port();
+    let spec = format!(
+        "pg://{};SELECT name, config, ts, uid, gid, socket FROM od",
+        server.conninfo()
+    );
+    let emperor = emperor_on(tmp.path(), &spec, "1");
+    let config = ini(&format!("/usr/bin/python3 {}", script.display()), &[]);
+    let socket = format!("127.0.0.1:{port}");
+    server
+        .client()
+        .execute(
+            "INSERT INTO od VALUES ('web.ini', $1, 1, NULL, NULL, $2)",
+            &[&config, &socket],
+        )
+        .unwrap();
+    emperor.wait_until("web.ini waits for a connection", || {
+        emperor
+            .vassal("web.ini")
+            .is_some_and(|v| v["state"] == "on-demand" && v["on_demand"] == socket.as_str())
+    });
+    assert_eq!(
+        emperor.vassal("web.ini").unwrap()["pid"],
+        -1,
+        "not started yet"
+    );
+    let body = http_get(port).expect("the first request is served");
+    assert!(body.contains("from the table"), "{body}");
+    emperor.running("web.ini");
+}

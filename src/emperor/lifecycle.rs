@@ -49,6 +49,7 @@ impl Emperor {
             let mut vassal = Vassal::new(event.id, event.name, event.path, event.monitor);
             vassal.owner = event.owner;
             vassal.config = event.config;
+            vassal.store_socket = event.socket;
             vassal.last_mod = event.mtime;
             info!(vassal = %vassal.name, "new config");
             let slot = self.table.insert(vassal);
@@ -62,6 +63,7 @@ impl Emperor {
         v.last_mod = event.mtime;
         v.owner = event.owner;
         v.config = event.config;
+        v.store_socket = event.socket;
         match v.state {
             State::Running | State::Starting => {
                 if self.on_demand_changed(slot) || self.pool_changed(slot) {
@@ -194,9 +196,13 @@ impl Emperor {
     }
 
     fn spawn(&mut self, slot: usize, now: Instant) {
-        let (path, owner, fall_back, text) = {
+        let extra = super::spawn::RuntimeExtra {
+            fall_back: self.table.get(slot).expect("queued slot").fall_back,
+            sets: self.store_sets(slot),
+        };
+        let (path, owner, text) = {
             let v = self.table.get(slot).expect("queued slot");
-            (v.path.clone(), v.owner, v.fall_back, v.config.clone())
+            (v.path.clone(), v.owner, v.config.clone())
         };
         self.throttle.record_spawn(now, self.warming_up);
         let cgroup = match self.vassal_cgroup(slot) {
@@ -209,14 +215,10 @@ impl Emperor {
             }
         };
         let held = self.held_fd(slot);
-        match self.spawner.spawn(
-            &path,
-            owner,
-            cgroup.as_ref(),
-            held,
-            fall_back,
-            text.as_deref(),
-        ) {
+        match self
+            .spawner
+            .spawn(&path, owner, cgroup.as_ref(), held, &extra, text.as_deref())
+        {
             Ok(process) => {
                 let token = TOKEN_VASSAL + slot as u64;
                 if let Err(e) = self

@@ -171,17 +171,22 @@ impl Emperor {
     /// when it does not load (its runtime reports why).
     pub(super) fn load_as_runtime(&self, slot: usize) -> Result<Option<config::Config>, String> {
         let v = self.table.get(slot).expect("slot");
+        let mut sets = self.settings.vassal_sets.clone();
+        sets.extend(self.store_sets(slot));
         let options = LoadOptions {
-            sets: self.settings.vassal_sets.clone(),
+            sets,
             includes: self.settings.vassals_include.clone(),
             environment: Some(self.spawner.runtime_env()),
         };
-        let loaded = match self.held_identity(slot) {
-            Some((uid, gid)) => {
-                jail::fsid::as_fs_identity(uid, gid, || config::load(&v.path, &options))
-                    .map_err(|e| format!("{}: reading it as its owner: {e}", v.path.display()))?
-            }
+        // A store's config is text (its includes are still files).
+        let load = || match &v.config {
+            Some(text) => config::load_text(&v.path, text, &options),
             None => config::load(&v.path, &options),
+        };
+        let loaded = match self.held_identity(slot) {
+            Some((uid, gid)) => jail::fsid::as_fs_identity(uid, gid, load)
+                .map_err(|e| format!("{}: reading it as its owner: {e}", v.path.display()))?,
+            None => load(),
         };
         match loaded {
             Ok(config) => Ok(Some(config)),
@@ -190,6 +195,17 @@ impl Emperor {
                 Ok(None)
             }
         }
+    }
+
+    /// The options a store gives besides the config text: its on-demand socket column becomes
+    /// `on-demand-socket`, set before the config's own lines (so the runtime sees it too).
+    pub(super) fn store_sets(&self, slot: usize) -> Vec<(String, String)> {
+        let v = self.table.get(slot).expect("slot");
+        v.store_socket
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| (policy::ON_DEMAND_OPTION.to_string(), s.clone()))
+            .collect()
     }
 
     /// Whether a config change moves a running vassal to or from on-demand or to another

@@ -32,6 +32,16 @@ pub enum SpawnError {
     Sys(#[from] jail::SysError),
 }
 
+/// What one vassal's runtime gets besides what every runtime gets.
+#[derive(Debug, Default)]
+pub struct RuntimeExtra {
+    /// Fallback levels to go down at once (`--fall-back`).
+    pub fall_back: u32,
+    /// Options set before its config's own (`--set`), after the emperor's `vassal-set`s: the
+    /// on-demand socket a store gave in its own column.
+    pub sets: Vec<(String, String)>,
+}
+
 /// What every spawn needs, prepared once.
 #[derive(Debug)]
 pub struct Spawner {
@@ -108,9 +118,9 @@ impl Spawner {
     }
 
     /// `emperor vassal --set K=V ... CONFIG --include FILE ...`, as uWSGI builds its argv.
-    fn argv(&self, config: &Path, fall_back: u32) -> Vec<String> {
+    fn argv(&self, config: &Path, extra: &RuntimeExtra) -> Vec<String> {
         let mut argv = vec![self.binary.display().to_string(), "vassal".into()];
-        for (key, value) in &self.sets {
+        for (key, value) in self.sets.iter().chain(&extra.sets) {
             argv.push("--set".into());
             argv.push(format!("{key}={value}"));
         }
@@ -119,8 +129,8 @@ impl Spawner {
             argv.push(include.display().to_string());
         }
         argv.extend(self.jail_args.iter().cloned());
-        if fall_back > 0 {
-            argv.extend(["--fall-back".to_string(), fall_back.to_string()]);
+        if extra.fall_back > 0 {
+            argv.extend(["--fall-back".to_string(), extra.fall_back.to_string()]);
         }
         argv.push(config.display().to_string());
         argv
@@ -139,8 +149,8 @@ impl Spawner {
     }
 
     /// Start a runtime for `config`; `owner` (uid, gid) becomes its user namespace's root;
-    /// `held` is the socket the emperor holds for it (on demand or a pool); `fall_back` the
-    /// fallback levels to go down at once. `text` is the config's text when it came from a
+    /// `held` is the socket the emperor holds for it (on demand or a pool); `extra` what this
+    /// runtime gets besides the others. `text` is the config's text when it came from a
     /// store (`config` is then its name): it reaches the runtime as a sealed memfd on fd 6.
     pub fn spawn(
         &self,
@@ -148,14 +158,14 @@ impl Spawner {
         owner: Option<(u32, u32)>,
         cgroup: Option<&VassalCgroup>,
         held: Option<BorrowedFd<'_>>,
-        fall_back: u32,
+        extra: &RuntimeExtra,
         text: Option<&str>,
     ) -> Result<Process, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
         emperor_end
             .set_nonblocking(true)
             .map_err(SpawnError::SocketPair)?;
-        let mut argv = self.argv(config, fall_back);
+        let mut argv = self.argv(config, extra);
         // Hidden arguments naming the fds handed down go before the config (always last).
         let config_arg = argv.pop().expect("the config is the last argument");
         // The runtime starts in its cgroup leaf; as root, the emperor also hands it its

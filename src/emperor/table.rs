@@ -99,6 +99,8 @@ pub struct Vassal {
     pub on_demand: Option<super::on_demand::OnDemandVassal>,
     /// The socket its pool shares (`pool-socket`), held by the emperor.
     pub pool: Option<crate::vassal::policy::SocketSpec>,
+    /// The on-demand socket a store gave in a column of its own (pg:// column 6, zmq://).
+    pub store_socket: Option<String>,
 }
 
 impl Vassal {
@@ -138,6 +140,7 @@ impl Vassal {
             unknown_warned: None,
             on_demand: None,
             pool: None,
+            store_socket: None,
         }
     }
 
