@@ -116,16 +116,8 @@ impl Target for Emperor {
     }
 
     fn command(&self, layout: &Layout) -> Command {
-        let mut command = Command::new(&self.binary);
-        command
-            .arg("--emperor")
-            .arg(&layout.vassals)
-            .arg("--emperor-stats")
-            .arg(&layout.stats)
-            .args(["--emperor-throttle", "0"]);
-        if !self.jail.clone.is_empty() {
-            command.args(["--emperor-use-clone", &self.jail.clone]);
-        }
+        let mut command = emperor_command(&self.binary, layout, &self.jail);
+        command.args(["--emperor-throttle", "0"]);
         command
     }
 
@@ -174,16 +166,7 @@ impl Target for Uwsgi {
     }
 
     fn command(&self, layout: &Layout) -> Command {
-        let mut command = Command::new(&self.binary);
-        command
-            .arg("--emperor")
-            .arg(&layout.vassals)
-            .arg("--emperor-stats")
-            .arg(&layout.stats);
-        if !self.jail.clone.is_empty() {
-            command.args(["--emperor-use-clone", &self.jail.clone]);
-        }
-        command
+        emperor_command(&self.binary, layout, &self.jail)
     }
 
     fn config_text(&self, payload: &str) -> String {
@@ -205,6 +188,20 @@ impl Target for Uwsgi {
     fn knows_loyalty(&self) -> bool {
         false
     }
+}
+
+/// The flags both emperors share: `--emperor DIR --emperor-stats SOCKET`, and the jail.
+fn emperor_command(binary: &Path, layout: &Layout, jail: &Jail) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("--emperor")
+        .arg(&layout.vassals)
+        .arg("--emperor-stats")
+        .arg(&layout.stats);
+    if !jail.clone.is_empty() {
+        command.args(["--emperor-use-clone", &jail.clone]);
+    }
+    command
 }
 
 /// The `vassals` array as a map from the `key` field (the config file name) to a view.
