@@ -1,43 +1,75 @@
-//! `emperor-bench`: start N vassals under a supervisor and measure how fast it starts,
-//! reloads, respawns and removes them, what it costs in memory, and what it does when idle.
-//! See docs/PERFORMANCE.md.
+//! `emperor-bench`: start N vassals under a supervisor (this project's emperor, and uWSGI
+//! 2.0's when installed) and measure how fast it starts, reloads, respawns and removes them,
+//! what it costs in memory, what it does when idle and what it leaves behind; plus the
+//! kernel's own price for a jailed spawn. See docs/PERFORMANCE.md.
 
+mod baseline;
 mod interrupt;
 mod measure;
+mod plot;
 mod procfs;
 mod report;
+mod run;
 mod samples;
 mod session;
 mod target;
 
-use clap::Parser;
-use measure::{Options, SizeResult};
+use clap::{Parser, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
-use target::Target;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compare {
+    /// uWSGI when /usr/bin/uwsgi-core exists.
+    Auto,
+    Uwsgi,
+    None,
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "emperor-bench",
-    about = "Benchmark of the emperor (see docs/PERFORMANCE.md)"
+    about = "Benchmark of the emperor beside uWSGI 2.0 (see docs/PERFORMANCE.md)"
 )]
-struct Args {
+pub struct Args {
     /// Numbers of vassals to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000,5000")]
     sizes: Vec<usize>,
-    /// Samples per latency measurement.
+    /// Jails to measure each size in: plain (no namespace), full (fs,net,ipc,pid,uts), user
+    /// (full + user).
+    #[arg(long, value_delimiter = ',', default_value = "plain,full")]
+    jail: Vec<String>,
+    /// Samples per latency measurement of the emperor.
     #[arg(long, default_value_t = 20)]
     samples: usize,
+    /// Run uWSGI's emperor beside ours.
+    #[arg(long, value_enum, default_value_t = Compare::Auto)]
+    compare: Compare,
+    /// Samples per latency measurement of uWSGI (its answers take seconds).
+    #[arg(long, default_value_t = 3)]
+    uwsgi_samples: usize,
+    /// Sizes uWSGI runs at (default: all of --sizes).
+    #[arg(long, value_delimiter = ',')]
+    uwsgi_sizes: Option<Vec<usize>>,
     /// The emperor binary (default: `emperor` next to this executable).
     #[arg(long, value_name = "PATH")]
     emperor: Option<PathBuf>,
     /// Seconds of the idle CPU window.
     #[arg(long, default_value_t = 10)]
     idle_secs: u64,
+    /// Seconds of the idle CPU window at the largest size.
+    #[arg(long, default_value_t = 30)]
+    idle_secs_largest: u64,
+    /// Runs of each baseline command (unshare, bwrap).
+    #[arg(long, default_value_t = 40)]
+    baseline_runs: usize,
     /// Regenerate this Markdown file (docs/PERFORMANCE.md) with the results.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Write the scaling plot here (default: perf-scaling.svg next to --out).
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +77,8 @@ fn main() -> ExitCode {
         eprintln!("emperor-bench: blocking signals: {e}");
         return ExitCode::FAILURE;
     }
+    let started = Instant::now();
+    let load_before = run::loadavg();
     let args = Args::parse();
     let emperor = match emperor_binary(args.emperor.as_deref()) {
         Ok(path) => path,
@@ -53,30 +87,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let targets: Vec<Box<dyn Target>> = vec![Box::new(target::Emperor::new(&emperor))];
-    let options = Options {
-        samples: args.samples.max(1),
-        idle_window: Duration::from_secs(args.idle_secs),
+    let outcome = match run::everything(&args, &emperor) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("emperor-bench: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    let (results, failures) = run_all(&targets, &args.sizes, &options);
-    let tick_hz = procfs::ticks_per_second();
-    let sections: Vec<(String, Vec<report::Row>)> = results
-        .iter()
-        .map(|r| (report::heading(r), report::rows(r, tick_hz)))
-        .collect();
-    for (title, rows) in &sections {
-        println!("\n{title}\n{}", report::text_table(rows));
-    }
-    for failure in &failures {
-        println!("FAILED: {failure}");
-    }
+    let load = format!(
+        "/proc/loadavg before: {load_before}; after: {}",
+        run::loadavg()
+    );
+    outcome.print();
     if let Some(out) = &args.out {
-        if let Err(e) = write_document(out, &targets, &sections, &failures) {
+        let plot = args
+            .plot
+            .clone()
+            .unwrap_or_else(|| out.with_file_name("perf-scaling.svg"));
+        if let Err(e) = outcome.write(out, &plot, started.elapsed(), &load) {
             eprintln!("emperor-bench: {}: {e}", out.display());
             return ExitCode::FAILURE;
         }
     }
-    if failures.is_empty() {
+    if outcome.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -99,50 +132,4 @@ fn emperor_binary(given: Option<&Path>) -> Result<PathBuf, String> {
         ));
     }
     Ok(path)
-}
-
-/// Every target at every size; a failed size is reported and the others still run.
-fn run_all(
-    targets: &[Box<dyn Target>],
-    sizes: &[usize],
-    options: &Options,
-) -> (Vec<SizeResult>, Vec<String>) {
-    let mut results = Vec::new();
-    let mut failures = Vec::new();
-    for target in targets {
-        for &n in sizes {
-            eprintln!("{}: {n} vassals", target.name());
-            match measure::run_size(target.as_ref(), n, options) {
-                Ok(result) => results.push(result),
-                Err(e) => {
-                    eprintln!("  failed: {e}");
-                    failures.push(format!("{}, {n} vassals: {e}", target.name()));
-                }
-            }
-        }
-    }
-    (results, failures)
-}
-
-fn write_document(
-    out: &Path,
-    targets: &[Box<dyn Target>],
-    sections: &[(String, Vec<report::Row>)],
-    failures: &[String],
-) -> std::io::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = format!("cargo run --release -p emperor-bench -- {}", args.join(" "));
-    let example = target::Layout {
-        vassals: "VASSAL_DIR".into(),
-        stats: "STATS_SOCKET".into(),
-        log: "LOG".into(),
-    };
-    let supervisors: Vec<String> = targets.iter().map(|t| t.describe(&example)).collect();
-    let document = report::Document {
-        command: &command,
-        supervisors: &supervisors,
-        sections,
-        failures,
-    };
-    std::fs::write(out, document.render())
 }

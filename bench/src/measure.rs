@@ -5,7 +5,7 @@ use crate::interrupt;
 use crate::procfs::{self, Pid};
 use crate::samples::{poll_until, Samples};
 use crate::session::{initial_name, sigkill, BenchResult, Session, StopReport};
-use crate::target::Target;
+use crate::target::{Target, FORKING_PAYLOAD, PAYLOAD, PAYLOAD_COMM};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,16 @@ const SETTLE: Duration = Duration::from_secs(1);
 pub struct Options {
     pub samples: usize,
     pub idle_window: Duration,
+    /// Touch (and remove) all sampled vassals at once and wait for each up to `patience`:
+    /// for a supervisor whose answer takes seconds or never comes (uWSGI).
+    pub together: bool,
+    pub patience: Duration,
 }
+
+/// uWSGI's 30 s mercy (`emperor-curse-tolerance`), a 3 s scan, and slack.
+const REMOVE_PATIENCE: Duration = Duration::from_secs(40);
+/// Vassals in the orphan check.
+const ORPHAN_VASSALS: usize = 5;
 
 /// Memory with N vassals running, in KiB.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +41,13 @@ pub struct Memory {
     pub runtimes: usize,
     pub runtimes_rss: u64,
     pub runtimes_private: u64,
+    /// The supervisor's own Private_Clean + Private_Dirty.
+    pub supervisor_private: u64,
+    /// Payloads seen, and how many of them inherited ignored signals (SigIgn != 0).
+    pub payloads: usize,
+    pub payloads_ignoring: usize,
+    /// The SigIgn mask of one payload that ignores signals (hex, as /proc shows it).
+    pub sig_ign_example: Option<String>,
 }
 
 /// CPU and wake-ups over the idle window.
@@ -50,6 +66,7 @@ pub struct Idle {
 #[derive(Debug, Clone)]
 pub struct SizeResult {
     pub target: String,
+    pub jail: String,
     pub vassals: usize,
     pub start_all: Duration,
     pub new_config: Samples,
@@ -64,8 +81,13 @@ pub struct SizeResult {
 }
 
 /// Every measurement for `n` vassals under `target`.
-pub fn run_size(target: &dyn Target, n: usize, options: &Options) -> BenchResult<SizeResult> {
-    let mut session = Session::start(target, n)?;
+pub fn run_size(
+    target: &dyn Target,
+    jail: &str,
+    n: usize,
+    options: &Options,
+) -> BenchResult<SizeResult> {
+    let mut session = Session::start(target, n, PAYLOAD)?;
     let start_all = start_all(&mut session, n)?;
     progress(&format!("{n} running after {start_all:.2?}"));
     let added: Vec<String> = (0..options.samples)
@@ -79,11 +101,19 @@ pub fn run_size(target: &dyn Target, n: usize, options: &Options) -> BenchResult
     })?;
     progress("new config done");
     let names: Vec<String> = (0..options.samples).map(|k| initial_name(k % n)).collect();
-    let touch_reload = sample_each(&names, |name| touch_reload(&mut session, name))?;
+    let touch_reload = if options.together {
+        touch_together(&mut session, &names, options.patience)?
+    } else {
+        sample_each(&names, |name| touch_reload(&mut session, name))?
+    };
     progress("touch done");
     let kill_respawn = sample_each(&names, |name| kill_respawn(&mut session, name))?;
     progress("kill done");
-    let remove_gone = sample_each(&added, |name| remove_gone(&mut session, name))?;
+    let remove_gone = if options.together {
+        remove_together(&mut session, &added)?
+    } else {
+        sample_each(&added, |name| remove_gone(&mut session, name))?
+    };
     progress("remove done");
     interrupt::sleep(SETTLE)?;
     let memory = memory(&mut session)?;
@@ -92,6 +122,7 @@ pub fn run_size(target: &dyn Target, n: usize, options: &Options) -> BenchResult
     let stop = session.stop()?;
     Ok(SizeResult {
         target: target.name().to_string(),
+        jail: jail.to_string(),
         vassals: n,
         start_all,
         new_config,
@@ -126,7 +157,7 @@ fn start_all(session: &mut Session, n: usize) -> BenchResult<Duration> {
     let mut best = 0;
     let mut last_progress = Instant::now();
     let what = format!("{n} vassals running");
-    let ((), at) = poll_until(&what, STATS_POLL, Duration::MAX, || {
+    let ((), at) = poll_until(&what, start_poll(n), Duration::MAX, || {
         let running = running_count(session)?;
         if running > best {
             (best, last_progress) = (running, Instant::now());
@@ -141,11 +172,20 @@ fn start_all(session: &mut Session, n: usize) -> BenchResult<Duration> {
     Ok(at - session.started)
 }
 
-/// How many vassals the stats show running (0 while the stats socket is not there yet).
+/// The stats polling period while N start: every poll makes the supervisor build (and us
+/// parse) a document of N entries, so a fixed 5 ms would load the 2 CPUs more and more with
+/// N. 20 us per vassal: 5 ms up to 250 vassals, 100 ms at 5000 (an error of 0.2% of 50 s).
+fn start_poll(n: usize) -> Duration {
+    STATS_POLL.max(Duration::from_micros(20) * n as u32)
+}
+
+/// How many vassals the stats show running: 0 while the stats socket is not there yet or
+/// does not answer in time (uWSGI serves its stats from the loop that spawns, so it is
+/// silent while it spawns hundreds; a lasting silence still fails as "stuck").
 fn running_count(session: &mut Session) -> BenchResult<usize> {
     match session.vassals() {
         Ok(vassals) => Ok(vassals.values().filter(|v| v.running).count()),
-        Err(e) if e.starts_with("stats ") => Ok(0),
+        Err(e) if e.starts_with("stats ") || e.starts_with("reading stats") => Ok(0),
         Err(e) => Err(e),
     }
 }
@@ -182,7 +222,8 @@ fn touch_reload(session: &mut Session, name: &str) -> BenchResult<Duration> {
 
 /// SIGKILL a loyal vassal's payload; until a new runtime runs a new payload.
 fn kill_respawn(session: &mut Session, name: &str) -> BenchResult<Duration> {
-    let (_, payload) = running_vassal(session, name, true)?;
+    let loyal = session.target.knows_loyalty();
+    let (_, payload) = running_vassal(session, name, loyal)?;
     let known = session.runtimes()?;
     let started = Instant::now();
     sigkill(payload)?;
@@ -247,20 +288,147 @@ fn confirm_running(session: &mut Session, name: &str, runtime: Pid) -> BenchResu
     .map(|_| ())
 }
 
+/// The supervisor's and its runtimes' memory (every descendant that is not a payload), and
+/// what signals the payloads inherited ignored.
 fn memory(session: &mut Session) -> BenchResult<Memory> {
     let pid = session.pid;
     let read = |pid: Pid, key: &str| procfs::status_field(pid, key).unwrap_or(0);
-    let runtimes = session.runtimes()?;
+    session.runtimes()?;
+    let (payloads, runtimes): (Vec<Pid>, Vec<Pid>) = procfs::descendants(pid)
+        .into_iter()
+        .partition(|&p| procfs::comm(p).as_deref() == Some(PAYLOAD_COMM));
+    let masks: Vec<String> = payloads
+        .iter()
+        .filter_map(|&p| procfs::status_text(p, "SigIgn"))
+        .collect();
+    let ignoring: Vec<&String> = masks.iter().filter(|m| !is_zero_mask(m)).collect();
     Ok(Memory {
         supervisor_rss: read(pid, "VmRSS"),
         supervisor_peak_rss: read(pid, "VmHWM"),
+        supervisor_private: procfs::private_kib(pid).unwrap_or(0),
         runtimes: runtimes.len(),
         runtimes_rss: runtimes.iter().map(|&r| read(r, "VmRSS")).sum(),
         runtimes_private: runtimes
             .iter()
             .map(|&r| procfs::private_kib(r).unwrap_or(0))
             .sum(),
+        payloads: masks.len(),
+        payloads_ignoring: ignoring.len(),
+        sig_ign_example: ignoring.first().map(|m| m.to_string()),
     })
+}
+
+fn is_zero_mask(mask: &str) -> bool {
+    mask.chars().all(|c| c == '0')
+}
+
+/// Touch every vassal in `names` at once; each sample ends when that vassal's runtime runs
+/// a new payload, or is a miss after `patience`.
+fn touch_together(
+    session: &mut Session,
+    names: &[String],
+    patience: Duration,
+) -> BenchResult<Samples> {
+    let waiting = act_together(session, names, |s, n| s.touch_config(n))?;
+    wait_each(waiting, patience, |(runtime, payload)| {
+        session.payload_of(runtime, Some(payload)).is_some()
+    })
+}
+
+/// Unlink every config in `names` at once; each sample ends when that vassal's runtime and
+/// payload are gone from /proc, or is a miss after `REMOVE_PATIENCE`.
+fn remove_together(session: &mut Session, names: &[String]) -> BenchResult<Samples> {
+    let waiting = act_together(session, names, |s, n| s.remove_config(n))?;
+    wait_each(waiting, REMOVE_PATIENCE, |(runtime, payload)| {
+        !procfs::exists(runtime) && !procfs::exists(payload)
+    })
+}
+
+/// Wait (untimed) until every vassal in `names` runs, then `act` on all of them at once:
+/// their runtimes and payloads, and when the acts began.
+fn act_together(
+    session: &mut Session,
+    names: &[String],
+    act: impl Fn(&Session, &str) -> BenchResult<()>,
+) -> BenchResult<(Vec<(Pid, Pid)>, Instant)> {
+    let mut waiting = Vec::new();
+    for name in distinct(names) {
+        waiting.push(running_vassal(session, name, false)?);
+    }
+    let started = Instant::now();
+    for name in distinct(names) {
+        act(session, name)?;
+    }
+    Ok((waiting, started))
+}
+
+/// The names once each, in order.
+fn distinct(names: &[String]) -> Vec<&str> {
+    let mut seen = BTreeSet::new();
+    names
+        .iter()
+        .filter(|n| seen.insert(n.as_str()))
+        .map(String::as_str)
+        .collect()
+}
+
+/// Poll every item until `done` says so (a sample from `started`) or `patience` is over (a
+/// miss).
+fn wait_each<T: Copy>(
+    (mut waiting, started): (Vec<T>, Instant),
+    patience: Duration,
+    mut done: impl FnMut(T) -> bool,
+) -> BenchResult<Samples> {
+    let mut samples = Samples::default();
+    while !waiting.is_empty() && started.elapsed() < patience {
+        interrupt::check()?;
+        waiting.retain(|&item| {
+            let finished = done(item);
+            if finished {
+                samples.push(started.elapsed());
+            }
+            !finished
+        });
+        std::thread::sleep(PROC_POLL);
+    }
+    for _ in waiting {
+        samples.miss(patience);
+    }
+    Ok(samples)
+}
+
+/// `options.samples` new-config latencies with `n` vassals running: the spawn cost alone.
+pub fn new_config_samples(
+    target: &dyn Target,
+    n: usize,
+    options: &Options,
+) -> BenchResult<Samples> {
+    let mut session = Session::start(target, n, PAYLOAD)?;
+    start_all(&mut session, n)?;
+    let added: Vec<String> = (0..options.samples)
+        .map(|k| format!("new-{k:03}"))
+        .collect();
+    let samples = sample_each(&added, |name| Ok(new_config(&mut session, name)?.0))?;
+    session.stop()?;
+    Ok(samples)
+}
+
+/// Orphan check: a few vassals whose payload forks a child (`sh -c 'sleep & exec sleep'`),
+/// then SIGTERM the supervisor: what is left alive, and how long the stop took.
+pub fn run_orphans(target: &dyn Target) -> BenchResult<StopReport> {
+    let mut session = Session::start(target, ORPHAN_VASSALS, FORKING_PAYLOAD)?;
+    start_all(&mut session, ORPHAN_VASSALS)?;
+    // Each payload's own child must exist before the stop.
+    poll_until("the payloads' children", PROC_POLL, WAIT_LIMIT, || {
+        let all = procfs::descendants(session.pid);
+        let sleeps = all
+            .iter()
+            .filter(|&&p| procfs::comm(p).as_deref() == Some(PAYLOAD_COMM))
+            .count();
+        Ok((sleeps >= 2 * ORPHAN_VASSALS).then_some(()))
+    })?;
+    interrupt::sleep(SETTLE)?;
+    session.stop()
 }
 
 /// Counters of the supervisor and its runtimes at one moment.

@@ -100,6 +100,15 @@ pub fn status_field(pid: Pid, key: &str) -> Option<u64> {
     field_value(&status, key)
 }
 
+/// A `Key: value` field of /proc/PID/status, as text (SigIgn's hex mask).
+pub fn status_text(pid: Pid, key: &str) -> Option<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+        .map(|rest| rest.trim().to_string())
+}
+
 /// Private_Clean + Private_Dirty from /proc/PID/smaps_rollup, in KiB.
 pub fn private_kib(pid: Pid) -> Option<u64> {
     let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;

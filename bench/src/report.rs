@@ -5,66 +5,107 @@ use crate::measure::{Idle, SizeResult};
 use crate::samples::Samples;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The targets.
+/// The issues' targets.
 const NEW_CONFIG_MEDIAN: Duration = Duration::from_millis(20);
+/// New config to running: at least this many times faster than uWSGI's.
+pub const NEW_CONFIG_VS_UWSGI: f64 = 50.0;
 const REMOVE_P90: Duration = Duration::from_millis(100);
 /// 1000 vassals in 10 s: 10 ms per vassal, checked from 1000 vassals up.
 const START_PER_VASSAL: Duration = Duration::from_millis(10);
 const START_CHECKED_FROM: usize = 1000;
-/// 20 MB (decimal), checked up to 1000 vassals.
+/// 20 MB (decimal) up to 1000 vassals, 50 MB above.
 const SUPERVISOR_RSS_KIB: u64 = 20_000_000 / 1024;
-const RSS_CHECKED_UP_TO: usize = 1000;
+const SUPERVISOR_RSS_LARGE_KIB: u64 = 50_000_000 / 1024;
+const RSS_LARGE_FROM: usize = 1001;
+/// Private memory of the supervisor and its runtimes per vassal: 500 KB (decimal).
+const PRIVATE_PER_VASSAL_KIB: u64 = 500_000 / 1024;
 
 /// One line of a result table.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub metric: String,
     pub value: String,
+    /// The figure the side-by-side ratio is taken of (lower is better); None: no ratio.
+    pub number: Option<f64>,
     pub target: String,
     /// None: no target for this metric (at this size).
     pub pass: Option<bool>,
 }
 
 impl Row {
-    fn info(metric: &str, value: String) -> Row {
+    fn info(metric: &str, value: String, number: Option<f64>) -> Row {
         Row {
             metric: metric.into(),
             value,
+            number,
             target: "-".into(),
             pass: None,
         }
     }
 
-    fn checked(metric: &str, value: String, target: String, pass: bool) -> Row {
+    fn checked(
+        metric: &str,
+        value: String,
+        number: Option<f64>,
+        target: String,
+        pass: bool,
+    ) -> Row {
         Row {
             metric: metric.into(),
             value,
+            number,
             target,
             pass: Some(pass),
         }
     }
+}
 
-    fn verdict(&self) -> &'static str {
-        match self.pass {
-            Some(true) => "pass",
-            Some(false) => "MISS",
-            None => "-",
-        }
+fn verdict(pass: Option<bool>) -> &'static str {
+    match pass {
+        Some(true) => "pass",
+        Some(false) => "MISS",
+        None => "-",
     }
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn latency(s: &Samples) -> String {
+fn ms_number(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub fn latency(s: &Samples) -> String {
+    let missed = if s.missed == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {} of {} never within {:.0} s",
+            s.missed,
+            s.missed + s.len(),
+            s.patience.as_secs_f64()
+        )
+    };
+    if s.len() == 0 {
+        return format!("never{missed}");
+    }
     format!(
-        "median {}, p90 {}, max {} (n={})",
+        "median {}, p90 {}, max {} (n={}){missed}",
         ms(s.median()),
         ms(s.p90()),
         ms(s.max()),
         s.len()
     )
+}
+
+/// The median in ms, or None when no sample arrived.
+fn median_number(s: &Samples) -> Option<f64> {
+    (s.len() > 0).then(|| ms_number(s.median()))
+}
+
+fn latency_row(metric: &str, s: &Samples) -> Row {
+    Row::info(metric, latency(s), median_number(s))
 }
 
 fn mib(kib: u64) -> String {
@@ -79,31 +120,42 @@ pub fn rows(r: &SizeResult, tick_hz: u64) -> Vec<Row> {
     let m = &r.memory;
     let idle = &r.idle;
     let start_value = format!("{:.2} s", r.start_all.as_secs_f64());
+    let start_number = Some(r.start_all.as_secs_f64());
+    let total_rss = m.supervisor_rss + m.runtimes_rss;
+    let total_private = m.supervisor_private + m.runtimes_private;
     vec![
         if n >= START_CHECKED_FROM {
             let limit = START_PER_VASSAL * n as u32;
             let target = format!("< {:.0} s", limit.as_secs_f64());
-            Row::checked("start all", start_value, target, r.start_all < limit)
+            Row::checked(
+                "start all",
+                start_value,
+                start_number,
+                target,
+                r.start_all < limit,
+            )
         } else {
-            Row::info("start all", start_value)
+            Row::info("start all", start_value, start_number)
         },
         Row::checked(
             "new config -> running",
             latency(&r.new_config),
+            median_number(&r.new_config),
             format!("median < {}", ms(NEW_CONFIG_MEDIAN)),
-            r.new_config.median() < NEW_CONFIG_MEDIAN,
+            r.new_config.len() > 0 && r.new_config.median() < NEW_CONFIG_MEDIAN,
         ),
-        Row::info(
+        latency_row(
             "  of which: new config -> runtime forked",
-            latency(&r.new_config_forked),
+            &r.new_config_forked,
         ),
-        Row::info("touch -> reloaded", latency(&r.touch_reload)),
-        Row::info("kill payload -> respawned", latency(&r.kill_respawn)),
+        latency_row("touch -> reloaded", &r.touch_reload),
+        latency_row("kill payload -> respawned", &r.kill_respawn),
         Row::checked(
             "remove -> gone",
             latency(&r.remove_gone),
+            median_number(&r.remove_gone),
             format!("p90 < {}", ms(REMOVE_P90)),
-            r.remove_gone.p90() < REMOVE_P90,
+            r.remove_gone.missed == 0 && r.remove_gone.p90() < REMOVE_P90,
         ),
         {
             let value = format!(
@@ -111,33 +163,52 @@ pub fn rows(r: &SizeResult, tick_hz: u64) -> Vec<Row> {
                 mib(m.supervisor_rss),
                 mib(m.supervisor_peak_rss)
             );
-            if n <= RSS_CHECKED_UP_TO {
-                let pass = m.supervisor_rss < SUPERVISOR_RSS_KIB;
-                Row::checked("emperor RSS", value, "< 20 MB".into(), pass)
+            let (limit, text) = if n >= RSS_LARGE_FROM {
+                (SUPERVISOR_RSS_LARGE_KIB, "< 50 MB")
             } else {
-                Row::info("emperor RSS", value)
-            }
+                (SUPERVISOR_RSS_KIB, "< 20 MB")
+            };
+            let number = Some(m.supervisor_rss as f64);
+            Row::checked(
+                "supervisor RSS",
+                value,
+                number,
+                text.into(),
+                m.supervisor_rss < limit,
+            )
         },
         Row::info(
-            "runtime memory per vassal",
+            "supervisor RSS per vassal (all but payloads)",
             format!(
-                "RSS {} KiB, private {} KiB ({} runtimes: RSS {}, private {})",
-                per(m.runtimes_rss),
-                per(m.runtimes_private),
+                "{} KiB (supervisor + {} other processes: {})",
+                per(total_rss),
                 m.runtimes,
-                mib(m.runtimes_rss),
+                mib(total_rss)
+            ),
+            Some(per(total_rss) as f64),
+        ),
+        Row::checked(
+            "supervisor private memory per vassal",
+            format!(
+                "{} KiB (supervisor {}, its other processes {})",
+                per(total_private),
+                mib(m.supervisor_private),
                 mib(m.runtimes_private)
             ),
+            Some(per(total_private) as f64),
+            "< 500 KB".into(),
+            per(total_private) < PRIVATE_PER_VASSAL_KIB,
         ),
         idle_cpu_row(idle, tick_hz),
         Row::checked(
-            "emperor idle wake-ups",
+            "supervisor idle wake-ups",
             format!(
                 "{} voluntary context switches in {:.0} s ({} preemptions)",
                 idle.supervisor_wakeups,
                 idle.window.as_secs_f64(),
                 idle.supervisor_preemptions
             ),
+            Some(idle.supervisor_wakeups as f64),
             "0 (no polling loop)".into(),
             idle.supervisor_wakeups == 0,
         ),
@@ -149,15 +220,31 @@ pub fn rows(r: &SizeResult, tick_hz: u64) -> Vec<Row> {
                 ticks_ms(idle.runtimes_ticks),
                 idle.window.as_secs_f64()
             ),
+            None,
         ),
         Row::checked(
-            "SIGTERM -> emperor exited",
+            "payloads with ignored signals",
+            format!(
+                "{} of {}{}",
+                m.payloads_ignoring,
+                m.payloads,
+                m.sig_ign_example
+                    .as_ref()
+                    .map_or(String::new(), |mask| format!(" (SigIgn {mask})"))
+            ),
+            None,
+            "0".into(),
+            m.payloads_ignoring == 0 && m.payloads > 0,
+        ),
+        Row::checked(
+            "SIGTERM -> supervisor exited",
             format!(
                 "{}, {} orphans alive, {} zombies",
                 ms(r.stop.elapsed),
                 r.stop.orphans,
                 r.stop.zombies
             ),
+            Some(ms_number(r.stop.elapsed)),
             "0 orphans".into(),
             r.stop.orphans == 0,
         ),
@@ -170,64 +257,182 @@ fn idle_cpu_row(idle: &Idle, tick_hz: u64) -> Row {
     let tick_ns = 1_000_000_000 / tick_hz.max(1);
     let ms = |ns: u64| ns as f64 / 1e6;
     Row::checked(
-        "emperor idle CPU",
+        "supervisor idle CPU",
         format!(
             "main thread {:.2} ms in {:.0} s ({} ticks)",
             ms(idle.supervisor_main_thread_ns),
             idle.window.as_secs_f64(),
             idle.supervisor_ticks
         ),
-        format!("< 1 tick ({:.0} ms)", ms(tick_ns)),
+        Some(ms(idle.supervisor_main_thread_ns)),
+        format!("< 1 tick ({:.0} ms), 0 ticks", ms(tick_ns)),
         idle.supervisor_main_thread_ns < tick_ns && idle.supervisor_ticks == 0,
     )
 }
 
-/// A heading line for one (target, size).
-pub fn heading(r: &SizeResult) -> String {
-    format!("{}, {} vassals", r.target, r.vassals)
+/// One line of the side-by-side table: the emperor's figure, uWSGI's, and their ratio; the
+/// target and verdict are the emperor's.
+#[derive(Debug, Clone)]
+pub struct Compared {
+    pub metric: String,
+    pub emperor: String,
+    pub uwsgi: String,
+    pub ratio: String,
+    pub target: String,
+    pub pass: Option<bool>,
 }
 
-/// Fixed-width text table for stdout.
-pub fn text_table(rows: &[Row]) -> String {
-    let width = |f: fn(&Row) -> &str, title: &str| {
-        rows.iter()
-            .map(|r| f(r).len())
-            .chain([title.len()])
-            .max()
-            .unwrap_or(0)
-    };
-    let (wm, wv, wt) = (
-        width(|r| &r.metric, "metric"),
-        width(|r| &r.value, "value"),
-        width(|r| &r.target, "target"),
-    );
-    let line = |m: &str, v: &str, t: &str, p: &str| format!("{m:<wm$}  {v:<wv$}  {t:<wt$}  {p}\n");
-    let mut out = line("metric", "value", "target", "result");
-    for r in rows {
-        out += &line(&r.metric, &r.value, &r.target, r.verdict());
+/// What the uWSGI column says when there is no uWSGI result.
+#[derive(Debug, Clone, Copy)]
+pub enum Absent {
+    NotInstalled,
+    NotRun,
+    Failed,
+}
+
+impl Absent {
+    fn text(self) -> &'static str {
+        match self {
+            Absent::NotInstalled => "not installed",
+            Absent::NotRun => "not run",
+            Absent::Failed => "failed (see below)",
+        }
     }
-    out
 }
 
-pub fn markdown_table(rows: &[Row]) -> String {
-    let mut out = String::from("| metric | value | target | result |\n|---|---|---|---|\n");
-    for r in rows {
-        out += &format!(
-            "| {} | {} | {} | {} |\n",
-            r.metric,
-            r.value,
-            r.target,
-            r.verdict()
+/// The emperor's rows beside uWSGI's (same metrics, same order), with `uWSGI / emperor`
+/// ratios, plus the check that new config -> running is `NEW_CONFIG_VS_UWSGI` times faster.
+pub fn side_by_side(emperor: &[Row], uwsgi: Result<&[Row], Absent>) -> Vec<Compared> {
+    let mut out: Vec<Compared> = emperor
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let (u_value, ratio) = match uwsgi {
+                Ok(rows) => {
+                    let u = &rows[i];
+                    (u.value.clone(), ratio_text(e.number, u.number))
+                }
+                Err(absent) => (absent.text().to_string(), "-".into()),
+            };
+            Compared {
+                metric: e.metric.clone(),
+                emperor: e.value.clone(),
+                uwsgi: u_value,
+                ratio,
+                target: e.target.clone(),
+                pass: e.pass,
+            }
+        })
+        .collect();
+    if let Ok(rows) = uwsgi {
+        let (e, u) = (emperor[1].number, rows[1].number);
+        let factor = match (e, u) {
+            (Some(e), Some(u)) if e > 0.0 => Some(u / e),
+            _ => None,
+        };
+        out.insert(
+            2,
+            Compared {
+                metric: "  new config -> running, uWSGI / emperor".into(),
+                emperor: "-".into(),
+                uwsgi: "-".into(),
+                ratio: ratio_text(e, u),
+                target: format!(">= {NEW_CONFIG_VS_UWSGI:.0}x"),
+                pass: factor.map(|f| f >= NEW_CONFIG_VS_UWSGI),
+            },
         );
     }
     out
 }
 
+/// `uWSGI / emperor`, "-" when either is missing or the emperor's is zero.
+fn ratio_text(emperor: Option<f64>, uwsgi: Option<f64>) -> String {
+    match (emperor, uwsgi) {
+        (Some(e), Some(u)) if e > 0.0 => format!("{:.1}x", u / e),
+        (Some(e), Some(u)) if e == 0.0 && u == 0.0 => "=".into(),
+        _ => "-".into(),
+    }
+}
+
+/// A heading line for one (jail, size).
+pub fn heading(jail: &str, vassals: usize) -> String {
+    format!("{vassals} vassals, jail {jail}")
+}
+
+/// Fixed-width text table for stdout: header then rows, each a list of cells.
+pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = header.len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, &w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut out = line(&header);
+    for r in rows {
+        out += &line(r);
+    }
+    out
+}
+
+pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
+    for r in rows {
+        out += &format!("| {} |\n", r.join(" | "));
+    }
+    out
+}
+
+pub const COMPARED_HEADER: [&str; 6] = [
+    "metric",
+    "emperor",
+    "uWSGI",
+    "uWSGI / emperor",
+    "target",
+    "result",
+];
+
+/// A side-by-side table as cells.
+pub fn compared_cells(rows: &[Compared]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            vec![
+                r.metric.clone(),
+                r.emperor.clone(),
+                r.uwsgi.clone(),
+                r.ratio.clone(),
+                r.target.clone(),
+                verdict(r.pass).into(),
+            ]
+        })
+        .collect()
+}
+
 /// What docs/PERFORMANCE.md is made from.
 pub struct Document<'a> {
     pub command: &'a str,
+    pub duration: Duration,
+    pub load: &'a str,
     pub supervisors: &'a [String],
-    pub sections: &'a [(String, Vec<Row>)],
+    /// Markdown of the spawn-cost baseline and the orphan check.
+    pub extras: &'a str,
+    pub sections: &'a [(String, Vec<Compared>)],
     pub failures: &'a [String],
 }
 
@@ -237,7 +442,8 @@ impl Document<'_> {
     pub fn render(&self) -> String {
         let mut results = String::new();
         for (title, rows) in self.sections {
-            results += &format!("### {title}\n\n{}\n", markdown_table(rows));
+            let table = markdown_table(&COMPARED_HEADER, &compared_cells(rows));
+            results += &format!("### {title}\n\n{table}\n");
         }
         for failure in self.failures {
             results += &format!("**Failed:** {failure}\n\n");
@@ -253,6 +459,12 @@ impl Document<'_> {
             .replace("{{machine}}", &machine())
             .replace("{{commit}}", &git_commit())
             .replace("{{supervisors}}", supervisors.trim_end())
+            .replace(
+                "{{duration}}",
+                &format!("{:.1} min", self.duration.as_secs_f64() / 60.0),
+            )
+            .replace("{{load}}", self.load)
+            .replace("{{extras}}", self.extras.trim_end())
             .replace("{{results}}", results.trim_end())
     }
 }
@@ -327,17 +539,32 @@ mod tests {
         assert_eq!(civil_from_days(20_000), (2024, 10, 4));
     }
 
+    fn two_rows(first: f64, second: f64) -> Vec<Row> {
+        vec![
+            Row::checked("a", "1".into(), Some(first), "< 2".into(), true),
+            Row::info("b", "4".into(), Some(second)),
+        ]
+    }
+
     #[test]
-    fn tables_show_verdicts() {
-        let rows = vec![
-            Row::checked("a", "1".into(), "< 2".into(), true),
-            Row::checked("b", "3".into(), "< 2".into(), false),
-            Row::info("c", "4".into()),
-        ];
-        let text = text_table(&rows);
-        assert!(text.contains("pass") && text.contains("MISS"));
-        let md = markdown_table(&rows);
-        assert!(md.contains("| b | 3 | < 2 | MISS |"));
-        assert!(md.contains("| c | 4 | - | - |"));
+    fn side_by_side_shows_ratios_and_verdicts() {
+        let emperor = two_rows(2.0, 4.0);
+        let uwsgi = two_rows(6.0, 400.0);
+        let rows = side_by_side(&emperor, Ok(&uwsgi));
+        assert_eq!(rows[0].ratio, "3.0x");
+        assert_eq!(rows[2].ratio, "100.0x");
+        assert_eq!(rows[2].pass, Some(true));
+        let md = markdown_table(&COMPARED_HEADER, &compared_cells(&rows));
+        assert!(md.contains("| a | 1 | 1 | 3.0x | < 2 | pass |"));
+        let text = text_table(&COMPARED_HEADER, &compared_cells(&rows));
+        assert!(text.contains(">= 50x"));
+    }
+
+    #[test]
+    fn absent_uwsgi_is_named() {
+        let rows = side_by_side(&two_rows(1.0, 1.0), Err(Absent::NotInstalled));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].uwsgi, "not installed");
+        assert_eq!(rows[1].ratio, "-");
     }
 }

@@ -3,21 +3,33 @@
 use crate::session::BenchResult;
 use std::time::{Duration, Instant};
 
-/// Repeated measurements of one latency.
+/// Repeated measurements of one latency, and the tries where the event never came (uWSGI
+/// does not reload a payload that does not speak its protocol).
 #[derive(Debug, Clone, Default)]
-pub struct Samples(Vec<Duration>);
+pub struct Samples {
+    values: Vec<Duration>,
+    /// Tries that waited for `patience` in vain.
+    pub missed: usize,
+    pub patience: Duration,
+}
 
 impl Samples {
     pub fn push(&mut self, d: Duration) {
-        self.0.push(d);
+        self.values.push(d);
+    }
+
+    /// A try that saw nothing within `patience`.
+    pub fn miss(&mut self, patience: Duration) {
+        self.missed += 1;
+        self.patience = patience;
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.values.len()
     }
 
     fn sorted(&self) -> Vec<Duration> {
-        let mut v = self.0.clone();
+        let mut v = self.values.clone();
         v.sort();
         v
     }

@@ -3,7 +3,7 @@
 //! this machine reaps orphans for us.
 
 use crate::procfs::{self, Pid};
-use crate::target::{Layout, Target, VassalView};
+use crate::target::{Layout, Target, VassalView, PAYLOAD_COMM};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid as NixPid;
 use std::collections::{BTreeSet, HashMap};
@@ -19,11 +19,15 @@ pub type BenchResult<T> = Result<T, String>;
 
 /// How long the stats server may take to answer.
 const STATS_PATIENCE: Duration = Duration::from_secs(5);
+/// How long after the supervisor's exit its leftovers are counted.
+const ORPHAN_GRACE: Duration = Duration::from_millis(200);
 /// How long a graceful stop may take before the session kills everything.
-const STOP_PATIENCE: Duration = Duration::from_secs(40);
+const STOP_PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct Session<'t> {
     pub target: &'t dyn Target,
+    /// The command line every vassal of this session runs.
+    payload: &'static str,
     pub layout: Layout,
     staging: PathBuf,
     child: Option<Child>,
@@ -46,8 +50,9 @@ pub struct StopReport {
 }
 
 impl<'t> Session<'t> {
-    /// Write `count` configs (vassal-0000 ...) and start the supervisor over them.
-    pub fn start(target: &'t dyn Target, count: usize) -> BenchResult<Self> {
+    /// Write `count` configs (vassal-0000 ...) running `payload` and start the supervisor
+    /// over them.
+    pub fn start(target: &'t dyn Target, count: usize, payload: &'static str) -> BenchResult<Self> {
         let dir = tempfile::Builder::new()
             .prefix("emperor-bench-")
             .tempdir()
@@ -63,6 +68,7 @@ impl<'t> Session<'t> {
         }
         let mut session = Session {
             target,
+            payload,
             layout,
             staging,
             child: None,
@@ -110,7 +116,7 @@ impl<'t> Session<'t> {
     pub fn add_config(&self, name: &str) -> BenchResult<()> {
         let file = self.target.config_file(name);
         let staged = self.staging.join(&file);
-        fs::write(&staged, self.target.config_text())
+        fs::write(&staged, self.target.config_text(self.payload))
             .map_err(|e| format!("{}: {e}", staged.display()))?;
         fs::rename(&staged, self.config_path(name)).map_err(|e| format!("rename {file}: {e}"))
     }
@@ -162,7 +168,7 @@ impl<'t> Session<'t> {
 
     /// The exec'd payload under `runtime` (other than `except`), remembered for the cleanup.
     pub fn payload_of(&mut self, runtime: Pid, except: Option<Pid>) -> Option<Pid> {
-        let payload = procfs::payload_of(runtime, self.target.payload_comm(), except)?;
+        let payload = procfs::payload_of(runtime, PAYLOAD_COMM, except)?;
         self.seen.insert(payload);
         Some(payload)
     }
@@ -204,6 +210,8 @@ impl<'t> Session<'t> {
                 self.target.name()
             ));
         }
+        // SIGKILLs sent just before the exit take a moment to land: judge after a grace.
+        std::thread::sleep(ORPHAN_GRACE);
         let orphans = before.iter().filter(|&&p| procfs::is_alive(p)).count();
         let zombies = before
             .iter()

@@ -1,8 +1,9 @@
-//! A supervisor under test. Today only this project's emperor; uWSGI 2.0 in emperor mode can
-//! be added as a second implementation (its stats server has the same shape: a UNIX socket,
-//! one JSON document per connection, a `vassals` array).
+//! The supervisors under test: this project's emperor and uWSGI 2.0's emperor, each over the
+//! same vassal directory, with the same namespaces (a `Jail`) and the same payload. Both
+//! stats servers have the same shape: a UNIX socket, one JSON document per connection, a
+//! `vassals` array.
 
-use crate::procfs::Pid;
+use crate::procfs::{self, Pid};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +26,42 @@ pub struct VassalView {
     pub loyal: bool,
 }
 
+/// The namespaces every vassal gets (`--emperor-use-clone`), by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jail {
+    /// `plain`, `full` or `user`.
+    pub name: String,
+    /// The `--emperor-use-clone` list; empty for none.
+    pub clone: String,
+}
+
+impl Jail {
+    /// `plain` (no namespace), `full` (fs,net,ipc,pid,uts) or `user` (full + user).
+    pub fn parse(name: &str) -> Result<Jail, String> {
+        let clone = match name {
+            "plain" => "",
+            "full" => "fs,net,ipc,pid,uts",
+            "user" => "fs,net,ipc,pid,uts,user",
+            other => return Err(format!("unknown jail {other:?} (plain, full, user)")),
+        };
+        Ok(Jail {
+            name: name.into(),
+            clone: clone.into(),
+        })
+    }
+
+    /// How the report names it.
+    pub fn describe(&self) -> String {
+        if self.clone.is_empty() {
+            "no namespaces".into()
+        } else {
+            format!("--emperor-use-clone {}", self.clone)
+        }
+    }
+}
+
 pub trait Target {
-    /// Short name for tables ("emperor").
+    /// Short name for tables ("emperor", "uWSGI").
     fn name(&self) -> &str;
     /// The command line that supervises `layout` (stdout and stderr are set by the caller).
     fn command(&self, layout: &Layout) -> Command;
@@ -40,28 +75,37 @@ pub trait Target {
             .join(" ")
     }
     /// A vassal config file's name for vassal `name`.
-    fn config_file(&self, name: &str) -> String;
-    /// The config every benchmark vassal gets.
-    fn config_text(&self) -> String;
-    /// The payload's command name once exec'd (/proc/PID/comm).
-    fn payload_comm(&self) -> &str;
+    fn config_file(&self, name: &str) -> String {
+        format!("{name}.ini")
+    }
+    /// The config of a benchmark vassal that runs `payload` (a command line).
+    fn config_text(&self, payload: &str) -> String;
     /// The vassals of a stats document, by config file name.
     fn vassals(&self, stats: &Value) -> HashMap<String, VassalView>;
+    /// Whether the supervisor can tell a loyal vassal (uWSGI only learns it from a
+    /// uWSGI-aware payload, which `sleep` is not).
+    fn knows_loyalty(&self) -> bool;
 }
+
+/// The payload: costs nothing while it waits.
+pub const PAYLOAD: &str = "/bin/sleep 100000";
+/// Its command name once exec'd (/proc/PID/comm).
+pub const PAYLOAD_COMM: &str = "sleep";
+/// A payload that leaves a child behind when it is killed (the orphan check).
+pub const FORKING_PAYLOAD: &str = "/bin/sh -c 'sleep 100000 & exec sleep 100000'";
 
 /// This project's emperor, with the spawn throttle off (`--emperor-throttle 0`).
 #[derive(Debug, Clone)]
 pub struct Emperor {
     pub binary: PathBuf,
+    pub jail: Jail,
 }
 
-/// The payload: obeys SIGTERM, costs nothing while it waits.
-pub const PAYLOAD: &str = "/bin/sleep 100000";
-
 impl Emperor {
-    pub fn new(binary: &Path) -> Self {
+    pub fn new(binary: &Path, jail: &Jail) -> Self {
         Emperor {
             binary: binary.to_path_buf(),
+            jail: jail.clone(),
         }
     }
 }
@@ -72,45 +116,106 @@ impl Target for Emperor {
     }
 
     fn command(&self, layout: &Layout) -> Command {
-        let mut command = Command::new(&self.binary);
-        command
-            .arg("--emperor")
-            .arg(&layout.vassals)
-            .arg("--emperor-stats")
-            .arg(&layout.stats)
-            .args(["--emperor-throttle", "0"]);
+        let mut command = emperor_command(&self.binary, layout, &self.jail);
+        command.args(["--emperor-throttle", "0"]);
         command
     }
 
-    fn config_file(&self, name: &str) -> String {
-        format!("{name}.ini")
-    }
-
-    fn config_text(&self) -> String {
-        format!("[uwsgi]\nunprivileged-binary-patch-arg = {PAYLOAD}\nloyal-after = 0.1\n")
-    }
-
-    fn payload_comm(&self) -> &str {
-        "sleep"
+    fn config_text(&self, payload: &str) -> String {
+        format!("[uwsgi]\nunprivileged-binary-patch-arg = {payload}\nloyal-after = 0.1\n")
     }
 
     fn vassals(&self, stats: &Value) -> HashMap<String, VassalView> {
-        let Some(list) = stats["vassals"].as_array() else {
-            return HashMap::new();
-        };
-        list.iter()
-            .filter_map(|v| {
-                let name = v["name"].as_str()?.to_string();
-                let pid = v["pid"].as_i64().filter(|&p| p > 0).map(|p| p as Pid);
-                let view = VassalView {
-                    pid,
-                    running: v["state"] == "running",
-                    loyal: v["loyal"] == true,
-                };
-                Some((name, view))
-            })
-            .collect()
+        stats_list(stats, "name", |v| VassalView {
+            pid: v["pid"].as_i64().filter(|&p| p > 0).map(|p| p as Pid),
+            running: v["state"] == "running",
+            loyal: v["loyal"] == true,
+        })
     }
+
+    fn knows_loyalty(&self) -> bool {
+        true
+    }
+}
+
+/// uWSGI 2.0 (Debian's uwsgi-core) in emperor mode. Its vassal is `sh -c PAYLOAD` (how
+/// uWSGI runs a binary patch), so the payload is the child of the emperor's child, as ours.
+#[derive(Debug, Clone)]
+pub struct Uwsgi {
+    pub binary: PathBuf,
+    pub jail: Jail,
+}
+
+/// Where Debian installs it.
+pub const UWSGI_BINARY: &str = "/usr/bin/uwsgi-core";
+
+impl Uwsgi {
+    /// None when uWSGI is not installed.
+    pub fn find(jail: &Jail) -> Option<Self> {
+        let binary = PathBuf::from(UWSGI_BINARY);
+        binary.is_file().then(|| Uwsgi {
+            binary,
+            jail: jail.clone(),
+        })
+    }
+}
+
+impl Target for Uwsgi {
+    fn name(&self) -> &str {
+        "uWSGI"
+    }
+
+    fn command(&self, layout: &Layout) -> Command {
+        emperor_command(&self.binary, layout, &self.jail)
+    }
+
+    fn config_text(&self, payload: &str) -> String {
+        format!("[uwsgi]\nunprivileged-binary-patch-arg = {payload}\n")
+    }
+
+    /// uWSGI has no state field: a vassal runs when its pid has an exec'd payload child.
+    fn vassals(&self, stats: &Value) -> HashMap<String, VassalView> {
+        stats_list(stats, "id", |v| {
+            let pid = v["pid"].as_i64().filter(|&p| p > 0).map(|p| p as Pid);
+            VassalView {
+                pid,
+                running: pid.is_some_and(|p| procfs::payload_of(p, PAYLOAD_COMM, None).is_some()),
+                loyal: v["loyal"].as_i64().unwrap_or(0) > 0,
+            }
+        })
+    }
+
+    fn knows_loyalty(&self) -> bool {
+        false
+    }
+}
+
+/// The flags both emperors share: `--emperor DIR --emperor-stats SOCKET`, and the jail.
+fn emperor_command(binary: &Path, layout: &Layout, jail: &Jail) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("--emperor")
+        .arg(&layout.vassals)
+        .arg("--emperor-stats")
+        .arg(&layout.stats);
+    if !jail.clone.is_empty() {
+        command.args(["--emperor-use-clone", &jail.clone]);
+    }
+    command
+}
+
+/// The `vassals` array as a map from the `key` field (the config file name) to a view.
+fn stats_list(
+    stats: &Value,
+    key: &str,
+    view: impl Fn(&Value) -> VassalView,
+) -> HashMap<String, VassalView> {
+    let Some(list) = stats["vassals"].as_array() else {
+        return HashMap::new();
+    };
+    list.iter()
+        .filter_map(|v| Some((v[key].as_str()?.to_string(), view(v))))
+        .collect()
 }
 
 #[cfg(test)]
@@ -124,7 +229,8 @@ mod tests {
             {"name": "a.ini", "pid": 12, "state": "running", "loyal": true},
             {"name": "b.ini", "pid": -1, "state": "queued", "loyal": false},
         ]});
-        let vassals = Emperor::new(Path::new("/x")).vassals(&doc);
+        let jail = Jail::parse("plain").unwrap();
+        let vassals = Emperor::new(Path::new("/x"), &jail).vassals(&doc);
         assert_eq!(
             vassals["a.ini"],
             VassalView {
@@ -135,5 +241,24 @@ mod tests {
         );
         assert_eq!(vassals["b.ini"].pid, None);
         assert!(!vassals["b.ini"].running);
+    }
+
+    #[test]
+    fn reads_the_uwsgi_stats_shape() {
+        let doc = json!({"vassals": [{"id": "a.ini", "pid": 0, "loyal": 1}]});
+        let uwsgi = Uwsgi {
+            binary: "/x".into(),
+            jail: Jail::parse("full").unwrap(),
+        };
+        let vassals = uwsgi.vassals(&doc);
+        assert_eq!(vassals["a.ini"].pid, None);
+        assert!(vassals["a.ini"].loyal && !vassals["a.ini"].running);
+    }
+
+    #[test]
+    fn jails_by_name() {
+        assert_eq!(Jail::parse("full").unwrap().clone, "fs,net,ipc,pid,uts");
+        assert!(Jail::parse("user").unwrap().clone.ends_with(",user"));
+        assert!(Jail::parse("nope").is_err());
     }
 }

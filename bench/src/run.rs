@@ -1,0 +1,402 @@
+//! The whole run: every jail and size for the emperor and uWSGI, the orphan check, the
+//! spawn-cost baseline; then the tables, the document and the plot made from them.
+
+use crate::baseline::{self, Baseline};
+use crate::measure::{self, Options, SizeResult};
+use crate::plot::{self, Panel, Series};
+use crate::report::{self, Absent, Compared};
+use crate::samples::Samples;
+use crate::session::{BenchResult, StopReport};
+use crate::target::{self, Jail, Layout, Target};
+use crate::{procfs, Args, Compare};
+use std::path::Path;
+use std::time::Duration;
+
+/// How long uWSGI gets to reload a touched vassal: three of its 3 s scans and then some.
+const UWSGI_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Everything measured, and what failed.
+pub struct Outcome {
+    pub results: Vec<SizeResult>,
+    /// Why there is no uWSGI column, if there is none.
+    pub uwsgi_absent: Option<Absent>,
+    /// Per jail: the emperor's and uWSGI's stop with forking payloads.
+    pub orphans: Vec<(String, Option<StopReport>, Option<StopReport>)>,
+    pub baselines: Vec<Baseline>,
+    /// The emperor's jailed spawn, per jail.
+    pub spawns: Vec<(Jail, Samples)>,
+    pub supervisors: Vec<String>,
+    pub sizes: Vec<usize>,
+    pub jails: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+/// The first line of /proc/loadavg.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Both supervisors under one jail; uWSGI is None when not compared or not installed.
+fn targets(
+    emperor: &Path,
+    jail: &Jail,
+    compare: Compare,
+) -> (target::Emperor, Option<target::Uwsgi>) {
+    let uwsgi = match compare {
+        Compare::None => None,
+        Compare::Auto | Compare::Uwsgi => target::Uwsgi::find(jail),
+    };
+    (target::Emperor::new(emperor, jail), uwsgi)
+}
+
+pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
+    let jails: Vec<Jail> = args
+        .jail
+        .iter()
+        .map(|j| Jail::parse(j))
+        .collect::<Result<_, _>>()?;
+    let uwsgi_installed = target::Uwsgi::find(&jails[0]).is_some();
+    if args.compare == Compare::Uwsgi && !uwsgi_installed {
+        return Err(format!(
+            "--compare uwsgi: no {} (apt-get install uwsgi-core)",
+            target::UWSGI_BINARY
+        ));
+    }
+    let uwsgi_absent = match (args.compare, uwsgi_installed) {
+        (Compare::None, _) => Some(Absent::NotRun),
+        (_, false) => Some(Absent::NotInstalled),
+        _ => None,
+    };
+    let largest = args.sizes.iter().copied().max().unwrap_or(0);
+    let uwsgi_sizes = args
+        .uwsgi_sizes
+        .clone()
+        .unwrap_or_else(|| args.sizes.clone());
+    let mut outcome = Outcome {
+        results: Vec::new(),
+        uwsgi_absent,
+        orphans: Vec::new(),
+        baselines: Vec::new(),
+        spawns: Vec::new(),
+        supervisors: Vec::new(),
+        sizes: args.sizes.clone(),
+        jails: args.jail.clone(),
+        failures: Vec::new(),
+    };
+    let example = Layout {
+        vassals: "VASSAL_DIR".into(),
+        stats: "STATS_SOCKET".into(),
+        log: "LOG".into(),
+    };
+    for jail in &jails {
+        let (ours, theirs) = targets(emperor, jail, args.compare);
+        outcome.supervisors.push(ours.describe(&example));
+        if let Some(u) = &theirs {
+            outcome.supervisors.push(u.describe(&example));
+        }
+        for &n in &args.sizes {
+            let idle = if n == largest {
+                args.idle_secs_largest
+            } else {
+                args.idle_secs
+            };
+            let ours_options = Options {
+                samples: args.samples.max(1),
+                idle_window: Duration::from_secs(idle),
+                together: false,
+                patience: Duration::ZERO,
+            };
+            outcome.size(&ours, jail, n, &ours_options)?;
+            if let Some(u) = theirs.as_ref().filter(|_| uwsgi_sizes.contains(&n)) {
+                let options = Options {
+                    samples: args.uwsgi_samples.max(1),
+                    idle_window: Duration::from_secs(args.idle_secs),
+                    together: true,
+                    patience: UWSGI_PATIENCE,
+                };
+                outcome.size(u, jail, n, &options)?;
+            }
+        }
+        eprintln!("orphan check, jail {}", jail.name);
+        let ours_stop = outcome.checked(&ours, "orphan check", measure::run_orphans(&ours))?;
+        let theirs_stop = match &theirs {
+            Some(u) => outcome.checked(u, "orphan check", measure::run_orphans(u))?,
+            None => None,
+        };
+        outcome
+            .orphans
+            .push((jail.name.clone(), ours_stop, theirs_stop));
+    }
+    eprintln!("spawn baseline");
+    outcome.baselines = baseline::measure_commands(args.baseline_runs)?;
+    for name in ["plain", "full", "user"] {
+        let jail = Jail::parse(name)?;
+        let ours = target::Emperor::new(emperor, &jail);
+        let options = Options {
+            samples: args.baseline_runs.max(1),
+            idle_window: Duration::ZERO,
+            together: false,
+            patience: Duration::ZERO,
+        };
+        let what = format!("spawn, jail {name}");
+        if let Some(samples) =
+            outcome.checked(&ours, &what, baseline::measure_spawn(&ours, &options))?
+        {
+            outcome.spawns.push((jail, samples));
+        }
+    }
+    Ok(outcome)
+}
+
+impl Outcome {
+    /// One size of one target; a failure is recorded and the run goes on (but an interrupt
+    /// ends it).
+    fn size(
+        &mut self,
+        target: &dyn Target,
+        jail: &Jail,
+        n: usize,
+        options: &Options,
+    ) -> BenchResult<()> {
+        eprintln!("{}: {n} vassals, jail {}", target.name(), jail.name);
+        let what = format!("{n} vassals, jail {}", jail.name);
+        if let Some(result) = self.checked(
+            target,
+            &what,
+            measure::run_size(target, &jail.name, n, options),
+        )? {
+            self.results.push(result);
+        }
+        Ok(())
+    }
+
+    fn checked<T>(
+        &mut self,
+        target: &dyn Target,
+        what: &str,
+        result: BenchResult<T>,
+    ) -> BenchResult<Option<T>> {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e == "interrupted" => Err(e),
+            Err(e) => {
+                eprintln!("  failed: {e}");
+                self.failures
+                    .push(format!("{}, {what}: {e}", target.name()));
+                Ok(None)
+            }
+        }
+    }
+
+    fn find(&self, target: &str, jail: &str, n: usize) -> Option<&SizeResult> {
+        self.results
+            .iter()
+            .find(|r| r.target == target && r.jail == jail && r.vassals == n)
+    }
+
+    /// Per (jail, size): the side-by-side table.
+    pub fn sections(&self) -> Vec<(String, Vec<Compared>)> {
+        let tick_hz = procfs::ticks_per_second();
+        let mut out = Vec::new();
+        for jail in &self.jails {
+            for &n in &self.sizes {
+                let Some(ours) = self.find("emperor", jail, n) else {
+                    continue;
+                };
+                let ours = report::rows(ours, tick_hz);
+                let theirs = self
+                    .find("uWSGI", jail, n)
+                    .map(|r| report::rows(r, tick_hz));
+                let column = match (&theirs, self.uwsgi_absent) {
+                    (Some(rows), _) => Ok(rows.as_slice()),
+                    (None, Some(absent)) => Err(absent),
+                    (None, None) => Err(Absent::Failed),
+                };
+                out.push((
+                    report::heading(jail, n),
+                    report::side_by_side(&ours, column),
+                ));
+            }
+        }
+        out
+    }
+
+    pub fn print(&self) {
+        for (title, rows) in self.sections() {
+            let cells = report::compared_cells(&rows);
+            println!(
+                "\n{title}\n{}",
+                report::text_table(&report::COMPARED_HEADER, &cells)
+            );
+        }
+        println!("\n{}", self.extras());
+        for failure in &self.failures {
+            println!("FAILED: {failure}");
+        }
+    }
+
+    /// The spawn-cost and orphan tables, as Markdown.
+    pub fn extras(&self) -> String {
+        let mut out = String::from("### Cost of a jailed spawn\n\n");
+        let reference = self
+            .baselines
+            .first()
+            .and_then(|b| b.samples.as_ref())
+            .map(|s| s.median());
+        let ratio = |s: &Samples| match reference {
+            Some(r) if !r.is_zero() => {
+                format!("{:.2}x", s.median().as_secs_f64() / r.as_secs_f64())
+            }
+            _ => "-".into(),
+        };
+        let mut rows = Vec::new();
+        for b in &self.baselines {
+            let (value, r) = match (&b.samples, &b.error) {
+                (Some(s), _) => (report::latency(s), ratio(s)),
+                (None, e) => (e.clone().unwrap_or_default(), "-".into()),
+            };
+            rows.push(vec![
+                format!("`{}`", b.command),
+                value,
+                r,
+                "-".into(),
+                "-".into(),
+            ]);
+        }
+        for (jail, s) in &self.spawns {
+            let fully = jail.name == "user";
+            let within = reference.map(|r| s.median() <= r * 2);
+            rows.push(vec![
+                format!("emperor: new config -> payload exec'd, {}", jail.describe()),
+                report::latency(s),
+                ratio(s),
+                if fully {
+                    "<= 2x unshare".into()
+                } else {
+                    "-".into()
+                },
+                match (fully, within) {
+                    (true, Some(true)) => "pass".into(),
+                    (true, _) => "MISS".into(),
+                    _ => "-".into(),
+                },
+            ]);
+        }
+        let header = ["spawn", "latency", "/ unshare median", "target", "result"];
+        out += &report::markdown_table(&header, &rows);
+        out += "\n### Orphans after stop (payload `sh -c 'sleep 100000 & exec sleep 100000'`)\n\n";
+        let stop = |s: &Option<StopReport>, absent: &str| match s {
+            Some(s) => format!(
+                "{} orphans alive, {} zombies; stop took {}",
+                s.orphans,
+                s.zombies,
+                report::ms(s.elapsed)
+            ),
+            None => absent.to_string(),
+        };
+        let absent = self
+            .uwsgi_absent
+            .map_or("failed (see below)", |_| "not run");
+        let rows: Vec<Vec<String>> = self
+            .orphans
+            .iter()
+            .map(|(jail, ours, theirs)| {
+                let pass = ours.as_ref().is_some_and(|s| s.orphans == 0);
+                vec![
+                    jail.clone(),
+                    stop(ours, "failed (see below)"),
+                    stop(theirs, absent),
+                    "0 orphans".into(),
+                    if pass { "pass" } else { "MISS" }.into(),
+                ]
+            })
+            .collect();
+        out += &report::markdown_table(&["jail", "emperor", "uWSGI", "target", "result"], &rows);
+        out
+    }
+
+    /// The scaling plot's two panels: start-all time, and memory, against N.
+    fn panels(&self) -> Vec<Panel> {
+        let mut start = Vec::new();
+        let mut memory = Vec::new();
+        for target in ["emperor", "uWSGI"] {
+            for jail in &self.jails {
+                let results: Vec<&SizeResult> = self
+                    .sizes
+                    .iter()
+                    .filter_map(|&n| self.find(target, jail, n))
+                    .collect();
+                if results.is_empty() {
+                    continue;
+                }
+                let label = format!("{target}, jail {jail}");
+                let n = |r: &SizeResult| r.vassals as f64;
+                start.push(Series {
+                    label: label.clone(),
+                    points: results
+                        .iter()
+                        .map(|r| (n(r), r.start_all.as_secs_f64()))
+                        .collect(),
+                });
+                let mib = |kib: u64| kib as f64 / 1024.0;
+                memory.push(Series {
+                    label: format!("{label}: supervisor RSS"),
+                    points: results
+                        .iter()
+                        .map(|r| (n(r), mib(r.memory.supervisor_rss)))
+                        .collect(),
+                });
+                memory.push(Series {
+                    label: format!("{label}: private, all but payloads"),
+                    points: results
+                        .iter()
+                        .map(|r| {
+                            (
+                                n(r),
+                                mib(r.memory.supervisor_private + r.memory.runtimes_private),
+                            )
+                        })
+                        .collect(),
+                });
+            }
+        }
+        vec![
+            Panel {
+                title: "start all N vassals".into(),
+                y_label: "seconds (log)".into(),
+                series: start,
+            },
+            Panel {
+                title: "memory with N vassals running".into(),
+                y_label: "MiB (log)".into(),
+                series: memory,
+            },
+        ]
+    }
+
+    pub fn write(
+        &self,
+        out: &Path,
+        plot_path: &Path,
+        duration: Duration,
+        load: &str,
+    ) -> std::io::Result<()> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let command = format!("cargo run --release -p emperor-bench -- {}", args.join(" "));
+        let sections = self.sections();
+        let extras = self.extras();
+        let document = report::Document {
+            command: &command,
+            duration,
+            load,
+            supervisors: &self.supervisors,
+            extras: &extras,
+            sections: &sections,
+            failures: &self.failures,
+        };
+        std::fs::write(plot_path, plot::svg(&self.panels()))?;
+        std::fs::write(out, document.render())
+    }
+}
