@@ -104,12 +104,19 @@ fn djb33x(bytes: &[u8]) -> u32 {
     })
 }
 
-/// Variables that do not depend on the file; taken once per load.
+/// Variables that do not depend on the file: the time is taken once per load, the rest (a
+/// passwd and group lookup, the cgroup's CPU quota, the hostname...) only when a file uses one,
+/// so loading a config that uses none costs the emperor's spawn path nothing.
 #[derive(Debug, Clone)]
 pub(crate) struct Startup {
+    unix_micros: u128,
+    facts: std::cell::OnceCell<HostFacts>,
+}
+
+#[derive(Debug, Clone)]
+struct HostFacts {
     cwd: String,
     hostname: String,
-    unix_micros: u128,
     cpus: usize,
     uid: u32,
     username: String,
@@ -118,19 +125,15 @@ pub(crate) struct Startup {
     binary: String,
 }
 
-impl Startup {
-    pub fn now() -> Startup {
+impl HostFacts {
+    fn gather() -> HostFacts {
         let uid = nix::unistd::getuid();
         let gid = nix::unistd::getgid();
-        let unix_micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_micros());
-        Startup {
+        HostFacts {
             cwd: std::env::current_dir()
                 .map_or_else(|_| String::new(), |d| d.display().to_string()),
             hostname: nix::unistd::gethostname()
                 .map_or_else(|_| String::new(), |h| h.to_string_lossy().into_owned()),
-            unix_micros,
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
             uid: uid.as_raw(),
             username: nix::unistd::User::from_uid(uid)
@@ -148,20 +151,36 @@ impl Startup {
                 .map_or_else(|_| String::new(), |b| b.display().to_string()),
         }
     }
+}
+
+impl Startup {
+    pub fn now() -> Startup {
+        let unix_micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_micros());
+        Startup {
+            unix_micros,
+            facts: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn facts(&self) -> &HostFacts {
+        self.facts.get_or_init(HostFacts::gather)
+    }
 
     fn var(&self, var: char) -> Option<String> {
         let value = match var {
-            'v' => self.cwd.clone(),
+            'v' => self.facts().cwd.clone(),
             'V' => env!("CARGO_PKG_VERSION").to_string(),
-            'h' => self.hostname.clone(),
+            'h' => self.facts().hostname.clone(),
             't' => (self.unix_micros / 1_000_000).to_string(),
             'T' => self.unix_micros.to_string(),
-            'k' => self.cpus.to_string(),
-            'u' => self.uid.to_string(),
-            'U' => self.username.clone(),
-            'g' => self.gid.to_string(),
-            'G' => self.groupname.clone(),
-            'b' => self.binary.clone(),
+            'k' => self.facts().cpus.to_string(),
+            'u' => self.facts().uid.to_string(),
+            'U' => self.facts().username.clone(),
+            'g' => self.facts().gid.to_string(),
+            'G' => self.facts().groupname.clone(),
+            'b' => self.facts().binary.clone(),
             '[' => "\x1b".to_string(),
             _ => return None,
         };
@@ -275,6 +294,11 @@ mod tests {
     #[test]
     fn process_variables() {
         let startup = Startup::now();
+        assert!(
+            startup.facts.get().is_none(),
+            "host facts are gathered only when used"
+        );
+        let startup = startup.facts();
         assert_eq!(expand("%V"), env!("CARGO_PKG_VERSION"));
         assert_eq!(
             expand("%v"),

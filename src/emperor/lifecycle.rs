@@ -2,12 +2,12 @@
 //! bytes it sends, its death and respawn or burial. Every handler touches one vassal (O(1)).
 
 use super::table::{State, Vassal};
+use super::timers::TimerKind;
 use super::{Emperor, TOKEN_VASSAL};
 use crate::monitor::{Event, EventKind};
 use crate::protocol::{Command, Message};
 use jail::process::{self, Exit};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
-use std::cmp::Reverse;
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
@@ -66,7 +66,8 @@ impl Emperor {
         v.store_socket = event.socket;
         match v.state {
             State::Running | State::Starting => {
-                if self.on_demand_changed(slot) || self.pool_changed(slot) {
+                let wishes = self.read_held_wishes(slot);
+                if self.on_demand_changed(slot, &wishes) || self.pool_changed(slot, &wishes) {
                     let v = self.table.get_mut(slot).expect("indexed slot");
                     info!(vassal = %v.name, "config changed its on-demand or pool socket: starting afresh");
                     self.stop(slot);
@@ -79,8 +80,8 @@ impl Emperor {
             State::Stopping => v.readd = true,
             State::Waiting | State::Idle | State::OnDemand => {
                 info!(vassal = %v.name, "config changed: starting again");
-                v.respawn_at = None;
                 v.voluntary = false;
+                self.timers.cancel(slot, TimerKind::Respawn);
                 let id = v.id.clone();
                 self.blacklist.forgive(&id);
                 self.start_or_wait(slot);
@@ -162,6 +163,7 @@ impl Emperor {
     /// Forget a vassal, letting go of any socket held for it.
     fn bury(&mut self, slot: usize) {
         self.let_go(slot);
+        self.timers.cancel_all(slot);
         self.table.remove(slot);
     }
 
@@ -295,8 +297,7 @@ impl Emperor {
         info!(vassal = %v.name, throttle_ms = delay.as_millis() as u64, "blacklisted: respawn delayed");
         let at = Instant::now() + delay;
         v.state = State::Waiting;
-        v.respawn_at = Some(at);
-        self.timers.push(Reverse((at, slot)));
+        self.timers.arm(slot, TimerKind::Respawn, at);
     }
 
     fn send(&mut self, slot: usize, command: Command) {
@@ -339,8 +340,7 @@ impl Emperor {
         };
         v.state = State::Stopping;
         let at = Instant::now() + self.settings.curse_tolerance;
-        v.kill_at = Some(at);
-        self.timers.push(Reverse((at, slot)));
+        self.timers.arm(slot, TimerKind::Kill, at);
         self.send(slot, Command::Stop);
     }
 
@@ -364,7 +364,7 @@ impl Emperor {
         self.blacklist.clear();
         for slot in self.table.slots() {
             if self.table.get(slot).map(|v| v.state) == Some(State::Waiting) {
-                self.table.get_mut(slot).expect("slot").respawn_at = None;
+                self.timers.cancel(slot, TimerKind::Respawn);
                 self.enqueue(slot);
             }
         }
@@ -430,8 +430,7 @@ impl Emperor {
             Message::Heartbeat => {
                 v.last_heartbeat = Some(now);
                 let due = Instant::now() + required;
-                v.heartbeat_due = Some(due);
-                self.timers.push(Reverse((due, slot)));
+                self.timers.arm(slot, TimerKind::Heartbeat, due);
             }
             Message::VoluntaryShutdown => {
                 info!(vassal = %v.name, "asks to shut down");
@@ -495,8 +494,6 @@ impl Emperor {
         v.last_exit = Some(exit.status);
         v.ready = false;
         v.accepting = false;
-        v.heartbeat_due = None;
-        v.kill_at = None;
         let loyal = std::mem::take(&mut v.loyal);
         let name = v.name.clone();
         if exit.signal.is_some() {
@@ -508,6 +505,9 @@ impl Emperor {
             self.kill_strays();
         }
         self.idle.slots_remove(slot);
+        // Its process is gone: nothing left to kill, no heartbeat to wait for.
+        self.timers.cancel(slot, TimerKind::Kill);
+        self.timers.cancel(slot, TimerKind::Heartbeat);
         let v = self.table.get_mut(slot).expect("slot");
         if self.ragnarok.is_some() {
             info!(vassal = %name, status = exit.status, "stopped");
@@ -585,27 +585,23 @@ impl Emperor {
 
     /// Vassal timers that are due: respawns, kills after the curse tolerance, heartbeats.
     pub(super) fn fire_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, slot))) = self.timers.peek() {
-            if at > now {
-                return;
-            }
-            self.timers.pop();
+        while let Some((slot, kind)) = self.timers.pop_due(now) {
             let Some(v) = self.table.get_mut(slot) else {
                 continue;
             };
-            if v.respawn_at.is_some_and(|t| t <= now) && v.state == State::Waiting {
-                v.respawn_at = None;
-                self.enqueue(slot);
-            } else if v.kill_at.is_some_and(|t| t <= now) {
-                v.kill_at = None;
-                if let Some(process) = &v.process {
-                    warn!(vassal = %v.name, "did not stop within the curse tolerance: SIGKILL");
-                    force_stop(process);
+            match kind {
+                TimerKind::Respawn if v.state == State::Waiting => self.enqueue(slot),
+                TimerKind::Kill => {
+                    if let Some(process) = &v.process {
+                        warn!(vassal = %v.name, "did not stop within the curse tolerance: SIGKILL");
+                        force_stop(process);
+                    }
                 }
-            } else if v.heartbeat_due.is_some_and(|t| t <= now) && v.state == State::Running {
-                v.heartbeat_due = None;
-                warn!(vassal = %v.name, "sent no heartbeat in time: reloading");
-                self.reload(slot);
+                TimerKind::Heartbeat if v.state == State::Running => {
+                    warn!(vassal = %v.name, "sent no heartbeat in time: reloading");
+                    self.reload(slot);
+                }
+                TimerKind::Respawn | TimerKind::Heartbeat => {}
             }
         }
     }

@@ -14,6 +14,7 @@ mod spawn;
 pub mod stats;
 mod table;
 pub mod throttle;
+mod timers;
 
 use crate::monitor::{self, Monitor, MonitorOptions};
 use crate::vassal::policy::Ceilings;
@@ -22,12 +23,12 @@ use jail::signals::{Sig, SignalEvents};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use spawn::Spawner;
 use stats::StatsServer;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use table::Table;
 use throttle::{Blacklist, SpawnThrottle};
+use timers::Timers;
 use tracing::info;
 
 /// The emperor's settings (from its command line or its --ini file).
@@ -117,7 +118,7 @@ pub struct Emperor {
     throttle: SpawnThrottle,
     blacklist: Blacklist,
     /// Per-vassal wake-ups (respawn, kill, heartbeat); the handler checks what is due.
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    timers: Timers,
     spawner: Spawner,
     next_rescan: Instant,
     warming_up: bool,
@@ -202,7 +203,7 @@ impl Emperor {
             control,
             table: Table::default(),
             queue: VecDeque::new(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             spawner,
             warming_up: true,
             ragnarok: None,
@@ -311,7 +312,7 @@ impl Emperor {
     /// The earliest moment something is due: a vassal timer, a monitor's debounce, the
     /// rescan, the spawn queue, an idle sample, the end of Ragnarok.
     fn next_deadline(&self) -> Option<Instant> {
-        let timer = self.timers.peek().map(|Reverse((at, _))| *at);
+        let timer = self.timers.next();
         let monitors = self.monitors.iter().filter_map(|m| m.deadline()).min();
         let now = Instant::now();
         let queue = (!self.queue.is_empty()).then(|| {

@@ -58,12 +58,20 @@ impl IdleWatch {
     }
 }
 
+/// What a config asks of the emperor's held sockets (each an error naming the file and
+/// option when refused).
+pub(super) struct HeldWishes {
+    pub on_demand: Result<Option<policy::OnDemand>, String>,
+    pub pool: Result<Option<policy::SocketSpec>, String>,
+}
+
 impl Emperor {
     /// A config asks for its vassal to run: an on-demand one gets its socket held and waits
     /// for a connection; any other is queued for a spawn. A refused on-demand setting leaves
     /// the vassal idle, with an error naming the file and option, until its config changes.
     pub(super) fn start_or_wait(&mut self, slot: usize) {
-        let wanted = match self.read_on_demand(slot) {
+        let wishes = self.read_held_wishes(slot);
+        let wanted = match wishes.on_demand {
             Ok(wanted) => wanted,
             Err(message) => {
                 self.refuse_on_demand(slot, &message);
@@ -72,7 +80,7 @@ impl Emperor {
         };
         let Some(wanted) = wanted else {
             self.let_go(slot);
-            if let Err(message) = self.join_pool(slot) {
+            if let Err(message) = wishes.pool.and_then(|pool| self.join_pool(slot, pool)) {
                 self.refuse_on_demand(slot, &message);
                 return;
             }
@@ -144,18 +152,33 @@ impl Emperor {
     /// `vassal-set`s and `vassals-include`s, the runtime's clean environment, and in tyrant
     /// mode the tenant's filesystem identity (so `@(file)` and includes read only what the
     /// tenant may). A config that does not load is not on demand: its runtime reports why.
-    pub(super) fn read_on_demand(&self, slot: usize) -> Result<Option<policy::OnDemand>, String> {
-        let Some(config) = self.load_as_runtime(slot)? else {
-            return Ok(None);
+    /// The config is loaded once per event for both its on-demand and its pool socket.
+    pub(super) fn read_held_wishes(&self, slot: usize) -> HeldWishes {
+        let config = match self.load_as_runtime(slot) {
+            Ok(Some(config)) => config,
+            Ok(None) => {
+                return HeldWishes {
+                    on_demand: Ok(None),
+                    pool: Ok(None),
+                }
+            }
+            Err(message) => {
+                return HeldWishes {
+                    on_demand: Err(message.clone()),
+                    pool: Err(message),
+                }
+            }
         };
         let v = self.table.get(slot).expect("slot");
-        let wanted = policy::on_demand(&config, &self.held_context()).map_err(|e| e.to_string())?;
-        if wanted.is_none() {
+        let context = self.held_context();
+        let on_demand = policy::on_demand(&config, &context).map_err(|e| e.to_string());
+        if matches!(on_demand, Ok(None)) {
             if let Some(entry) = config.get(policy::IDLE_OPTION) {
                 warn!(vassal = %v.name, "{}: option \"idle\": ignored without on-demand-socket", entry.origin);
             }
         }
-        Ok(wanted)
+        let pool = policy::pool_socket(&config, &context).map_err(|e| e.to_string());
+        HeldWishes { on_demand, pool }
     }
 
     /// What the emperor judges a held socket's address with (the tyrant port rule).
@@ -211,10 +234,9 @@ impl Emperor {
     /// Whether a config change moves a running vassal to or from on-demand or to another
     /// socket: then it is stopped and started afresh rather than reloaded. A changed `idle`
     /// alone takes effect at once.
-    pub(super) fn on_demand_changed(&mut self, slot: usize) -> bool {
-        let wanted = self.read_on_demand(slot);
+    pub(super) fn on_demand_changed(&mut self, slot: usize, wishes: &HeldWishes) -> bool {
         let v = self.table.get_mut(slot).expect("slot");
-        match (wanted, &mut v.on_demand) {
+        match (wishes.on_demand.clone(), &mut v.on_demand) {
             (Ok(None), None) => false,
             (Ok(Some(wanted)), Some(od)) if wanted.socket.address == od.socket.address => {
                 od.idle = wanted.idle;

@@ -3,6 +3,7 @@
 //! payload like a socket of its own, so while one vassal reloads, a connection waiting in the
 //! backlog is taken by whichever other vassal accepts first: what a rolling reload needs.
 
+use super::on_demand::HeldWishes;
 use super::Emperor;
 use crate::vassal::policy;
 use tracing::info;
@@ -10,8 +11,11 @@ use tracing::info;
 impl Emperor {
     /// Hold the pool socket the vassal's config names (binding it for the first vassal), or
     /// the reason it may not have it.
-    pub(super) fn join_pool(&mut self, slot: usize) -> Result<(), String> {
-        let wanted = self.read_pool(slot)?;
+    pub(super) fn join_pool(
+        &mut self,
+        slot: usize,
+        wanted: Option<policy::SocketSpec>,
+    ) -> Result<(), String> {
         let current = self.table.get(slot).and_then(|v| v.pool.clone());
         if current.as_ref().map(|s| &s.address) == wanted.as_ref().map(|s| &s.address) {
             return Ok(());
@@ -39,18 +43,11 @@ impl Emperor {
 
     /// Whether a config change moves a running vassal to another pool (or in or out of one):
     /// then it is started afresh, as its runtime cannot swap the socket under its payload.
-    pub(super) fn pool_changed(&self, slot: usize) -> bool {
+    pub(super) fn pool_changed(&self, slot: usize, wishes: &HeldWishes) -> bool {
         let current = self.table.get(slot).and_then(|v| v.pool.as_ref());
-        match self.read_pool(slot) {
+        match &wishes.pool {
             Ok(wanted) => wanted.as_ref().map(|s| &s.address) != current.map(|s| &s.address),
             Err(_) => true,
         }
-    }
-
-    fn read_pool(&self, slot: usize) -> Result<Option<policy::SocketSpec>, String> {
-        let Some(config) = self.load_as_runtime(slot)? else {
-            return Ok(None);
-        };
-        policy::pool_socket(&config, &self.held_context()).map_err(|e| e.to_string())
     }
 }

@@ -75,11 +75,8 @@ pub struct Vassal {
     pub accepting: bool,
     pub last_accepting: Option<SystemTime>,
     pub last_heartbeat: Option<SystemTime>,
-    pub heartbeat_due: Option<Instant>,
     pub respawns: u64,
     pub last_exit: Option<i32>,
-    pub respawn_at: Option<Instant>,
-    pub kill_at: Option<Instant>,
     /// Stopped on request (byte 22): do not respawn.
     pub voluntary: bool,
     /// The config came back while the old instance was stopping.
@@ -125,11 +122,8 @@ impl Vassal {
             accepting: false,
             last_accepting: None,
             last_heartbeat: None,
-            heartbeat_due: None,
             respawns: 0,
             last_exit: None,
-            respawn_at: None,
-            kill_at: None,
             voluntary: false,
             readd: false,
             fall_back_asked: false,
