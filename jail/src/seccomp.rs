@@ -3,10 +3,11 @@
 //! The default profile is an allowlist (in the spirit of Docker's default profile and systemd's
 //! `@system-service`): a call it does not list gets ENOSYS, the answer a program already
 //! handles for a kernel too old to know the call, so new kernel syscalls are denied until
-//! someone adds them here (a denylist misses them: Flatpak CVE-2021-41133). A few calls are
-//! allowed only with certain arguments (see [`ArgRule`]); their refused forms get a nicer errno
-//! (EPERM, EAFNOSUPPORT) from a second, small filter stacked after the allowlist, because
-//! seccompiler gives one filter only one "refuse" action.
+//! someone adds them here (a denylist misses them: Flatpak CVE-2021-41133). The allowlist
+//! judges the syscall number only, as a binary search ([`search`]). A few calls are allowed
+//! only with certain arguments (see [`ArgRule`]): small refusal filters compiled by seccompiler
+//! and stacked after the allowlist refuse exactly their other forms, each with its errno
+//! (EPERM, EAFNOSUPPORT).
 //!
 //! Everything is compiled by [`build`] before any clone; [`Filter::install_in_child`] then only
 //! makes two kinds of raw syscalls (prctl, seccomp) on the prepared programs, so the child of a
@@ -14,6 +15,7 @@
 
 #[rustfmt::skip]
 mod allow;
+mod search;
 
 use crate::sys;
 use allow::Syscall;
@@ -109,7 +111,7 @@ pub fn build(profile: Profile) -> Result<Option<Filter>, SeccompError> {
             source,
         }
     };
-    let mut programs = vec![policy.allowlist().map_err(compile_error("allowlist"))?];
+    let mut programs = vec![policy.allowlist()];
     programs.extend(policy.refusals().map_err(compile_error("refusal filter"))?);
     Ok(Some(Filter { profile, programs }))
 }
@@ -221,22 +223,8 @@ struct ArgRule {
 }
 
 impl ArgRule {
-    /// Rules (any of which matching) under which the call is allowed.
-    fn allowed_when(&self) -> Result<Vec<SeccompRule>, BackendError> {
-        match self.test {
-            ArgTest::NoFlag(bits) => {
-                let all = bits.iter().fold(0, |acc, bit| acc | bit);
-                Ok(vec![self.rule(&[(SeccompCmpOp::MaskedEq(all), 0)])?])
-            }
-            ArgTest::Not(values) => Ok(vec![self.rule(&not_any_of(values))?]),
-            ArgTest::Only(values) => values
-                .iter()
-                .map(|&value| self.rule(&[(SeccompCmpOp::Eq, value)]))
-                .collect(),
-        }
-    }
-
-    /// Rules (any of which matching) under which the call is refused: the complement.
+    /// Rules (any of which matching) under which the call is refused: every form the test
+    /// does not allow (the allowlist lets all of them through by number).
     fn refused_when(&self) -> Result<Vec<SeccompRule>, BackendError> {
         match self.test {
             ArgTest::NoFlag(bits) => bits
@@ -350,20 +338,24 @@ impl Policy {
         self.plain.len() + self.arg_rules.len()
     }
 
-    /// Allow what is listed, ENOSYS for the rest, kill a foreign architecture.
-    fn allowlist(&self) -> Result<BpfProgram, BackendError> {
-        let mut rules: BTreeMap<i64, Vec<SeccompRule>> = self
+    /// Allow what is listed, ENOSYS for the rest, kill a foreign architecture. The
+    /// argument-checked calls are allowed here by number: their refused forms are the
+    /// refusal filters' to answer.
+    fn allowlist(&self) -> BpfProgram {
+        let numbers = self
             .plain
             .keys()
-            .map(|&number| (number, Vec::new()))
+            .chain(self.arg_rules.iter().map(|rule| &rule.syscall.1))
+            .map(|&number| u32::try_from(number).expect("syscall numbers are small"))
             .collect();
-        for rule in &self.arg_rules {
-            rules.insert(rule.syscall.1, rule.allowed_when()?);
-        }
-        compile(
-            rules,
-            SeccompAction::Errno(libc::ENOSYS as u32),
-            SeccompAction::Allow,
+        search::compile(
+            &numbers,
+            AUDIT_ARCH,
+            search::Verdicts {
+                allowed: libc::SECCOMP_RET_ALLOW,
+                refused: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+                foreign: libc::SECCOMP_RET_KILL_PROCESS,
+            },
         )
     }
 
@@ -395,6 +387,13 @@ impl Policy {
 const TARGET_ARCH: TargetArch = TargetArch::x86_64;
 #[cfg(target_arch = "aarch64")]
 const TARGET_ARCH: TargetArch = TargetArch::aarch64;
+
+/// The same architecture as the kernel reports it to a filter (linux/audit.h: the ELF
+/// machine, 64-bit, little-endian).
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 183 | 0x8000_0000 | 0x4000_0000;
 
 fn compile(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
