@@ -87,6 +87,8 @@ pub struct Vassal {
     pub fall_back: u32,
     /// Payloads started (byte 1) over its life: a reload is done when this grows.
     pub starts: u64,
+    /// What the stats last read about it from /proc.
+    pub seen_in_proc: std::cell::RefCell<super::stats::SeenInProc>,
     /// Its cgroup v2 directories, when the emperor has a cgroup root.
     pub cgroup: Option<jail::cgroup::VassalCgroup>,
     /// Unknown protocol bytes since the last warning, and when that was.
@@ -129,6 +131,7 @@ impl Vassal {
             fall_back_asked: false,
             fall_back: 0,
             starts: 0,
+            seen_in_proc: Default::default(),
             cgroup: None,
             unknown_bytes: 0,
             unknown_warned: None,
