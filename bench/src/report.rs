@@ -2,6 +2,7 @@
 //! docs/PERFORMANCE.md rebuilt from its template.
 
 use crate::measure::{Idle, SizeResult};
+use crate::run::Conditions;
 use crate::samples::Samples;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -427,8 +428,7 @@ pub fn compared_cells(rows: &[Compared]) -> Vec<Vec<String>> {
 /// What docs/PERFORMANCE.md is made from.
 pub struct Document<'a> {
     pub command: &'a str,
-    pub duration: Duration,
-    pub load: &'a str,
+    pub conditions: &'a Conditions,
     pub supervisors: &'a [String],
     /// Markdown of the spawn-cost baseline and the orphan check.
     pub extras: &'a str,
@@ -461,9 +461,10 @@ impl Document<'_> {
             .replace("{{supervisors}}", supervisors.trim_end())
             .replace(
                 "{{duration}}",
-                &format!("{:.1} min", self.duration.as_secs_f64() / 60.0),
+                &format!("{:.1} min", self.conditions.duration.as_secs_f64() / 60.0),
             )
-            .replace("{{load}}", self.load)
+            .replace("{{load}}", &self.conditions.load)
+            .replace("{{open_files}}", &self.conditions.open_files)
             .replace("{{extras}}", self.extras.trim_end())
             .replace("{{results}}", results.trim_end())
     }
