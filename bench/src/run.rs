@@ -266,52 +266,7 @@ impl Outcome {
     /// The spawn-cost and orphan tables, as Markdown.
     pub fn extras(&self) -> String {
         let mut out = String::from("### Cost of a jailed spawn\n\n");
-        let reference = self
-            .baselines
-            .first()
-            .and_then(|b| b.samples.as_ref())
-            .map(|s| s.median());
-        let ratio = |s: &Samples| match reference {
-            Some(r) if !r.is_zero() => {
-                format!("{:.2}x", s.median().as_secs_f64() / r.as_secs_f64())
-            }
-            _ => "-".into(),
-        };
-        let mut rows = Vec::new();
-        for b in &self.baselines {
-            let (value, r) = match (&b.samples, &b.error) {
-                (Some(s), _) => (report::latency(s), ratio(s)),
-                (None, e) => (e.clone().unwrap_or_default(), "-".into()),
-            };
-            rows.push(vec![
-                format!("`{}`", b.command),
-                value,
-                r,
-                "-".into(),
-                "-".into(),
-            ]);
-        }
-        for (jail, s) in &self.spawns {
-            let fully = jail.name == "user";
-            let within = reference.map(|r| s.median() <= r * 2);
-            rows.push(vec![
-                format!("emperor: new config -> payload exec'd, {}", jail.describe()),
-                report::latency(s),
-                ratio(s),
-                if fully {
-                    "<= 2x unshare".into()
-                } else {
-                    "-".into()
-                },
-                match (fully, within) {
-                    (true, Some(true)) => "pass".into(),
-                    (true, _) => "MISS".into(),
-                    _ => "-".into(),
-                },
-            ]);
-        }
-        let header = ["spawn", "latency", "/ unshare median", "target", "result"];
-        out += &report::markdown_table(&header, &rows);
+        out += &report::spawn_cost_table(&self.baselines, &self.spawns);
         out += "\n### Orphans after stop (payload `sh -c 'sleep 100000 & exec sleep 100000'`)\n\n";
         let stop = |s: &Option<StopReport>, absent: &str| match s {
             Some(s) => format!(
