@@ -80,6 +80,14 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let load_before = run::loadavg();
     let args = Args::parse();
+    let open_files = match run::raise_open_files_limit() {
+        Ok(limit) => limit,
+        Err(e) => {
+            eprintln!("emperor-bench: raising the open-files limit: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("open files (RLIMIT_NOFILE): {open_files}");
     let emperor = match emperor_binary(args.emperor.as_deref()) {
         Ok(path) => path,
         Err(e) => {
@@ -104,7 +112,12 @@ fn main() -> ExitCode {
             .plot
             .clone()
             .unwrap_or_else(|| out.with_file_name("perf-scaling.svg"));
-        if let Err(e) = outcome.write(out, &plot, started.elapsed(), &load) {
+        let conditions = run::Conditions {
+            duration: started.elapsed(),
+            load,
+            open_files,
+        };
+        if let Err(e) = outcome.write(out, &plot, &conditions) {
             eprintln!("emperor-bench: {}: {e}", out.display());
             return ExitCode::FAILURE;
         }

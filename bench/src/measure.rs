@@ -14,7 +14,7 @@ pub const PROC_POLL: Duration = Duration::from_millis(1);
 /// Stats polling period (each poll makes the supervisor build the whole document).
 pub const STATS_POLL: Duration = Duration::from_millis(5);
 /// Any single wait longer than this is a failure.
-const WAIT_LIMIT: Duration = Duration::from_secs(30);
+pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 /// Quiet time before memory and idle readings (loyalty messages, stats threads).
 const SETTLE: Duration = Duration::from_secs(1);
 
@@ -151,23 +151,17 @@ fn sample_each(
     Ok(samples)
 }
 
-/// From the supervisor's start until the stats list `n` vassals running; fails when the
-/// count stops growing for `WAIT_LIMIT`.
+/// From the supervisor's start until the stats list `n` vassals running. Progress comes from
+/// the stats, or from /proc while they are silent; a lasting stall fails as "stuck".
 fn start_all(session: &mut Session, n: usize) -> BenchResult<Duration> {
-    let mut best = 0;
-    let mut last_progress = Instant::now();
+    let mut progress = StartProgress::new(n, Instant::now());
     let what = format!("{n} vassals running");
     let ((), at) = poll_until(&what, start_poll(n), Duration::MAX, || {
-        let running = running_count(session)?;
-        if running > best {
-            (best, last_progress) = (running, Instant::now());
-        } else if last_progress.elapsed() > WAIT_LIMIT {
-            return Err(format!(
-                "stuck at {running} of {n} vassals running for {WAIT_LIMIT:?}; log tail:\n{}",
-                session.log_tail(5)
-            ));
+        let count = running_count(session)?;
+        if let Err(stuck) = progress.record(count, Instant::now()) {
+            return Err(format!("{stuck}; log tail:\n{}", session.log_tail(5)));
         }
-        Ok((running == n).then_some(()))
+        Ok((count == Running::Stats(n)).then_some(()))
     })?;
     Ok(at - session.started)
 }
@@ -179,14 +173,79 @@ fn start_poll(n: usize) -> Duration {
     STATS_POLL.max(Duration::from_micros(20) * n as u32)
 }
 
-/// How many vassals the stats show running: 0 while the stats socket is not there yet or
-/// does not answer in time (uWSGI serves its stats from the loop that spawns, so it is
-/// silent while it spawns hundreds; a lasting silence still fails as "stuck").
-fn running_count(session: &mut Session) -> BenchResult<usize> {
-    match session.vassals() {
-        Ok(vassals) => Ok(vassals.values().filter(|v| v.running).count()),
-        Err(e) if e.starts_with("stats ") || e.starts_with("reading stats") => Ok(0),
-        Err(e) => Err(e),
+/// How many vassals run, and who says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Running {
+    /// The stats server.
+    Stats(usize),
+    /// /proc, while the stats are silent: uWSGI serves its stats from the loop that spawns,
+    /// so it does not answer until it has spawned them all (about 30 s for 5000 here).
+    Proc(usize),
+}
+
+impl Running {
+    fn count(self) -> usize {
+        match self {
+            Running::Stats(k) | Running::Proc(k) => k,
+        }
+    }
+}
+
+/// What the stats say runs, or /proc when the stats are silent (not there yet, or no answer
+/// in time).
+fn running_count(session: &mut Session) -> BenchResult<Running> {
+    match session.vassals_if_answering()? {
+        Some(vassals) => Ok(Running::Stats(
+            vassals.values().filter(|v| v.running).count(),
+        )),
+        None => Ok(Running::Proc(session.running_by_proc()?)),
+    }
+}
+
+/// How often the start-all progress is printed while the stats are silent.
+const PROGRESS_REPORT: Duration = Duration::from_secs(5);
+
+/// The start-all watch: the best count so far and when it grew.
+struct StartProgress {
+    n: usize,
+    best: usize,
+    grew: Instant,
+    reported: Instant,
+}
+
+impl StartProgress {
+    fn new(n: usize, now: Instant) -> Self {
+        StartProgress {
+            n,
+            best: 0,
+            grew: now,
+            reported: now,
+        }
+    }
+
+    /// Take one count at `now`; an error when the count has not grown for `WAIT_LIMIT`.
+    fn record(&mut self, running: Running, now: Instant) -> Result<(), String> {
+        let (k, n) = (running.count(), self.n);
+        if let Running::Proc(_) = running {
+            if now - self.reported >= PROGRESS_REPORT {
+                progress(&format!(
+                    "{k} of {n} running (from /proc: the stats are silent)"
+                ));
+                self.reported = now;
+            }
+        }
+        if k > self.best {
+            (self.best, self.grew) = (k, now);
+        } else if now - self.grew > WAIT_LIMIT {
+            let source = match running {
+                Running::Stats(_) => "the stats",
+                Running::Proc(_) => "/proc: the stats are silent",
+            };
+            return Err(format!(
+                "stuck at {k} of {n} vassals running (from {source}) for {WAIT_LIMIT:?}"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -466,4 +525,33 @@ fn idle(session: &mut Session, window: Duration) -> BenchResult<Idle> {
         supervisor_preemptions: after.preemptions - before.preemptions,
         runtimes_ticks: after.runtimes_ticks.saturating_sub(before.runtimes_ticks),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_progress_grows_on_proc_counts_while_the_stats_are_silent() {
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut progress = StartProgress::new(100, t0);
+        assert!(progress.record(Running::Proc(0), at(20)).is_ok());
+        assert!(progress.record(Running::Proc(40), at(40)).is_ok());
+        assert!(progress.record(Running::Proc(80), at(65)).is_ok());
+        assert!(progress.record(Running::Proc(80), at(90)).is_ok());
+        let stuck = progress.record(Running::Proc(80), at(96)).unwrap_err();
+        assert!(stuck.contains("stuck at 80 of 100"), "{stuck}");
+        assert!(stuck.contains("/proc"), "{stuck}");
+    }
+
+    #[test]
+    fn start_progress_names_the_stats_when_they_stall() {
+        let t0 = Instant::now();
+        let mut progress = StartProgress::new(10, t0);
+        assert!(progress.record(Running::Stats(3), t0).is_ok());
+        let later = t0 + WAIT_LIMIT + Duration::from_secs(1);
+        let stuck = progress.record(Running::Stats(3), later).unwrap_err();
+        assert!(stuck.contains("stuck at 3 of 10 vassals running (from the stats)"));
+    }
 }

@@ -50,6 +50,23 @@ pub fn payload_of(runtime: Pid, payload_comm: &str, except: Option<Pid>) -> Opti
     })
 }
 
+/// The nearest live descendant of `root` that has exec'd the program named `comm`, level by
+/// level (a payload under `unshare` is its child, under `bwrap` its grandchild).
+pub fn descendant_named(root: Pid, comm_name: &str) -> Option<Pid> {
+    let mut level = children(root);
+    while !level.is_empty() {
+        let named = level
+            .iter()
+            .copied()
+            .find(|&p| comm(p).as_deref() == Some(comm_name) && is_alive(p));
+        if named.is_some() {
+            return named;
+        }
+        level = level.into_iter().flat_map(children).collect();
+    }
+    None
+}
+
 /// The process still has a /proc entry (alive or a zombie nobody collected yet).
 pub fn exists(pid: Pid) -> bool {
     fs::metadata(format!("/proc/{pid}")).is_ok()

@@ -1,8 +1,11 @@
 //! Results as rows with targets and verdicts, printed as a text table or as Markdown, and
 //! docs/PERFORMANCE.md rebuilt from its template.
 
-use crate::measure::{Idle, SizeResult};
+use crate::baseline::{Baseline, Until};
+use crate::measure::{Idle, SizeResult, PROC_POLL};
+use crate::run::Conditions;
 use crate::samples::Samples;
+use crate::target::Jail;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The issues' targets.
@@ -354,6 +357,122 @@ fn ratio_text(emperor: Option<f64>, uwsgi: Option<f64>) -> String {
     }
 }
 
+/// The full jail's spawn target: at most this many times unshare's median.
+const SPAWN_VS_UNSHARE: u32 = 2;
+
+pub const SPAWN_HEADER: [&str; 8] = [
+    "spawn",
+    "from -> until",
+    "latency",
+    "/ unshare `true` median",
+    "/ unshare `sleep` median",
+    "target",
+    "result vs `true` (exit, exact)",
+    "result vs `sleep` (like for like)",
+];
+
+/// The spawn-cost table: every baseline, then the emperor's spawn per jail, each beside both
+/// unshare medians (the exit-timed `true` and the probed `sleep`); the full jail is judged
+/// against each, with its own verdict.
+pub fn spawn_cost_table(baselines: &[Baseline], spawns: &[(Jail, Samples)]) -> String {
+    let unshare = UnshareMedians {
+        exited: unshare_median(baselines, Until::Exited),
+        probed: unshare_median(baselines, Until::PayloadExeced),
+    };
+    let rows: Vec<Vec<String>> = baselines
+        .iter()
+        .map(|b| baseline_row(b, &unshare))
+        .chain(
+            spawns
+                .iter()
+                .map(|(jail, s)| emperor_spawn_row(jail, s, &unshare)),
+        )
+        .collect();
+    markdown_table(&SPAWN_HEADER, &rows)
+}
+
+/// The two references: `unshare ... true` until it exited, `unshare ... sleep` until probed.
+struct UnshareMedians {
+    exited: Option<Duration>,
+    probed: Option<Duration>,
+}
+
+fn unshare_median(baselines: &[Baseline], until: Until) -> Option<Duration> {
+    baselines
+        .iter()
+        .find(|b| b.tool == "unshare" && b.until == until)?
+        .samples
+        .as_ref()
+        .map(Samples::median)
+}
+
+/// `s`'s median over `reference`, "-" without one.
+fn ratio_to(s: &Samples, reference: Option<Duration>) -> String {
+    match reference {
+        Some(r) if !r.is_zero() => format!("{:.2}x", s.median().as_secs_f64() / r.as_secs_f64()),
+        _ => "-".into(),
+    }
+}
+
+fn proc_probe() -> String {
+    format!("/proc every {} ms", PROC_POLL.as_millis())
+}
+
+fn baseline_row(b: &Baseline, unshare: &UnshareMedians) -> Vec<String> {
+    let timed = match b.until {
+        Until::Exited => "fork+exec -> `true` exited (waitpid)".to_string(),
+        Until::PayloadExeced => format!("fork+exec -> `sleep` exec'd ({})", proc_probe()),
+    };
+    let (value, over_exited, over_probed) = match &b.samples {
+        Some(s) => (
+            latency(s),
+            ratio_to(s, unshare.exited),
+            ratio_to(s, unshare.probed),
+        ),
+        None => (b.error.clone().unwrap_or_default(), "-".into(), "-".into()),
+    };
+    let none = || "-".to_string();
+    vec![
+        format!("`{}`", b.command),
+        timed,
+        value,
+        over_exited,
+        over_probed,
+        none(),
+        none(),
+        none(),
+    ]
+}
+
+/// Only the full jail (`user`) has the target; a missing reference is a miss.
+fn emperor_spawn_row(jail: &Jail, s: &Samples, unshare: &UnshareMedians) -> Vec<String> {
+    let judged = jail.name == "user";
+    let verdict = |reference: Option<Duration>| {
+        let within = reference.is_some_and(|r| s.median() <= r * SPAWN_VS_UNSHARE);
+        match (judged, within) {
+            (false, _) => "-",
+            (true, true) => "pass",
+            (true, false) => "MISS",
+        }
+        .to_string()
+    };
+    let target = if judged {
+        format!("<= {SPAWN_VS_UNSHARE}x unshare")
+    } else {
+        "-".into()
+    };
+    vec![
+        format!("emperor, {}", jail.describe()),
+        format!("config renamed in -> `sleep` exec'd ({})", proc_probe()),
+        latency(s),
+        ratio_to(s, unshare.exited),
+        ratio_to(s, unshare.probed),
+        target,
+        verdict(unshare.exited),
+        verdict(unshare.probed),
+    ]
+}
+
 /// A heading line for one (jail, size).
 pub fn heading(jail: &str, vassals: usize) -> String {
     format!("{vassals} vassals, jail {jail}")
@@ -427,8 +546,7 @@ pub fn compared_cells(rows: &[Compared]) -> Vec<Vec<String>> {
 /// What docs/PERFORMANCE.md is made from.
 pub struct Document<'a> {
     pub command: &'a str,
-    pub duration: Duration,
-    pub load: &'a str,
+    pub conditions: &'a Conditions,
     pub supervisors: &'a [String],
     /// Markdown of the spawn-cost baseline and the orphan check.
     pub extras: &'a str,
@@ -461,9 +579,10 @@ impl Document<'_> {
             .replace("{{supervisors}}", supervisors.trim_end())
             .replace(
                 "{{duration}}",
-                &format!("{:.1} min", self.duration.as_secs_f64() / 60.0),
+                &format!("{:.1} min", self.conditions.duration.as_secs_f64() / 60.0),
             )
-            .replace("{{load}}", self.load)
+            .replace("{{load}}", &self.conditions.load)
+            .replace("{{open_files}}", &self.conditions.open_files)
             .replace("{{extras}}", self.extras.trim_end())
             .replace("{{results}}", results.trim_end())
     }
@@ -558,6 +677,46 @@ mod tests {
         assert!(md.contains("| a | 1 | 1 | 3.0x | < 2 | pass |"));
         let text = text_table(&COMPARED_HEADER, &compared_cells(&rows));
         assert!(text.contains(">= 50x"));
+    }
+
+    fn samples_ms(values: &[u64]) -> Samples {
+        let mut s = Samples::default();
+        for &v in values {
+            s.push(Duration::from_millis(v));
+        }
+        s
+    }
+
+    fn unshare_baseline(until: Until, median_ms: u64) -> Baseline {
+        Baseline {
+            tool: "unshare".into(),
+            command: "unshare ...".into(),
+            until,
+            samples: Some(samples_ms(&[median_ms])),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn spawn_cost_judges_the_full_jail_against_both_unshare_figures() {
+        let baselines = [
+            unshare_baseline(Until::Exited, 2),
+            unshare_baseline(Until::PayloadExeced, 5),
+        ];
+        let spawns = [
+            (Jail::parse("plain").unwrap(), samples_ms(&[3])),
+            (Jail::parse("user").unwrap(), samples_ms(&[6])),
+        ];
+        let table = spawn_cost_table(&baselines, &spawns);
+        let user = table.lines().find(|l| l.contains(",user")).unwrap();
+        assert!(
+            user.ends_with("| 3.00x | 1.20x | <= 2x unshare | MISS | pass |"),
+            "{user}"
+        );
+        let plain = table.lines().find(|l| l.contains("no namespaces")).unwrap();
+        assert!(plain.ends_with("| 1.50x | 0.60x | - | - | - |"), "{plain}");
+        let probed = table.lines().find(|l| l.contains("`sleep` exec'd (/proc"));
+        assert!(probed.unwrap().contains("| 2.50x | 1.00x |"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::samples::Samples;
 use crate::session::{BenchResult, StopReport};
 use crate::target::{self, Jail, Layout, Target};
 use crate::{procfs, Args, Compare};
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,6 +30,31 @@ pub struct Outcome {
     pub sizes: Vec<usize>,
     pub jails: Vec<String>,
     pub failures: Vec<String>,
+}
+
+/// The conditions of the run, as the document's "Run" section shows them.
+pub struct Conditions {
+    pub duration: Duration,
+    /// /proc/loadavg before and after.
+    pub load: String,
+    /// The RLIMIT_NOFILE both supervisors inherited.
+    pub open_files: String,
+}
+
+/// Raise this process's open-files soft limit to its hard limit, so that both supervisors
+/// inherit it (uWSGI's emperor keeps an fd per vassal and never raises its own); returns the
+/// limit as the report shows it.
+pub fn raise_open_files_limit() -> Result<String, String> {
+    let (soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit(RLIMIT_NOFILE): {e}"))?;
+    if soft >= hard {
+        return Ok(format!("{soft} (soft = hard)"));
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+        .map_err(|e| format!("setrlimit(RLIMIT_NOFILE, {hard}): {e}"))?;
+    Ok(format!(
+        "{hard} (soft raised from {soft} to the hard limit)"
+    ))
 }
 
 /// The first line of /proc/loadavg.
@@ -240,52 +266,7 @@ impl Outcome {
     /// The spawn-cost and orphan tables, as Markdown.
     pub fn extras(&self) -> String {
         let mut out = String::from("### Cost of a jailed spawn\n\n");
-        let reference = self
-            .baselines
-            .first()
-            .and_then(|b| b.samples.as_ref())
-            .map(|s| s.median());
-        let ratio = |s: &Samples| match reference {
-            Some(r) if !r.is_zero() => {
-                format!("{:.2}x", s.median().as_secs_f64() / r.as_secs_f64())
-            }
-            _ => "-".into(),
-        };
-        let mut rows = Vec::new();
-        for b in &self.baselines {
-            let (value, r) = match (&b.samples, &b.error) {
-                (Some(s), _) => (report::latency(s), ratio(s)),
-                (None, e) => (e.clone().unwrap_or_default(), "-".into()),
-            };
-            rows.push(vec![
-                format!("`{}`", b.command),
-                value,
-                r,
-                "-".into(),
-                "-".into(),
-            ]);
-        }
-        for (jail, s) in &self.spawns {
-            let fully = jail.name == "user";
-            let within = reference.map(|r| s.median() <= r * 2);
-            rows.push(vec![
-                format!("emperor: new config -> payload exec'd, {}", jail.describe()),
-                report::latency(s),
-                ratio(s),
-                if fully {
-                    "<= 2x unshare".into()
-                } else {
-                    "-".into()
-                },
-                match (fully, within) {
-                    (true, Some(true)) => "pass".into(),
-                    (true, _) => "MISS".into(),
-                    _ => "-".into(),
-                },
-            ]);
-        }
-        let header = ["spawn", "latency", "/ unshare median", "target", "result"];
-        out += &report::markdown_table(&header, &rows);
+        out += &report::spawn_cost_table(&self.baselines, &self.spawns);
         out += "\n### Orphans after stop (payload `sh -c 'sleep 100000 & exec sleep 100000'`)\n\n";
         let stop = |s: &Option<StopReport>, absent: &str| match s {
             Some(s) => format!(
@@ -380,8 +361,7 @@ impl Outcome {
         &self,
         out: &Path,
         plot_path: &Path,
-        duration: Duration,
-        load: &str,
+        conditions: &Conditions,
     ) -> std::io::Result<()> {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let command = format!("cargo run --release -p emperor-bench -- {}", args.join(" "));
@@ -389,8 +369,7 @@ impl Outcome {
         let extras = self.extras();
         let document = report::Document {
             command: &command,
-            duration,
-            load,
+            conditions,
             supervisors: &self.supervisors,
             extras: &extras,
             sections: &sections,

@@ -138,17 +138,41 @@ impl<'t> Session<'t> {
 
     /// The vassals as the supervisor's stats server reports them now.
     pub fn vassals(&mut self) -> BenchResult<HashMap<String, VassalView>> {
+        match self.read_stats()? {
+            Ok(body) => self.parse_stats(&body),
+            Err(silent) => Err(silent),
+        }
+    }
+
+    /// The same, or None while the stats are silent: no socket yet, or no answer within
+    /// `STATS_PATIENCE` (uWSGI serves them from the loop that spawns).
+    pub fn vassals_if_answering(&mut self) -> BenchResult<Option<HashMap<String, VassalView>>> {
+        match self.read_stats()? {
+            Ok(body) => self.parse_stats(&body).map(Some),
+            Err(_silent) => Ok(None),
+        }
+    }
+
+    /// One stats document; the inner error says why the stats are silent.
+    fn read_stats(&mut self) -> BenchResult<Result<String, String>> {
         self.check_alive()?;
-        let mut stream = UnixStream::connect(&self.layout.stats)
-            .map_err(|e| format!("stats {}: {e}", self.layout.stats.display()))?;
+        let stats = &self.layout.stats;
+        let mut stream = match UnixStream::connect(stats) {
+            Ok(stream) => stream,
+            Err(e) => return Ok(Err(format!("stats {}: {e}", stats.display()))),
+        };
         stream
             .set_read_timeout(Some(STATS_PATIENCE))
             .map_err(|e| format!("stats socket: {e}"))?;
         let mut body = String::new();
-        stream
-            .read_to_string(&mut body)
-            .map_err(|e| format!("reading stats (a stuck event loop?): {e}"))?;
-        let doc = serde_json::from_str(&body).map_err(|e| format!("stats JSON: {e}"))?;
+        Ok(match stream.read_to_string(&mut body) {
+            Ok(_) => Ok(body),
+            Err(e) => Err(format!("reading stats (a stuck event loop?): {e}")),
+        })
+    }
+
+    fn parse_stats(&self, body: &str) -> BenchResult<HashMap<String, VassalView>> {
+        let doc = serde_json::from_str(body).map_err(|e| format!("stats JSON: {e}"))?;
         Ok(self.target.vassals(&doc))
     }
 
@@ -164,6 +188,17 @@ impl<'t> Session<'t> {
         let runtimes = procfs::children(self.pid);
         self.seen.extend(runtimes.iter().copied());
         Ok(runtimes)
+    }
+
+    /// How many runtimes have an exec'd payload, from /proc alone: a uWSGI vassal is running
+    /// when it has an exec'd `sleep` child, and ours too. The pids are remembered for the
+    /// cleanup.
+    pub fn running_by_proc(&mut self) -> BenchResult<usize> {
+        let runtimes = self.runtimes()?;
+        Ok(runtimes
+            .into_iter()
+            .filter(|&runtime| self.payload_of(runtime, None).is_some())
+            .count())
     }
 
     /// The exec'd payload under `runtime` (other than `except`), remembered for the cleanup.
