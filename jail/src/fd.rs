@@ -14,6 +14,23 @@ pub fn adopt_inherited(fd: RawFd) -> Result<OwnedFd, SysError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Move `fd` to the lowest free number at or above `floor` (close-on-exec), closing the
+/// original: long-lived fds parked high leave the low numbers to what a spawn creates (see
+/// [`crate::launch::Launch::fresh_fd_table`]). Parking is only an optimisation: when the
+/// open-files limit leaves no room up there, the fd stays where it is.
+pub fn park_above(fd: OwnedFd, floor: RawFd) -> OwnedFd {
+    use std::os::fd::AsRawFd;
+    if fd.as_raw_fd() >= floor {
+        return fd;
+    }
+    match fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(floor)) {
+        // SAFETY: F_DUPFD_CLOEXEC returned a new open fd that nothing else owns; the
+        // original is closed when `fd` drops here.
+        Ok(parked) => unsafe { OwnedFd::from_raw_fd(parked) },
+        Err(_) => fd,
+    }
+}
+
 /// Let `fd` survive the next execve (clear close-on-exec): for the fds a runtime keeps when it
 /// re-execs itself (the emperor protocol socket, the cgroup directory).
 pub fn keep_across_exec(fd: std::os::fd::BorrowedFd<'_>) -> Result<(), SysError> {

@@ -12,7 +12,7 @@ use crate::sys;
 use nix::fcntl::OFlag;
 use nix::unistd::Pid;
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -63,13 +63,14 @@ const CHILD_STEPS: [&str; 20] = [
     "prctl(PR_SET_NO_NEW_PRIVS)",
 ];
 /// Steps reported by name beyond the table above.
-const MORE_CHILD_STEPS: [&str; 7] = [
+const MORE_CHILD_STEPS: [&str; 8] = [
     "getrlimit",
     "verify the drop",
     "capget",
     "install the seccomp filter",
     "prctl(PR_SET_DUMPABLE)",
     "mount proc on /proc",
+    "close_range(CLOSE_RANGE_UNSHARE)",
     "unknown step",
 ];
 
@@ -113,6 +114,9 @@ pub struct Launch {
     /// Index in `envp` of a `KEY=` entry with room for digits, where the child writes its
     /// own pid (systemd's LISTEN_PID must be the pid the payload sees from getpid()).
     own_pid_env: Option<usize>,
+    /// Share the parent's fd table at the clone, then keep only its low fds (see
+    /// [`Launch::fresh_fd_table`]); the pidfd is parked at or above this floor.
+    fresh_fd_table: Option<RawFd>,
 }
 
 /// Room for the longest pid in decimal, plus its NUL.
@@ -166,6 +170,7 @@ impl Launch {
             mount_proc: false,
             soft_limits: Vec::new(),
             own_pid_env: None,
+            fresh_fd_table: None,
         })
     }
 
@@ -263,6 +268,19 @@ impl Launch {
         self
     }
 
+    /// For a parent with thousands of fds (the emperor: a socket and a pidfd per vassal): the
+    /// child shares the parent's fd table at the clone (CLONE_FILES, nothing copied) and its
+    /// first step takes a private copy of only the fds below the highest one it needs
+    /// (close_range with CLOSE_RANGE_UNSHARE), so neither the fork copies nor the execve
+    /// closes every fd of the parent, which made each spawn O(vassals). The parent waits for
+    /// that step before it touches its fds again. Its own long-lived fds should be parked
+    /// above `park_floor` ([`crate::fd::park_above`]), as the child's pidfd is, so the fds a
+    /// spawn creates get the low numbers.
+    pub fn fresh_fd_table(&mut self, park_floor: RawFd) -> &mut Self {
+        self.fresh_fd_table = Some(park_floor);
+        self
+    }
+
     /// Hold the child before it does anything until [`Launched::release`].
     pub fn hold(&mut self) -> &mut Self {
         self.hold = true;
@@ -292,6 +310,23 @@ impl Launch {
         let go = if self.hold { Some(pipe()?) } else { None };
         // A held child says when it is ready to be worked on (dumpable, waiting for go).
         let held = if self.hold { Some(pipe()?) } else { None };
+        // A fresh-table child says when it has its own table (one byte, or it failed).
+        let unshared = if self.fresh_fd_table.is_some() {
+            Some(pipe()?)
+        } else {
+            None
+        };
+        let keep_below = self.fresh_fd_table.map(|_| {
+            let needed = self
+                .fd_map
+                .iter()
+                .map(|&(source, _)| source)
+                .chain([report_write.as_raw_fd()])
+                .chain(go.iter().flat_map(|(r, w)| [r.as_raw_fd(), w.as_raw_fd()]))
+                .chain(held.iter().map(|(_, w)| w.as_raw_fd()))
+                .chain(unshared.iter().map(|(_, w)| w.as_raw_fd()));
+            needed.max().unwrap_or(2).max(2) + 1
+        });
         let scratch_base = self
             .fd_map
             .iter()
@@ -303,8 +338,13 @@ impl Launch {
         let parent = nix::unistd::getpid().as_raw();
 
         let mut pidfd: RawFd = -1;
+        let share_files = if self.fresh_fd_table.is_some() {
+            libc::CLONE_FILES as u64
+        } else {
+            0
+        };
         let mut args = sys::CloneArgs {
-            flags: self.clone_flags | libc::CLONE_PIDFD as u64,
+            flags: self.clone_flags | share_files | libc::CLONE_PIDFD as u64,
             pidfd: &mut pidfd as *mut RawFd as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..Default::default()
@@ -326,6 +366,7 @@ impl Launch {
                 report: report_write.as_raw_fd(),
                 go: go.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
                 held: held.as_ref().map(|(_, w)| w.as_raw_fd()),
+                unshare: keep_below.zip(unshared.as_ref().map(|(_, w)| w.as_raw_fd())),
                 scratch_base,
                 parent,
             };
@@ -333,6 +374,16 @@ impl Launch {
         }
         // SAFETY: CLONE_PIDFD made the kernel store a fresh pidfd that nothing else owns.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        if let Some((unshared_read, _)) = &unshared {
+            // Until the child has its own table, closing or opening an fd here would change
+            // what it sees: wait for its byte, or for its end (a failure it has reported).
+            wait_readable(unshared_read.as_fd(), pidfd.as_fd())?;
+        }
+        let pidfd = match self.fresh_fd_table {
+            Some(floor) => crate::fd::park_above(pidfd, floor),
+            None => pidfd,
+        };
+        drop(unshared);
         drop(report_write);
         if let Some((held_read, held_write)) = held {
             drop(held_write);
@@ -402,6 +453,8 @@ struct ChildSide<'a> {
     report: RawFd,
     go: Option<(RawFd, RawFd)>,
     held: Option<RawFd>,
+    /// Take a private fd table of the fds below the first number, then say so on the second.
+    unshare: Option<(RawFd, RawFd)>,
     scratch_base: RawFd,
     parent: libc::pid_t,
 }
@@ -411,6 +464,18 @@ impl ChildSide<'_> {
     /// values, no allocation, no locks, no Rust std I/O.
     fn exec(&self) -> ! {
         let launch = self.launch;
+        if let Some((keep_below, unshared)) = self.unshare {
+            // First, while the parent waits: every later step changes our fds.
+            self.check(
+                sys::unshare_fds_below(keep_below as u32),
+                "close_range(CLOSE_RANGE_UNSHARE)",
+            );
+            // SAFETY: one byte from a local buffer; then our copy is closed.
+            unsafe {
+                libc::write(unshared, [1u8].as_ptr() as *const libc::c_void, 1);
+                libc::close(unshared);
+            }
+        }
         if launch.hold && launch.become_root {
             // An emperor that changed its uid makes its children non-dumpable, so their
             // /proc files belong to root and it could not write our id maps. Dumpable while
@@ -601,6 +666,22 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
+/// Block until `fd` is readable or the child behind `pidfd` has exited.
+fn wait_readable(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> Result<(), SysError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [
+        PollFd::new(fd, PollFlags::POLLIN),
+        PollFd::new(pidfd, PollFlags::POLLIN),
+    ];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::new("poll for the child's own fd table", e)),
+        }
+    }
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SysError::new("pipe2", e))
 }
@@ -648,5 +729,60 @@ pub fn reexec_self(argv: &[String], env: &[(String, String)]) -> LaunchError {
     match nix::unistd::execve(program, &argv, &env) {
         Err(errno) => SysError::new("execve /proc/self/exe", errno).into(),
         Ok(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn open_fds(pid: Pid) -> Vec<RawFd> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    /// A held child has done its first steps: with a fresh table it holds none of the
+    /// parent's parked fds (without, it would hold all 300 until its execve closed them);
+    /// it still gets the fds it is given, and the parent keeps every fd of its own.
+    #[test]
+    fn a_fresh_fd_table_child_copies_only_the_low_fds_it_needs() {
+        const FLOOR: RawFd = 1024;
+        let _ = crate::process::raise_open_files_limit();
+        let dev_null = std::fs::File::open("/dev/null").unwrap();
+        let parked: Vec<OwnedFd> = (0..300)
+            .map(|_| crate::fd::park_above(dev_null.try_clone().unwrap().into(), FLOOR))
+            .collect();
+        assert!(parked.iter().all(|fd| fd.as_raw_fd() >= FLOOR));
+        let (mut output, output_write) = std::io::pipe().unwrap();
+
+        let mut launch = Launch::new(Path::new("/bin/sh"), &["sh", "-c", "echo passed"]).unwrap();
+        launch
+            .map_fd(output_write.as_raw_fd(), 1)
+            .fresh_fd_table(FLOOR)
+            .hold();
+        let launched = launch.start().unwrap();
+        let before_exec = open_fds(launched.pid);
+        let running = launched.release().unwrap();
+        drop(output_write);
+        let mut said = String::new();
+        output.read_to_string(&mut said).unwrap();
+        nix::sys::wait::waitpid(running.pid, None).unwrap();
+
+        assert!(
+            before_exec.iter().all(|&fd| fd < FLOOR),
+            "the child copied the parent's parked fds: {before_exec:?}"
+        );
+        assert_eq!(said, "passed\n", "the mapped fd reached the program");
+        assert!(
+            running.pidfd.as_raw_fd() >= FLOOR,
+            "the pidfd is parked too"
+        );
+        for fd in &parked {
+            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD)
+                .expect("the parent's fd is still open");
+        }
     }
 }

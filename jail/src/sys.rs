@@ -72,6 +72,24 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// close_range(2) with CLOSE_RANGE_UNSHARE from `first` to the last fd: a process that shares
+/// its fd table (CLONE_FILES) gets a private one holding only the fds below `first`; the
+/// shared table, and every fd in it, stays the other process's, untouched.
+pub fn unshare_fds_below(first: u32) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments; the kernel swaps in the new table for this process
+    // only, and no memory of ours refers to the fds dropped from it (the child holds raw fd
+    // numbers below `first` only).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_UNSHARE,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// The kernel's `struct sigaction` for rt_sigaction(2) on x86_64 and aarch64.
 #[repr(C)]
 struct KernelSigaction {
