@@ -26,6 +26,11 @@ pub struct Options {
     /// for a supervisor whose answer takes seconds or never comes (uWSGI).
     pub together: bool,
     pub patience: Duration,
+    /// A supervisor that finds new configs by scanning every period (uWSGI: 3 s). Sample k of
+    /// n is renamed in (k + 0.5) / n of a period after the previous one was found, which was
+    /// at a scan: otherwise every sample would land just after a scan and wait a whole period,
+    /// twice the average a config arriving at a random moment waits.
+    pub scan_period: Option<Duration>,
 }
 
 /// uWSGI's 30 s mercy (`emperor-curse-tolerance`), a 3 s scan, and slack.
@@ -94,7 +99,12 @@ pub fn run_size(
         .map(|k| format!("new-{k:03}"))
         .collect();
     let mut new_config_forked = Samples::default();
+    let mut k = 0;
     let new_config = sample_each(&added, |name| {
+        if let Some(period) = options.scan_period {
+            std::thread::sleep(period.mul_f64((k as f64 + 0.5) / added.len() as f64));
+            k += 1;
+        }
         let (running, forked) = new_config(&mut session, name)?;
         new_config_forked.push(forked);
         Ok(running)

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// How long uWSGI gets to reload a touched vassal: three of its 3 s scans and then some.
 const UWSGI_PATIENCE: Duration = Duration::from_secs(10);
+/// uWSGI's `emperor-freq` default: how often its emperor scans for new configs.
+const UWSGI_SCAN_PERIOD: Duration = Duration::from_secs(3);
 
 /// Everything measured, and what failed.
 pub struct Outcome {
@@ -133,6 +135,7 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
                 idle_window: Duration::from_secs(idle),
                 together: false,
                 patience: Duration::ZERO,
+                scan_period: None,
             };
             outcome.size(&ours, jail, n, &ours_options)?;
             if let Some(u) = theirs.as_ref().filter(|_| uwsgi_sizes.contains(&n)) {
@@ -141,6 +144,7 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
                     idle_window: Duration::from_secs(args.idle_secs),
                     together: true,
                     patience: UWSGI_PATIENCE,
+                    scan_period: Some(UWSGI_SCAN_PERIOD),
                 };
                 outcome.size(u, jail, n, &options)?;
             }
@@ -165,6 +169,7 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
             idle_window: Duration::ZERO,
             together: false,
             patience: Duration::ZERO,
+            scan_period: None,
         };
         let what = format!("spawn, jail {name}");
         if let Some(samples) =
