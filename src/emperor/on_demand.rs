@@ -148,11 +148,11 @@ impl Emperor {
         }
     }
 
-    /// The config's on-demand settings, read as its runtime will read it: with the emperor's
-    /// `vassal-set`s and `vassals-include`s, the runtime's clean environment, and in tyrant
-    /// mode the tenant's filesystem identity (so `@(file)` and includes read only what the
-    /// tenant may). A config that does not load is not on demand: its runtime reports why.
-    /// The config is loaded once per event for both its on-demand and its pool socket.
+    /// The config's on-demand and pool sockets, from one load of it per event, read as its
+    /// runtime will read it: with the emperor's `vassal-set`s and `vassals-include`s, the
+    /// runtime's clean environment, and in tyrant mode the tenant's filesystem identity (so
+    /// `@(file)` and includes read only what the tenant may). A config that does not load
+    /// asks for neither: its runtime reports why.
     pub(super) fn read_held_wishes(&self, slot: usize) -> HeldWishes {
         let config = match self.load_as_runtime(slot) {
             Ok(Some(config)) => config,
@@ -190,7 +190,7 @@ impl Emperor {
         }
     }
 
-    /// The vassal's config as its runtime will load it (see [`Self::read_on_demand`]); None
+    /// The vassal's config as its runtime will load it (see [`Self::read_held_wishes`]); None
     /// when it does not load (its runtime reports why).
     pub(super) fn load_as_runtime(&self, slot: usize) -> Result<Option<config::Config>, String> {
         let v = self.table.get(slot).expect("slot");

@@ -112,13 +112,15 @@ fn seen_in_proc(v: &Vassal) -> (String, i32) {
             running_config: running_config(runtime).unwrap_or_default(),
             payload: payload_of(runtime),
         };
-    } else if !seen.payload.is_some_and(is_alive) {
+    } else if !seen.payload.is_some_and(pid_exists) {
         seen.payload = payload_of(runtime);
     }
     (seen.running_config.clone(), seen.payload.unwrap_or(-1))
 }
 
-fn is_alive(pid: i32) -> bool {
+/// A syscall, not jail::process::is_alive's /proc read: this runs for every vassal of every
+/// stats answer. A zombie payload still counts: its runtime reaps it and starts the next.
+fn pid_exists(pid: i32) -> bool {
     // Signal 0 checks the pid exists; EPERM (another uid's process) still means it does.
     !matches!(
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),

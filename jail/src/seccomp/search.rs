@@ -71,20 +71,17 @@ fn search(runs: &[(u32, u32)], verdicts: Verdicts) -> Vec<sock_filter> {
         return leaf(runs, verdicts);
     }
     let (below, above) = runs.split_at(runs.len() / 2);
+    let pivot = above[0].0;
     let below = search(below, verdicts);
     let above = search(above, verdicts);
     let mut code = vec![
         // nr >= the first run above: go to the unconditional jump over the lower half.
-        jump(JGE_K, above_first(runs), 0, 1),
+        jump(JGE_K, pivot, 0, 1),
         stmt(JA, below.len() as u32),
     ];
     code.extend(below);
     code.extend(above);
     code
-}
-
-fn above_first(runs: &[(u32, u32)]) -> u32 {
-    runs[runs.len() / 2].0
 }
 
 /// A few runs tested in turn, then the two returns they jump to.
