@@ -287,6 +287,19 @@ impl Launch {
         self
     }
 
+    /// Whether the child may run in the parent's memory until its execve ([`crate::vfork`]):
+    /// when nobody waits on it midway (a held child runs while the parent writes its maps),
+    /// and it changes no credentials (which would reset the dumpable flag of the memory it
+    /// shares, the parent's) and enters no new user namespace (left to the copying clone,
+    /// as Go does).
+    fn may_share_memory(&self) -> bool {
+        crate::vfork::AVAILABLE
+            && !self.hold
+            && !self.become_root
+            && self.drop.is_none()
+            && self.clone_flags & libc::CLONE_NEWUSER as u64 == 0
+    }
+
     /// clone3 the child. Unless held, it runs on at once; call [`Launched::release`] either way
     /// to learn whether its execve worked.
     pub fn start(&self) -> Result<Launched, LaunchError> {
@@ -353,25 +366,30 @@ impl Launch {
             args.flags |= CLONE_INTO_CGROUP;
             args.cgroup = cgroup as u64;
         }
-        // SAFETY: the child branch below calls only `child_exec`, which is async-signal-safe:
-        // it uses only values prepared above (C strings, pointer arrays, raw fds) and raw
-        // system calls, and never returns.
-        let pid = unsafe { sys::clone3(&mut args) }.map_err(|e| SysError::new("clone3", e))?;
-        if pid == 0 {
-            let child = ChildSide {
-                launch: self,
-                argv: &argv_ptrs,
-                envp: &envp_ptrs,
-                own_pid_slot,
-                report: report_write.as_raw_fd(),
-                go: go.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
-                held: held.as_ref().map(|(_, w)| w.as_raw_fd()),
-                unshare: keep_below.zip(unshared.as_ref().map(|(_, w)| w.as_raw_fd())),
-                scratch_base,
-                parent,
-            };
-            child.exec();
-        }
+        let child = ChildSide {
+            launch: self,
+            argv: &argv_ptrs,
+            envp: &envp_ptrs,
+            own_pid_slot,
+            report: report_write.as_raw_fd(),
+            go: go.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
+            held: held.as_ref().map(|(_, w)| w.as_raw_fd()),
+            unshare: keep_below.zip(unshared.as_ref().map(|(_, w)| w.as_raw_fd())),
+            scratch_base,
+            parent,
+        };
+        let pid = if self.may_share_memory() {
+            clone_sharing_memory(&mut args, &child)?
+        } else {
+            // SAFETY: the child branch below calls only `ChildSide::exec`, which is
+            // async-signal-safe: it uses only values prepared above (C strings, pointer
+            // arrays, raw fds) and raw system calls, and never returns.
+            let pid = unsafe { sys::clone3(&mut args) }.map_err(|e| SysError::new("clone3", e))?;
+            if pid == 0 {
+                child.exec();
+            }
+            pid
+        };
         // SAFETY: CLONE_PIDFD made the kernel store a fresh pidfd that nothing else owns.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
         if let Some((unshared_read, _)) = &unshared {
@@ -629,6 +647,40 @@ impl ChildSide<'_> {
     }
 }
 
+/// clone3 the child in the parent's memory ([`crate::vfork`]); returns once it has exec'ed.
+#[cfg(target_arch = "x86_64")]
+fn clone_sharing_memory(args: &mut sys::CloneArgs, child: &ChildSide<'_>) -> Result<i32, SysError> {
+    let stack = crate::vfork::ChildStack::new()?;
+    let _blocked = crate::vfork::SignalsBlocked::new()?;
+    // SAFETY: `child_entry` runs `ChildSide::exec`: async-signal-safe, never returns, and
+    // with `may_share_memory` true it changes no credentials and writes only its stack and
+    // the own-pid buffer, which the parent only drops. `child` lives in this thread's frame,
+    // which stays put while the kernel suspends the thread until the child's execve or exit.
+    unsafe {
+        crate::vfork::clone3_sharing_memory(
+            args,
+            &stack,
+            child_entry,
+            child as *const ChildSide<'_> as *const std::ffi::c_void,
+        )
+    }
+    .map_err(|e| SysError::new("clone3 (CLONE_VM|CLONE_VFORK)", e))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn clone_sharing_memory(_: &mut sys::CloneArgs, _: &ChildSide<'_>) -> Result<i32, SysError> {
+    unreachable!("vfork::AVAILABLE is false on this architecture")
+}
+
+/// The first frame of a child sharing the parent's memory.
+#[cfg(target_arch = "x86_64")]
+extern "C" fn child_entry(arg: *const std::ffi::c_void) -> ! {
+    // SAFETY: `clone_sharing_memory` passes a pointer to a live `ChildSide`, which the
+    // suspended parent keeps in place until this child has exec'ed or exited.
+    let child = unsafe { &*(arg as *const ChildSide<'_>) };
+    child.exec()
+}
+
 /// Overwrite the reserved digits at the end of a `KEY=000...0\0` buffer with this process's
 /// pid and a NUL. Async-signal-safe: getpid and byte writes.
 fn write_own_pid(base: *mut u8, len_with_nul: usize) {
@@ -646,8 +698,9 @@ fn write_own_pid(base: *mut u8, len_with_nul: usize) {
         }
     }
     // SAFETY: `base` points to a Vec<u8> of `len_with_nul` bytes that `Launch::start` owns and
-    // borrowed mutably for this pointer before the clone; this child has its own copy of that
-    // memory (clone3 without CLONE_VM), so the parent sees nothing. `start + n + 1` is at most
+    // borrowed mutably for this pointer before the clone; either this child has its own copy
+    // of that memory, or it shares it with a parent suspended until this child's execve,
+    // which then only drops the buffer. `start + n + 1` is at most
     // `len_with_nul` (n <= PID_DIGITS), so every write stays inside the buffer; the string only
     // gets shorter, which envp (a pointer to its first byte) tolerates.
     unsafe {

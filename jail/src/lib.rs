@@ -18,6 +18,7 @@ pub mod seccomp;
 pub mod signals;
 mod sys;
 pub mod userns;
+mod vfork;
 
 pub use error::SysError;
 pub use launch::{Launch, LaunchError, Launched, Running};
