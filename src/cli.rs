@@ -483,6 +483,20 @@ impl VassalCommand {
         })
     }
 
+    /// What `emperor vassal` (or `emperor-vassal vassal`) runs.
+    pub fn into_vassal_args(self) -> Result<crate::vassal::VassalArgs, CliError> {
+        let load = self.load_options()?;
+        let jail = self.jail_context()?;
+        Ok(crate::vassal::VassalArgs {
+            config: self.config,
+            config_fd: self.config_fd,
+            load,
+            jail,
+            fallback_tried: self.fallback_tried,
+            fall_back: self.fall_back,
+        })
+    }
+
     pub fn load_options(&self) -> Result<LoadOptions, CliError> {
         let sets = self
             .sets

@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod emperor;
+pub mod logging;
 pub mod monitor;
 pub mod protocol;
 pub mod reload;

@@ -7,27 +7,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
-    init_logging();
+    emperor::logging::init();
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => return fail(&e),
     };
     match cli.command {
-        Some(Command::Vassal(args)) => match (args.load_options(), args.jail_context()) {
-            (Ok(load), Ok(jail)) => {
-                let config = args.config;
-                let fallback_tried = args.fallback_tried;
-                let fall_back = args.fall_back;
-                ExitCode::from(vassal::run(vassal::VassalArgs {
-                    config,
-                    config_fd: args.config_fd,
-                    load,
-                    jail,
-                    fallback_tried,
-                    fall_back,
-                }) as u8)
-            }
-            (Err(e), _) | (_, Err(e)) => fail(&e),
+        Some(Command::Vassal(args)) => match args.into_vassal_args() {
+            Ok(args) => ExitCode::from(vassal::run(args) as u8),
+            Err(e) => fail(&e),
         },
         Some(Command::Check(args)) => match (args.load_options(), args.jail_context()) {
             (Ok(load), Ok(mut jail)) => {
@@ -74,17 +62,4 @@ fn main() -> ExitCode {
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     tracing::error!("{error}");
     ExitCode::FAILURE
-}
-
-/// Log lines go to stderr; `EMPEROR_LOG` (or `RUST_LOG`) sets the filter, `info` by default.
-fn init_logging() {
-    let filter = std::env::var("EMPEROR_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_string());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

@@ -7,6 +7,14 @@ pub const ENV_FD: &str = "UWSGI_EMPEROR_FD";
 /// Where the vassal's end of the protocol socket lives in the vassal runtime and its payload.
 pub const VASSAL_FD: i32 = 3;
 
+/// The runtime's own binary, found beside the emperor's (`emperor-vassal vassal CONFIG`).
+pub const RUNTIME_BINARY: &str = "emperor-vassal";
+/// A hash of the sources this binary was built from (see build.rs): the emperor runs
+/// runtimes from [`RUNTIME_BINARY`] only when it prints the same stamp.
+pub const SOURCE_STAMP: &str = env!("EMPEROR_SOURCE_STAMP");
+/// `emperor-vassal --source-stamp` prints [`SOURCE_STAMP`].
+pub const SOURCE_STAMP_FLAG: &str = "--source-stamp";
+
 /// Emperor -> vassal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {

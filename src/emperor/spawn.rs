@@ -1,5 +1,6 @@
-//! Starting a vassal runtime: a socketpair for the protocol, then clone3 + execve of our own
-//! binary as `emperor vassal`, with a clean environment and stdin on /dev/null.
+//! Starting a vassal runtime: a socketpair for the protocol, then clone3 + execve of the
+//! runtime binary (`emperor-vassal vassal`, see [`super::runtime_binary`]), with a clean
+//! environment and stdin on /dev/null.
 
 use super::identity;
 use super::table::Process;
@@ -67,10 +68,7 @@ pub struct Spawner {
 
 impl Spawner {
     pub fn new(settings: &Settings) -> std::io::Result<Self> {
-        let binary = match &settings.binary_path {
-            Some(path) => path.clone(),
-            None => std::env::current_exe()?,
-        };
+        let binary = super::runtime_binary::choose(settings.binary_path.as_deref())?;
         let dev_null = std::fs::File::open("/dev/null")?.into();
         let env = PASSED_ENV
             .iter()

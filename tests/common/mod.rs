@@ -48,6 +48,8 @@ pub struct Options<'a> {
     pub stats_addr: Option<String>,
     /// Run the emperor as this uid and gid (the test must be root to do so).
     pub user: Option<(u32, u32)>,
+    /// Run this copy of the emperor binary instead of [`BIN`].
+    pub binary: Option<PathBuf>,
 }
 
 impl Emperor {
@@ -73,7 +75,7 @@ impl Emperor {
             .unwrap_or_else(|| root.join("stats.sock").display().to_string());
         let log = root.join("emperor.log");
         let stderr = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(options.binary.as_deref().unwrap_or(Path::new(BIN)));
         if !options.raw {
             command
                 .arg("--emperor")

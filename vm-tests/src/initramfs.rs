@@ -1,6 +1,6 @@
-//! The guest's whole filesystem, packed as one initramfs: busybox and its applets, the emperor,
-//! nginx and every library they load, the users a scenario needs, the guest's /init, and the
-//! scenario scripts with their fixtures under /vm.
+//! The guest's whole filesystem, packed as one initramfs: busybox and its applets, the emperor
+//! and its runtime binary, nginx and every library they load, the users a scenario needs, the
+//! guest's /init, and the scenario scripts with their fixtures under /vm.
 
 use crate::cpio::Archive;
 use std::fs;
@@ -27,15 +27,21 @@ pub fn build(out: &Path, emperor: &Path, vm_tests_dir: &Path) -> Result<(), Stri
     add_base_system(&mut archive, vm_tests_dir)?;
     add_busybox(&mut archive)?;
     add_binary(&mut archive, emperor, "/usr/bin/emperor")?;
-    // The escape probe is built next to the emperor (EMPEROR_BIN users build both).
-    let probe = emperor.with_file_name("jail-probe");
-    if !probe.is_file() {
-        return Err(format!(
-            "{}: not built (cargo build --release -p jail --bin jail-probe)",
-            probe.display()
-        ));
+    // The runtime binary and the escape probe are built next to the emperor (EMPEROR_BIN
+    // users build all three).
+    for (name, build) in [
+        ("emperor-vassal", "-p emperor --bin emperor-vassal"),
+        ("jail-probe", "-p jail --bin jail-probe"),
+    ] {
+        let binary = emperor.with_file_name(name);
+        if !binary.is_file() {
+            return Err(format!(
+                "{}: not built (cargo build --release {build})",
+                binary.display()
+            ));
+        }
+        add_binary(&mut archive, &binary, &format!("/usr/bin/{name}"))?;
     }
-    add_binary(&mut archive, &probe, "/usr/bin/jail-probe")?;
     add_binary(&mut archive, Path::new(NGINX), NGINX)?;
     add_nginx_files(&mut archive, vm_tests_dir)?;
     add_users(&mut archive);

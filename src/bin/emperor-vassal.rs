@@ -1,0 +1,39 @@
+//! `emperor-vassal`: the vassal runtime alone (`emperor-vassal vassal CONFIG`, as `emperor
+//! vassal CONFIG`). Every vassal has one runtime process; linking only the runtime's code
+//! (no monitors, no PostgreSQL, AMQP or ZeroMQ clients) keeps the memory each one dirties
+//! small: the loader relocates every pointer in a binary's read-only data in each process.
+
+use clap::Parser;
+use emperor::cli::VassalCommand;
+use emperor::protocol::{SOURCE_STAMP, SOURCE_STAMP_FLAG};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "emperor-vassal", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Runtime,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Runtime {
+    /// Run one vassal in the foreground (what the emperor runs for each config).
+    Vassal(VassalCommand),
+}
+
+fn main() -> ExitCode {
+    // The emperor asks which sources this binary was built from before it uses it.
+    if std::env::args().nth(1).as_deref() == Some(SOURCE_STAMP_FLAG) {
+        println!("{SOURCE_STAMP}");
+        return ExitCode::SUCCESS;
+    }
+    emperor::logging::init();
+    let Runtime::Vassal(args) = Cli::parse().command;
+    match args.into_vassal_args() {
+        Ok(args) => ExitCode::from(emperor::vassal::run(args) as u8),
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
