@@ -34,7 +34,7 @@ pub struct EmperorArgs {
     /// Use a symlink's own mtime (touch --no-dereference reloads one vassal).
     #[arg(long)]
     pub emperor_nofollow: bool,
-    /// Seconds between safety-net rescans (events come from inotify at once; uWSGI polls every 3).
+    /// Seconds between safety-net rescans where inotify cannot see everything (events come from inotify at once; uWSGI polls every 3).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub emperor_freq: u64,
     /// Throttle delta in milliseconds.

@@ -122,6 +122,8 @@ pub struct Emperor {
     timers: Timers,
     spawner: Spawner,
     next_rescan: Instant,
+    /// SIGWINCH asked for a rescan of every monitor, needed or not.
+    rescan_all: bool,
     warming_up: bool,
     /// Set when the emperor is stopping: the moment patience ends.
     ragnarok: Option<Instant>,
@@ -196,6 +198,7 @@ impl Emperor {
             throttle: SpawnThrottle::new(settings.throttle, settings.max_throttle),
             blacklist: Blacklist::new(settings.throttle, settings.max_throttle),
             next_rescan: Instant::now() + settings.freq,
+            rescan_all: false,
             settings,
             monitors,
             signals,
@@ -323,11 +326,13 @@ impl Emperor {
                 self.throttle.next_allowed(now)
             }
         });
+        let rescan = (self.rescan_all || self.monitors.iter().any(|m| m.needs_periodic_rescan()))
+            .then_some(self.next_rescan);
         [
             timer,
             monitors,
             queue,
-            Some(self.next_rescan),
+            rescan,
             self.idle.deadline(),
             self.ragnarok,
         ]
@@ -338,11 +343,12 @@ impl Emperor {
 
     fn poll_monitors(&mut self, now: Instant) {
         let rescan = now >= self.next_rescan;
+        let rescan_all = rescan && std::mem::take(&mut self.rescan_all);
         if rescan {
             self.next_rescan = now + self.settings.freq;
         }
         for i in 0..self.monitors.len() {
-            let events = if rescan {
+            let events = if rescan && (rescan_all || self.monitors[i].needs_periodic_rescan()) {
                 self.monitors[i].rescan()
             } else if self.monitors[i].deadline().is_some_and(|at| now >= at) {
                 self.monitors[i].poll(now)
@@ -361,7 +367,10 @@ impl Emperor {
                 Sig::SIGHUP => self.reload_all(),
                 Sig::SIGUSR1 => self.log_table(),
                 Sig::SIGURG => self.clear_blacklist(),
-                Sig::SIGWINCH => self.next_rescan = Instant::now(),
+                Sig::SIGWINCH => {
+                    self.next_rescan = Instant::now();
+                    self.rescan_all = true;
+                }
                 _ => {}
             }
         }

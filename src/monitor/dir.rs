@@ -1,7 +1,10 @@
 //! dir:// — the config files directly inside one directory, driven by inotify, with `rescan`
-//! as the safety net for anything inotify cannot see (e.g. a symlink's target outside the
-//! directory changing in follow mode).
+//! as the safety net for anything inotify cannot see: a symlink's target outside the
+//! directory changing in follow mode, a directory that went away, changes other hosts make on
+//! a network filesystem. Without any of those, inotify sees everything and no periodic
+//! rescan is asked for.
 
+use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
@@ -10,6 +13,7 @@ use std::time::Instant;
 use nix::sys::inotify::{Inotify, InotifyEvent, WatchDescriptor};
 use tracing::{debug, warn};
 
+use super::local_fs::inotify_sees_every_change;
 use super::stat::{stat_config, FileState};
 use super::tracker::{Candidate, Tracker};
 use super::watch::{classify, config_name, drain, new_inotify, Happening, DIR_EVENTS};
@@ -22,6 +26,10 @@ pub struct DirMonitor {
     inotify: Inotify,
     /// None once the directory went away; rescan puts it back when it reappears.
     watch: Option<WatchDescriptor>,
+    /// Whether the directory is on a filesystem of this machine (see [`inotify_sees_every_change`]).
+    local: bool,
+    /// Follow mode: the configs that are symlinks, whose targets may change unseen.
+    followed_symlinks: HashSet<String>,
     tracker: Tracker,
 }
 
@@ -42,9 +50,11 @@ impl DirMonitor {
             })?;
         Ok(DirMonitor {
             spec: spec.to_owned(),
+            local: inotify_sees_every_change(&dir),
             dir,
             inotify,
             watch: Some(watch),
+            followed_symlinks: HashSet::new(),
             tracker: Tracker::new(spec, opts),
         })
     }
@@ -67,11 +77,22 @@ impl DirMonitor {
             what => {
                 if let Some(name) = config_name(&event.name) {
                     let cand = self.candidate(name);
+                    let is_symlink = std::fs::symlink_metadata(&cand.path)
+                        .is_ok_and(|meta| meta.file_type().is_symlink());
+                    self.note_symlink(name, is_symlink);
                     self.tracker.react(what, cand, now, events);
                 }
             }
         }
         false
+    }
+
+    fn note_symlink(&mut self, name: &str, is_symlink: bool) {
+        if is_symlink && !self.tracker.nofollow() {
+            self.followed_symlinks.insert(name.to_owned());
+        } else {
+            self.followed_symlinks.remove(name);
+        }
     }
 
     fn drop_watch(&mut self, wd: WatchDescriptor) {
@@ -92,13 +113,15 @@ impl DirMonitor {
             Ok(wd) => {
                 warn!("{}: watching {} again", self.spec, self.dir.display());
                 self.watch = Some(wd);
+                self.local = inotify_sees_every_change(&self.dir);
             }
             Err(err) => debug!("{}: inotify_add_watch: {err}", self.spec),
         }
     }
 
     /// Every config in the directory; None if it cannot be read (then nothing is removed).
-    fn list(&self) -> Option<Vec<(Candidate, FileState)>> {
+    /// Notes which are symlinks on the way (the directory entry says, no extra syscall).
+    fn list(&mut self) -> Option<Vec<(Candidate, FileState)>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(err) if err.kind() == ErrorKind::NotFound => return Some(Vec::new()),
@@ -108,16 +131,24 @@ impl DirMonitor {
             }
         };
         let nofollow = self.tracker.nofollow();
+        let mut symlinks = HashSet::new();
         let found = entries
             .filter_map(Result::ok)
-            .filter_map(|entry| entry.file_name().into_string().ok())
-            .filter(|name| is_config_name(name))
-            .filter_map(|name| {
+            .filter_map(|entry| {
+                let is_symlink = entry.file_type().is_ok_and(|t| t.is_symlink());
+                Some((entry.file_name().into_string().ok()?, is_symlink))
+            })
+            .filter(|(name, _)| is_config_name(name))
+            .filter_map(|(name, is_symlink)| {
                 let cand = self.candidate(&name);
                 let state = stat_config(&cand.path, nofollow)?;
+                if is_symlink && !nofollow {
+                    symlinks.insert(name);
+                }
                 Some((cand, state))
             })
             .collect();
+        self.followed_symlinks = symlinks;
         Some(found)
     }
 }
@@ -156,6 +187,10 @@ impl Monitor for DirMonitor {
     fn deadline(&self) -> Option<Instant> {
         self.tracker.deadline()
     }
+
+    fn needs_periodic_rescan(&self) -> bool {
+        self.watch.is_none() || !self.local || !self.followed_symlinks.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +209,53 @@ mod tests {
     fn open_dir(dir: &Path, nofollow: bool) -> DirMonitor {
         let spec = format!("dir://{}", dir.display());
         DirMonitor::open(&spec, dir.to_path_buf(), &opts(nofollow)).unwrap()
+    }
+
+    /// inotify sees every change in a local directory of plain files: no periodic rescan.
+    /// A followed symlink's target can change unseen, and so can a directory that went away.
+    #[test]
+    fn a_periodic_rescan_is_asked_for_only_where_inotify_cannot_see() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("vassals");
+        std::fs::create_dir(&dir).unwrap();
+        write_old(&dir.join("plain.ini"), "[uwsgi]\n");
+        let target = tmp.path().join("elsewhere.ini");
+        write_old(&target, "[uwsgi]\n");
+        let mut monitor = open_dir(&dir, false);
+        monitor.rescan();
+        assert!(
+            !monitor.needs_periodic_rescan(),
+            "plain files in a local dir"
+        );
+
+        symlink(&target, dir.join("linked.ini")).unwrap();
+        next_events(&mut monitor);
+        assert!(monitor.needs_periodic_rescan(), "a followed symlink");
+        std::fs::remove_file(dir.join("linked.ini")).unwrap();
+        next_events(&mut monitor);
+        assert!(!monitor.needs_periodic_rescan(), "the symlink is gone");
+
+        // Under nofollow a symlink is judged by its own mtime, which inotify sees.
+        symlink(&target, dir.join("linked.ini")).unwrap();
+        let mut nofollow = open_dir(&dir, true);
+        nofollow.rescan();
+        assert!(
+            !nofollow.needs_periodic_rescan(),
+            "a symlink under nofollow"
+        );
+        // And a rescan finds the symlink too.
+        let mut follow = open_dir(&dir, false);
+        follow.rescan();
+        assert!(
+            follow.needs_periodic_rescan(),
+            "a followed symlink found by a rescan"
+        );
+
+        std::fs::remove_file(dir.join("linked.ini")).unwrap();
+        next_events(&mut monitor);
+        std::fs::rename(&dir, tmp.path().join("moved")).unwrap();
+        next_events(&mut monitor);
+        assert!(monitor.needs_periodic_rescan(), "the directory went away");
     }
 
     #[test]

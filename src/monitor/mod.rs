@@ -6,8 +6,8 @@
 //!   spec: `dir://PATH`, `glob://PATTERN`, a bare path (dir://) or a bare pattern with shell
 //!   wildcards (glob://).
 //! - the loop registers `watch_fd()` (if any) for readability, calls `poll(now)` when it is
-//!   readable or when `deadline()` has passed, and `rescan()` at start and every
-//!   `--emperor-freq` seconds as a safety net.
+//!   readable or when `deadline()` has passed, and `rescan()` at start and, as a safety net,
+//!   every `--emperor-freq` seconds while `needs_periodic_rescan()` (and on SIGWINCH).
 //!
 //! See docs/monitors.md for the user-facing behaviour.
 
@@ -15,6 +15,7 @@ mod amqp;
 mod dir;
 mod feed;
 mod glob;
+mod local_fs;
 mod pg;
 mod stat;
 #[cfg(test)]
@@ -79,6 +80,12 @@ pub trait Monitor: Send {
     fn poll(&mut self, now: Instant) -> Vec<Event>;
     fn rescan(&mut self) -> Vec<Event>;
     fn deadline(&self) -> Option<Instant>;
+    /// Whether a rescan may find what the monitor's notifications missed; the emperor then
+    /// rescans it every `--emperor-freq` seconds. One whose notifications see everything
+    /// says no, so an idle emperor is not woken to read thousands of files for nothing.
+    fn needs_periodic_rescan(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
