@@ -323,18 +323,9 @@ fn a_quiet_emperor_is_not_woken_by_the_timer_of_a_vassal_that_stopped() {
     emperor.wait_until("the removed vassal is gone", || {
         emperor.vassal("goes.ini").is_none() && !alive(runtime) && !alive(payload)
     });
-    let before = main_thread_wakeups(emperor.pid);
     // The window spans the stopped vassal's curse tolerance (1 s) with a second to spare;
-    // nothing else is due in it (the rescan comes every 60 s, the stats are not asked).
-    std::thread::sleep(Duration::from_secs(2));
-    let after = main_thread_wakeups(emperor.pid);
-
-    assert_eq!(
-        after - before,
-        0,
-        "the emperor's loop woke up with nothing to do; log:\n{}",
-        emperor.log()
-    );
+    // nothing else is due in it (no rescan of a local directory, the stats are not asked).
+    assert_stays_asleep(&emperor, Duration::from_secs(2));
     assert!(!emperor.log().contains("curse tolerance"));
 }
 
@@ -347,17 +338,8 @@ fn a_quiet_emperor_does_not_rescan_a_local_directory_that_inotify_sees_whole() {
     emperor.write("app.ini", &ini("sleep 1000", &[]));
     emperor.running("app.ini");
 
-    let before = main_thread_wakeups(emperor.pid);
     // Two and a half rescan periods; nothing else is due (the stats are not asked).
-    std::thread::sleep(Duration::from_millis(2500));
-    let after = main_thread_wakeups(emperor.pid);
-
-    assert_eq!(
-        after - before,
-        0,
-        "the emperor woke up with nothing to do; log:\n{}",
-        emperor.log()
-    );
+    assert_stays_asleep(&emperor, Duration::from_millis(2500));
 }
 
 /// Where inotify cannot see, the rescan still comes: a config that is a symlink is followed,
@@ -376,6 +358,19 @@ fn the_rescan_still_sees_a_followed_symlinks_target_change() {
     assert!(
         cmdline(second).contains("1001"),
         "the payload of the changed target runs"
+    );
+}
+
+/// The emperor's loop does not wake up for `window`: it has nothing to do.
+fn assert_stays_asleep(emperor: &Emperor, window: Duration) {
+    let before = main_thread_wakeups(emperor.pid);
+    std::thread::sleep(window);
+    let after = main_thread_wakeups(emperor.pid);
+    assert_eq!(
+        after - before,
+        0,
+        "the emperor's loop woke up with nothing to do; log:\n{}",
+        emperor.log()
     );
 }
 
