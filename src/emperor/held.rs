@@ -117,7 +117,8 @@ impl HeldSockets {
         self.by_address.insert(
             spec.address.clone(),
             Held {
-                fd,
+                // With the vassals' own sockets, out of the way of what a spawn creates.
+                fd: jail::fd::park_above(fd, super::spawn::PARK_FLOOR),
                 identity,
                 users: 1,
                 file,
