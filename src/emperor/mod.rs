@@ -378,7 +378,7 @@ impl Emperor {
 
     fn answer_stats(&self) {
         if let Some(server) = &self.stats {
-            server.answer_pending(|| self.stats_document().to_string());
+            server.answer_pending(|| self.stats_document());
         }
     }
 
@@ -391,7 +391,7 @@ impl Emperor {
             .collect()
     }
 
-    pub fn stats_document(&self) -> serde_json::Value {
+    pub fn stats_document(&self) -> String {
         stats::StatsView {
             monitors: &self.shown_monitors(),
             tyrant: self.settings.tyrant,
