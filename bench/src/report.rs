@@ -20,8 +20,11 @@ const START_CHECKED_FROM: usize = 1000;
 const SUPERVISOR_RSS_KIB: u64 = 20_000_000 / 1024;
 const SUPERVISOR_RSS_LARGE_KIB: u64 = 50_000_000 / 1024;
 const RSS_LARGE_FROM: usize = 1001;
-/// Private memory of the supervisor and its runtimes per vassal: 500 KB (decimal).
+/// Private memory of the supervisor and its runtimes per vassal: 500 KB (decimal), a target
+/// the issue sets at 5000 vassals, checked from 1000 up: below, the supervisor's own few MiB
+/// shared by a handful of vassals is most of the figure.
 const PRIVATE_PER_VASSAL_KIB: u64 = 500_000 / 1024;
+const PRIVATE_CHECKED_FROM: usize = 1000;
 
 /// One line of a result table.
 #[derive(Debug, Clone)]
@@ -190,18 +193,27 @@ pub fn rows(r: &SizeResult, tick_hz: u64) -> Vec<Row> {
             ),
             Some(per(total_rss) as f64),
         ),
-        Row::checked(
-            "supervisor private memory per vassal",
-            format!(
+        {
+            let metric = "supervisor private memory per vassal";
+            let value = format!(
                 "{} KiB (supervisor {}, its other processes {})",
                 per(total_private),
                 mib(m.supervisor_private),
                 mib(m.runtimes_private)
-            ),
-            Some(per(total_private) as f64),
-            "< 500 KB".into(),
-            per(total_private) < PRIVATE_PER_VASSAL_KIB,
-        ),
+            );
+            let number = Some(per(total_private) as f64);
+            if n >= PRIVATE_CHECKED_FROM {
+                Row::checked(
+                    metric,
+                    value,
+                    number,
+                    "< 500 KB".into(),
+                    per(total_private) < PRIVATE_PER_VASSAL_KIB,
+                )
+            } else {
+                Row::info(metric, value, number)
+            }
+        },
         idle_cpu_row(idle, tick_hz),
         Row::checked(
             "supervisor idle wake-ups",
