@@ -267,10 +267,13 @@ fn new_config(session: &mut Session, name: &str) -> BenchResult<(Duration, Durat
     session.add_config(name)?;
     let mut forked: Option<Instant> = None;
     let (runtime, at) = poll_until("the new vassal's payload", PROC_POLL, WAIT_LIMIT, || {
-        let found = new_runtime_with_payload(session, &known)?;
-        if forked.is_none() && session.runtimes()?.len() > known.len() {
+        // One read of the supervisor's children per poll: at 5000 vassals each is a long
+        // list, and the probe shares the two CPUs with what it measures.
+        let current = session.runtimes()?;
+        if forked.is_none() && current.len() > known.len() {
             forked = Some(Instant::now());
         }
+        let found = new_runtime_with_payload(session, &known, &current);
         Ok(found.map(|(runtime, _)| runtime))
     })?;
     confirm_running(session, name, runtime)?;
@@ -297,7 +300,8 @@ fn kill_respawn(session: &mut Session, name: &str) -> BenchResult<Duration> {
     let started = Instant::now();
     sigkill(payload)?;
     let (runtime, at) = poll_until("the respawned payload", PROC_POLL, WAIT_LIMIT, || {
-        Ok(new_runtime_with_payload(session, &known)?.map(|(runtime, _)| runtime))
+        let current = session.runtimes()?;
+        Ok(new_runtime_with_payload(session, &known, &current).map(|(runtime, _)| runtime))
     })?;
     confirm_running(session, name, runtime)?;
     Ok(at - started)
@@ -319,15 +323,15 @@ fn remove_gone(session: &mut Session, name: &str) -> BenchResult<Duration> {
     Ok(at - started)
 }
 
-/// A runtime not in `known` that runs an exec'd payload.
+/// A runtime among `current` but not in `known` that runs an exec'd payload.
 fn new_runtime_with_payload(
     session: &mut Session,
     known: &BTreeSet<Pid>,
-) -> BenchResult<Option<(Pid, Pid)>> {
-    let fresh: Vec<Pid> = session.runtimes()?.difference(known).copied().collect();
-    Ok(fresh
-        .into_iter()
-        .find_map(|runtime| session.payload_of(runtime, None).map(|p| (runtime, p))))
+    current: &BTreeSet<Pid>,
+) -> Option<(Pid, Pid)> {
+    current
+        .difference(known)
+        .find_map(|&runtime| session.payload_of(runtime, None).map(|p| (runtime, p)))
 }
 
 /// Wait (untimed) until the vassal runs, and loyal too if asked: its runtime and payload.
