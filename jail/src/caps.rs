@@ -51,11 +51,17 @@ const NAMES: [&str; 41] = [
     "checkpoint_restore",
 ];
 
-/// Highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap).
+/// Highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap). Every launch
+/// asks, so the first answer read is kept: the kernel's number never changes while it runs.
 pub fn last_cap() -> u32 {
+    static READ: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    if let Some(&cap) = READ.get() {
+        return cap;
+    }
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
+        .map(|cap| *READ.get_or_init(|| cap))
         .unwrap_or(NAMES.len() as u32 - 1)
 }
 
