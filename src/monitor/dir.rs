@@ -77,9 +77,12 @@ impl DirMonitor {
             what => {
                 if let Some(name) = config_name(&event.name) {
                     let cand = self.candidate(name);
-                    let is_symlink = std::fs::symlink_metadata(&cand.path)
-                        .is_ok_and(|meta| meta.file_type().is_symlink());
-                    self.note_symlink(name, is_symlink);
+                    // Under nofollow a symlink is judged by itself: no need to know.
+                    if !self.tracker.nofollow() {
+                        let is_symlink = std::fs::symlink_metadata(&cand.path)
+                            .is_ok_and(|meta| meta.file_type().is_symlink());
+                        self.note_followed_symlink(name, is_symlink);
+                    }
                     self.tracker.react(what, cand, now, events);
                 }
             }
@@ -87,8 +90,8 @@ impl DirMonitor {
         false
     }
 
-    fn note_symlink(&mut self, name: &str, is_symlink: bool) {
-        if is_symlink && !self.tracker.nofollow() {
+    fn note_followed_symlink(&mut self, name: &str, is_symlink: bool) {
+        if is_symlink {
             self.followed_symlinks.insert(name.to_owned());
         } else {
             self.followed_symlinks.remove(name);
