@@ -386,32 +386,25 @@ pub fn set_no_new_privs() -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// The kernel's `struct sock_fprog` (linux/filter.h), over seccompiler's instruction type
-/// (libc's has the same layout but is a different Rust type).
-#[repr(C)]
-struct SockFprog {
-    len: libc::c_ushort,
-    filter: *const seccompiler::sock_filter,
-}
-
 /// seccomp(SECCOMP_SET_MODE_FILTER, 0, prog): add a filter to the calling thread. No
 /// allocation: the program is borrowed, the header lives on the stack.
-pub fn seccomp_set_mode_filter(program: &[seccompiler::sock_filter]) -> Result<(), Errno> {
+pub fn seccomp_set_mode_filter(program: &[libc::sock_filter]) -> Result<(), Errno> {
     let len = libc::c_ushort::try_from(program.len()).map_err(|_| Errno::EINVAL)?;
-    let header = SockFprog {
+    let header = libc::sock_fprog {
         len,
-        filter: program.as_ptr(),
+        // The kernel only reads the program; the field is `*mut` in the C header alone.
+        filter: program.as_ptr().cast_mut(),
     };
-    // SAFETY: `header` is a correctly laid-out sock_fprog (repr(C), and seccompiler's
-    // sock_filter is the kernel's repr(C) struct) pointing at `len` live instructions borrowed
-    // for the duration of the call; the kernel copies the program before returning and keeps
-    // no pointer into our memory. Flags 0: only this thread is affected.
+    // SAFETY: `header` is libc's sock_fprog (the kernel's layout) pointing at `len` live
+    // instructions borrowed for the duration of the call; the kernel copies the program before
+    // returning, never writes through the pointer and keeps no pointer into our memory.
+    // Flags 0: only this thread is affected.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
             0 as libc::c_uint,
-            &header as *const SockFprog,
+            &header as *const libc::sock_fprog,
         )
     };
     Errno::result(ret).map(drop)

@@ -23,8 +23,6 @@ use tracing::{error, info, warn};
 pub enum StartError {
     #[error("{0}")]
     Launch(#[from] LaunchError),
-    #[error("{0}")]
-    Seccomp(#[from] jail::seccomp::SeccompError),
     #[error("cgroup limits: {0}")]
     Cgroup(#[from] jail::SysError),
 }
@@ -118,7 +116,7 @@ impl Supervisor {
             jail::cgroup::apply_limits_at(cgroup, &plan.cgroup)?;
             launch.into_cgroup(std::os::fd::AsRawFd::as_raw_fd(cgroup));
         }
-        if let Some(filter) = jail::seccomp::build(plan.seccomp)? {
+        if let Some(filter) = jail::seccomp::build(plan.seccomp) {
             launch.seccomp(filter);
         }
         for (key, value) in &payload.env {

@@ -58,7 +58,7 @@ fn errno_of_call(number: libc::c_long, args: [libc::c_long; 6]) -> i32 {
 }
 
 fn install(profile: Profile) {
-    let filter = build(profile).expect("profile compiles").expect("a filter");
+    let filter = build(profile).expect("a filter");
     filter.install_here().expect("install filter");
 }
 
@@ -233,9 +233,10 @@ fn clone_errno(flags: u64) -> i32 {
 fn seccomp_clone_with_namespace_flags_is_refused_but_fork_works() {
     let code = in_child(|| {
         install(Profile::Default);
-        for (index, &flag) in NAMESPACE_FLAGS.iter().enumerate() {
-            if clone_errno(flag | libc::SIGCHLD as u64) != libc::EPERM {
-                return 10 + index as i32;
+        // Each namespace flag on its own.
+        for bit in (0..32).filter(|bit| NAMESPACE_FLAGS & 1 << bit != 0) {
+            if clone_errno(1 << bit | libc::SIGCHLD as u64) != libc::EPERM {
+                return 10 + bit;
             }
         }
         if clone_errno(libc::SIGCHLD as u64) != 0 {
@@ -245,7 +246,7 @@ fn seccomp_clone_with_namespace_flags_is_refused_but_fork_works() {
     });
     assert_eq!(
         code, 0,
-        "clone under the filter (10+ = namespace flag index)"
+        "clone under the filter (10 + n: the namespace flag 1 << n was not refused)"
     );
 }
 
@@ -429,9 +430,13 @@ fn bind_loopback() -> bool {
     ok && addr.sin_port != 0
 }
 
+/// Filter mode, no_new_privs, and one filter: each filter is a BPF program the kernel
+/// compiles, runs and frees on its own (`Seccomp_filters`, Linux 5.9 and later).
 fn status_shows_filter_and_no_new_privs() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.contains("\nSeccomp:\t2\n") && status.contains("\nNoNewPrivs:\t1\n")
+    status.contains("\nSeccomp:\t2\n")
+        && status.contains("\nNoNewPrivs:\t1\n")
+        && status.contains("\nSeccomp_filters:\t1\n")
 }
 
 #[test]
@@ -612,16 +617,16 @@ fn seccomp_profile_names_round_trip() {
 
 #[test]
 fn seccomp_unconfined_builds_no_filter() {
-    assert!(build(Profile::Unconfined).unwrap().is_none());
+    assert!(build(Profile::Unconfined).is_none());
     assert!(describe(Profile::Unconfined).starts_with("none:"));
 }
 
 #[test]
 fn seccomp_profiles_compile_within_the_kernel_limit() {
     for profile in [Profile::Default, Profile::Strict] {
-        let filter = build(profile).unwrap().unwrap();
+        let filter = build(profile).unwrap();
         assert_eq!(filter.profile(), profile);
-        assert!(filter.programs.iter().all(|p| p.len() <= 4096));
+        assert!(filter.program.len() <= 4096);
     }
 }
 
