@@ -184,3 +184,48 @@ fn stamps_count(path: &std::path::Path) -> usize {
         .map(|s| s.lines().count())
         .unwrap_or(0)
 }
+
+/// More vassals than one wave of stops (128): every one is stopped gracefully, the later waves
+/// without waiting for the emperor's patience to run out, and nothing is left.
+#[test]
+fn sigterm_stops_vassals_in_waves_and_every_wave_is_told() {
+    const VASSALS: usize = 300;
+    let tmp = tempfile::tempdir().unwrap();
+    let vassals = tmp.path().join("vassals");
+    std::fs::create_dir_all(&vassals).unwrap();
+    for i in 0..VASSALS {
+        write(
+            &vassals.join(format!("v{i:03}.ini")),
+            &ini("sleep 1000", &[]),
+        );
+    }
+    // The initial scan starts them all; a 30 s patience a stuck wave would run into.
+    let mut emperor = Emperor::start(
+        tmp.path(),
+        &["--emperor-throttle", "0", "--emperor-curse-tolerance", "30"],
+    );
+    emperor.wait_until_for(
+        "every vassal runs its payload",
+        Duration::from_secs(60),
+        || {
+            let stats = emperor.stats();
+            let vassals = stats["vassals"].as_array().cloned().unwrap_or_default();
+            vassals.len() == VASSALS && vassals.iter().all(|v| v["state"] == "running")
+        },
+    );
+    let tree = emperor.tree();
+    assert!(tree.len() > 2 * VASSALS, "{} processes", tree.len());
+
+    let signalled = Instant::now();
+    emperor.signal(Signal::SIGTERM);
+    assert_eq!(emperor.wait_exit().code(), Some(0), "{}", emperor.log());
+    let took = signalled.elapsed();
+
+    let log = emperor.log();
+    assert_eq!(log.matches(" stopped vassal=").count(), VASSALS, "{log}");
+    assert!(!log.contains("SIGKILL"), "a vassal was killed: {log}");
+    assert!(took < Duration::from_secs(20), "the stop took {took:?}");
+    emperor.wait_until("no process of the tree is left", || {
+        tree.iter().all(|&p| !alive(p))
+    });
+}

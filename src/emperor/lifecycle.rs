@@ -511,6 +511,7 @@ impl Emperor {
         let v = self.table.get_mut(slot).expect("slot");
         if self.ragnarok.is_some() {
             info!(vassal = %name, status = exit.status, "stopped");
+            self.stop_waves.exited();
             self.bury(slot);
             return;
         }
@@ -613,14 +614,30 @@ impl Emperor {
             return;
         }
         info!("{signal}: stopping every vassal");
-        self.ragnarok = Some(Instant::now() + self.settings.curse_tolerance);
+        let now = Instant::now();
+        self.ragnarok = Some(now + self.settings.curse_tolerance);
         self.queue.clear();
+        let mut running = Vec::new();
         for slot in self.table.slots() {
+            if self.table.get(slot).is_some_and(|v| v.process.is_some()) {
+                running.push(slot);
+            } else {
+                self.bury(slot);
+            }
+        }
+        self.stop_waves = super::stop_waves::StopWaves::new(running);
+        self.tell_stop_wave(now);
+    }
+
+    /// Tell the next wave of vassals to stop, when it is due.
+    pub(super) fn tell_stop_wave(&mut self, now: Instant) {
+        for slot in self.stop_waves.due(now) {
             if self.table.get(slot).is_some_and(|v| v.process.is_some()) {
                 self.send(slot, Command::Stop);
                 self.table.get_mut(slot).expect("slot").state = State::Stopping;
             } else {
-                self.bury(slot);
+                // Gone while it waited for its wave: nothing of it is under way.
+                self.stop_waves.exited();
             }
         }
     }

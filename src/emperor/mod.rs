@@ -13,6 +13,7 @@ mod pool;
 mod runtime_binary;
 mod spawn;
 pub mod stats;
+mod stop_waves;
 mod table;
 pub mod throttle;
 mod timers;
@@ -127,6 +128,8 @@ pub struct Emperor {
     warming_up: bool,
     /// Set when the emperor is stopping: the moment patience ends.
     ragnarok: Option<Instant>,
+    /// While stopping: the vassals still to be told, a wave at a time.
+    stop_waves: stop_waves::StopWaves,
     /// Tyrant mode: configs whose owner changed while running, with the owner they had.
     refused: std::collections::HashMap<String, (u32, u32)>,
     /// Sockets the emperor binds and holds for its vassals (on-demand sockets).
@@ -211,6 +214,7 @@ impl Emperor {
             spawner,
             warming_up: true,
             ragnarok: None,
+            stop_waves: stop_waves::StopWaves::default(),
             refused: Default::default(),
             held: Default::default(),
             idle: Default::default(),
@@ -287,6 +291,9 @@ impl Emperor {
                 break;
             }
             self.fire_timers(now);
+            if self.ragnarok.is_some() {
+                self.tell_stop_wave(now);
+            }
             self.sample_idle(now);
             self.poll_monitors(now);
             self.process_queue(now);
@@ -314,7 +321,7 @@ impl Emperor {
     }
 
     /// The earliest moment something is due: a vassal timer, a monitor's debounce, the
-    /// rescan, the spawn queue, an idle sample, the end of Ragnarok.
+    /// rescan, the spawn queue, an idle sample, the next wave of stops, the end of Ragnarok.
     fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.next();
         let monitors = self.monitors.iter().filter_map(|m| m.deadline()).min();
@@ -335,6 +342,7 @@ impl Emperor {
             rescan,
             self.idle.deadline(),
             self.ragnarok,
+            self.stop_waves.deadline(),
         ]
         .into_iter()
         .flatten()
