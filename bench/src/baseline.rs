@@ -7,14 +7,10 @@
 
 use crate::interrupt;
 use crate::measure::{new_config_samples, Options, PROC_POLL, WAIT_LIMIT};
-use crate::procfs::{self, Pid};
+use crate::probed::{command, Probed, PROBED_PAYLOAD};
 use crate::samples::{poll_until, Samples};
 use crate::session::BenchResult;
-use crate::target::{Target, PAYLOAD_COMM};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid as NixPid;
-use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use crate::target::Target;
 use std::time::{Duration, Instant};
 
 /// Where a baseline's time ends.
@@ -54,13 +50,6 @@ pub const COMMANDS: [&[&str]; 2] = [
         "true",
     ],
 ];
-
-/// What replaces `true` in the like-for-like variants: a payload that stays, so that its
-/// exec can be seen in /proc as the emperor's is.
-const PROBED_PAYLOAD: [&str; 2] = ["sleep", "100000"];
-
-/// How long a probed command may take to go once its `sleep` is killed.
-const EXIT_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Each baseline command `runs` times, one after the other: first as the issue times them
 /// (until `true` exited), then like for like (until `sleep` exec'd).
@@ -105,16 +94,6 @@ fn measure_command(argv: &[&str], until: Until, runs: usize) -> BenchResult<Base
     Ok(baseline)
 }
 
-fn command(argv: &[&str]) -> Command {
-    let mut command = Command::new(argv[0]);
-    command
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command
-}
-
 /// Wall time of fork+exec+wait for `argv`, `runs` times; an error if it does not succeed.
 fn time_runs(argv: &[&str], runs: usize) -> Result<Samples, String> {
     let mut samples = Samples::default();
@@ -146,126 +125,11 @@ fn time_probed_runs(argv: &[&str], runs: usize) -> Result<Samples, String> {
 
 fn time_probed_spawn(argv: &[&str]) -> Result<Duration, String> {
     let started = Instant::now();
-    let child = command(argv)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", argv[0]))?;
-    let mut spawned = Probed::new(child, argv.join(" "));
+    let mut spawned = Probed::spawn(argv)?;
     let what = format!("`sleep` exec'd under {}", argv[0]);
     let ((), at) = poll_until(&what, PROC_POLL, WAIT_LIMIT, || spawned.payload_seen())?;
     spawned.stop()?;
     Ok(at - started)
-}
-
-/// A probed baseline command: stopped by pid, its `sleep` included, and reaped, on every
-/// path (nothing on this machine reaps orphans).
-struct Probed {
-    child: Option<Child>,
-    command: String,
-    /// Every descendant seen, for the cleanup.
-    seen: BTreeSet<Pid>,
-}
-
-impl Probed {
-    fn new(child: Child, command: String) -> Self {
-        Probed {
-            child: Some(child),
-            command,
-            seen: BTreeSet::new(),
-        }
-    }
-
-    fn pid(&self) -> Option<Pid> {
-        self.child.as_ref().map(|c| c.id() as Pid)
-    }
-
-    /// The probe: the same /proc reads as the emperor's (children, then their comm), one
-    /// level deeper for bwrap. An error if the command ended before its `sleep` ran.
-    fn payload_seen(&mut self) -> BenchResult<Option<()>> {
-        let Some(child) = self.child.as_mut() else {
-            return Err(format!("{}: already stopped", self.command));
-        };
-        if let Ok(Some(status)) = child.try_wait() {
-            self.child = None;
-            return Err(format!(
-                "{} ended ({status}) before `sleep` ran",
-                self.command
-            ));
-        }
-        let root = child.id() as Pid;
-        Ok(procfs::descendant_named(root, PAYLOAD_COMM).map(|payload| {
-            self.seen.insert(payload);
-        }))
-    }
-
-    /// SIGKILL the `sleep` first, so that each process above it (unshare; bwrap's init, then
-    /// bwrap) collects its child and exits, and reap the command; SIGKILL anything left. An
-    /// error if any process of it is still there after.
-    fn stop(&mut self) -> Result<(), String> {
-        let Some(pid) = self.pid() else {
-            return self.check_gone();
-        };
-        self.seen.extend(procfs::descendants(pid));
-        for &payload in &self.seen {
-            if procfs::comm(payload).as_deref() == Some(PAYLOAD_COMM) {
-                sigkill(payload);
-            }
-        }
-        if !self.reaped_within(EXIT_PATIENCE) {
-            self.seen.extend(procfs::descendants(pid));
-            for &p in self.seen.iter().chain([&pid]) {
-                sigkill(p);
-            }
-            if !self.reaped_within(EXIT_PATIENCE) {
-                return Err(format!("{} (pid {pid}) survived SIGKILL", self.command));
-            }
-        }
-        self.check_gone()
-    }
-
-    /// Poll for the command's exit (1 ms steps); true once it is reaped.
-    fn reaped_within(&mut self, patience: Duration) -> bool {
-        let deadline = Instant::now() + patience;
-        while let Some(child) = self.child.as_mut() {
-            if !matches!(child.try_wait(), Ok(None)) {
-                self.child = None;
-            } else if Instant::now() >= deadline {
-                return false;
-            } else {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        true
-    }
-
-    /// Every descendant seen is gone from /proc (each was reaped by its own parent).
-    fn check_gone(&self) -> Result<(), String> {
-        let what = format!("every process of {} gone", self.command);
-        poll_until(&what, PROC_POLL, EXIT_PATIENCE, || {
-            Ok(self.seen.iter().all(|&p| !procfs::exists(p)).then_some(()))
-        })
-        .map(|_| ())
-        .map_err(|e| format!("{e}: left {:?}", self.left()))
-    }
-
-    fn left(&self) -> Vec<Pid> {
-        self.seen
-            .iter()
-            .copied()
-            .filter(|&p| procfs::exists(p))
-            .collect()
-    }
-}
-
-impl Drop for Probed {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = self.stop();
-        }
-    }
-}
-
-fn sigkill(pid: Pid) {
-    let _ = kill(NixPid::from_raw(pid), Signal::SIGKILL);
 }
 
 /// The emperor's spawn under `target`'s jail: new config -> payload exec'd, with one vassal

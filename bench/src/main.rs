@@ -4,9 +4,13 @@
 //! kernel's own price for a jailed spawn. See docs/PERFORMANCE.md.
 
 mod baseline;
+mod cpu;
+mod curve;
 mod interrupt;
+mod machine_start;
 mod measure;
 mod plot;
+mod probed;
 mod procfs;
 mod report;
 mod run;

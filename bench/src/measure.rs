@@ -1,6 +1,7 @@
 //! The scenarios, for one target and one size N: start all, then with N running add, touch,
 //! kill and remove vassals, read memory and idle CPU, and stop.
 
+use crate::cpu::{self, CpuSplit, WindowStart};
 use crate::interrupt;
 use crate::procfs::{self, Pid};
 use crate::samples::{poll_until, Samples};
@@ -13,6 +14,10 @@ use std::time::{Duration, Instant};
 pub const PROC_POLL: Duration = Duration::from_millis(1);
 /// Stats polling period (each poll makes the supervisor build the whole document).
 pub const STATS_POLL: Duration = Duration::from_millis(5);
+/// Stats polling period during start-all while the vassals' tasks are not there yet.
+const SLOW_STATS_POLL: Duration = Duration::from_secs(1);
+/// Tasks of a running vassal: its runtime and its payload (uWSGI: `sh` and the payload).
+const TASKS_PER_VASSAL: usize = 2;
 /// Any single wait longer than this is a failure.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 /// Quiet time before memory and idle readings (loyalty messages, stats threads).
@@ -74,6 +79,8 @@ pub struct SizeResult {
     pub jail: String,
     pub vassals: usize,
     pub start_all: Duration,
+    /// Where the CPU went while they started (None: /proc/stat unreadable).
+    pub start_cpu: Option<CpuSplit>,
     pub new_config: Samples,
     /// The part of new_config until the runtime process existed.
     pub new_config_forked: Samples,
@@ -92,9 +99,7 @@ pub fn run_size(
     n: usize,
     options: &Options,
 ) -> BenchResult<SizeResult> {
-    let mut session = Session::start(target, n, PAYLOAD)?;
-    let start_all = start_all(&mut session, n)?;
-    progress(&format!("{n} running after {start_all:.2?}"));
+    let (mut session, started) = start_supervisor(target, n, PAYLOAD)?;
     let added: Vec<String> = (0..options.samples)
         .map(|k| format!("new-{k:03}"))
         .collect();
@@ -134,7 +139,8 @@ pub fn run_size(
         target: target.name().to_string(),
         jail: jail.to_string(),
         vassals: n,
-        start_all,
+        start_all: started.elapsed,
+        start_cpu: started.cpu,
         new_config,
         new_config_forked,
         touch_reload,
@@ -161,26 +167,129 @@ fn sample_each(
     Ok(samples)
 }
 
+/// Start-all: how long, and where the CPU went meanwhile.
+struct StartAll {
+    elapsed: Duration,
+    cpu: Option<CpuSplit>,
+}
+
+/// Start the supervisor over `n` configs running `payload` and wait until its stats list
+/// them all running. The task count and CPU counters are read just before it starts.
+fn start_supervisor<'t>(
+    target: &'t dyn Target,
+    n: usize,
+    payload: &'static str,
+) -> BenchResult<(Session<'t>, StartAll)> {
+    let mut session = Session::prepared(target, n, payload)?;
+    cpu::settle()?;
+    let tasks_before = procfs::tasks_total();
+    let window = WindowStart::now();
+    session.spawn()?;
+    let elapsed = start_all(&mut session, n, tasks_before)?;
+    let pid = session.pid;
+    let cpu = window.end(|| cpu::tree_ns(pid));
+    Ok((session, StartAll { elapsed, cpu }))
+}
+
 /// From the supervisor's start until the stats list `n` vassals running. Progress comes from
-/// the stats, or from /proc while they are silent; a lasting stall fails as "stuck".
-fn start_all(session: &mut Session, n: usize) -> BenchResult<Duration> {
-    let mut progress = StartProgress::new(n, Instant::now());
+/// the stats, or from /proc while they are silent; a lasting stall fails as "stuck". The
+/// stats are read as `StatsSchedule` says, /proc/loadavg every `STATS_POLL` meanwhile.
+fn start_all(
+    session: &mut Session,
+    n: usize,
+    tasks_before: Option<usize>,
+) -> BenchResult<Duration> {
+    let mut watch = StartProgress::new(n, session.started);
+    let mut schedule = StatsSchedule::new(n, tasks_before, session.started);
     let what = format!("{n} vassals running");
-    let ((), at) = poll_until(&what, start_poll(n), Duration::MAX, || {
+    let ((), at) = poll_until(&what, STATS_POLL, Duration::MAX, || {
+        if !schedule.due(Instant::now(), procfs::tasks_total()) {
+            return Ok(None);
+        }
         let count = running_count(session)?;
-        if let Err(stuck) = progress.record(count, Instant::now()) {
+        let now = Instant::now();
+        schedule.read(now, count.count());
+        if let Err(stuck) = watch.record(count, now) {
             return Err(format!("{stuck}; log tail:\n{}", session.log_tail(5)));
         }
         Ok((count == Running::Stats(n)).then_some(()))
     })?;
+    let fast = schedule
+        .fast_since
+        .map_or("never".into(), |t| format!("for the last {:.2?}", at - t));
+    progress(&format!(
+        "{n} running after {:.2?} (stats read {} times; every {STATS_POLL:?} {fast})",
+        at - session.started,
+        schedule.reads
+    ));
     Ok(at - session.started)
 }
 
-/// The stats polling period while N start: every poll makes the supervisor build (and us
-/// parse) a document of N entries, so a fixed 5 ms would load the 2 CPUs more and more with
-/// N. 20 us per vassal: 5 ms up to 250 vassals, 100 ms at 5000 (an error of 0.2% of 50 s).
-fn start_poll(n: usize) -> Duration {
-    STATS_POLL.max(Duration::from_micros(20) * n as u32)
+/// When start-all reads the stats. Each read makes the supervisor build a document of N
+/// entries and the benchmark parse it, on the CPUs the start needs. So until the machine has
+/// about the tasks N running vassals need (/proc/loadavg's total: one small read per poll),
+/// the stats are read once a second (progress and stall detection), sooner only as the
+/// count so far says the end nears; from then on every `STATS_POLL`.
+struct StatsSchedule {
+    n: usize,
+    /// The task total from which the stats are read every `STATS_POLL`; None: unknown, so
+    /// from the start.
+    tasks_needed: Option<usize>,
+    started: Instant,
+    next_read: Instant,
+    /// When the reads every `STATS_POLL` began.
+    fast_since: Option<Instant>,
+    reads: usize,
+}
+
+impl StatsSchedule {
+    fn new(n: usize, tasks_before: Option<usize>, started: Instant) -> Self {
+        let vassal_tasks = TASKS_PER_VASSAL * n;
+        // 1% short of the mark: other load's tasks come and go.
+        let tasks_needed = tasks_before.map(|t| t + vassal_tasks - vassal_tasks / 100);
+        StatsSchedule {
+            n,
+            tasks_needed,
+            started,
+            next_read: started,
+            fast_since: None,
+            reads: 0,
+        }
+    }
+
+    /// Whether to read the stats at `now`, the machine having `tasks` tasks.
+    fn due(&mut self, now: Instant, tasks: Option<usize>) -> bool {
+        if self.fast_since.is_none() {
+            let reached = match (self.tasks_needed, tasks) {
+                (Some(needed), Some(tasks)) => tasks >= needed,
+                _ => true,
+            };
+            if reached {
+                self.fast_since = Some(now);
+            }
+        }
+        self.fast_since.is_some() || now >= self.next_read
+    }
+
+    /// A read at `now` saw `running` vassals.
+    fn read(&mut self, now: Instant, running: usize) {
+        self.reads += 1;
+        self.next_read = now + slow_period(now - self.started, running, self.n);
+    }
+}
+
+/// The wait before the next read while the tasks are not there yet: a second, or half of
+/// what the rest would take at the pace so far when that is shorter, so that the end is
+/// seen soon even when the task total misses its mark (other load's tasks went meanwhile).
+fn slow_period(elapsed: Duration, running: usize, n: usize) -> Duration {
+    if running == 0 {
+        return SLOW_STATS_POLL;
+    }
+    if running >= n {
+        return STATS_POLL;
+    }
+    let rest = elapsed.mul_f64((n - running) as f64 / running as f64);
+    (rest / 2).clamp(STATS_POLL, SLOW_STATS_POLL)
 }
 
 /// How many vassals run, and who says so.
@@ -476,8 +585,7 @@ pub fn new_config_samples(
     n: usize,
     options: &Options,
 ) -> BenchResult<Samples> {
-    let mut session = Session::start(target, n, PAYLOAD)?;
-    start_all(&mut session, n)?;
+    let (mut session, _) = start_supervisor(target, n, PAYLOAD)?;
     let added: Vec<String> = (0..options.samples)
         .map(|k| format!("new-{k:03}"))
         .collect();
@@ -489,8 +597,7 @@ pub fn new_config_samples(
 /// Orphan check: a few vassals whose payload forks a child (`sh -c 'sleep & exec sleep'`),
 /// then SIGTERM the supervisor: what is left alive, and how long the stop took.
 pub fn run_orphans(target: &dyn Target) -> BenchResult<StopReport> {
-    let mut session = Session::start(target, ORPHAN_VASSALS, FORKING_PAYLOAD)?;
-    start_all(&mut session, ORPHAN_VASSALS)?;
+    let (mut session, _) = start_supervisor(target, ORPHAN_VASSALS, FORKING_PAYLOAD)?;
     // Each payload's own child must exist before the stop.
     poll_until("the payloads' children", PROC_POLL, WAIT_LIMIT, || {
         let all = procfs::descendants(session.pid);
@@ -557,6 +664,48 @@ mod tests {
         let stuck = progress.record(Running::Proc(80), at(96)).unwrap_err();
         assert!(stuck.contains("stuck at 80 of 100"), "{stuck}");
         assert!(stuck.contains("/proc"), "{stuck}");
+    }
+
+    #[test]
+    fn stats_are_read_rarely_until_the_vassals_tasks_are_there() {
+        let t0 = Instant::now();
+        let ms = |ms| t0 + Duration::from_millis(ms);
+        // 100 tasks before, 1000 vassals: every 5 ms from 100 + 2000 - 20 tasks.
+        let mut schedule = StatsSchedule::new(1000, Some(100), t0);
+        assert!(schedule.due(t0, Some(101)));
+        schedule.read(t0, 0);
+        assert!(!schedule.due(ms(5), Some(900)));
+        assert!(!schedule.due(ms(995), Some(1500)));
+        assert!(schedule.due(ms(1000), Some(1500)));
+        schedule.read(ms(1000), 300);
+        assert!(!schedule.due(ms(1005), Some(2079)));
+        assert!(schedule.due(ms(1010), Some(2080)));
+        assert_eq!(schedule.fast_since, Some(ms(1010)));
+        assert!(schedule.due(ms(1015), Some(1000)), "fast stays fast");
+    }
+
+    #[test]
+    fn stats_are_read_every_poll_when_the_task_count_is_unknown() {
+        let t0 = Instant::now();
+        let mut schedule = StatsSchedule::new(10, None, t0);
+        schedule.read(t0, 0);
+        assert!(schedule.due(t0 + STATS_POLL, Some(5)));
+        let mut schedule = StatsSchedule::new(10, Some(50), t0);
+        schedule.read(t0, 0);
+        assert!(schedule.due(t0 + STATS_POLL, None));
+    }
+
+    #[test]
+    fn slow_reads_come_sooner_as_the_end_nears() {
+        let secs = Duration::from_secs;
+        assert_eq!(slow_period(secs(3), 0, 5000), SLOW_STATS_POLL);
+        // 4000 of 5000 in 8 s: the rest in about 2 s, read again in 1 s.
+        assert_eq!(slow_period(secs(8), 4000, 5000), SLOW_STATS_POLL);
+        // 4900 of 5000 in 9.8 s: the rest in 0.2 s, read again in 0.1 s.
+        let soon = slow_period(Duration::from_millis(9800), 4900, 5000);
+        assert!((soon.as_secs_f64() - 0.1).abs() < 1e-9, "{soon:?}");
+        assert_eq!(slow_period(secs(10), 4999, 5000), STATS_POLL);
+        assert_eq!(slow_period(secs(10), 5000, 5000), STATS_POLL);
     }
 
     #[test]

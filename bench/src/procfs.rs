@@ -1,7 +1,8 @@
 //! What the benchmark reads from /proc: process trees, memory and CPU counters.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::sync::OnceLock;
 
 pub type Pid = i32;
 
@@ -100,6 +101,83 @@ pub fn cpu_ticks(pid: Pid) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// A process's CPU time from /proc/PID/stat, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// utime + stime of the whole thread group, exited threads included. Each process's
+    /// figure is rounded down to whole ticks: a process that ran 2 ms shows 0.
+    pub own: u64,
+    /// cutime + cstime: the children it already collected (summed before rounding).
+    pub reaped: u64,
+}
+
+pub fn cpu_times(pid: Pid) -> Option<CpuTimes> {
+    parse_cpu_times(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_cpu_times(stat: &str) -> Option<CpuTimes> {
+    let fields = stat_fields_after_comm(stat);
+    // Fields 14 to 17 of stat(5).
+    let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(CpuTimes {
+        own: field(11)? + field(12)?,
+        reaped: field(13)? + field(14)?,
+    })
+}
+
+/// Nanoseconds on CPU of every live thread of `pid` (the first field of each
+/// /proc/PID/task/TID/schedstat): exact, unlike the ticks, but without exited threads.
+pub fn threads_cpu_ns(pid: Pid) -> Option<u64> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    Some(
+        tasks
+            .flatten()
+            .filter_map(|task| task.file_name().to_str()?.parse().ok())
+            .filter_map(|tid| thread_cpu_ns(pid, tid))
+            .sum(),
+    )
+}
+
+/// The whole machine's CPU time since boot from the `cpu` line of /proc/stat, in clock
+/// ticks (USER_HZ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MachineTicks {
+    /// user + nice + system + irq + softirq (guest time is already in user and nice).
+    pub busy: u64,
+    /// Time the hypervisor ran something else while one of our CPUs wanted to run.
+    pub steal: u64,
+}
+
+pub fn machine_ticks() -> Option<MachineTicks> {
+    parse_machine_ticks(&fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let column: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let at = |i: usize| column.get(i).copied();
+    Some(MachineTicks {
+        busy: at(0)? + at(1)? + at(2)? + at(5)? + at(6)?,
+        steal: at(7).unwrap_or(0),
+    })
+}
+
+/// How many tasks (threads) the machine has now: the total of /proc/loadavg's
+/// "running/total" field. One small read, cheap enough to poll.
+pub fn tasks_total() -> Option<usize> {
+    parse_tasks_total(&fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+fn parse_tasks_total(loadavg: &str) -> Option<usize> {
+    let (_running, total) = loadavg.split_whitespace().nth(3)?.split_once('/')?;
+    total.parse().ok()
+}
+
 /// Nanoseconds on CPU of the main thread (first field of /proc/PID/schedstat): far finer
 /// than ticks, but threads that already exited are not in it.
 pub fn main_thread_cpu_ns(pid: Pid) -> Option<u64> {
@@ -139,15 +217,57 @@ fn field_value(text: &str, key: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux if getconf is missing).
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux if getconf is missing), asked
+/// once.
 pub fn ticks_per_second() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
+    static TICKS: OnceLock<u64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// Every thread on the machine: (pid, tid) -> (its process's comm, CPU ns from schedstat).
+/// One read per thread: meant for a quiet machine (before a start), not for one running
+/// thousands of vassals.
+pub fn all_threads_cpu_ns() -> BTreeMap<(Pid, Pid), (String, u64)> {
+    let mut out = BTreeMap::new();
+    let Ok(processes) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for process in processes.flatten() {
+        let Some(pid) = process.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Some(name) = comm(pid) else { continue };
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            if let Some(ns) = thread_cpu_ns(pid, tid) {
+                out.insert((pid, tid), (name.clone(), ns));
+            }
+        }
+    }
+    out
+}
+
+/// One thread's CPU time (schedstat's first field, ns).
+pub fn thread_cpu_ns(pid: Pid, tid: Pid) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
         .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
 }
 
 #[cfg(test)]
@@ -169,6 +289,41 @@ mod tests {
         assert_eq!(field_value(text, "VmRSS"), Some(1234));
         assert_eq!(field_value(text, "Private_Clean"), Some(5));
         assert_eq!(field_value(text, "Missing"), None);
+    }
+
+    #[test]
+    fn reads_own_and_reaped_cpu_times() {
+        let stat = "42 (a b) S 1 42 42 0 -1 4194560 1 0 0 0 7 3 20 5 20 0 1 0";
+        let times = parse_cpu_times(stat).unwrap();
+        assert_eq!(
+            times,
+            CpuTimes {
+                own: 10,
+                reaped: 25
+            }
+        );
+        let me = std::process::id() as Pid;
+        assert!(cpu_times(me).is_some());
+        assert!(threads_cpu_ns(me).is_some_and(|ns| ns > 0));
+    }
+
+    #[test]
+    fn parses_the_machine_cpu_line() {
+        let stat = "cpu  36688 5 8993 15843 327 11 167 932 40 0\ncpu0 1 2 3 4 5 6 7 8 9 0\n";
+        let ticks = parse_machine_ticks(stat).unwrap();
+        assert_eq!(ticks.busy, 36688 + 5 + 8993 + 11 + 167);
+        assert_eq!(ticks.steal, 932);
+        // Old kernels have no steal column.
+        let old = parse_machine_ticks("cpu  1 2 3 4 5 6 7\n").unwrap();
+        assert_eq!((old.busy, old.steal), (1 + 2 + 3 + 6 + 7, 0));
+        assert_eq!(parse_machine_ticks("intr 1 2\n"), None);
+    }
+
+    #[test]
+    fn parses_the_task_count_of_loadavg() {
+        assert_eq!(parse_tasks_total("3.41 1.94 0.80 3/101 3135\n"), Some(101));
+        assert_eq!(parse_tasks_total("3.41 1.94 0.80"), None);
+        assert!(tasks_total().is_some_and(|t| t > 0));
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Row {
     }
 }
 
-fn verdict(pass: Option<bool>) -> &'static str {
+pub fn verdict(pass: Option<bool>) -> &'static str {
     match pass {
         Some(true) => "pass",
         Some(false) => "MISS",
@@ -560,6 +560,8 @@ pub struct Document<'a> {
     pub command: &'a str,
     pub conditions: &'a Conditions,
     pub supervisors: &'a [String],
+    /// Markdown of the start-all curve and its linearity verdicts.
+    pub curve: &'a str,
     /// Markdown of the spawn-cost baseline and the orphan check.
     pub extras: &'a str,
     pub sections: &'a [(String, Vec<Compared>)],
@@ -595,6 +597,7 @@ impl Document<'_> {
             )
             .replace("{{load}}", &self.conditions.load)
             .replace("{{open_files}}", &self.conditions.open_files)
+            .replace("{{curve}}", self.curve.trim_end())
             .replace("{{extras}}", self.extras.trim_end())
             .replace("{{results}}", results.trim_end())
     }

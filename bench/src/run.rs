@@ -1,7 +1,10 @@
-//! The whole run: every jail and size for the emperor and uWSGI, the orphan check, the
-//! spawn-cost baseline; then the tables, the document and the plot made from them.
+//! The whole run: every jail and size for the emperor, uWSGI and the machine baseline, the
+//! orphan check, the spawn-cost baseline; then the tables, the document and the plot made
+//! from them.
 
 use crate::baseline::{self, Baseline};
+use crate::curve::{self, Curve, Point, MACHINE};
+use crate::machine_start::{self, MachineStart};
 use crate::measure::{self, Options, SizeResult};
 use crate::plot::{self, Panel, Series};
 use crate::report::{self, Absent, Compared};
@@ -21,6 +24,8 @@ const UWSGI_SCAN_PERIOD: Duration = Duration::from_secs(3);
 /// Everything measured, and what failed.
 pub struct Outcome {
     pub results: Vec<SizeResult>,
+    /// The machine's own start-all at every jail and size.
+    pub machine_starts: Vec<MachineStart>,
     /// Why there is no uWSGI column, if there is none.
     pub uwsgi_absent: Option<Absent>,
     /// Per jail: the emperor's and uWSGI's stop with forking payloads.
@@ -104,6 +109,7 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
         .unwrap_or_else(|| args.sizes.clone());
     let mut outcome = Outcome {
         results: Vec::new(),
+        machine_starts: Vec::new(),
         uwsgi_absent,
         orphans: Vec::new(),
         baselines: Vec::new(),
@@ -130,6 +136,7 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
             } else {
                 args.idle_secs
             };
+            outcome.machine_start(jail, n)?;
             let ours_options = Options {
                 samples: args.samples.max(1),
                 idle_window: Duration::from_secs(idle),
@@ -203,6 +210,19 @@ impl Outcome {
         Ok(())
     }
 
+    /// The machine baseline at one jail and size; a failure is its row's, not the run's.
+    fn machine_start(&mut self, jail: &Jail, n: usize) -> BenchResult<()> {
+        let argv = machine_start::argv(jail).join(" ");
+        eprintln!("{MACHINE}: {n} x `{argv}`");
+        let measured = machine_start::measure(jail, n)?;
+        match &measured.result {
+            Ok(run) => eprintln!("  {n} running after {:.2?}", run.start_all),
+            Err(e) => eprintln!("  failed: {e}"),
+        }
+        self.machine_starts.push(measured);
+        Ok(())
+    }
+
     fn checked<T>(
         &mut self,
         target: &dyn Target,
@@ -225,6 +245,78 @@ impl Outcome {
         self.results
             .iter()
             .find(|r| r.target == target && r.jail == jail && r.vassals == n)
+    }
+
+    fn machine_start_at(&self, jail: &str, n: usize) -> Option<&MachineStart> {
+        self.machine_starts
+            .iter()
+            .find(|m| m.jail == jail && m.vassals == n)
+    }
+
+    /// Per jail: the emperor's, uWSGI's and the machine baseline's start-all at every size
+    /// measured.
+    fn curves(&self) -> Vec<Curve> {
+        let mut curves = Vec::new();
+        for jail in &self.jails {
+            let machine = |n| {
+                self.machine_start_at(jail, n)
+                    .and_then(|m| m.result.as_ref().ok())
+                    .map(|run| run.start_all)
+            };
+            for target in ["emperor", "uWSGI"] {
+                let points: Vec<Point> = self
+                    .sizes
+                    .iter()
+                    .filter_map(|&n| self.find(target, jail, n))
+                    .map(|r| Point {
+                        n: r.vassals,
+                        start_all: Ok(r.start_all),
+                        cpu: r.start_cpu.clone(),
+                        machine: machine(r.vassals),
+                    })
+                    .collect();
+                if !points.is_empty() {
+                    curves.push(Curve {
+                        who: target.into(),
+                        jail: jail.clone(),
+                        points,
+                    });
+                }
+            }
+            let points: Vec<Point> = self
+                .sizes
+                .iter()
+                .filter_map(|&n| self.machine_start_at(jail, n))
+                .map(|m| Point {
+                    n: m.vassals,
+                    start_all: m
+                        .result
+                        .as_ref()
+                        .map(|run| run.start_all)
+                        .map_err(Clone::clone),
+                    cpu: m.result.as_ref().ok().and_then(|run| run.cpu.clone()),
+                    machine: None,
+                })
+                .collect();
+            if !points.is_empty() {
+                curves.push(Curve {
+                    who: MACHINE.into(),
+                    jail: jail.clone(),
+                    points,
+                });
+            }
+        }
+        curves
+    }
+
+    /// The start-all curve and its linearity verdicts, as Markdown.
+    pub fn curve_section(&self) -> String {
+        let curves = self.curves();
+        format!(
+            "### Start-all curve\n\n{}\n**Linearity** (largest size against 1000):\n\n{}",
+            report::markdown_table(&curve::CURVE_HEADER, &curve::curve_cells(&curves)),
+            report::markdown_table(&curve::LINEARITY_HEADER, &curve::linearity_cells(&curves))
+        )
     }
 
     /// Per (jail, size): the side-by-side table.
@@ -262,6 +354,12 @@ impl Outcome {
                 report::text_table(&report::COMPARED_HEADER, &cells)
             );
         }
+        let curves = self.curves();
+        println!(
+            "\nStart-all curve\n{}\nLinearity (largest size against 1000)\n{}",
+            report::text_table(&curve::CURVE_HEADER, &curve::curve_cells(&curves)),
+            report::text_table(&curve::LINEARITY_HEADER, &curve::linearity_cells(&curves))
+        );
         println!("\n{}", self.extras());
         for failure in &self.failures {
             println!("FAILED: {failure}");
@@ -348,6 +446,21 @@ impl Outcome {
                 });
             }
         }
+        for jail in &self.jails {
+            let points: Vec<(f64, f64)> = self
+                .sizes
+                .iter()
+                .filter_map(|&n| self.machine_start_at(jail, n))
+                .filter_map(|m| Some((m.vassals as f64, m.result.as_ref().ok()?.start_all)))
+                .map(|(n, t)| (n, t.as_secs_f64()))
+                .collect();
+            if !points.is_empty() {
+                start.push(Series {
+                    label: format!("{MACHINE} (unshare trees), jail {jail}"),
+                    points,
+                });
+            }
+        }
         vec![
             Panel {
                 title: "start all N vassals".into(),
@@ -372,8 +485,10 @@ impl Outcome {
         let command = format!("cargo run --release -p emperor-bench -- {}", args.join(" "));
         let sections = self.sections();
         let extras = self.extras();
+        let curve = self.curve_section();
         let document = report::Document {
             command: &command,
+            curve: &curve,
             conditions,
             supervisors: &self.supervisors,
             extras: &extras,

@@ -50,9 +50,13 @@ pub struct StopReport {
 }
 
 impl<'t> Session<'t> {
-    /// Write `count` configs (vassal-0000 ...) running `payload` and start the supervisor
-    /// over them.
-    pub fn start(target: &'t dyn Target, count: usize, payload: &'static str) -> BenchResult<Self> {
+    /// Write `count` configs (vassal-0000 ...) running `payload`, without starting the
+    /// supervisor yet (`spawn` does): a measurement can then read its counters just before.
+    pub fn prepared(
+        target: &'t dyn Target,
+        count: usize,
+        payload: &'static str,
+    ) -> BenchResult<Self> {
         let dir = tempfile::Builder::new()
             .prefix("emperor-bench-")
             .tempdir()
@@ -66,7 +70,7 @@ impl<'t> Session<'t> {
         for d in [&layout.vassals, &staging] {
             fs::create_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
-        let mut session = Session {
+        let session = Session {
             target,
             payload,
             layout,
@@ -80,11 +84,11 @@ impl<'t> Session<'t> {
         for i in 0..count {
             session.add_config(&initial_name(i))?;
         }
-        session.spawn()?;
         Ok(session)
     }
 
-    fn spawn(&mut self) -> BenchResult<()> {
+    /// Start the supervisor over the prepared directory.
+    pub fn spawn(&mut self) -> BenchResult<()> {
         let log = fs::File::create(&self.layout.log).map_err(|e| format!("log file: {e}"))?;
         let err_log = log.try_clone().map_err(|e| format!("log file: {e}"))?;
         let started = Instant::now();
