@@ -278,18 +278,21 @@ impl StatsSchedule {
     }
 }
 
-/// The wait before the next read while the tasks are not there yet: a second, or half of
-/// what the rest would take at the pace so far when that is shorter, so that the end is
-/// seen soon even when the task total misses its mark (other load's tasks went meanwhile).
+/// The wait before the next read while the tasks are not there yet: as long as the start
+/// has taken so far (reads at 5, 10, 20, 40 ms ...: a small start is not made to wait a
+/// second for its first count), at most a second, or half of what the rest would take at
+/// the pace so far when that is shorter. So the end is seen soon even when the task total
+/// misses its mark (idle kernel workers and other load's tasks end meanwhile).
 fn slow_period(elapsed: Duration, running: usize, n: usize) -> Duration {
+    let backoff = elapsed.clamp(STATS_POLL, SLOW_STATS_POLL);
     if running == 0 {
-        return SLOW_STATS_POLL;
+        return backoff;
     }
     if running >= n {
         return STATS_POLL;
     }
     let rest = elapsed.mul_f64((n - running) as f64 / running as f64);
-    (rest / 2).clamp(STATS_POLL, SLOW_STATS_POLL)
+    (rest / 2).clamp(STATS_POLL, backoff)
 }
 
 /// How many vassals run, and who says so.
@@ -674,14 +677,21 @@ mod tests {
         let mut schedule = StatsSchedule::new(1000, Some(100), t0);
         assert!(schedule.due(t0, Some(101)));
         schedule.read(t0, 0);
-        assert!(!schedule.due(ms(5), Some(900)));
-        assert!(!schedule.due(ms(995), Some(1500)));
-        assert!(schedule.due(ms(1000), Some(1500)));
-        schedule.read(ms(1000), 300);
-        assert!(!schedule.due(ms(1005), Some(2079)));
-        assert!(schedule.due(ms(1010), Some(2080)));
-        assert_eq!(schedule.fast_since, Some(ms(1010)));
-        assert!(schedule.due(ms(1015), Some(1000)), "fast stays fast");
+        assert!(!schedule.due(ms(4), Some(900)));
+        assert!(schedule.due(ms(5), Some(900)));
+        // Each read waits as long as the start has taken so far.
+        schedule.read(ms(40), 0);
+        assert!(!schedule.due(ms(79), Some(900)));
+        assert!(schedule.due(ms(80), Some(900)));
+        // ... a second at the most.
+        schedule.read(ms(2000), 0);
+        assert!(!schedule.due(ms(2995), Some(1500)));
+        assert!(schedule.due(ms(3000), Some(1500)));
+        schedule.read(ms(3000), 300);
+        assert!(!schedule.due(ms(3005), Some(2079)));
+        assert!(schedule.due(ms(3010), Some(2080)));
+        assert_eq!(schedule.fast_since, Some(ms(3010)));
+        assert!(schedule.due(ms(3015), Some(1000)), "fast stays fast");
     }
 
     #[test]
@@ -699,6 +709,12 @@ mod tests {
     fn slow_reads_come_sooner_as_the_end_nears() {
         let secs = Duration::from_secs;
         assert_eq!(slow_period(secs(3), 0, 5000), SLOW_STATS_POLL);
+        // Nothing running yet: as long again as the start took so far.
+        assert_eq!(slow_period(Duration::ZERO, 0, 100), STATS_POLL);
+        let ms = Duration::from_millis;
+        assert_eq!(slow_period(ms(40), 0, 100), ms(40));
+        // 20 of 100 after 40 ms: the rest in 160 ms, but no later than 40 ms from now.
+        assert_eq!(slow_period(ms(40), 20, 100), ms(40));
         // 4000 of 5000 in 8 s: the rest in about 2 s, read again in 1 s.
         assert_eq!(slow_period(secs(8), 4000, 5000), SLOW_STATS_POLL);
         // 4900 of 5000 in 9.8 s: the rest in 0.2 s, read again in 0.1 s.

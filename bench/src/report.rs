@@ -303,14 +303,20 @@ pub enum Absent {
     NotInstalled,
     NotRun,
     Failed,
+    /// uWSGI 2.0's emperor clones a user namespace but maps no uid or gid into it: its
+    /// vassals come up as the overflow user and are cursed (tried: every one, at every size).
+    NoUserNamespace,
 }
 
 impl Absent {
-    fn text(self) -> &'static str {
+    pub fn text(self) -> &'static str {
         match self {
             Absent::NotInstalled => "not installed",
             Absent::NotRun => "not run",
             Absent::Failed => "failed (see below)",
+            Absent::NoUserNamespace => {
+                "not run: uWSGI 2.0 maps no uid/gid into a vassal's user namespace (its vassals are cursed)"
+            }
         }
     }
 }

@@ -71,7 +71,8 @@ pub fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-/// Both supervisors under one jail; uWSGI is None when not compared or not installed.
+/// Both supervisors under one jail; uWSGI is None when not compared, not installed, or for a
+/// jail with a user namespace (see `Absent::NoUserNamespace`).
 fn targets(
     emperor: &Path,
     jail: &Jail,
@@ -79,6 +80,7 @@ fn targets(
 ) -> (target::Emperor, Option<target::Uwsgi>) {
     let uwsgi = match compare {
         Compare::None => None,
+        _ if jail.has_user_namespace() => None,
         Compare::Auto | Compare::Uwsgi => target::Uwsgi::find(jail),
     };
     (target::Emperor::new(emperor, jail), uwsgi)
@@ -241,6 +243,16 @@ impl Outcome {
         }
     }
 
+    /// Why a jail has no uWSGI column, if it has none by design (not a failure).
+    fn uwsgi_absence(&self, jail: &str) -> Option<Absent> {
+        let user = Jail::parse(jail).is_ok_and(|j| j.has_user_namespace());
+        match self.uwsgi_absent {
+            Some(absent) => Some(absent),
+            None if user => Some(Absent::NoUserNamespace),
+            None => None,
+        }
+    }
+
     fn find(&self, target: &str, jail: &str, n: usize) -> Option<&SizeResult> {
         self.results
             .iter()
@@ -332,7 +344,7 @@ impl Outcome {
                 let theirs = self
                     .find("uWSGI", jail, n)
                     .map(|r| report::rows(r, tick_hz));
-                let column = match (&theirs, self.uwsgi_absent) {
+                let column = match (&theirs, self.uwsgi_absence(jail)) {
                     (Some(rows), _) => Ok(rows.as_slice()),
                     (None, Some(absent)) => Err(absent),
                     (None, None) => Err(Absent::Failed),
@@ -380,13 +392,13 @@ impl Outcome {
             ),
             None => absent.to_string(),
         };
-        let absent = self
-            .uwsgi_absent
-            .map_or("failed (see below)", |_| "not run");
         let rows: Vec<Vec<String>> = self
             .orphans
             .iter()
             .map(|(jail, ours, theirs)| {
+                let absent = self
+                    .uwsgi_absence(jail)
+                    .map_or("failed (see below)", Absent::text);
                 let pass = ours.as_ref().is_some_and(|s| s.orphans == 0);
                 vec![
                     jail.clone(),

@@ -50,6 +50,11 @@ impl Jail {
         })
     }
 
+    /// Whether its vassals get a user namespace.
+    pub fn has_user_namespace(&self) -> bool {
+        self.clone.split(',').any(|namespace| namespace == "user")
+    }
+
     /// How the report names it.
     pub fn describe(&self) -> String {
         if self.clone.is_empty() {
@@ -260,5 +265,8 @@ mod tests {
         assert_eq!(Jail::parse("full").unwrap().clone, "fs,net,ipc,pid,uts");
         assert!(Jail::parse("user").unwrap().clone.ends_with(",user"));
         assert!(Jail::parse("nope").is_err());
+        assert!(Jail::parse("user").unwrap().has_user_namespace());
+        assert!(!Jail::parse("full").unwrap().has_user_namespace());
+        assert!(!Jail::parse("plain").unwrap().has_user_namespace());
     }
 }
