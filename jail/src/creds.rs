@@ -43,6 +43,13 @@ fn fail(step: &'static str) -> impl Fn(Errno) -> DropFailure {
 }
 
 impl PrivilegeDrop {
+    /// Whether the drop keeps the uid and gid: then it changes no id the kernel compares when
+    /// it commits the new credentials, so the memory's dumpable flag stays as it was (dropping
+    /// capabilities, groups, rlimits and setting no_new_privs leave it alone).
+    pub fn keeps_ids(&self) -> bool {
+        self.uid.is_none() && self.gid.is_none()
+    }
+
     /// Apply in the current (single-threaded) process. Async-signal-safe: raw syscalls on the
     /// prepared fields, no allocation.
     pub fn apply(&self, last_cap: u32) -> Result<(), DropFailure> {

@@ -289,14 +289,16 @@ impl Launch {
 
     /// Whether the child may run in the parent's memory until its execve ([`crate::vfork`]):
     /// when nobody waits on it midway (a held child runs while the parent writes its maps),
-    /// and it changes no credentials (which would reset the dumpable flag of the memory it
-    /// shares, the parent's) and enters no new user namespace (left to the copying clone,
-    /// as Go does).
+    /// and it changes no uid or gid (which would reset the dumpable flag of the memory it
+    /// shares, the parent's: a drop of capabilities alone, a root vassal's, does not) and
+    /// enters no new user namespace (left to the copying clone, as Go does). Everything else
+    /// the child changes (credentials, rlimits, seccomp, no_new_privs, signal dispositions)
+    /// belongs to the child's task or to its own signal struct, not to the shared memory.
     fn may_share_memory(&self) -> bool {
         crate::vfork::AVAILABLE
             && !self.hold
             && !self.become_root
-            && self.drop.is_none()
+            && self.drop.as_ref().is_none_or(PrivilegeDrop::keeps_ids)
             && self.clone_flags & libc::CLONE_NEWUSER as u64 == 0
     }
 
