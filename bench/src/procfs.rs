@@ -93,12 +93,7 @@ fn stat_fields_after_comm(stat: &str) -> Vec<&str> {
 
 /// utime + stime in clock ticks, for the whole thread group (exited threads included).
 pub fn cpu_ticks(pid: Pid) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields = stat_fields_after_comm(&stat);
-    // Fields 14 and 15 of stat(5); index 0 here is field 3 (state).
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    cpu_times(pid).map(|times| times.own)
 }
 
 /// A process's CPU time from /proc/PID/stat, in clock ticks.
@@ -117,7 +112,7 @@ pub fn cpu_times(pid: Pid) -> Option<CpuTimes> {
 
 fn parse_cpu_times(stat: &str) -> Option<CpuTimes> {
     let fields = stat_fields_after_comm(stat);
-    // Fields 14 to 17 of stat(5).
+    // Fields 14 to 17 of stat(5); index 0 here is field 3 (state).
     let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
     Some(CpuTimes {
         own: field(11)? + field(12)?,
@@ -128,13 +123,20 @@ fn parse_cpu_times(stat: &str) -> Option<CpuTimes> {
 /// Nanoseconds on CPU of every live thread of `pid` (the first field of each
 /// /proc/PID/task/TID/schedstat): exact, unlike the ticks, but without exited threads.
 pub fn threads_cpu_ns(pid: Pid) -> Option<u64> {
+    Some(
+        threads(pid)?
+            .filter_map(|tid| thread_cpu_ns(pid, tid))
+            .sum(),
+    )
+}
+
+/// The thread ids of `pid` (/proc/PID/task); None when it is gone.
+fn threads(pid: Pid) -> Option<impl Iterator<Item = Pid>> {
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     Some(
         tasks
             .flatten()
-            .filter_map(|task| task.file_name().to_str()?.parse().ok())
-            .filter_map(|tid| thread_cpu_ns(pid, tid))
-            .sum(),
+            .filter_map(|task| task.file_name().to_str()?.parse().ok()),
     )
 }
 
@@ -178,15 +180,10 @@ fn parse_tasks_total(loadavg: &str) -> Option<usize> {
     total.parse().ok()
 }
 
-/// Nanoseconds on CPU of the main thread (first field of /proc/PID/schedstat): far finer
-/// than ticks, but threads that already exited are not in it.
+/// Nanoseconds on CPU of the main thread (its schedstat): far finer than ticks, but threads
+/// that already exited are not in it.
 pub fn main_thread_cpu_ns(pid: Pid) -> Option<u64> {
-    fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    thread_cpu_ns(pid, pid)
 }
 
 /// A `Key: value` field of /proc/PID/status, as a number (kB fields are in KiB).
@@ -245,13 +242,8 @@ pub fn all_threads_cpu_ns() -> BTreeMap<(Pid, Pid), (String, u64)> {
             continue;
         };
         let Some(name) = comm(pid) else { continue };
-        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Some(tid) = task.file_name().to_str().and_then(|s| s.parse().ok()) else {
-                continue;
-            };
+        let Some(tids) = threads(pid) else { continue };
+        for tid in tids {
             if let Some(ns) = thread_cpu_ns(pid, tid) {
                 out.insert((pid, tid), (name.clone(), ns));
             }
