@@ -126,6 +126,32 @@ pub enum Command {
     },
     /// Reload vassals one wave at a time, keeping a minimum of them ready (seed 003).
     Reload(ReloadCommand),
+    /// The emperor's clone server (started by the emperor, on its socket at fd 3).
+    #[command(hide = true)]
+    CloneServer(CloneServerCommand),
+}
+
+/// `clone-server [--uid U --gid G --keep-caps BITS]`: what the emperor starts it with.
+#[derive(Debug, Args)]
+pub struct CloneServerCommand {
+    /// The unprivileged emperor's uid, taken at start.
+    #[arg(long, requires_all = ["gid", "keep_caps"])]
+    pub uid: Option<u32>,
+    #[arg(long, requires = "uid")]
+    pub gid: Option<u32>,
+    /// The capabilities it keeps, as a bit set.
+    #[arg(long, requires = "uid")]
+    pub keep_caps: Option<u64>,
+}
+
+impl CloneServerCommand {
+    pub fn identity(&self) -> Option<crate::clone_server::ServerIdentity> {
+        Some(crate::clone_server::ServerIdentity {
+            uid: self.uid?,
+            gid: self.gid?,
+            keep: CapSet(self.keep_caps?),
+        })
+    }
 }
 
 #[derive(Debug, Args)]

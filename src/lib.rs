@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod clone_server;
 pub mod config;
 pub mod emperor;
 pub mod logging;

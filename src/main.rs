@@ -26,6 +26,7 @@ fn main() -> ExitCode {
             (Err(e), _) | (_, Err(e)) => fail(&e),
         },
         Some(Command::Stats { addr }) => check::print_stats(&addr),
+        Some(Command::CloneServer(args)) => emperor::clone_server::serve(args.identity()),
         Some(Command::Reload(args)) => {
             let seconds = |s: f64, what: &str| {
                 Duration::try_from_secs_f64(s)

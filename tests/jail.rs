@@ -430,6 +430,102 @@ fn unprivileged_emperor_keeps_only_setuid_setgid_and_runs_a_tyrant_vassal_in_nam
         );
     }
     assert_eq!(status(payload, "CapEff"), "0000000000000000");
+
+    // The clone server that cloned it runs as the emperor runs, and the runtime is the
+    // emperor's child all the same.
+    let server = clone_server_of(&emperor);
+    assert_eq!(status(server, "Uid"), "10000 10000 10000 10000");
+    for caps in ["CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(
+            status(server, caps),
+            setuid_setgid,
+            "{caps} of the clone server"
+        );
+    }
+    assert_eq!(parent(runtime), Some(emperor.pid));
+}
+
+/// The emperor's clone server: its one child that is not a runtime.
+fn clone_server_of(emperor: &Emperor) -> i32 {
+    let servers: Vec<i32> = children(emperor.pid)
+        .into_iter()
+        .filter(|&pid| cmdline(pid).contains(" clone-server"))
+        .collect();
+    assert_eq!(servers.len(), 1, "one clone server: {servers:?}");
+    servers[0]
+}
+
+#[test]
+fn a_clone_server_clones_user_namespaced_runtimes_and_its_loss_loses_no_vassal() {
+    if !have_root("a_clone_server_clones_user_namespaced_runtimes_and_its_loss_loses_no_vassal") {
+        return;
+    }
+    let tmp = open_tempdir();
+    let mut emperor = Emperor::start(
+        tmp.path(),
+        &["--emperor-tyrant", "--emperor-use-clone", "fs,pid"],
+    );
+    let drop_in = |name: &str| {
+        let staged = tmp.path().join(name);
+        write(&staged, &ini("sleep 1000", &[]));
+        chown(&staged, 20001, 20001);
+        std::fs::rename(&staged, emperor.vassals.join(name)).unwrap();
+    };
+    let server = clone_server_of(&emperor);
+    drop_in("first.ini");
+    let (first, _) = emperor.running("first.ini");
+    assert_eq!(
+        parent(first),
+        Some(emperor.pid),
+        "the runtime is the emperor's child"
+    );
+    assert_ne!(
+        namespace(&first.to_string(), "user"),
+        namespace("self", "user")
+    );
+
+    // Without its server the emperor clones the runtimes itself.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    emperor.wait_until("the clone server is reaped", || !alive(server));
+    drop_in("second.ini");
+    let (second, payload) = emperor.running("second.ini");
+    assert_eq!(parent(second), Some(emperor.pid));
+    assert_eq!(status(payload, "Uid"), "20001 20001 20001 20001");
+    assert!(
+        emperor.log().contains("the clone server is gone"),
+        "{}",
+        emperor.log()
+    );
+    assert!(alive(first), "the first vassal was not taken for a stray");
+
+    emperor.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(emperor.wait_exit().success());
+    assert!(!alive(first) && !alive(second));
+}
+
+#[test]
+fn an_emperor_leaves_no_clone_server_behind() {
+    if !have_root("an_emperor_leaves_no_clone_server_behind") {
+        return;
+    }
+    let tmp = open_tempdir();
+    let mut emperor = Emperor::start(tmp.path(), &["--emperor-use-clone", "fs,pid,user"]);
+    let server = clone_server_of(&emperor);
+    emperor.write("app.ini", &ini("sleep 1000", &[]));
+    let (runtime, _) = emperor.running("app.ini");
+    assert_eq!(parent(runtime), Some(emperor.pid));
+    emperor.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(emperor.wait_exit().success());
+    assert!(!alive(server), "the clone server outlived its emperor");
+    assert!(
+        !emperor.log().contains("stray"),
+        "the server went with its socket, not as a stray: {}",
+        emperor.log()
+    );
 }
 
 #[test]

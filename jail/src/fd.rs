@@ -101,6 +101,91 @@ pub fn recv_with_fds(
     Ok((msg.bytes, fds))
 }
 
+/// Most fds one message of [`send_message`] carries.
+pub const MAX_MESSAGE_FDS: usize = 16;
+
+/// Send one message (a datagram on a SOCK_SEQPACKET socket) with `fds` attached
+/// (SCM_RIGHTS), blocking until it is queued.
+pub fn send_message(
+    socket: std::os::fd::BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<(), SysError> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let cmsgs = if raw.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(&raw)]
+    };
+    let iov = [std::io::IoSlice::new(bytes)];
+    loop {
+        match sendmsg::<()>(
+            socket.as_raw_fd(),
+            &iov,
+            &cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::new("sendmsg(SCM_RIGHTS)", e)),
+        }
+    }
+}
+
+/// One message read by [`recv_message`].
+#[derive(Debug)]
+pub struct Message {
+    /// Bytes of it in the buffer; 0 is end of file (the peer closed).
+    pub len: usize,
+    /// The fds attached to it, close-on-exec.
+    pub fds: Vec<OwnedFd>,
+    /// The message or its fds did not fit: the rest was discarded (closed) by the kernel.
+    pub truncated: bool,
+}
+
+/// Block until one message (SOCK_SEQPACKET) arrives, with any fds attached to it.
+pub fn recv_message(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<Message, SysError> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut space = nix::cmsg_space!([RawFd; MAX_MESSAGE_FDS]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other.map_err(|e| SysError::new("recvmsg", e))?,
+        }
+    };
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs().map_err(|e| SysError::new("recvmsg", e))? {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            for fd in raw {
+                // SAFETY: the kernel just installed `fd` in this process for this message
+                // (SCM_RIGHTS); nothing else refers to it, so it is ours to own and close.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    let truncated = msg
+        .flags
+        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+    Ok(Message {
+        len: msg.bytes,
+        fds,
+        truncated,
+    })
+}
+
 #[cfg(test)]
 mod passing_tests {
     use super::*;
@@ -124,5 +209,52 @@ mod passing_tests {
         );
         let err = recv_with_fds(b.as_fd(), &mut buf).unwrap_err();
         assert_eq!(err.errno, nix::errno::Errno::EAGAIN);
+    }
+
+    fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_message_keeps_its_bounds_and_its_fds_in_order() {
+        let (a, b) = seqpacket_pair();
+        let first = crate::memfd::sealed("first", b"1").unwrap();
+        let second = crate::memfd::sealed("second", b"2").unwrap();
+        send_message(a.as_fd(), b"two fds", &[first.as_fd(), second.as_fd()]).unwrap();
+        send_message(a.as_fd(), b"none", &[]).unwrap();
+        let mut buf = [0u8; 64];
+        let message = recv_message(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..message.len], b"two fds");
+        assert!(!message.truncated);
+        let contents: Vec<Vec<u8>> = message
+            .fds
+            .iter()
+            .map(|fd| crate::memfd::read_sealed(fd.as_fd()).unwrap())
+            .collect();
+        assert_eq!(contents, [b"1".to_vec(), b"2".to_vec()]);
+        let message = recv_message(b.as_fd(), &mut buf).unwrap();
+        assert_eq!((&buf[..message.len], message.fds.len()), (&b"none"[..], 0));
+        drop(a);
+        assert_eq!(
+            recv_message(b.as_fd(), &mut buf).unwrap().len,
+            0,
+            "end of file"
+        );
+    }
+
+    #[test]
+    fn a_message_too_long_for_the_buffer_says_so() {
+        let (a, b) = seqpacket_pair();
+        send_message(a.as_fd(), &[7u8; 100], &[]).unwrap();
+        let mut buf = [0u8; 10];
+        let message = recv_message(b.as_fd(), &mut buf).unwrap();
+        assert!(message.truncated);
     }
 }

@@ -117,6 +117,8 @@ pub struct Launch {
     /// Share the parent's fd table at the clone, then keep only its low fds (see
     /// [`Launch::fresh_fd_table`]); the pidfd is parked at or above this floor.
     fresh_fd_table: Option<RawFd>,
+    /// The child is our parent's, not ours (CLONE_PARENT): see [`Launch::as_sibling`].
+    sibling: bool,
 }
 
 /// Room for the longest pid in decimal, plus its NUL.
@@ -171,6 +173,7 @@ impl Launch {
             soft_limits: Vec::new(),
             own_pid_env: None,
             fresh_fd_table: None,
+            sibling: false,
         })
     }
 
@@ -281,6 +284,15 @@ impl Launch {
         self
     }
 
+    /// Make the child our parent's child rather than ours (CLONE_PARENT): how a small helper
+    /// clones processes on behalf of a large parent without the parent's memory being copied,
+    /// while the parent still reaps them, gets their SIGCHLD, and is the parent whose death
+    /// sends the child its [`Launch::parent_death_signal`].
+    pub fn as_sibling(&mut self) -> &mut Self {
+        self.sibling = true;
+        self
+    }
+
     /// Hold the child before it does anything until [`Launched::release`].
     pub fn hold(&mut self) -> &mut Self {
         self.hold = true;
@@ -350,7 +362,12 @@ impl Launch {
             .unwrap_or(2)
             .max(report_write.as_raw_fd())
             + 1;
-        let parent = nix::unistd::getpid().as_raw();
+        // The process the child checks is still its parent before it goes on alone.
+        let parent = if self.sibling {
+            nix::unistd::getppid().as_raw()
+        } else {
+            nix::unistd::getpid().as_raw()
+        };
 
         let mut pidfd: RawFd = -1;
         let share_files = if self.fresh_fd_table.is_some() {
@@ -364,6 +381,12 @@ impl Launch {
             exit_signal: libc::SIGCHLD as u64,
             ..Default::default()
         };
+        if self.sibling {
+            // clone3 refuses an exit signal with CLONE_PARENT: the child gets ours, which our
+            // parent chose for us (SIGCHLD for a helper started by a `Launch`).
+            args.flags |= libc::CLONE_PARENT as u64;
+            args.exit_signal = 0;
+        }
         if let Some(cgroup) = self.cgroup {
             args.flags |= CLONE_INTO_CGROUP;
             args.cgroup = cgroup as u64;

@@ -4,7 +4,7 @@
 //! small: the loader relocates every pointer in a binary's read-only data in each process.
 
 use clap::Parser;
-use emperor::cli::VassalCommand;
+use emperor::cli::{CloneServerCommand, VassalCommand};
 use emperor::protocol::{SOURCE_STAMP, SOURCE_STAMP_FLAG};
 use std::process::ExitCode;
 
@@ -16,9 +16,14 @@ struct Cli {
 }
 
 #[derive(Debug, clap::Subcommand)]
+// Parsed once at start: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Runtime {
     /// Run one vassal in the foreground (what the emperor runs for each config).
     Vassal(VassalCommand),
+    /// The emperor's clone server (started by the emperor, on its socket at fd 3).
+    #[command(hide = true)]
+    CloneServer(CloneServerCommand),
 }
 
 fn main() -> ExitCode {
@@ -28,12 +33,14 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     emperor::logging::init();
-    let Runtime::Vassal(args) = Cli::parse().command;
-    match args.into_vassal_args() {
-        Ok(args) => ExitCode::from(emperor::vassal::run(args) as u8),
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
+    match Cli::parse().command {
+        Runtime::Vassal(args) => match args.into_vassal_args() {
+            Ok(args) => ExitCode::from(emperor::vassal::run(args) as u8),
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Runtime::CloneServer(args) => emperor::clone_server::serve(args.identity()),
     }
 }

@@ -563,7 +563,8 @@ impl Emperor {
 
     /// SIGKILL every child of ours that is not a vassal runtime, with its whole tree.
     pub(super) fn kill_strays(&mut self) {
-        let known = self.table.runtime_pids();
+        let mut known = self.table.runtime_pids();
+        known.extend(self.spawner.clone_server_pid());
         let me = nix::unistd::getpid();
         for child in process::children_of(me)
             .into_iter()

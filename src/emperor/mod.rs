@@ -298,6 +298,8 @@ impl Emperor {
             self.poll_monitors(now);
             self.process_queue(now);
         }
+        // Its socket closes: it exits, and is reaped (or killed) with any stray below.
+        self.spawner.stop_clone_server();
         self.bury_strays();
         info!("the emperor is buried");
         Ok(())

@@ -5,13 +5,18 @@
 use super::identity;
 use super::table::Process;
 use super::Settings;
+use crate::clone_server::{
+    CloneServer, Failure, RuntimeStart, ServerIdentity, StartError, WireMaps,
+};
 use crate::protocol::{ENV_FD, VASSAL_FD};
 use jail::cgroup::VassalCgroup;
-use jail::launch::{Launch, LaunchError};
+use jail::launch::LaunchError;
 use jail::ns::Namespaces;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::cell::RefCell;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use tracing::{info, warn};
 
 /// Where the runtime finds its payload's cgroup directory.
 const CGROUP_FD: i32 = 4;
@@ -37,7 +42,12 @@ pub enum SpawnError {
     #[error("{0}")]
     Launch(#[from] LaunchError),
     #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("{0}")]
     Sys(#[from] jail::SysError),
+    /// The clone server could not start it (its reason, worded as a local start's).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// What one vassal's runtime gets besides what every runtime gets.
@@ -65,13 +75,16 @@ pub struct Spawner {
     jail_args: Vec<String>,
     /// The open-files soft limit the emperor started with, given back to its runtimes.
     open_files: Option<u64>,
+    /// Clones the runtimes that get a user namespace (see [`crate::clone_server`]); None
+    /// when no runtime gets one, or once the server is gone.
+    clone_server: RefCell<Option<CloneServer>>,
 }
 
 impl Spawner {
     pub fn new(settings: &Settings) -> std::io::Result<Self> {
         let binary = super::runtime_binary::choose(settings.binary_path.as_deref())?;
         let dev_null = std::fs::File::open("/dev/null")?.into();
-        let env = PASSED_ENV
+        let env: Vec<(String, String)> = PASSED_ENV
             .iter()
             .filter_map(|key| {
                 std::env::var(key)
@@ -110,6 +123,26 @@ impl Spawner {
                 jail_args.push(value.to_string());
             }
         }
+        // Started now, while the emperor is small and has its full privileges.
+        let clone_server = if cloned.contains(Namespaces::USER) {
+            let identity = settings.identity.map(|id| ServerIdentity {
+                uid: id.uid,
+                gid: id.gid,
+                keep: id.keep,
+            });
+            match CloneServer::start(&binary, identity, &env) {
+                Ok(server) => {
+                    info!(pid = server.pid().as_raw(), "clone server started");
+                    Some(server)
+                }
+                Err(e) => {
+                    warn!("{e}: runtimes are cloned by the emperor");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(Spawner {
             binary,
             dev_null,
@@ -119,6 +152,7 @@ impl Spawner {
             cloned,
             jail_args,
             open_files: None,
+            clone_server: RefCell::new(clone_server),
         })
     }
 
@@ -199,57 +233,82 @@ impl Spawner {
             argv.extend(["--config-fd".to_string(), CONFIG_FD.to_string()]);
         }
         argv.push(config_arg);
-        let mut launch = Launch::new(&self.binary, &argv)?;
-        if let Some(memfd) = &memfd {
-            launch.map_fd(memfd.as_raw_fd(), CONFIG_FD);
+        // The fds it is handed, each with where it lands; the cgroup it starts in comes last.
+        let mut fds = vec![(self.dev_null.as_fd(), 0), (vassal_end.as_fd(), VASSAL_FD)];
+        fds.extend(memfd.as_ref().map(|memfd| (memfd.as_fd(), CONFIG_FD)));
+        if let Some((_, Some(payload))) = &cgroup_fds {
+            fds.push((payload.as_fd(), CGROUP_FD));
         }
-        if let Some((runtime, payload)) = &cgroup_fds {
-            launch.into_cgroup(runtime.as_raw_fd());
-            if let Some(payload) = payload {
-                launch.map_fd(payload.as_raw_fd(), CGROUP_FD);
-            }
-        }
-        if let Some(held) = held {
-            launch.map_fd(held.as_raw_fd(), HELD_FD);
-        }
-        launch.env(ENV_FD, VASSAL_FD.to_string())?;
-        for (key, value) in &self.env {
-            launch.env(key, value)?;
-        }
-        launch
-            .map_fd(self.dev_null.as_raw_fd(), 0)
-            .map_fd(vassal_end.as_raw_fd(), VASSAL_FD)
-            .new_session()
-            .fresh_fd_table(PARK_FLOOR)
-            .parent_death_signal(libc::SIGTERM)
-            .namespaces(self.cloned.0);
-        if let Some(soft) = self.open_files {
-            launch.soft_limit(libc::RLIMIT_NOFILE, soft);
-        }
-        let user_ns = self.cloned.contains(Namespaces::USER);
-        if user_ns {
-            launch.hold().become_root_in_user_namespace();
-        }
-        let launched = launch.start()?;
-        if user_ns {
-            let (uid, gid) = owner.unwrap_or((
-                nix::unistd::getuid().as_raw(),
-                nix::unistd::getgid().as_raw(),
-            ));
-            if let Err(e) =
-                jail::userns::write_maps_from_parent(launched.pid, &identity::maps_for(uid, gid))
-            {
-                // Still held: it never ran; dropping its pipes makes it exit at once.
-                drop(launched);
-                return Err(e.into());
-            }
-        }
-        let running = launched.release()?;
+        fds.extend(held.map(|held| (held, HELD_FD)));
+        let start = RuntimeStart {
+            program: self.binary.clone(),
+            argv,
+            env: self.runtime_env(),
+            fd_targets: fds.iter().map(|&(_, target)| target).collect(),
+            into_cgroup: cgroup_fds.is_some(),
+            namespaces: self.cloned.0,
+            open_files: self.open_files,
+            maps: self.cloned.contains(Namespaces::USER).then(|| {
+                let (uid, gid) = owner.unwrap_or((
+                    nix::unistd::getuid().as_raw(),
+                    nix::unistd::getgid().as_raw(),
+                ));
+                WireMaps::from(&identity::maps_for(uid, gid))
+            }),
+        };
+        let mut handed: Vec<BorrowedFd<'_>> = fds.iter().map(|&(fd, _)| fd).collect();
+        handed.extend(cgroup_fds.as_ref().map(|(runtime, _)| runtime.as_fd()));
+        let running = self.start_runtime(&start, &handed)?;
         drop(vassal_end);
         Ok(Process {
             running,
             link: emperor_end,
             link_closed: false,
         })
+    }
+
+    /// A runtime with a user namespace is cloned by the clone server while there is one;
+    /// every other runtime, here (in the emperor's memory until its execve).
+    fn start_runtime(
+        &self,
+        start: &RuntimeStart,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<jail::launch::Running, SpawnError> {
+        if start.user_namespace() {
+            let mut server = self.clone_server.borrow_mut();
+            if let Some(active) = server.as_ref() {
+                match active.start_runtime(start, fds) {
+                    Ok(running) => {
+                        let pidfd = jail::fd::park_above(running.pidfd, PARK_FLOOR);
+                        return Ok(jail::launch::Running {
+                            pid: running.pid,
+                            pidfd,
+                        });
+                    }
+                    Err(Failure::Refused(reason)) => return Err(SpawnError::Refused(reason)),
+                    Err(Failure::Gone(reason)) => {
+                        warn!(
+                            pid = active.pid().as_raw(),
+                            "the clone server is gone ({reason}): runtimes are cloned by the emperor from now on"
+                        );
+                        *server = None;
+                    }
+                }
+            }
+        }
+        let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+        let mut launch = start.launch(&raw)?;
+        launch.fresh_fd_table(PARK_FLOOR);
+        Ok(start.start(&launch)?)
+    }
+
+    /// The emperor is done spawning: the server's socket closes and it exits.
+    pub fn stop_clone_server(&self) {
+        self.clone_server.borrow_mut().take();
+    }
+
+    /// The clone server's pid while it runs: a child of the emperor that is not a stray.
+    pub fn clone_server_pid(&self) -> Option<nix::unistd::Pid> {
+        self.clone_server.borrow().as_ref().map(CloneServer::pid)
     }
 }

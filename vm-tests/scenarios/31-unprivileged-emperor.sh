@@ -16,6 +16,19 @@ check_emperor() {
 	done
 	log "emperor $SUT_PID: $(grep -E '^(Uid|Gid|Groups|Cap...):' "/proc/$SUT_PID/status" | tr -s '\t\n' '  ')"
 	assert_eq 10000 "$(sed -n 's/^  "uid": \([0-9]*\),$/\1/p' /tmp/stats.json | tail -1)" "uid in the stats"
+	# The clone server that clones the tenants' runtimes runs exactly as the emperor runs.
+	server=
+	for child in $(children "$SUT_PID"); do
+		case "$(tr '\0' ' ' <"/proc/$child/cmdline")" in
+		*" clone-server"*) server=$child ;;
+		esac
+	done
+	[ -n "$server" ] || fail "no clone server among the emperor's children: $(describe $(sut_pids))"
+	assert_eq "10000 10000 10000 10000" "$(uids "$server")" "the clone server's uids"
+	for cap in CapPrm:00000000000000c0 CapEff:00000000000000c0 CapAmb:0000000000000000; do
+		value=$(sed -n "s/^${cap%:*}:[[:space:]]*//p" "/proc/$server/status")
+		assert_eq "${cap#*:}" "$value" "the clone server's ${cap%:*}"
+	done
 }
 tenants_story --vassal-max-fd 4096 --uid 10000 --gid 10000 --cap setuid,setgid
 pass

@@ -1,0 +1,200 @@
+//! The clone server as the emperor uses it: started from this test process, it starts
+//! user-namespaced programs that are this process's children (it can wait for them), in
+//! their namespaces with their maps and fds, reports a failed start as a local start would,
+//! takes an unprivileged emperor's identity, and exits when its socket closes.
+
+mod common;
+
+use common::{have_root, timing_lock};
+use emperor::clone_server::{CloneServer, Failure, RuntimeStart, ServerIdentity, WireMaps};
+use jail::caps::CapSet;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::sync::MutexGuard;
+
+const RUNTIME_BINARY: &str = env!("CARGO_BIN_EXE_emperor-vassal");
+
+fn server(identity: Option<ServerIdentity>) -> CloneServer {
+    CloneServer::start(RUNTIME_BINARY.as_ref(), identity, &[]).expect("the clone server starts")
+}
+
+/// Root and this file's turn (a test here collects a child it cannot name, which must be its
+/// own), with a server running as root; None, having said why, without root.
+fn root_server(test: &str) -> Option<(MutexGuard<'static, ()>, CloneServer)> {
+    if !have_root(test) {
+        return None;
+    }
+    let turn = timing_lock();
+    Some((turn, server(None)))
+}
+
+/// `sh -c SCRIPT` in a user and mount namespace, owned by uid/gid 20001, stdout on fd 1.
+fn shell(script: &str) -> RuntimeStart {
+    RuntimeStart {
+        program: "/bin/sh".into(),
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env: vec![("GREETING".into(), "hello".into())],
+        fd_targets: vec![1],
+        into_cgroup: false,
+        namespaces: (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as u64,
+        open_files: None,
+        maps: Some(WireMaps {
+            uids: vec![(0, 20001, 1)],
+            gids: vec![(0, 20001, 1)],
+        }),
+    }
+}
+
+fn status_field(pid: Pid, key: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Run `script` through `server`; what it printed and how it exited, waited for here.
+fn run(server: &CloneServer, script: &str) -> (String, WaitStatus) {
+    let (mut output, output_write) = std::io::pipe().unwrap();
+    let running = server
+        .start_runtime(&shell(script), &[output_write.as_fd()])
+        .unwrap_or_else(|failure| panic!("{failure:?}"));
+    drop(output_write);
+    let mut said = String::new();
+    output.read_to_string(&mut said).unwrap();
+    // Only a parent can wait: the program is this process's child, not the server's.
+    let status = waitpid(running.pid, None).expect("the program is our child");
+    (said, status)
+}
+
+#[test]
+fn a_started_program_is_our_child_in_its_user_namespace_with_its_maps_and_fds() {
+    let Some((_turn, server)) =
+        root_server("a_started_program_is_our_child_in_its_user_namespace_with_its_maps_and_fds")
+    else {
+        return;
+    };
+    let (said, status) = run(
+        &server,
+        "echo $PPID $(id -u) $GREETING; cat /proc/self/uid_map /proc/self/gid_map; \
+         readlink /proc/self/ns/user",
+    );
+    let lines: Vec<&str> = said.lines().map(str::trim).collect();
+    let ours = std::process::id();
+    assert_eq!(
+        lines[0],
+        format!("{ours} 0 hello"),
+        "parent, uid inside, env"
+    );
+    let maps: Vec<String> = lines[1..3]
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(maps, ["0 20001 1", "0 20001 1"]);
+    let our_user_ns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    assert_ne!(
+        lines[3],
+        our_user_ns.to_str().unwrap(),
+        "a user namespace of its own"
+    );
+    assert_eq!(status, WaitStatus::Exited(status.pid().unwrap(), 0));
+}
+
+#[test]
+fn a_failed_start_is_refused_with_its_step_and_the_server_serves_on() {
+    let Some((_turn, server)) =
+        root_server("a_failed_start_is_refused_with_its_step_and_the_server_serves_on")
+    else {
+        return;
+    };
+    let mut missing = shell("true");
+    missing.program = "/nonexistent/runtime".into();
+    let (_output, output_write) = std::io::pipe().unwrap();
+    match server.start_runtime(&missing, &[output_write.as_fd()]) {
+        Err(Failure::Refused(reason)) => assert!(
+            reason.starts_with("execve (before execve /nonexistent/runtime): ENOENT"),
+            "{reason}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Wrong fd count and no user namespace: refused before any clone.
+    match server.start_runtime(&shell("true"), &[]) {
+        Err(Failure::Refused(reason)) => {
+            assert_eq!(reason, "0 fds handed with the start of /bin/sh, 1 expected")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let mut plain = shell("true");
+    plain.namespaces = 0;
+    plain.maps = None;
+    match server.start_runtime(&plain, &[output_write.as_fd()]) {
+        Err(Failure::Refused(reason)) => assert!(
+            reason.ends_with("the clone server starts only runtimes with a user namespace"),
+            "{reason}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The failed clone is our child too (the server does not know its pid): collect it.
+    let _ = nix::sys::wait::waitid(
+        nix::sys::wait::Id::All,
+        nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOHANG,
+    );
+    drop(output_write);
+    let (said, _) = run(&server, "echo still serving");
+    assert_eq!(said, "still serving\n");
+}
+
+#[test]
+fn an_unprivileged_server_keeps_only_its_identity_and_still_writes_maps() {
+    if !have_root("an_unprivileged_server_keeps_only_its_identity_and_still_writes_maps") {
+        return;
+    }
+    let _turn = timing_lock();
+    // CAP_SETUID (7) and CAP_SETGID (6).
+    let setuid_setgid = CapSet(0xc0);
+    let server = server(Some(ServerIdentity {
+        uid: 10000,
+        gid: 10000,
+        keep: setuid_setgid,
+    }));
+    assert_eq!(status_field(server.pid(), "Uid"), "10000 10000 10000 10000");
+    assert_eq!(status_field(server.pid(), "Gid"), "10000 10000 10000 10000");
+    for caps in ["CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(
+            status_field(server.pid(), caps),
+            "00000000000000c0",
+            "{caps}"
+        );
+    }
+    assert_eq!(status_field(server.pid(), "CapAmb"), "0000000000000000");
+    let (said, status) = run(&server, "cat /proc/self/uid_map");
+    assert_eq!(
+        said.split_whitespace().collect::<Vec<_>>(),
+        ["0", "20001", "1"]
+    );
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+}
+
+#[test]
+fn the_server_exits_when_its_socket_closes() {
+    let Some((_turn, server)) = root_server("the_server_exits_when_its_socket_closes") else {
+        return;
+    };
+    let pid = server.pid();
+    let socket_count = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    assert!(
+        socket_count <= 4,
+        "the server holds only its stdio and socket"
+    );
+    drop(server);
+    assert_eq!(
+        waitpid(pid, None).expect("the server is our child"),
+        WaitStatus::Exited(pid, 0)
+    );
+}
