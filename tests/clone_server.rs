@@ -192,9 +192,10 @@ fn the_server_exits_when_its_socket_closes() {
         socket_count <= 4,
         "the server holds only its stdio and socket"
     );
+    // Dropping it closes its socket; it exits, and the drop collects it.
     drop(server);
-    assert_eq!(
-        waitpid(pid, None).expect("the server is our child"),
-        WaitStatus::Exited(pid, 0)
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the server is gone and collected, not a zombie"
     );
 }

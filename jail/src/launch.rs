@@ -479,6 +479,22 @@ impl Launched {
 }
 
 impl Running {
+    /// Block until the process exits and collect it, through its pidfd (never another process
+    /// that took its pid). ECHILD: someone collected it already.
+    pub fn wait(&self) -> Result<(), SysError> {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        loop {
+            match waitid(Id::PIDFd(self.pidfd.as_fd()), WaitPidFlag::WEXITED) {
+                Err(Errno::EINTR) => continue,
+                other => {
+                    return other
+                        .map(drop)
+                        .map_err(|e| SysError::new("waitid(P_PIDFD)", e))
+                }
+            }
+        }
+    }
+
     /// Signal the process through its pidfd (never a recycled pid).
     pub fn signal(&self, signal: i32) -> Result<(), SysError> {
         sys::pidfd_send_signal(self.pidfd.as_raw_fd(), signal)

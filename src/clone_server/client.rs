@@ -164,3 +164,13 @@ impl CloneServer {
         Failure::Gone(reason)
     }
 }
+
+impl Drop for CloneServer {
+    /// Its socket closes, so it exits: collected here, unless the emperor's reaping of strays
+    /// got it first (after a death of its own).
+    fn drop(&mut self) {
+        let _ =
+            nix::sys::socket::shutdown(self.socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        let _ = self.running.wait();
+    }
+}
