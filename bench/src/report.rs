@@ -309,6 +309,11 @@ pub enum Absent {
 }
 
 impl Absent {
+    /// Why uWSGI is not run in `jail` at all, if it is not: the one place that decides it.
+    pub fn by_design(jail: &crate::target::Jail) -> Option<Absent> {
+        jail.has_user_namespace().then_some(Absent::NoUserNamespace)
+    }
+
     pub fn text(self) -> &'static str {
         match self {
             Absent::NotInstalled => "not installed",
@@ -672,6 +677,20 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn uwsgi_is_left_out_by_design_only_where_vassals_get_a_user_namespace() {
+        use crate::target::Jail;
+        assert!(matches!(
+            Absent::by_design(&Jail::parse("user").unwrap()),
+            Some(Absent::NoUserNamespace)
+        ));
+        for jail in ["plain", "full"] {
+            assert!(
+                Absent::by_design(&Jail::parse(jail).unwrap()).is_none(),
+                "{jail}"
+            );
+        }
+    }
     #[test]
     fn dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));

@@ -71,8 +71,8 @@ pub fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-/// Both supervisors under one jail; uWSGI is None when not compared, not installed, or for a
-/// jail with a user namespace (see `Absent::NoUserNamespace`).
+/// Both supervisors under one jail; uWSGI is None when not compared, not installed, or not
+/// run in that jail by design (`Absent::by_design`).
 fn targets(
     emperor: &Path,
     jail: &Jail,
@@ -80,7 +80,7 @@ fn targets(
 ) -> (target::Emperor, Option<target::Uwsgi>) {
     let uwsgi = match compare {
         Compare::None => None,
-        _ if jail.has_user_namespace() => None,
+        _ if Absent::by_design(jail).is_some() => None,
         Compare::Auto | Compare::Uwsgi => target::Uwsgi::find(jail),
     };
     (target::Emperor::new(emperor, jail), uwsgi)
@@ -245,12 +245,8 @@ impl Outcome {
 
     /// Why a jail has no uWSGI column, if it has none by design (not a failure).
     fn uwsgi_absence(&self, jail: &str) -> Option<Absent> {
-        let user = Jail::parse(jail).is_ok_and(|j| j.has_user_namespace());
-        match self.uwsgi_absent {
-            Some(absent) => Some(absent),
-            None if user => Some(Absent::NoUserNamespace),
-            None => None,
-        }
+        self.uwsgi_absent
+            .or_else(|| Jail::parse(jail).ok().and_then(|j| Absent::by_design(&j)))
     }
 
     fn find(&self, target: &str, jail: &str, n: usize) -> Option<&SizeResult> {
