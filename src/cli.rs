@@ -145,8 +145,8 @@ pub struct CloneServerCommand {
 }
 
 impl CloneServerCommand {
-    pub fn identity(&self) -> Option<crate::clone_server::ServerIdentity> {
-        Some(crate::clone_server::ServerIdentity {
+    pub fn identity(&self) -> Option<EmperorIdentity> {
+        Some(EmperorIdentity {
             uid: self.uid?,
             gid: self.gid?,
             keep: CapSet(self.keep_caps?),

@@ -6,7 +6,8 @@
 mod common;
 
 use common::{have_root, timing_lock};
-use emperor::clone_server::{CloneServer, Failure, RuntimeStart, ServerIdentity, WireMaps};
+use emperor::clone_server::{CloneServer, Failure, RuntimeStart, WireMaps};
+use emperor::emperor::EmperorIdentity;
 use jail::caps::CapSet;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -16,8 +17,10 @@ use std::sync::MutexGuard;
 
 const RUNTIME_BINARY: &str = env!("CARGO_BIN_EXE_emperor-vassal");
 
-fn server(identity: Option<ServerIdentity>) -> CloneServer {
-    CloneServer::start(RUNTIME_BINARY.as_ref(), identity, &[]).expect("the clone server starts")
+fn server(identity: Option<EmperorIdentity>) -> CloneServer {
+    let dev_null = std::fs::File::open("/dev/null").unwrap();
+    CloneServer::start(RUNTIME_BINARY.as_ref(), identity, &[], dev_null.as_fd())
+        .expect("the clone server starts")
 }
 
 /// Root and this file's turn (a test here collects a child it cannot name, which must be its
@@ -156,7 +159,7 @@ fn an_unprivileged_server_keeps_only_its_identity_and_still_writes_maps() {
     let _turn = timing_lock();
     // CAP_SETUID (7) and CAP_SETGID (6).
     let setuid_setgid = CapSet(0xc0);
-    let server = server(Some(ServerIdentity {
+    let server = server(Some(EmperorIdentity {
         uid: 10000,
         gid: 10000,
         keep: setuid_setgid,

@@ -49,26 +49,11 @@ pub fn send_byte_with_fd(
     byte: u8,
     fd: std::os::fd::BorrowedFd<'_>,
 ) -> Result<(), SysError> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    use std::os::fd::AsRawFd;
-    let fds = [fd.as_raw_fd()];
-    let iov = [std::io::IoSlice::new(std::slice::from_ref(&byte))];
-    loop {
-        match sendmsg::<()>(
-            socket.as_raw_fd(),
-            &iov,
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(SysError::new("sendmsg(SCM_RIGHTS)", e)),
-        }
-    }
+    send_message(socket, &[byte], &[fd])
 }
 
-/// Most fds one read accepts; more are closed (the sender only ever attaches one).
+/// Most fds one read of [`recv_with_fds`] accepts; more are closed (the sender only ever
+/// attaches one).
 const MAX_RECEIVED_FDS: usize = 4;
 
 /// Read bytes without blocking, with any fds attached to them (close-on-exec). `Ok((0, _))`
@@ -77,35 +62,21 @@ pub fn recv_with_fds(
     socket: std::os::fd::BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> Result<(usize, Vec<OwnedFd>), SysError> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::AsRawFd;
     let mut space = nix::cmsg_space!([RawFd; MAX_RECEIVED_FDS]);
-    let mut iov = [std::io::IoSliceMut::new(buf)];
-    let msg = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| SysError::new("recvmsg", e))?;
-    let mut fds = Vec::new();
-    for cmsg in msg.cmsgs().map_err(|e| SysError::new("recvmsg", e))? {
-        if let ControlMessageOwned::ScmRights(raw) = cmsg {
-            for fd in raw {
-                // SAFETY: the kernel just installed `fd` in this process for this message
-                // (SCM_RIGHTS); nothing else refers to it, so it is ours to own and close.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Ok((msg.bytes, fds))
+    let message = recv_once(
+        socket,
+        buf,
+        &mut space,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    )?;
+    Ok((message.len, message.fds))
 }
 
 /// Most fds one message of [`send_message`] carries.
 pub const MAX_MESSAGE_FDS: usize = 16;
 
-/// Send one message (a datagram on a SOCK_SEQPACKET socket) with `fds` attached
-/// (SCM_RIGHTS), blocking until it is queued.
+/// Send one message (a datagram on a SOCK_SEQPACKET socket, bytes on a stream) with `fds`
+/// attached (SCM_RIGHTS), blocking until it is queued.
 pub fn send_message(
     socket: std::os::fd::BorrowedFd<'_>,
     bytes: &[u8],
@@ -151,21 +122,33 @@ pub fn recv_message(
     socket: std::os::fd::BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> Result<Message, SysError> {
+    let mut space = nix::cmsg_space!([RawFd; MAX_MESSAGE_FDS]);
+    loop {
+        match recv_once(socket, buf, &mut space, nix::sys::socket::MsgFlags::empty()) {
+            Err(e) if e.errno == nix::errno::Errno::EINTR => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One recvmsg(2) into `buf`, taking ownership of the fds that come with it (as many as
+/// `space` holds; the kernel closes the rest and says so).
+fn recv_once(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+    space: &mut Vec<u8>,
+    flags: nix::sys::socket::MsgFlags,
+) -> Result<Message, SysError> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::AsRawFd;
-    let mut space = nix::cmsg_space!([RawFd; MAX_MESSAGE_FDS]);
     let mut iov = [std::io::IoSliceMut::new(buf)];
-    let msg = loop {
-        match recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => break other.map_err(|e| SysError::new("recvmsg", e))?,
-        }
-    };
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(space),
+        flags | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| SysError::new("recvmsg", e))?;
     let mut fds = Vec::new();
     for cmsg in msg.cmsgs().map_err(|e| SysError::new("recvmsg", e))? {
         if let ControlMessageOwned::ScmRights(raw) = cmsg {

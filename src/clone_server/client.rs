@@ -1,8 +1,9 @@
 //! The emperor's side: start the clone server while the emperor is still root and small, then
 //! send it runtime starts and take back their pids and pidfds.
 
-use super::serve::{Reply, ServerIdentity};
+use super::serve::Reply;
 use super::{RuntimeStart, MAX_MESSAGE, READY, SERVER_FD};
+use crate::emperor::EmperorIdentity;
 use jail::launch::{Launch, LaunchError, Running};
 use nix::sys::socket::{setsockopt, socketpair, sockopt, AddressFamily, SockFlag, SockType};
 use nix::sys::time::TimeVal;
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 /// How long a start may take before the server counts as hung (a start takes milliseconds).
 const ANSWER_PATIENCE: Duration = Duration::from_secs(30);
+/// Largest answer read: a pid, or a failed start's reason (which names a path or two).
+const MAX_REPLY: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloneServerError {
@@ -47,11 +50,13 @@ pub struct CloneServer {
 
 impl CloneServer {
     /// Start `binary clone-server` (the runtime binary), taking `identity` once started, and
-    /// wait until it says it is ready. `env` is its environment (the log settings).
+    /// wait until it says it is ready. `env` is its environment (the log settings), `dev_null`
+    /// its stdin.
     pub fn start(
         binary: &Path,
-        identity: Option<ServerIdentity>,
+        identity: Option<EmperorIdentity>,
         env: &[(String, String)],
+        dev_null: BorrowedFd<'_>,
     ) -> Result<Self, CloneServerError> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
@@ -77,13 +82,6 @@ impl CloneServer {
             program: binary.to_path_buf(),
             source,
         };
-        let dev_null = std::fs::File::open("/dev/null").map_err(|e| {
-            launch_error(LaunchError::Sys(jail::SysError::with_path(
-                "open",
-                "/dev/null",
-                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            )))
-        })?;
         let mut launch = Launch::new(binary, &argv).map_err(launch_error)?;
         for (key, value) in env {
             launch.env(key, value).map_err(launch_error)?;
@@ -134,7 +132,7 @@ impl CloneServer {
         }
         jail::fd::send_message(self.socket.as_fd(), &request, fds)
             .map_err(|e| self.gone(e.to_string()))?;
-        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut buf = [0u8; MAX_REPLY];
         let message = jail::fd::recv_message(self.socket.as_fd(), &mut buf).map_err(|e| {
             if e.errno == nix::errno::Errno::EAGAIN {
                 self.gone(format!("no answer in {} s", ANSWER_PATIENCE.as_secs()))
@@ -144,6 +142,9 @@ impl CloneServer {
         })?;
         if message.len == 0 {
             return Err(self.gone("it exited".to_string()));
+        }
+        if message.truncated {
+            return Err(self.gone(format!("an answer over {MAX_REPLY} bytes")));
         }
         let reply: Reply = serde_json::from_slice(&buf[..message.len])
             .map_err(|e| self.gone(format!("an answer that does not parse: {e}")))?;

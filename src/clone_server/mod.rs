@@ -20,7 +20,7 @@ mod serve;
 mod start;
 
 pub use client::{CloneServer, CloneServerError, Failure};
-pub use serve::{serve, ServerIdentity};
+pub use serve::serve;
 pub use start::{RuntimeStart, StartError, WireMaps};
 
 /// Where the server finds its socket to the emperor.

@@ -2,7 +2,7 @@
 //! runtime per request, as the emperor's child, and answer with its pid and pidfd.
 
 use super::{RuntimeStart, MAX_MESSAGE, READY, SERVER_FD};
-use jail::caps::CapSet;
+use crate::emperor::EmperorIdentity;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 use tracing::{debug, error};
@@ -10,16 +10,9 @@ use tracing::{debug, error};
 /// An answer: the runtime's pid (its pidfd attached), or why it did not start.
 pub(super) type Reply = Result<i32, String>;
 
-/// The identity an unprivileged emperor runs as, which its clone server takes too.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerIdentity {
-    pub uid: u32,
-    pub gid: u32,
-    pub keep: CapSet,
-}
-
-/// Serve the emperor on the inherited socket until it closes it.
-pub fn serve(identity: Option<ServerIdentity>) -> ExitCode {
+/// Serve the emperor on the inherited socket until it closes it, as `identity` (the
+/// unprivileged emperor's) when given.
+pub fn serve(identity: Option<EmperorIdentity>) -> ExitCode {
     let socket = match jail::fd::adopt_inherited(SERVER_FD) {
         Ok(socket) => socket,
         Err(e) => {

@@ -298,7 +298,7 @@ impl Emperor {
             self.poll_monitors(now);
             self.process_queue(now);
         }
-        // Its socket closes: it exits, and is reaped (or killed) with any stray below.
+        // Its socket closes: it exits, and is collected before the strays are.
         self.spawner.stop_clone_server();
         self.bury_strays();
         info!("the emperor is buried");

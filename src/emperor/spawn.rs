@@ -5,9 +5,7 @@
 use super::identity;
 use super::table::Process;
 use super::Settings;
-use crate::clone_server::{
-    CloneServer, Failure, RuntimeStart, ServerIdentity, StartError, WireMaps,
-};
+use crate::clone_server::{CloneServer, Failure, RuntimeStart, StartError, WireMaps};
 use crate::protocol::{ENV_FD, VASSAL_FD};
 use jail::cgroup::VassalCgroup;
 use jail::launch::LaunchError;
@@ -83,7 +81,7 @@ pub struct Spawner {
 impl Spawner {
     pub fn new(settings: &Settings) -> std::io::Result<Self> {
         let binary = super::runtime_binary::choose(settings.binary_path.as_deref())?;
-        let dev_null = std::fs::File::open("/dev/null")?.into();
+        let dev_null: OwnedFd = std::fs::File::open("/dev/null")?.into();
         let env: Vec<(String, String)> = PASSED_ENV
             .iter()
             .filter_map(|key| {
@@ -125,12 +123,7 @@ impl Spawner {
         }
         // Started now, while the emperor is small and has its full privileges.
         let clone_server = if cloned.contains(Namespaces::USER) {
-            let identity = settings.identity.map(|id| ServerIdentity {
-                uid: id.uid,
-                gid: id.gid,
-                keep: id.keep,
-            });
-            match CloneServer::start(&binary, identity, &env) {
+            match CloneServer::start(&binary, settings.identity, &env, dev_null.as_fd()) {
                 Ok(server) => {
                     info!(pid = server.pid().as_raw(), "clone server started");
                     Some(server)
