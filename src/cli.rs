@@ -111,6 +111,10 @@ pub struct EmperorArgs {
     /// Every vassal's cpu.weight (1-10000).
     #[arg(long, value_name = "N")]
     pub vassal_cpu_weight: Option<u64>,
+    /// Memory a config reader's worker may use to load one vassal's config, in MiB (the
+    /// emperor never parses a tenant's config itself; see docs/security.md).
+    #[arg(long, value_name = "MIB", default_value_t = crate::config_reader::DEFAULT_WORKER_MEMORY_MIB)]
+    pub emperor_reader_memory: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +133,20 @@ pub enum Command {
     /// The emperor's clone server (started by the emperor, on its socket at fd 3).
     #[command(hide = true)]
     CloneServer(CloneServerCommand),
+    /// The emperor's config reader (started by the emperor, on its socket at fd 3).
+    #[command(hide = true)]
+    ConfigReader(ConfigReaderCommand),
+}
+
+/// `config-reader --memory-mib M [--uid U --gid G --keep-caps BITS]`: what the emperor starts
+/// it with.
+#[derive(Debug, Args)]
+pub struct ConfigReaderCommand {
+    /// The memory each worker may use, MiB.
+    #[arg(long, default_value_t = crate::config_reader::DEFAULT_WORKER_MEMORY_MIB)]
+    pub memory_mib: u64,
+    #[command(flatten)]
+    pub identity: CloneServerCommand,
 }
 
 /// `clone-server [--uid U --gid G --keep-caps BITS]`: what the emperor starts it with.
@@ -361,6 +379,7 @@ impl EmperorArgs {
             vassal_sets,
             vassals_include: self.vassals_include.iter().map(|p| absolute(p)).collect(),
             binary_path: self.binary_path.clone(),
+            reader_memory_mib: self.emperor_reader_memory,
         })
     }
 }

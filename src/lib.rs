@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 pub mod clone_server;
 pub mod config;
+pub mod config_reader;
 pub mod emperor;
 pub mod logging;
 pub mod monitor;

@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         },
         Some(Command::Stats { addr }) => check::print_stats(&addr),
         Some(Command::CloneServer(args)) => emperor::clone_server::serve(args.identity()),
+        Some(Command::ConfigReader(args)) => {
+            emperor::config_reader::serve(args.identity.identity(), args.memory_mib)
+        }
         Some(Command::Reload(args)) => {
             let seconds = |s: f64, what: &str| {
                 Duration::try_from_secs_f64(s)

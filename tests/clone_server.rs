@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{have_root, timing_lock};
+use common::{have_root, status, timing_lock};
 use emperor::clone_server::{CloneServer, Failure, RuntimeStart, WireMaps};
 use emperor::emperor::EmperorIdentity;
 use jail::caps::CapSet;
@@ -51,13 +51,7 @@ fn shell(script: &str) -> RuntimeStart {
 }
 
 fn status_field(pid: Pid, key: &str) -> String {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{key}:")))
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    status(pid.as_raw(), key)
 }
 
 /// Run `script` through `server`; what it printed and how it exited, waited for here.

@@ -9,14 +9,6 @@ use common::*;
 use std::path::Path;
 
 /// `Key:\tvalue` from /proc/PID/status.
-fn status(pid: i32, key: &str) -> String {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
-}
-
 fn namespace(pid: &str, name: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{name}"))
         .unwrap()
@@ -388,20 +380,11 @@ fn unprivileged_emperor_keeps_only_setuid_setgid_and_runs_a_tyrant_vassal_in_nam
         return;
     }
     let tmp = open_tempdir();
-    let emperor = Emperor::start(
-        tmp.path(),
-        &[
-            "--uid",
-            "10000",
-            "--gid",
-            "10000",
-            "--cap",
-            "setuid,setgid",
-            "--emperor-tyrant",
-            "--emperor-use-clone",
-            "fs,ipc,pid,uts",
-        ],
-    );
+    let args = [
+        &UNPRIVILEGED[..],
+        &["--emperor-tyrant", "--emperor-use-clone", "fs,ipc,pid,uts"],
+    ];
+    let emperor = Emperor::start(tmp.path(), &args.concat());
     assert_eq!(status(emperor.pid, "Uid"), "10000 10000 10000 10000");
     assert_eq!(status(emperor.pid, "Gid"), "10000 10000 10000 10000");
     let setuid_setgid = "00000000000000c0";

@@ -73,8 +73,8 @@ fn an_on_demand_vassal_starts_on_the_first_request_serves_it_and_stops_when_idle
     let _lock = timing_lock();
     let (_tmp, emperor, port) = waiting_app(Some(2), 0.0);
     assert!(
-        children(emperor.pid).is_empty(),
-        "nothing runs before the first connection: {:?}",
+        runtimes_of(emperor.pid).is_empty(),
+        "no vassal runs before the first connection: {:?}",
         children(emperor.pid)
     );
 

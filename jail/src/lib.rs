@@ -19,6 +19,7 @@ pub mod signals;
 mod sys;
 pub mod userns;
 mod vfork;
+pub mod worker;
 
 pub use error::SysError;
 pub use launch::{Launch, LaunchError, Launched, Running};

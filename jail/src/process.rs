@@ -96,7 +96,7 @@ pub fn reap_one() -> Option<Exit> {
 }
 
 /// An exit or a death by signal; None for stops and continues.
-fn exit_of(status: WaitStatus) -> Option<Exit> {
+pub(crate) fn exit_of(status: WaitStatus) -> Option<Exit> {
     match status {
         WaitStatus::Exited(pid, code) => Some(Exit {
             pid,

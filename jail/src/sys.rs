@@ -422,3 +422,10 @@ pub fn setfsgid(gid: u32) -> u32 {
     // SAFETY: integer argument only.
     unsafe { libc::syscall(libc::SYS_setfsgid, gid) as u32 }
 }
+
+/// _exit(2): end this process now, running no exit handlers and flushing no buffers (a forked
+/// worker must not flush or tear down what is its parent's).
+pub fn exit_now(status: i32) -> ! {
+    // SAFETY: _exit takes no pointer and never returns; it is async-signal-safe.
+    unsafe { libc::_exit(status) }
+}

@@ -4,7 +4,7 @@
 //! small: the loader relocates every pointer in a binary's read-only data in each process.
 
 use clap::Parser;
-use emperor::cli::{CloneServerCommand, VassalCommand};
+use emperor::cli::{CloneServerCommand, ConfigReaderCommand, VassalCommand};
 use emperor::protocol::{SOURCE_STAMP, SOURCE_STAMP_FLAG};
 use std::process::ExitCode;
 
@@ -24,6 +24,9 @@ enum Runtime {
     /// The emperor's clone server (started by the emperor, on its socket at fd 3).
     #[command(hide = true)]
     CloneServer(CloneServerCommand),
+    /// The emperor's config reader (started by the emperor, on its socket at fd 3).
+    #[command(hide = true)]
+    ConfigReader(ConfigReaderCommand),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +45,8 @@ fn main() -> ExitCode {
             }
         },
         Runtime::CloneServer(args) => emperor::clone_server::serve(args.identity()),
+        Runtime::ConfigReader(args) => {
+            emperor::config_reader::serve(args.identity.identity(), args.memory_mib)
+        }
     }
 }

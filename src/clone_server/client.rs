@@ -69,14 +69,7 @@ impl CloneServer {
         setsockopt(&ours, sockopt::ReceiveTimeout, &patience).map_err(CloneServerError::Timeout)?;
         let mut argv = vec![binary.display().to_string(), "clone-server".to_string()];
         if let Some(id) = identity {
-            argv.extend([
-                "--uid".to_string(),
-                id.uid.to_string(),
-                "--gid".to_string(),
-                id.gid.to_string(),
-                "--keep-caps".to_string(),
-                id.keep.0.to_string(),
-            ]);
+            argv.extend(id.helper_args());
         }
         let launch_error = |source| CloneServerError::Launch {
             program: binary.to_path_buf(),

@@ -13,24 +13,9 @@ pub(super) type Reply = Result<i32, String>;
 /// Serve the emperor on the inherited socket until it closes it, as `identity` (the
 /// unprivileged emperor's) when given.
 pub fn serve(identity: Option<EmperorIdentity>) -> ExitCode {
-    let socket = match jail::fd::adopt_inherited(SERVER_FD) {
-        Ok(socket) => socket,
-        Err(e) => {
-            error!("clone server: its socket to the emperor (fd {SERVER_FD}): {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(socket) = crate::emperor::begin_helper("clone server", SERVER_FD, identity) else {
+        return ExitCode::FAILURE;
     };
-    if let Some(id) = identity {
-        if let Err(e) =
-            jail::creds::become_unprivileged(id.uid, id.gid, id.keep, jail::caps::last_cap())
-        {
-            error!(
-                uid = id.uid,
-                "clone server: cannot take the emperor's identity: {e}"
-            );
-            return ExitCode::FAILURE;
-        }
-    }
     if let Err(e) = jail::fd::send_message(socket.as_fd(), READY, &[]) {
         error!("clone server: {e}");
         return ExitCode::FAILURE;

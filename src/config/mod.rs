@@ -34,7 +34,7 @@ use source::ConfigName;
 
 /// Where an option came from: the file and, for formats that have lines, the line.
 /// `vassal-set` / `UWSGI_VASSAL_*` entries carry the vassal's file and no line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     pub file: PathBuf,
     pub line: Option<usize>,
@@ -51,7 +51,7 @@ impl fmt::Display for Origin {
 }
 
 /// One `key = value` after expansion. The key is stored as written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub key: String,
     pub value: String,

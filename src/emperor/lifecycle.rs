@@ -565,6 +565,7 @@ impl Emperor {
     pub(super) fn kill_strays(&mut self) {
         let mut known = self.table.runtime_pids();
         known.extend(self.spawner.clone_server_pid());
+        known.extend(self.reader.borrow().pid());
         let me = nix::unistd::getpid();
         for child in process::children_of(me)
             .into_iter()

@@ -18,6 +18,7 @@ mod table;
 pub mod throttle;
 mod timers;
 
+use crate::config_reader::ConfigReader;
 use crate::monitor::{self, Monitor, MonitorOptions};
 use crate::vassal::policy::Ceilings;
 use jail::ns::Namespaces;
@@ -65,6 +66,8 @@ pub struct Settings {
     pub cgroup_root: Option<PathBuf>,
     /// The admin's cgroup limits for every vassal.
     pub cgroup_ceilings: jail::cgroup::Limits,
+    /// What a config reader's worker may map to load one config, MiB.
+    pub reader_memory_mib: u64,
 }
 
 /// The unprivileged emperor's identity: uid, gid and the capabilities it keeps.
@@ -73,6 +76,50 @@ pub struct EmperorIdentity {
     pub uid: u32,
     pub gid: u32,
     pub keep: jail::caps::CapSet,
+}
+
+impl EmperorIdentity {
+    /// `--uid U --gid G --keep-caps BITS`: how a helper process (the clone server, the config
+    /// reader) started by the emperor is told to take this identity.
+    pub fn helper_args(&self) -> [String; 6] {
+        [
+            "--uid".to_string(),
+            self.uid.to_string(),
+            "--gid".to_string(),
+            self.gid.to_string(),
+            "--keep-caps".to_string(),
+            self.keep.0.to_string(),
+        ]
+    }
+}
+
+/// A helper process's start: adopt its socket to the emperor at `fd`, then take the
+/// unprivileged emperor's `identity` when given. None (the failure logged, naming `helper`)
+/// when either fails.
+pub fn begin_helper(
+    helper: &str,
+    fd: std::os::fd::RawFd,
+    identity: Option<EmperorIdentity>,
+) -> Option<std::os::fd::OwnedFd> {
+    let socket = match jail::fd::adopt_inherited(fd) {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::error!("{helper}: its socket to the emperor (fd {fd}): {e}");
+            return None;
+        }
+    };
+    if let Some(id) = identity {
+        if let Err(e) =
+            jail::creds::become_unprivileged(id.uid, id.gid, id.keep, jail::caps::last_cap())
+        {
+            tracing::error!(
+                uid = id.uid,
+                "{helper}: cannot take the emperor's identity: {e}"
+            );
+            return None;
+        }
+    }
+    Some(socket)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +139,8 @@ pub enum EmperorError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Reader(#[from] crate::config_reader::ReaderError),
     #[error("dropping the emperor to uid {uid}: {reason}")]
     Drop { uid: u32, reason: String },
 }
@@ -136,6 +185,9 @@ pub struct Emperor {
     held: held::HeldSockets,
     /// Running on-demand vassals whose sockets are sampled for idleness.
     idle: on_demand::IdleWatch,
+    /// Loads tenants' configs for the emperor, in throwaway workers (see
+    /// [`crate::config_reader`]).
+    reader: std::cell::RefCell<ConfigReader>,
 }
 
 /// Run an emperor until it is told to stop.
@@ -197,6 +249,13 @@ impl Emperor {
         })?;
         // Two fds per vassal: thousands of vassals need more than the usual 1024.
         spawner.give_back_open_files_limit(jail::process::raise_open_files_limit()?);
+        // Started now, with the emperor's full privileges, which it takes on as the emperor's.
+        let reader = ConfigReader::start(
+            spawner.binary(),
+            settings.identity,
+            spawner.runtime_env(),
+            settings.reader_memory_mib,
+        )?;
         let emperor = Emperor {
             throttle: SpawnThrottle::new(settings.throttle, settings.max_throttle),
             blacklist: Blacklist::new(settings.throttle, settings.max_throttle),
@@ -218,6 +277,7 @@ impl Emperor {
             refused: Default::default(),
             held: Default::default(),
             idle: Default::default(),
+            reader: std::cell::RefCell::new(reader),
         };
         if let Some(identity) = emperor.settings.identity {
             jail::creds::become_unprivileged(

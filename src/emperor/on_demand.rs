@@ -10,13 +10,21 @@ use super::activity::Snapshot;
 use super::held::HeldError;
 use super::table::State;
 use super::{Emperor, TOKEN_ON_DEMAND};
-use crate::config::{self, LoadOptions};
+use crate::config;
+use crate::config_reader::{ReadReply, ReadRequest};
 use crate::vassal::policy::{self, JailContext, SocketAddress, SocketSpec};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use std::collections::BTreeSet;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
+
+/// The options of a config the emperor itself acts on: all the config reader sends back.
+const HELD_SOCKET_OPTIONS: [&str; 3] = [
+    policy::ON_DEMAND_OPTION,
+    policy::IDLE_OPTION,
+    policy::POOL_OPTION,
+];
 
 /// The longest time between two samples of a running on-demand vassal's socket.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -190,33 +198,43 @@ impl Emperor {
         }
     }
 
-    /// The vassal's config as its runtime will load it (see [`Self::read_held_wishes`]); None
-    /// when it does not load (its runtime reports why).
+    /// The options of the vassal's config that the emperor acts on (its held sockets), as
+    /// its runtime will load it (see [`Self::read_held_wishes`]), loaded by the config reader,
+    /// never here; None when it does not load (its runtime reports why). Err: the config
+    /// could not be judged (its worker died, its owner's identity could not be taken): the
+    /// vassal is refused with that reason.
     pub(super) fn load_as_runtime(&self, slot: usize) -> Result<Option<config::Config>, String> {
         let v = self.table.get(slot).expect("slot");
         let mut sets = self.settings.vassal_sets.clone();
         sets.extend(self.store_sets(slot));
-        let options = LoadOptions {
+        let request = ReadRequest {
+            path: v.path.clone(),
+            text: v.config.as_deref().map(str::to_owned),
             sets,
             includes: self.settings.vassals_include.clone(),
-            environment: Some(self.spawner.runtime_env()),
+            environment: self.spawner.runtime_env(),
+            owner: self.held_identity(slot),
+            keys: HELD_SOCKET_OPTIONS.iter().map(|k| k.to_string()).collect(),
         };
-        // A store's config is text (its includes are still files).
-        let load = || match &v.config {
-            Some(text) => config::load_text(&v.path, text, &options),
-            None => config::load(&v.path, &options),
-        };
-        let loaded = match self.held_identity(slot) {
-            Some((uid, gid)) => jail::fsid::as_fs_identity(uid, gid, load)
-                .map_err(|e| format!("{}: reading it as its owner: {e}", v.path.display()))?,
-            None => load(),
-        };
-        match loaded {
-            Ok(config) => Ok(Some(config)),
-            Err(e) => {
+        let reply = self
+            .reader
+            .borrow_mut()
+            .read(&request)
+            .map_err(|e| format!("{}: {e}", v.path.display()))?;
+        match reply {
+            ReadReply::Loaded(entries) => Ok(Some(config::Config {
+                path: v.path.clone(),
+                entries,
+            })),
+            ReadReply::DoesNotLoad(e) => {
                 debug!(vassal = %v.name, "not judged for held sockets (its runtime will report): {e}");
                 Ok(None)
             }
+            ReadReply::Unreadable(e) => Err(format!(
+                "{}: reading it as its owner: {e}",
+                v.path.display()
+            )),
+            ReadReply::WorkerFailed(e) => Err(format!("{}: {e}", v.path.display())),
         }
     }
 

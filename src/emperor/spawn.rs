@@ -169,6 +169,11 @@ impl Spawner {
     }
 
     /// The environment every runtime starts with (what `$(VAR)` sees in its config).
+    /// The runtime binary (which also serves as the clone server and the config reader).
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     pub fn runtime_env(&self) -> Vec<(String, String)> {
         let mut env = vec![(ENV_FD.to_string(), VASSAL_FD.to_string())];
         env.extend(self.env.iter().cloned());

@@ -415,6 +415,27 @@ pub fn children(pid: i32) -> Vec<i32> {
     found
 }
 
+/// A value of `/proc/PID/status`, its words joined by single spaces.
+pub fn status(pid: i32, key: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+/// The emperor's flags that make it the unprivileged emperor (uid/gid 10000, CAP_SETUID and
+/// CAP_SETGID only).
+pub const UNPRIVILEGED: [&str; 6] = ["--uid", "10000", "--gid", "10000", "--cap", "setuid,setgid"];
+
+/// Living vassal runtimes among the children of `emperor` (not its clone server or config
+/// reader).
+pub fn runtimes_of(emperor: i32) -> Vec<i32> {
+    let mut found = children(emperor);
+    found.retain(|&pid| cmdline(pid).contains(" vassal "));
+    found
+}
+
 /// Every living descendant of `pid` (not `pid` itself).
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut found = Vec::new();

@@ -1,0 +1,158 @@
+//! A throwaway child that runs one piece of work on a copy of a single-threaded process's
+//! memory, under limits of its own: whatever that work does wrong (a crash, a stack overflow,
+//! memory or CPU exhausted) costs the child, never the process that forked it. The emperor's
+//! config reader parses each tenant's config this way.
+
+use crate::error::SysError;
+use crate::process::{exit_of, Exit};
+use crate::sys;
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
+use std::fs::File;
+
+/// The exit status of a worker whose limits could not be set (nothing of the work ran).
+pub const LIMITS_FAILED_STATUS: i32 = 125;
+/// The exit status of a worker whose work panicked.
+pub const PANICKED_STATUS: i32 = 101;
+
+/// What a worker may use. Both limits are hard: the work cannot raise them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerLimits {
+    /// Address space the work may map beyond what the worker had at the fork (RLIMIT_AS is
+    /// set to both added up), bytes: an allocation past it fails (Rust then aborts).
+    pub extra_address_space: u64,
+    /// RLIMIT_CPU, seconds: SIGXCPU at this, SIGKILL a second later.
+    pub cpu_seconds: u64,
+}
+
+/// A running worker: its pid and the read end of the pipe its work writes to.
+#[derive(Debug)]
+pub struct Worker {
+    pub pid: Pid,
+    pub output: File,
+}
+
+/// Fork a worker that runs `work` with the write end of a pipe, under `limits`, with no core
+/// dump, then exits 0 (or [`PANICKED_STATUS`] if `work` panics). Refused unless the calling
+/// process has exactly one thread.
+pub fn fork_worker(limits: WorkerLimits, work: impl FnOnce(&mut File)) -> Result<Worker, SysError> {
+    if thread_count() != Some(1) {
+        // After fork only the calling thread exists: a lock another thread held (the
+        // allocator's) would stay locked forever in the child.
+        return Err(SysError::new(
+            "fork (a worker needs a single-threaded parent)",
+            Errno::EDEADLK,
+        ));
+    }
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SysError::new("pipe2", e))?;
+    // SAFETY: the process has one thread (checked above), so the child is an exact copy with
+    // every lock in a consistent state, and may allocate and run ordinary Rust code. The child
+    // never returns into the caller's frames: it runs `work` under catch_unwind and _exits.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(SysError::new("fork", e)),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(read_end);
+            let status = run_child(limits, File::from(write_end), work);
+            sys::exit_now(status)
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(write_end);
+            Ok(Worker {
+                pid: child,
+                output: File::from(read_end),
+            })
+        }
+    }
+}
+
+fn run_child(limits: WorkerLimits, mut output: File, work: impl FnOnce(&mut File)) -> i32 {
+    let Some(mapped) = mapped_bytes() else {
+        return LIMITS_FAILED_STATUS;
+    };
+    let address_space = mapped.saturating_add(limits.extra_address_space);
+    let cpu = limits.cpu_seconds;
+    let set = [
+        (libc::RLIMIT_AS, address_space, address_space),
+        (libc::RLIMIT_CPU, cpu, cpu.saturating_add(1)),
+        (libc::RLIMIT_CORE, 0, 0),
+    ];
+    for (resource, soft, hard) in set {
+        if sys::setrlimit(resource, soft, hard).is_err() {
+            return LIMITS_FAILED_STATUS;
+        }
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut output))) {
+        Ok(()) => 0,
+        Err(_) => PANICKED_STATUS,
+    }
+}
+
+impl Worker {
+    /// Block until the worker exits and collect it.
+    pub fn wait(&self) -> Result<Exit, SysError> {
+        loop {
+            match waitpid(self.pid, Some(WaitPidFlag::empty())) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(SysError::new("waitpid", e)),
+                Ok(status) => {
+                    if let Some(exit) = exit_of(status) {
+                        return Ok(exit);
+                    }
+                }
+            }
+        }
+    }
+
+    /// SIGKILL it (it is ours and not yet collected, so the pid is still its own).
+    pub fn kill(&self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// This process's mapped address space, bytes, from /proc/self/statm (its first field, pages).
+fn mapped_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf reads a constant of the system; no memory is passed.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// This process's thread count, from /proc/self/stat (field 20).
+fn thread_count() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(17)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fork itself is tested from a single-threaded process (the emperor's config reader,
+    /// tests/config_reader.rs): the test harness always has more than one thread.
+    #[test]
+    fn a_multithreaded_parent_is_refused() {
+        let other =
+            std::thread::spawn(|| std::thread::park_timeout(std::time::Duration::from_secs(5)));
+        let error = fork_worker(
+            WorkerLimits {
+                extra_address_space: 1 << 20,
+                cpu_seconds: 1,
+            },
+            |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(error.errno, Errno::EDEADLK);
+        other.thread().unpark();
+        other.join().unwrap();
+    }
+
+    #[test]
+    fn the_mapped_size_and_thread_count_are_read() {
+        assert!(mapped_bytes().unwrap() > 1 << 20);
+        assert!(thread_count().unwrap() >= 1);
+    }
+}

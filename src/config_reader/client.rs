@@ -1,0 +1,198 @@
+//! The emperor's side: start the reader while the emperor is still root, send it configs, and
+//! start it again if it is gone.
+
+use super::frame::{read_frame, write_frame};
+use super::{ReadReply, ReadRequest, MAX_REPLY, READER_FD, READY};
+use crate::emperor::EmperorIdentity;
+use jail::launch::{Launch, LaunchError, Running};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// How long an answer may take: the reader's own patience with a worker, and some.
+const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    #[error("starting the config reader {}: {source}", program.display())]
+    Launch {
+        program: PathBuf,
+        source: LaunchError,
+    },
+    #[error("the config reader: {what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("the config reader did not get ready: {0}")]
+    NotReady(String),
+    /// It died, hung or answered nonsense: killed; the next request starts another.
+    #[error("the config reader is gone ({0})")]
+    Gone(String),
+}
+
+/// How to start a reader, and the one running.
+#[derive(Debug)]
+pub struct ConfigReader {
+    binary: PathBuf,
+    identity: Option<EmperorIdentity>,
+    env: Vec<(String, String)>,
+    memory_mib: u64,
+    running: Option<Reader>,
+    /// Starts so far (see [`ConfigReader::launch`]).
+    starts: u64,
+}
+
+#[derive(Debug)]
+struct Reader {
+    process: Running,
+    socket: UnixStream,
+}
+
+impl ConfigReader {
+    /// Start `binary config-reader`, which takes `identity` once started, with `env` (the log
+    /// settings); each of its workers may map `memory_mib` MiB.
+    pub fn start(
+        binary: &Path,
+        identity: Option<EmperorIdentity>,
+        env: Vec<(String, String)>,
+        memory_mib: u64,
+    ) -> Result<Self, ReaderError> {
+        let mut reader = ConfigReader {
+            binary: binary.to_path_buf(),
+            identity,
+            env,
+            memory_mib,
+            running: None,
+            starts: 0,
+        };
+        reader.running = Some(reader.launch()?);
+        Ok(reader)
+    }
+
+    pub fn pid(&self) -> Option<nix::unistd::Pid> {
+        self.running.as_ref().map(|r| r.process.pid)
+    }
+
+    /// Have a worker load the config of `request`. A reader that is gone (killed from
+    /// outside since the last request) is started again and asked once more; one that
+    /// fails again is killed and the error returned (the next request starts another).
+    pub fn read(&mut self, request: &ReadRequest) -> Result<ReadReply, ReaderError> {
+        match self.ask_running(request) {
+            Err(ReaderError::Gone(reason)) => {
+                warn!("the config reader is gone ({reason}): starting it again");
+                self.ask_running(request)
+            }
+            other => other,
+        }
+    }
+
+    /// Ask the running reader, started first if there is none; a reader that fails the
+    /// exchange is killed and collected.
+    fn ask_running(&mut self, request: &ReadRequest) -> Result<ReadReply, ReaderError> {
+        if self.running.is_none() {
+            let reader = self.launch()?;
+            self.running = Some(reader);
+        }
+        let reader = self.running.as_mut().expect("started above");
+        let asked = ask(&mut reader.socket, request);
+        if let Err(ReaderError::Gone(_)) = &asked {
+            if let Some(reader) = self.running.take() {
+                let _ = reader.process.signal(libc::SIGKILL);
+                let _ = reader.process.wait();
+            }
+        }
+        asked
+    }
+
+    fn launch(&mut self) -> Result<Reader, ReaderError> {
+        let launch_error = |source| ReaderError::Launch {
+            program: self.binary.clone(),
+            source,
+        };
+        let io = |what| move |source| ReaderError::Io { what, source };
+        let (ours, theirs) = UnixStream::pair().map_err(io("socketpair"))?;
+        ours.set_read_timeout(Some(ANSWER_PATIENCE))
+            .map_err(io("SO_RCVTIMEO"))?;
+        ours.set_write_timeout(Some(ANSWER_PATIENCE))
+            .map_err(io("SO_SNDTIMEO"))?;
+        let dev_null = std::fs::File::open("/dev/null").map_err(io("open /dev/null"))?;
+        let mut argv = vec![
+            self.binary.display().to_string(),
+            "config-reader".to_string(),
+            "--memory-mib".to_string(),
+            self.memory_mib.to_string(),
+        ];
+        // Only the first start happens before the emperor drops privileges: a reader started
+        // again by the unprivileged emperor has its uid already and no capabilities to keep
+        // (execve cleared them), so its tenants' configs are refused as unreadable.
+        let identity = self.identity.filter(|_| self.starts == 0);
+        if let Some(id) = identity {
+            argv.extend(id.helper_args());
+        }
+        let mut launch = Launch::new(&self.binary, &argv).map_err(launch_error)?;
+        for (key, value) in &self.env {
+            launch.env(key, value).map_err(launch_error)?;
+        }
+        // Its own session: a ^C on the emperor's terminal is the emperor's to handle.
+        launch
+            .map_fd(dev_null.as_raw_fd(), 0)
+            .map_fd(theirs.as_fd().as_raw_fd(), READER_FD)
+            .new_session()
+            .parent_death_signal(libc::SIGKILL);
+        let process = launch
+            .start()
+            .and_then(|launched| launched.release())
+            .map_err(launch_error)?;
+        drop(theirs);
+        let mut reader = Reader {
+            process,
+            socket: ours,
+        };
+        match read_frame(&mut reader.socket, READY.len()) {
+            Ok(Some(ready)) if ready == READY => {}
+            answer => {
+                let _ = reader.process.signal(libc::SIGKILL);
+                let _ = reader.process.wait();
+                return Err(ReaderError::NotReady(match answer {
+                    Err(e) => e.to_string(),
+                    _ => "it exited (its log says why)".to_string(),
+                }));
+            }
+        }
+        self.starts += 1;
+        info!(pid = reader.process.pid.as_raw(), "config reader started");
+        Ok(reader)
+    }
+}
+
+/// One request, one answer; any failure of the exchange means the reader is gone.
+fn ask(socket: &mut UnixStream, request: &ReadRequest) -> Result<ReadReply, ReaderError> {
+    let bytes = serde_json::to_vec(request).expect("a request serializes");
+    write_frame(socket, &bytes).map_err(|e| ReaderError::Gone(format!("sending: {e}")))?;
+    let answer = match read_frame(socket, MAX_REPLY) {
+        Ok(Some(answer)) => answer,
+        Ok(None) => return Err(ReaderError::Gone("it exited".to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            return Err(ReaderError::Gone(format!(
+                "no answer in {} s",
+                ANSWER_PATIENCE.as_secs()
+            )))
+        }
+        Err(e) => return Err(ReaderError::Gone(e.to_string())),
+    };
+    serde_json::from_slice(&answer)
+        .map_err(|e| ReaderError::Gone(format!("an answer that does not parse: {e}")))
+}
+
+impl Drop for ConfigReader {
+    /// Its socket closes, so it exits: collected here (unless the emperor's reaper got it).
+    fn drop(&mut self) {
+        if let Some(reader) = self.running.take() {
+            let _ = reader.socket.shutdown(std::net::Shutdown::Both);
+            let _ = reader.process.wait();
+        }
+    }
+}
