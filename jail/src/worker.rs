@@ -26,17 +26,24 @@ pub struct WorkerLimits {
     pub cpu_seconds: u64,
 }
 
-/// A running worker: its pid and the read end of the pipe its work writes to.
+/// A running worker: its pid, the write end of the pipe it reads its input from, and the read
+/// end of the pipe its work writes to.
 #[derive(Debug)]
 pub struct Worker {
     pub pid: Pid,
+    /// Taken and dropped (closed) once the input is written: the worker sees its end.
+    pub input: Option<File>,
     pub output: File,
 }
 
-/// Fork a worker that runs `work` with the write end of a pipe, under `limits`, with no core
-/// dump, then exits 0 (or [`PANICKED_STATUS`] if `work` panics). Refused unless the calling
-/// process has exactly one thread.
-pub fn fork_worker(limits: WorkerLimits, work: impl FnOnce(&mut File)) -> Result<Worker, SysError> {
+/// Fork a worker that runs `work` with the read end of one pipe (its input, which may arrive
+/// long after the fork: a worker can be forked ahead of need) and the write end of another
+/// (its output), under `limits`, with no core dump, then exits 0 (or [`PANICKED_STATUS`] if
+/// `work` panics). Refused unless the calling process has exactly one thread.
+pub fn fork_worker(
+    limits: WorkerLimits,
+    work: impl FnOnce(&mut File, &mut File),
+) -> Result<Worker, SysError> {
     if thread_count() != Some(1) {
         // After fork only the calling thread exists: a lock another thread held (the
         // allocator's) would stay locked forever in the child.
@@ -45,29 +52,34 @@ pub fn fork_worker(limits: WorkerLimits, work: impl FnOnce(&mut File)) -> Result
             Errno::EDEADLK,
         ));
     }
-    let (read_end, write_end) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SysError::new("pipe2", e))?;
+    let pipe =
+        || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SysError::new("pipe2", e));
+    let (input_read, input_write) = pipe()?;
+    let (output_read, output_write) = pipe()?;
     // SAFETY: the process has one thread (checked above), so the child is an exact copy with
     // every lock in a consistent state, and may allocate and run ordinary Rust code. The child
     // never returns into the caller's frames: it runs `work` under catch_unwind and _exits.
     match unsafe { nix::unistd::fork() } {
         Err(e) => Err(SysError::new("fork", e)),
         Ok(nix::unistd::ForkResult::Child) => {
-            drop(read_end);
-            let status = run_child(limits, File::from(write_end), work);
+            drop((input_write, output_read));
+            let status = run_child(limits, input_read.into(), output_write.into(), work);
             sys::exit_now(status)
         }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(write_end);
-            Ok(Worker {
-                pid: child,
-                output: File::from(read_end),
-            })
-        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Worker {
+            pid: child,
+            input: Some(input_write.into()),
+            output: output_read.into(),
+        }),
     }
 }
 
-fn run_child(limits: WorkerLimits, mut output: File, work: impl FnOnce(&mut File)) -> i32 {
+fn run_child(
+    limits: WorkerLimits,
+    mut input: File,
+    mut output: File,
+    work: impl FnOnce(&mut File, &mut File),
+) -> i32 {
     let Some(mapped) = mapped_bytes() else {
         return LIMITS_FAILED_STATUS;
     };
@@ -83,7 +95,9 @@ fn run_child(limits: WorkerLimits, mut output: File, work: impl FnOnce(&mut File
             return LIMITS_FAILED_STATUS;
         }
     }
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut output))) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        work(&mut input, &mut output)
+    })) {
         Ok(()) => 0,
         Err(_) => PANICKED_STATUS,
     }
@@ -142,7 +156,7 @@ mod tests {
                 extra_address_space: 1 << 20,
                 cpu_seconds: 1,
             },
-            |_| {},
+            |_, _| {},
         )
         .unwrap_err();
         assert_eq!(error.errno, Errno::EDEADLK);

@@ -33,57 +33,98 @@ pub fn serve(identity: Option<EmperorIdentity>, memory_mib: u64) -> ExitCode {
         error!("config reader: {e}");
         return ExitCode::FAILURE;
     }
+    // The next request's worker, forked ahead of need: the fork and the worker's setup happen
+    // while the emperor goes on with the previous answer, not while it waits for the next.
+    let mut spare = None;
     loop {
         let request = match read_frame(&mut socket, MAX_REQUEST) {
             Ok(Some(request)) => request,
-            Ok(None) => return ExitCode::SUCCESS,
+            Ok(None) => {
+                if let Some(worker) = spare {
+                    end_worker(&worker);
+                }
+                return ExitCode::SUCCESS;
+            }
             Err(e) => {
                 error!("config reader: reading a request: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let reply = match serde_json::from_slice::<ReadRequest>(&request) {
-            Ok(request) => read_in_worker(&request, limits),
-            Err(e) => ReadReply::WorkerFailed(format!("a request that does not parse: {e}")),
+        let worker = spare.take().map(Ok).unwrap_or_else(|| start_worker(limits));
+        let (reply, worker) = match worker {
+            Ok(mut worker) => (ask_worker(&mut worker, &request, limits), Some(worker)),
+            Err(e) => (
+                ReadReply::WorkerFailed(format!("no worker to read it: {e}")),
+                None,
+            ),
         };
         let reply = serde_json::to_vec(&reply).expect("a reply serializes");
         if let Err(e) = write_frame(&mut socket, &reply) {
             error!("config reader: answering: {e}");
             return ExitCode::FAILURE;
         }
+        if let Some(worker) = worker {
+            end_worker(&worker);
+        }
+        spare = start_worker(limits).ok();
     }
 }
 
-/// Load the config in a worker and take its answer; whatever the worker does, an answer.
-fn read_in_worker(request: &ReadRequest, limits: WorkerLimits) -> ReadReply {
-    let worker = match fork_worker(limits, |output| {
-        let reply = serde_json::to_vec(&load(request)).expect("a reply serializes");
+/// A worker waiting for one request on its input: it loads that config and writes its reply.
+fn start_worker(limits: WorkerLimits) -> Result<Worker, jail::SysError> {
+    fork_worker(limits, |input, output| {
+        let mut request = Vec::new();
+        let reply = match input.take(MAX_REQUEST as u64).read_to_end(&mut request) {
+            Ok(_) => match serde_json::from_slice::<ReadRequest>(&request) {
+                Ok(request) => load(&request),
+                Err(e) => ReadReply::WorkerFailed(format!("a request that does not parse: {e}")),
+            },
+            Err(e) => ReadReply::WorkerFailed(format!("reading the request: {e}")),
+        };
+        let reply = serde_json::to_vec(&reply).expect("a reply serializes");
         // A reader that stopped listening has its reason already (the worker's exit).
         let _ = output.write_all(&reply);
-    }) {
-        Ok(worker) => worker,
-        Err(e) => return ReadReply::WorkerFailed(format!("no worker to read it: {e}")),
+    })
+}
+
+/// Hand `request` to `worker` and take its answer; whatever the worker does, an answer. A
+/// worker that did not answer is killed and collected, and its exit is the reason.
+fn ask_worker(worker: &mut Worker, request: &[u8], limits: WorkerLimits) -> ReadReply {
+    // Dropped once written, which closes it: the worker reads to its end.
+    let sent = match worker.input.take() {
+        Some(mut input) => input.write_all(request),
+        None => Err(std::io::Error::other("its input is closed already")),
     };
-    let output = read_output(&worker);
-    if output.is_err() {
-        worker.kill();
+    let output = sent
+        .map_err(|e| format!("writing the request to the worker: {e}"))
+        .and_then(|()| read_output(worker));
+    if let Ok(bytes) = &output {
+        if let Ok(reply) = serde_json::from_slice(bytes) {
+            return reply;
+        }
     }
+    worker.kill();
     let exit = match worker.wait() {
         Ok(exit) => exit,
         Err(e) => return ReadReply::WorkerFailed(e.to_string()),
     };
     match (exit.signal, exit.status, output) {
-        (None, 0, Ok(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            ReadReply::WorkerFailed(format!("an answer that does not parse: {e}"))
-        }),
         (_, _, Err(reason)) => ReadReply::WorkerFailed(reason),
         (Some(signal), _, _) => ReadReply::WorkerFailed(killed_by(signal, limits)),
         (None, LIMITS_FAILED_STATUS, _) => {
             ReadReply::WorkerFailed("the worker could not set its limits".to_string())
         }
         (None, PANICKED_STATUS, _) => ReadReply::WorkerFailed("the worker panicked".to_string()),
-        (None, status, _) => ReadReply::WorkerFailed(format!("the worker exited {status}")),
+        (None, status, _) => ReadReply::WorkerFailed(format!(
+            "the worker exited {status} with an answer that does not parse"
+        )),
     }
+}
+
+/// Collect a worker that answered (it is exiting), or kill and collect a spare.
+fn end_worker(worker: &Worker) {
+    worker.kill();
+    let _ = worker.wait();
 }
 
 /// The config, loaded as its runtime loads it, reduced to the options asked for.
