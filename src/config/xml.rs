@@ -1,7 +1,7 @@
 //! The `.xml` reader: `<uwsgi>` (or `<uwsgi id="x">` for `file.xml:x`) whose child elements are
 //! the options: the tag is the key, the trimmed text the value, an empty element means "1".
 
-use roxmltree::{Document, Node};
+use roxmltree::{Document, Node, ParsingOptions};
 
 use super::limits::{MAX_DEPTH, MAX_OPTIONS};
 use super::source::{LineCounter, RawEntry, ReadResult, SyntaxError};
@@ -10,8 +10,13 @@ pub(crate) fn read(text: &str, id: Option<&str>) -> ReadResult {
     if let Some(over) = over_limits(text) {
         return Err(over);
     }
-    // roxmltree refuses a DTD by default, so no entity can add elements the scan did not see.
-    let document = Document::parse(text).map_err(|error| {
+    // No DTD, so no entity can add elements the scan did not see; the scan's count of markup
+    // bounds the nodes (an element and the text after it each), the nodes limit says so again.
+    let options = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: (4 * MAX_OPTIONS) as u32,
+    };
+    let document = Document::parse_with_options(text, options).map_err(|error| {
         let pos = error.pos();
         // roxmltree usually ends its message with the position; we print it in front instead.
         let message = error.to_string();
