@@ -2,6 +2,7 @@
 //! stop processes. This is the only crate of the workspace with `unsafe`; each block says why
 //! it is sound. Nothing here knows about configs: callers hand in plain values.
 
+pub mod alloc_meter;
 pub mod caps;
 pub mod cgroup;
 pub mod creds;

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::limits::Overrun;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file (or an `@(file)`) could not be read.
@@ -37,6 +39,15 @@ pub enum ConfigError {
         message: String,
     },
 
+    /// The config went over one of the limits of `limits` (depth, expansion, includes).
+    #[error("{}: {}{limit}", place(.path, .line, &None), option_prefix(.key))]
+    Limit {
+        path: PathBuf,
+        line: Option<usize>,
+        key: Option<String>,
+        limit: Overrun,
+    },
+
     /// A file includes itself, directly or through others; the chain ends with the repeated file.
     #[error("include loop: {}", chain_text(.chain))]
     IncludeLoop { chain: Vec<String> },
@@ -49,6 +60,13 @@ fn place(path: &Path, line: &Option<usize>, column: &Option<usize>) -> String {
         (Some(line), None) => format!("{}:{line}", path.display()),
         _ => path.display().to_string(),
     }
+}
+
+/// `option "key": `, or nothing when the limit is not one option's.
+fn option_prefix(key: &Option<String>) -> String {
+    key.as_ref()
+        .map(|key| format!("option \"{key}\": "))
+        .unwrap_or_default()
 }
 
 fn chain_text(chain: &[String]) -> String {
@@ -79,6 +97,27 @@ mod tests {
             message: "expected `,`".into(),
         };
         assert_eq!(err.to_string(), "app.json:3:7: invalid JSON: expected `,`");
+    }
+
+    #[test]
+    fn limit_messages_name_file_line_option_and_limit() {
+        let err = ConfigError::Limit {
+            path: "app.ini".into(),
+            line: Some(12),
+            key: Some("x".into()),
+            limit: Overrun::Value,
+        };
+        assert_eq!(
+            err.to_string(),
+            "app.ini:12: option \"x\": expands to more than 65536 bytes (limit of one value)"
+        );
+        let err = ConfigError::Limit {
+            path: "app.xml".into(),
+            line: Some(3),
+            key: None,
+            limit: Overrun::Depth,
+        };
+        assert_eq!(err.to_string(), "app.xml:3: nesting deeper than 64 levels");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! comments, quotes are kept literally); `[name]` starts a section; `key = value` splits at the
 //! first `=`; a bare `key` has an empty value; every occurrence of a key is kept, in order.
 
+use super::limits::MAX_OPTIONS;
 use super::source::{RawEntry, ReadResult, SyntaxError};
 
 pub(crate) fn read(text: &str, section: &str) -> ReadResult {
@@ -29,6 +30,9 @@ pub(crate) fn read(text: &str, section: &str) -> ReadResult {
             continue;
         }
         if in_section {
+            if entries.len() == MAX_OPTIONS {
+                return Err(SyntaxError::too_many(line_no));
+            }
             entries.push(key_value(line, line_no)?);
         }
     }
@@ -63,6 +67,7 @@ fn key_value(line: &str, line_no: usize) -> Result<RawEntry, SyntaxError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits::Overrun;
     use super::*;
 
     fn entries(text: &str, section: &str) -> Vec<(String, String, usize)> {
@@ -137,5 +142,19 @@ mod tests {
         assert_eq!(err.line, Some(2));
         let err = read("[uwsgi\n", "uwsgi").unwrap_err();
         assert_eq!(err.line, Some(1));
+    }
+
+    #[test]
+    fn options_up_to_the_limit_are_read_and_more_are_refused() {
+        let options = |n: usize| format!("[uwsgi]\n{}", "a\n".repeat(n));
+        assert_eq!(
+            read(&options(MAX_OPTIONS), "uwsgi").unwrap().unwrap().len(),
+            MAX_OPTIONS
+        );
+        let err = read(&options(MAX_OPTIONS + 1), "uwsgi").unwrap_err();
+        assert_eq!(
+            (err.over, err.line),
+            (Some(Overrun::Options), Some(MAX_OPTIONS + 2))
+        );
     }
 }

@@ -10,9 +10,13 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::source::{RawEntry, ReadResult, SyntaxError};
+use super::limits::{MAX_DEPTH, MAX_OPTIONS};
+use super::source::{LineCounter, RawEntry, ReadResult, SyntaxError};
 
 pub(crate) fn read(text: &str, section: &str) -> ReadResult {
+    if let Some(over) = over_limits(text) {
+        return Err(over);
+    }
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let pairs = RootSeed { section }
         .deserialize(&mut deserializer)
@@ -25,6 +29,48 @@ pub(crate) fn read(text: &str, section: &str) -> ReadResult {
             SyntaxError::at(error.line(), Some(error.column()), message)
         })?;
     Ok(pairs.map(|pairs| with_lines(text, section, pairs)))
+}
+
+/// Where arrays and objects first nest deeper than [`MAX_DEPTH`], or the text first holds
+/// more than [`MAX_OPTIONS`] values (counted as commas: every value but the last of each array
+/// or object is followed by one), found before serde_json parses and allocates: its own depth
+/// limit (128) is an implementation detail, and skipping a section recurses per level.
+/// Brackets and commas inside strings do not count; malformed text is left to the parser.
+fn over_limits(text: &str) -> Option<SyntaxError> {
+    let (mut depth, mut line, mut commas) = (0usize, 1usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if byte == b'\n' {
+            line += 1;
+        }
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(SyntaxError::too_deep(line));
+                }
+            }
+            b',' => {
+                commas += 1;
+                if commas >= MAX_OPTIONS {
+                    return Some(SyntaxError::too_many(line));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Finds the section in the root object, skipping every other key.
@@ -118,13 +164,15 @@ fn scalar_text(key: &str, value: Value) -> Result<String, String> {
 /// Best effort: the line of each key, found by searching the text for `"key":` from where the
 /// previous key was found (starting at the section key). Items of an array share their key's line.
 fn with_lines(text: &str, section: &str, pairs: Vec<KeyValues>) -> Vec<RawEntry> {
-    let mut cursor = find_key(text, section, 0).map_or(0, |(_, end)| end);
+    let mut cursor = Some(find_key(text, section, 0).map_or(0, |(_, end)| end));
     let mut entries = Vec::with_capacity(pairs.len());
+    let mut lines = LineCounter::new(text);
     for (key, values) in pairs {
-        let line = find_key(text, &key, cursor).map(|(start, end)| {
-            cursor = end;
-            line_of(text, start)
-        });
+        // A key not found as written (escaped) ends the search: searching to the end for
+        // every later key would make a file of many such keys quadratic.
+        let found = cursor.and_then(|from| find_key(text, &key, from));
+        cursor = found.map(|(_, end)| end);
+        let line = found.map(|(start, _)| lines.of(start));
         entries.extend(
             values
                 .into_iter()
@@ -149,12 +197,9 @@ fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
     None
 }
 
-fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte].matches('\n').count() + 1
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::limits::Overrun;
     use super::*;
 
     fn read_ok(text: &str, section: &str) -> Vec<(String, String, Option<usize>)> {
@@ -238,5 +283,62 @@ mod tests {
         assert!(err.message.contains("JSON object"), "{}", err.message);
         let err = read(r#"{"uwsgi": {"a": {"b": 1}}}"#, "uwsgi").unwrap_err();
         assert!(err.message.contains("option \"a\""), "{}", err.message);
+    }
+
+    /// `{"uwsgi": {}, "other": [[...]]}` with the whole text nested `depth` levels.
+    fn nested(depth: usize) -> String {
+        let inner = depth - 1;
+        format!(
+            "{{\"uwsgi\": {{}},\n\"other\": {}{}}}",
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_read_and_deeper_is_refused() {
+        assert_eq!(read(&nested(MAX_DEPTH), "uwsgi").unwrap(), Some(vec![]));
+        let err = read(&nested(MAX_DEPTH + 1), "uwsgi").unwrap_err();
+        assert!(
+            err.over == Some(Overrun::Depth) && err.line == Some(2),
+            "{err:?}"
+        );
+        let quoted = format!(
+            "{{\"uwsgi\": {{\"a\": \"{}\\\"{}\"}}}}",
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert_eq!(
+            read(&quoted, "uwsgi").unwrap().unwrap().len(),
+            1,
+            "brackets in strings"
+        );
+    }
+
+    #[test]
+    fn values_up_to_the_limit_are_read_and_more_are_refused() {
+        let values = |n: usize| format!("{{\"uwsgi\": {{\"a\": [{}1]}}}}", "1,".repeat(n - 1));
+        let read_values = read(&values(MAX_OPTIONS), "uwsgi").unwrap().unwrap();
+        assert_eq!(read_values.len(), MAX_OPTIONS);
+        let err = read(&values(MAX_OPTIONS + 1), "uwsgi").unwrap_err();
+        assert_eq!(err.over, Some(Overrun::Options));
+    }
+
+    #[test]
+    fn an_escaped_key_ends_the_search_for_lines() {
+        // Searching on after a key not found as written would be quadratic in such keys.
+        let text = "{\"uwsgi\": {\n\"a\": 1,\n\"\\u0062\": 2,\n\"c\": 3}}";
+        let lines: Vec<_> = read_ok(text, "uwsgi")
+            .into_iter()
+            .map(|(k, _, l)| (k, l))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("a".into(), Some(2)),
+                ("b".into(), None),
+                ("c".into(), None)
+            ]
+        );
     }
 }

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::expand;
+use super::expand::{self, ExpandError};
+use super::limits::{Budget, Overrun, MAX_INCLUDE_NESTING};
 use super::magic::{FileFacts, MagicScope, Startup};
-use super::source::{parse_raw, read_raw, ConfigName, RawEntry};
+use super::source::{parse_raw, read_config, ConfigName, RawEntry};
 use super::{normalize_key, ConfigError, Entry, Origin};
 
 /// A file being read, remembered to catch include loops.
@@ -30,6 +31,8 @@ pub(crate) struct Loader {
     /// First value of every option so far, by normalized key: what `%(name)` sees.
     placeholders: HashMap<String, String>,
     open_files: Vec<OpenFile>,
+    /// What the config has read and expanded so far, against `limits`.
+    budget: Budget,
     /// What `$(VAR)` sees (see `LoadOptions::environment`).
     pub environment: Option<Vec<(String, String)>>,
 }
@@ -52,6 +55,7 @@ impl Loader {
             entries: Vec::new(),
             placeholders: HashMap::new(),
             open_files: Vec::new(),
+            budget: Budget::default(),
             environment: None,
         }
     }
@@ -85,11 +89,39 @@ impl Loader {
         Ok(())
     }
 
-    /// Reads a file (the vassal, an include, a vassals-include) and adds its entries.
+    /// Reads the vassal's own file and adds its entries.
     pub fn read_file(&mut self, name: &ConfigName) -> Result<(), ConfigError> {
+        self.read(name, None)
+    }
+
+    /// Reads a `vassals-include` file and adds its entries; it counts as an included file.
+    pub fn read_vassals_include(&mut self, name: &ConfigName) -> Result<(), ConfigError> {
+        let over = |limit| ConfigError::Limit {
+            path: name.path.clone(),
+            line: None,
+            key: None,
+            limit,
+        };
+        self.read(name, Some(&over))
+    }
+
+    /// Reads a file and adds its entries. An included file (`over` says how to report its
+    /// overrun) is counted before it is opened, and its size before it is parsed.
+    fn read(
+        &mut self,
+        name: &ConfigName,
+        over: Option<&dyn Fn(Overrun) -> ConfigError>,
+    ) -> Result<(), ConfigError> {
+        if let Some(over) = over {
+            self.budget.open_file().map_err(over)?;
+        }
         let facts = FileFacts::of(name)?;
         self.enter(name)?;
-        self.add_all(name, &facts, read_raw(name)?)
+        let text = read_config(name)?;
+        if let Some(over) = over {
+            self.budget.read(text.len()).map_err(over)?;
+        }
+        self.add_all(name, &facts, parse_raw(name, &text)?)
     }
 
     /// The entries of the file on top of `open_files`, which is then closed.
@@ -149,36 +181,43 @@ impl Loader {
                 let (key, value) = split_assignment(&value).ok_or_else(|| {
                     bad_option(scope, &raw, format!("expected KEY=VALUE, got \"{value}\""))
                 })?;
-                self.push(key, value, origin);
-                Ok(())
+                self.push(key, value, origin)
+                    .map_err(|limit| limit_error(scope, &raw, limit))
             }
-            _ => {
-                self.push(&raw.key, &value, origin);
-                Ok(())
-            }
+            _ => self
+                .push(&raw.key, &value, origin)
+                .map_err(|limit| limit_error(scope, &raw, limit)),
         }
     }
 
     /// Magic variables, then `$(...)`, `@(...)`, `%(...)`.
-    fn expand(&self, raw: &RawEntry, scope: &FileScope) -> Result<String, ConfigError> {
+    /// Each pass is bounded by the limit of one value (see `limits`).
+    fn expand(&mut self, raw: &RawEntry, scope: &FileScope) -> Result<String, ConfigError> {
+        let error = |error| match error {
+            ExpandError::Failed(message) => bad_option(scope, raw, message),
+            ExpandError::Over(limit) => limit_error(scope, raw, limit),
+        };
         let magic = MagicScope {
             startup: &self.startup,
             file: scope.facts,
             vassal: &self.vassal,
         };
-        let text = magic.expand(&raw.value);
+        let text = magic
+            .expand(&raw.value)
+            .map_err(|limit| limit_error(scope, raw, limit))?;
         let text = match &self.environment {
             Some(env) => expand::environment(&text, |name| {
                 env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
             }),
             None => expand::environment(&text, |name| std::env::var(name).ok()),
-        };
-        let text = expand::file_contents(&text, scope.facts.dir())
-            .map_err(|message| bad_option(scope, raw, message))?;
+        }
+        .map_err(error)?;
+        let text =
+            expand::file_contents(&text, scope.facts.dir(), &mut self.budget).map_err(error)?;
         expand::placeholders(&text, |name| {
             self.placeholders.get(&normalize_key(name)).cloned()
         })
-        .map_err(|message| bad_option(scope, raw, message))
+        .map_err(error)
     }
 
     /// Inlines another file here. Problems opening it are reported at the `include` line.
@@ -188,8 +227,13 @@ impl Loader {
         raw: &RawEntry,
         scope: &FileScope,
     ) -> Result<(), ConfigError> {
+        // open_files holds the vassal's own file and the includes around this one.
+        if self.open_files.len() > MAX_INCLUDE_NESTING {
+            return Err(limit_error(scope, raw, Overrun::IncludeNesting));
+        }
         let name = ConfigName::parse(&scope.facts.dir().join(target));
-        self.read_file(&name).map_err(|error| match error {
+        let over = |limit| limit_error(scope, raw, limit);
+        self.read(&name, Some(&over)).map_err(|error| match error {
             ConfigError::Read { .. }
             | ConfigError::UnknownFormat { .. }
             | ConfigError::MissingSection { .. } => bad_option(scope, raw, error.to_string()),
@@ -197,7 +241,9 @@ impl Loader {
         })
     }
 
-    fn push(&mut self, key: &str, value: &str, origin: Origin) {
+    /// Keeps one expanded option, if the config's expanded size allows it.
+    fn push(&mut self, key: &str, value: &str, origin: Origin) -> Result<(), Overrun> {
+        self.budget.keep(key.len() + value.len())?;
         self.placeholders
             .entry(normalize_key(key))
             .or_insert_with(|| value.to_string());
@@ -206,6 +252,7 @@ impl Loader {
             value: value.to_string(),
             origin,
         });
+        Ok(())
     }
 }
 
@@ -214,6 +261,15 @@ fn split_assignment(text: &str) -> Option<(&str, &str)> {
     let (key, value) = text.split_once('=').unwrap_or((text, ""));
     let key = key.trim();
     (!key.is_empty()).then_some((key, value))
+}
+
+fn limit_error(scope: &FileScope, raw: &RawEntry, limit: Overrun) -> ConfigError {
+    ConfigError::Limit {
+        path: scope.path.to_path_buf(),
+        line: raw.line,
+        key: Some(raw.key.clone()),
+        limit,
+    }
 }
 
 fn bad_option(scope: &FileScope, raw: &RawEntry, message: String) -> ConfigError {
@@ -607,5 +663,149 @@ mod tests {
         assert_eq!(value(&cfg, "hash").len(), 8);
         let first = dir.path().components().nth(1).unwrap();
         assert_eq!(value(&cfg, "first"), first.as_os_str().to_str().unwrap());
+    }
+
+    #[test]
+    fn the_placeholder_bomb_is_refused_at_the_value_limit() {
+        let dir = Dir::new();
+        let mut text = String::from("[uwsgi]\na0 = 0123456789\n");
+        for level in 1..=12 {
+            text.push_str(&format!(
+                "a{level} = {}\n",
+                format!("%(a{})", level - 1).repeat(10)
+            ));
+        }
+        let file = dir.write("bomb.ini", &text);
+        let err = load_err(&file, &LoadOptions::default());
+        assert_eq!(
+            err,
+            format!(
+                "{}:6: option \"a4\": expands to more than 65536 bytes (limit of one value)",
+                file.display()
+            )
+        );
+    }
+
+    /// `[uwsgi]`, `big` of `size` bytes, then `copies` options of `%(big)`.
+    fn copies_of_a_big_value(size: usize, copies: usize) -> String {
+        format!(
+            "[uwsgi]\nbig = {}\n{}",
+            "x".repeat(size),
+            "copy = %(big)\n".repeat(copies)
+        )
+    }
+
+    #[test]
+    fn the_whole_config_is_refused_past_the_expanded_limit() {
+        use super::super::limits::{MAX_EXPANDED_BYTES, MAX_VALUE_BYTES};
+        let dir = Dir::new();
+        // Each option costs its key and value; `big` costs 3 + size, each copy 4 + size.
+        let size = MAX_VALUE_BYTES - 4;
+        let copies = (MAX_EXPANDED_BYTES - (3 + size)) / MAX_VALUE_BYTES;
+        let fits = dir.write("fits.ini", &copies_of_a_big_value(size, copies));
+        assert_eq!(load_plain(&fits).get_all("copy").count(), copies);
+        let over = dir.write("over.ini", &copies_of_a_big_value(size, copies + 1));
+        let err = load_err(&over, &LoadOptions::default());
+        assert!(
+            err.ends_with(&format!(
+                ":{}: option \"copy\": the config expands to more than {MAX_EXPANDED_BYTES} bytes (limit of one config)",
+                copies + 3
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn includes_are_counted_up_to_the_limit() {
+        use super::super::limits::MAX_INCLUDED_FILES;
+        let dir = Dir::new();
+        dir.write("one.ini", "[uwsgi]\none = 1\n");
+        let includes = |n| format!("[uwsgi]\n{}", "include = one.ini\n".repeat(n));
+        let fits = dir.write("fits.ini", &includes(MAX_INCLUDED_FILES));
+        assert_eq!(load_plain(&fits).get_all("one").count(), MAX_INCLUDED_FILES);
+        let over = dir.write("over.ini", &includes(MAX_INCLUDED_FILES + 1));
+        assert_eq!(
+            load_err(&over, &LoadOptions::default()),
+            format!(
+                "{}:{}: option \"include\": reads more than 64 files (limit of includes and @(file) of one config)",
+                over.display(),
+                MAX_INCLUDED_FILES + 2
+            )
+        );
+        // vassals-include files count too, after the config's own.
+        let opts = LoadOptions {
+            includes: vec![dir.path().join("one.ini")],
+            ..LoadOptions::default()
+        };
+        let err = load(&fits, &opts).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "one.ini: reads more than 64 files (limit of includes and @(file) of one config)"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn included_bytes_are_counted_before_they_are_parsed() {
+        use super::super::limits::MAX_INCLUDED_BYTES;
+        let dir = Dir::new();
+        // A comment line: bytes to read, nothing to keep.
+        let third = MAX_INCLUDED_BYTES / 3;
+        dir.write(
+            "third.ini",
+            &format!("[uwsgi]\n#{}\n", "x".repeat(third - 10)),
+        );
+        let rest = MAX_INCLUDED_BYTES - 3 * third;
+        let file = dir.write(
+            "app.ini",
+            "[uwsgi]\ninclude = third.ini\ninclude = third.ini\ninclude = third.ini\nlast = @(rest.txt)\n",
+        );
+        dir.write("rest.txt", &"z".repeat(rest));
+        assert_eq!(load_plain(&file).get("last").unwrap().value.len(), rest);
+        dir.write("rest.txt", &"z".repeat(rest + 1));
+        assert_eq!(
+            load_err(&file, &LoadOptions::default()),
+            format!(
+                "{}:5: option \"last\": reads more than {MAX_INCLUDED_BYTES} bytes of files (limit of includes and @(file) of one config)",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
+    fn nesting_too_deep_names_the_file_and_line() {
+        let dir = Dir::new();
+        let file = dir.write("deep.xml", &format!("<uwsgi>\n{}", "<a>".repeat(13_000)));
+        assert_eq!(
+            load_err(&file, &LoadOptions::default()),
+            format!("{}:2: nesting deeper than 64 levels", file.display())
+        );
+    }
+
+    #[test]
+    fn includes_nest_up_to_the_limit() {
+        let dir = Dir::new();
+        // level0.ini includes level1.ini ... up to level{n}.ini, which includes nothing.
+        let chain = |n: usize| {
+            for level in 0..n {
+                dir.write(
+                    &format!("level{level}.ini"),
+                    &format!("[uwsgi]\ninclude = level{}.ini\n", level + 1),
+                );
+            }
+            dir.write(&format!("level{n}.ini"), "[uwsgi]\nlast = 1\n");
+            dir.path().join("level0.ini")
+        };
+        assert!(load_plain(&chain(MAX_INCLUDE_NESTING))
+            .get("last")
+            .is_some());
+        let err = load_err(&chain(MAX_INCLUDE_NESTING + 1), &LoadOptions::default());
+        assert!(
+            err.ends_with(&format!(
+                "level{MAX_INCLUDE_NESTING}.ini:2: option \"include\": includes nested deeper than 16 levels"
+            )),
+            "{err}"
+        );
     }
 }

@@ -8,6 +8,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::expand::push_bounded;
+use super::limits::{Overrun, MAX_VALUE_BYTES};
 use super::source::ConfigName;
 use super::ConfigError;
 
@@ -211,28 +213,29 @@ impl MagicScope<'_> {
         self.file.var(var)
     }
 
-    pub fn expand(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
+    /// `text` with its magic variables replaced; refused before it would grow past
+    /// [`MAX_VALUE_BYTES`](super::limits::MAX_VALUE_BYTES) (`%p` is short to write and long
+    /// to expand).
+    pub fn expand(&self, text: &str) -> Result<String, Overrun> {
+        let mut out = String::with_capacity(text.len().min(MAX_VALUE_BYTES));
+        let mut chars = text.char_indices().peekable();
+        let mut literal_from = 0;
+        while let Some((at, c)) = chars.next() {
             if c != '%' {
-                out.push(c);
                 continue;
             }
-            match chars.peek().copied() {
-                None => out.push('%'),
-                Some('(') => out.push('%'),
-                Some('%') => {
-                    chars.next();
-                    out.push('%');
-                }
-                Some(var) => {
-                    chars.next();
-                    out.push_str(&self.var(var).unwrap_or_default());
-                }
-            }
+            let replacement = match chars.peek().map(|&(_, next)| next) {
+                None | Some('(') => continue,
+                Some('%') => "%".to_string(),
+                Some(var) => self.var(var).unwrap_or_default(),
+            };
+            push_bounded(&mut out, &text[literal_from..at])?;
+            push_bounded(&mut out, &replacement)?;
+            chars.next();
+            literal_from = chars.peek().map_or(text.len(), |&(next, _)| next);
         }
-        out
+        push_bounded(&mut out, &text[literal_from..])?;
+        Ok(out)
     }
 }
 
@@ -249,7 +252,7 @@ mod tests {
         }
     }
 
-    fn expand(text: &str) -> String {
+    fn try_expand(text: &str) -> Result<String, Overrun> {
         let startup = Startup::now();
         let file = facts("/etc/inc/common.ini", "uwsgi");
         let vassal = facts("/opt/apps/blog.yaml", "prod");
@@ -259,6 +262,22 @@ mod tests {
             vassal: &vassal,
         }
         .expand(text)
+    }
+
+    fn expand(text: &str) -> String {
+        try_expand(text).unwrap()
+    }
+
+    #[test]
+    fn expansion_is_refused_past_the_value_limit() {
+        // %p is "/etc/inc/common.ini", 19 bytes.
+        let fits = MAX_VALUE_BYTES / 19;
+        assert_eq!(expand(&"%p".repeat(fits)).len(), fits * 19);
+        assert_eq!(try_expand(&"%p".repeat(fits + 1)), Err(Overrun::Value));
+        assert_eq!(
+            try_expand(&"x".repeat(MAX_VALUE_BYTES + 1)),
+            Err(Overrun::Value)
+        );
     }
 
     #[test]

@@ -16,8 +16,11 @@
 mod error;
 mod expand;
 mod file;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ini;
 mod json;
+pub mod limits;
 mod loader;
 mod magic;
 mod math;
@@ -109,7 +112,7 @@ fn assemble(
     loader.apply_sets(&opts.sets)?;
     own(&mut loader, &name)?;
     for include in &opts.includes {
-        loader.read_file(&ConfigName::parse(include))?;
+        loader.read_vassals_include(&ConfigName::parse(include))?;
     }
     Ok(Config {
         path: name.path,

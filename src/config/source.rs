@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::limits::Overrun;
 use super::{ini, json, xml, yaml, ConfigError, CONFIG_EXTENSIONS};
 
 /// The section read when the name does not pick one.
@@ -26,12 +27,15 @@ impl RawEntry {
     }
 }
 
-/// What a reader reports when the text is malformed; the caller adds the file name.
+/// What a reader reports when the text is malformed, or goes over a limit (nesting deeper
+/// than [`MAX_DEPTH`](super::limits::MAX_DEPTH), more than
+/// [`MAX_OPTIONS`](super::limits::MAX_OPTIONS)); the caller adds the file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SyntaxError {
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub message: String,
+    pub over: Option<Overrun>,
 }
 
 impl SyntaxError {
@@ -40,7 +44,51 @@ impl SyntaxError {
             line: Some(line),
             column,
             message: message.into(),
+            over: None,
         }
+    }
+
+    /// The text nests deeper than the limit, first at `line`.
+    pub fn too_deep(line: usize) -> Self {
+        SyntaxError::over(line, Overrun::Depth)
+    }
+
+    /// The text holds more options (elements, values) than the limit, the first too many at
+    /// `line`.
+    pub fn too_many(line: usize) -> Self {
+        SyntaxError::over(line, Overrun::Options)
+    }
+
+    fn over(line: usize, limit: Overrun) -> Self {
+        SyntaxError {
+            over: Some(limit),
+            ..SyntaxError::at(line, None, "")
+        }
+    }
+}
+
+/// Line numbers of byte offsets asked in increasing order, each counted on from the previous
+/// one, so numbering every option of a file reads it once.
+pub(crate) struct LineCounter<'a> {
+    text: &'a str,
+    at: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    pub fn new(text: &'a str) -> Self {
+        LineCounter {
+            text,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of `offset`, which is not before the previous one asked.
+    pub fn of(&mut self, offset: usize) -> usize {
+        self.line += self.text[self.at..offset].matches('\n').count();
+        self.at = offset;
+        self.line
     }
 }
 
@@ -124,15 +172,14 @@ fn has_config_extension(file: &str) -> bool {
         .is_some_and(|(stem, ext)| !stem.is_empty() && CONFIG_EXTENSIONS.contains(&ext))
 }
 
-/// Reads the file and returns the raw entries of the requested section.
-pub(crate) fn read_raw(name: &ConfigName) -> Result<Vec<RawEntry>, ConfigError> {
+/// The text of a config file, once its name says it is in a format we read.
+pub(crate) fn read_config(name: &ConfigName) -> Result<String, ConfigError> {
     let path = &name.path;
     Format::of(path).ok_or_else(|| ConfigError::UnknownFormat { path: path.clone() })?;
-    let text = super::file::read_text(path).map_err(|source| ConfigError::Read {
+    super::file::read_text(path).map_err(|source| ConfigError::Read {
         path: path.clone(),
         source,
-    })?;
-    parse_raw(name, &text)
+    })
 }
 
 /// The raw entries of the requested section of `text`, in the format the name's extension
@@ -152,6 +199,16 @@ pub(crate) fn parse_raw(name: &ConfigName, text: &str) -> Result<Vec<RawEntry>, 
         Ok(None) => Err(ConfigError::MissingSection {
             path: path.clone(),
             section: name.section_name().to_string(),
+        }),
+        Err(SyntaxError {
+            line,
+            over: Some(limit),
+            ..
+        }) => Err(ConfigError::Limit {
+            path: path.clone(),
+            line,
+            key: None,
+            limit,
         }),
         Err(error) => Err(ConfigError::Syntax {
             path: path.clone(),
@@ -188,9 +245,9 @@ mod tests {
 
     #[test]
     fn unknown_extension_and_missing_file_are_errors() {
-        let err = read_raw(&ConfigName::parse(Path::new("/nowhere/app.skel"))).unwrap_err();
+        let err = read_config(&ConfigName::parse(Path::new("/nowhere/app.skel"))).unwrap_err();
         assert!(err.to_string().contains("unknown config format"), "{err}");
-        let err = read_raw(&ConfigName::parse(Path::new("/nowhere/app.ini"))).unwrap_err();
+        let err = read_config(&ConfigName::parse(Path::new("/nowhere/app.ini"))).unwrap_err();
         assert!(
             err.to_string().starts_with("cannot read /nowhere/app.ini"),
             "{err}"

@@ -10,6 +10,7 @@
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+use super::limits::{MAX_DEPTH, MAX_OPTIONS};
 use super::source::{RawEntry, ReadResult, SyntaxError};
 
 pub(crate) fn read(text: &str, section: &str) -> ReadResult {
@@ -92,6 +93,9 @@ impl Events<'_> {
                 _ => return Err(unexpected(mark, "an option name")),
             };
             for value in self.option_values(&key)? {
+                if entries.len() == MAX_OPTIONS {
+                    return Err(SyntaxError::too_many(mark.line()));
+                }
                 entries.push(RawEntry::new(key.clone(), value, Some(mark.line())));
             }
         }
@@ -112,22 +116,31 @@ impl Events<'_> {
         loop {
             match self.next()? {
                 (Event::SequenceEnd, _) => return Ok(items),
+                (Event::Scalar(..), mark) if items.len() == MAX_OPTIONS => {
+                    return Err(SyntaxError::too_many(mark.line()))
+                }
                 (Event::Scalar(text, style, ..), _) => items.push(scalar_text(text, style)),
                 (_, mark) => return Err(not_a_scalar(mark, key)),
             }
         }
     }
 
-    /// Consumes the rest of a node whose first event is `first` (for sections we do not read).
+    /// Consumes the rest of a node whose first event is `first` (for sections we do not read),
+    /// a node of the top-level mapping: nested deeper than [`MAX_DEPTH`] with it is refused.
     fn skip_node(&mut self, first: Event) -> Result<(), SyntaxError> {
         let mut depth = match first {
-            Event::MappingStart(..) | Event::SequenceStart(..) => 1usize,
+            Event::MappingStart(..) | Event::SequenceStart(..) => 2usize,
             _ => return Ok(()),
         };
-        while depth > 0 {
-            match self.next()?.0 {
-                Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
-                Event::MappingEnd | Event::SequenceEnd => depth -= 1,
+        while depth > 1 {
+            match self.next()? {
+                (Event::MappingStart(..) | Event::SequenceStart(..), mark) => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(SyntaxError::too_deep(mark.line()));
+                    }
+                }
+                (Event::MappingEnd | Event::SequenceEnd, _) => depth -= 1,
                 _ => {}
             }
         }
@@ -165,6 +178,7 @@ fn not_a_scalar(mark: Marker, key: &str) -> SyntaxError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits::Overrun;
     use super::*;
 
     fn read_ok(text: &str, section: &str) -> Vec<(String, String, Option<usize>)> {
@@ -216,5 +230,33 @@ mod tests {
         assert!(err.message.contains("option \"a\""), "{}", err.message);
         let err = read("- 1\n- 2\n", "uwsgi").unwrap_err();
         assert!(err.message.contains("mapping"), "{}", err.message);
+    }
+
+    /// A top-level mapping whose `other` key holds flow sequences, nested `depth` levels in all.
+    fn nested(depth: usize) -> String {
+        let inner = depth - 1;
+        format!(
+            "uwsgi:\n  a: 1\nother: {}{}\n",
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_read_and_deeper_is_refused() {
+        assert_eq!(read_ok(&nested(MAX_DEPTH), "uwsgi"), [entry("a", "1", 2)]);
+        let err = read(&nested(MAX_DEPTH + 1), "uwsgi").unwrap_err();
+        assert!(
+            err.over == Some(Overrun::Depth) && err.line == Some(3),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn values_up_to_the_limit_are_read_and_more_are_refused() {
+        let values = |n: usize| format!("uwsgi:\n  a: [{}1]\n", "1, ".repeat(n - 1));
+        assert_eq!(read_ok(&values(MAX_OPTIONS), "uwsgi").len(), MAX_OPTIONS);
+        let err = read(&values(MAX_OPTIONS + 1), "uwsgi").unwrap_err();
+        assert_eq!((err.over, err.line), (Some(Overrun::Options), Some(2)));
     }
 }
