@@ -36,23 +36,19 @@ fn wait_waiting(emperor: &Emperor, name: &str) {
 #[test]
 fn a_worker_out_of_memory_costs_only_its_vassal() {
     let tmp = open_tempdir();
-    // Each worker may map 2 MiB more than the reader: a JSON value of 0.9 MB, read and
-    // then parsed into a string of its own, cannot be held twice over.
-    let emperor = Emperor::start(tmp.path(), &["--emperor-reader-memory", "2"]);
+    // Each worker may map 4 MiB more than the reader: 60,000 options (within the config
+    // language's limits), each entry remembering its file and line, do not fit.
+    let emperor = Emperor::start(tmp.path(), &["--emperor-reader-memory", "4"]);
     emperor.write("neighbour.ini", &ini("sleep 1000", &[]));
     let (runtime, payload) = emperor.running("neighbour.ini");
     let reader = reader_of(&emperor);
 
-    let hostile = format!(
-        r#"{{"uwsgi": {{"on-demand-socket": "127.0.0.1:{}", "big": "{}"}}}}"#,
-        free_port(),
-        "a".repeat(900_000)
-    );
-    emperor.write("hostile.json", &hostile);
+    let many: String = (0..60_000).map(|i| format!("o{i} = v\n")).collect();
+    emperor.write("hostile.ini", &on_demand(&many));
     emperor.wait_until("the hostile config is refused with its reason", || {
         emperor.log().lines().any(|line| {
-            line.contains("hostile.json")
-                && line.contains("out of memory: over its 2 MiB")
+            line.contains("hostile.ini")
+                && line.contains("out of memory: over its 4 MiB")
                 && line.contains("not started")
         })
     });
@@ -61,7 +57,7 @@ fn a_worker_out_of_memory_costs_only_its_vassal() {
     assert_eq!(reader_of(&emperor), reader, "the reader itself did not die");
     assert_eq!(emperor.running("neighbour.ini"), (runtime, payload));
     assert!(
-        emperor.runtime_pid("hostile.json").is_none(),
+        emperor.runtime_pid("hostile.ini").is_none(),
         "nothing runs for the hostile config"
     );
     // The reader goes on judging configs.

@@ -5,17 +5,21 @@
 //! bug, a stack overflow or an exhausted budget on the emperor's main thread would take every
 //! vassal on the host down with it. So the emperor hands each config to a small process of its
 //! own (`emperor-vassal config-reader`, started with the emperor's identity before it drops
-//! privileges), which forks a throwaway worker per config (`jail::worker`): the worker loads
-//! the config as its runtime will (as the tenant's filesystem identity in tyrant mode), under
-//! a hard address-space and CPU limit, and answers with only the options the emperor asked
-//! for. A worker that crashes, runs out of memory or time costs that one config: the emperor
-//! refuses that vassal with the reason and goes on. The reader itself never parses a config,
+//! privileges), which forks throwaway workers (`jail::worker`): a worker loads each config it
+//! is given as its runtime will (as the tenant's filesystem identity in tyrant mode), under a
+//! hard address-space and CPU limit, and answers with only the options the emperor asked for.
+//! A worker that crashes, runs out of memory or time costs the config at hand: the emperor
+//! refuses that vassal with the reason and goes on, and the next config gets a new worker.
+//! A worker serves at most 64 configs, or until it has used half a second of CPU, so what one
+//! config leaves behind never counts against a later one for long. The reader itself never parses a config,
 //! so no config can kill it; if it dies anyway (killed from outside), the emperor starts
 //! another one at the next config.
 
 mod client;
 mod frame;
 mod serve;
+mod work;
+mod workers;
 
 pub use client::{ConfigReader, ReaderError};
 pub use serve::serve;
