@@ -383,3 +383,26 @@ fn main_thread_wakeups(pid: i32) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .expect("voluntary_ctxt_switches in status")
 }
+
+#[test]
+fn a_change_made_while_a_reload_runs_its_hooks_is_not_lost() {
+    let tmp = open_tempdir();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    // The hook holds each reload for two seconds after its runtime has read the config.
+    let config = |n: u32| ini(&format!("sleep {n}"), &["exec-as-user = /bin/sleep 2"]);
+    emperor.write("app.ini", &config(1001));
+    let (runtime, first) = emperor.running("app.ini");
+
+    emperor.write("app.ini", &config(1002));
+    emperor.wait_until("the reload runs its hook", || {
+        descendants(runtime)
+            .iter()
+            .any(|&pid| cmdline(pid) == "/bin/sleep 2")
+    });
+    emperor.write("app.ini", &config(1003));
+    let (_, last) = emperor.wait_for("the vassal runs the last content", || {
+        let (runtime, payload) = emperor.running_other_than("app.ini", first);
+        (cmdline(payload) == "sleep 1003").then_some((runtime, payload))
+    });
+    assert!(alive(last));
+}

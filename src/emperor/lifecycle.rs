@@ -65,18 +65,9 @@ impl Emperor {
         v.config = event.config;
         v.store_socket = event.socket;
         match v.state {
-            State::Running | State::Starting => {
-                let wishes = self.read_held_wishes(slot);
-                if self.on_demand_changed(slot, &wishes) || self.pool_changed(slot, &wishes) {
-                    let v = self.table.get_mut(slot).expect("indexed slot");
-                    info!(vassal = %v.name, "config changed its on-demand or pool socket: starting afresh");
-                    self.stop(slot);
-                    self.table.get_mut(slot).expect("indexed slot").readd = true;
-                } else {
-                    self.reload(slot);
-                }
-            }
-            State::Reloading | State::Queued => {}
+            State::Running | State::Starting => self.reload_changed(slot),
+            State::Reloading => v.changed_while_reloading = true,
+            State::Queued => {}
             State::Stopping => v.readd = true,
             State::Waiting | State::Idle | State::OnDemand => {
                 info!(vassal = %v.name, "config changed: starting again");
@@ -86,6 +77,20 @@ impl Emperor {
                 self.blacklist.forgive(&id);
                 self.start_or_wait(slot);
             }
+        }
+    }
+
+    /// A running vassal's config changed: a graceful reload, or a fresh start when the change
+    /// moves its on-demand or pool socket.
+    fn reload_changed(&mut self, slot: usize) {
+        let wishes = self.read_held_wishes(slot);
+        if self.on_demand_changed(slot, &wishes) || self.pool_changed(slot, &wishes) {
+            let v = self.table.get_mut(slot).expect("indexed slot");
+            info!(vassal = %v.name, "config changed its on-demand or pool socket: starting afresh");
+            self.stop(slot);
+            self.table.get_mut(slot).expect("indexed slot").readd = true;
+        } else {
+            self.reload(slot);
         }
     }
 
@@ -409,10 +414,15 @@ impl Emperor {
                 v.accepting = false;
                 v.ready = true;
                 v.last_ready = Some(now);
+                let reloaded = v.state == State::Reloading;
                 if matches!(v.state, State::Starting | State::Reloading) {
                     v.state = State::Running;
                 }
                 info!(vassal = %v.name, "running");
+                if reloaded && std::mem::take(&mut v.changed_while_reloading) {
+                    info!(vassal = %v.name, "its config changed during the reload: reloading again");
+                    self.reload_changed(slot);
+                }
             }
             Message::Ready => {
                 v.accepting = true;
@@ -492,6 +502,8 @@ impl Emperor {
             }
         }
         v.last_exit = Some(exit.status);
+        // Whatever starts next reads the config as it is then.
+        v.changed_while_reloading = false;
         v.ready = false;
         v.accepting = false;
         let loyal = std::mem::take(&mut v.loyal);

@@ -81,6 +81,9 @@ pub struct Vassal {
     pub voluntary: bool,
     /// The config came back while the old instance was stopping.
     pub readd: bool,
+    /// The config changed while a reload was under way (its runtime may have read the
+    /// config before the change): reloaded again once the reload is done.
+    pub changed_while_reloading: bool,
     /// Its runtime said its payload failed to start (byte 40): the next one goes down a level.
     pub fall_back_asked: bool,
     /// Fallback levels the next runtime goes down at once (`--fall-back`).
@@ -128,6 +131,7 @@ impl Vassal {
             last_exit: None,
             voluntary: false,
             readd: false,
+            changed_while_reloading: false,
             fall_back_asked: false,
             fall_back: 0,
             starts: 0,
