@@ -100,11 +100,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_known_message_round_trips_through_its_uwsgi_byte() {
-        for byte in [1, 2, 5, 17, 22, 26, 30] {
+    fn every_byte_round_trips_and_exactly_the_known_ones_have_a_meaning() {
+        const KNOWN: [u8; 8] = [1, 2, 5, 17, 22, 26, 30, 40];
+        for byte in 0..=u8::MAX {
             let message = Message::from_byte(byte);
-            assert!(!matches!(message, Message::Unknown(_)), "byte {byte}");
-            assert_eq!(message.byte(), byte);
+            assert_eq!(message.byte(), byte, "{message:?}");
+            assert_eq!(
+                !matches!(message, Message::Unknown(_)),
+                KNOWN.contains(&byte),
+                "byte {byte}"
+            );
         }
     }
 

@@ -100,7 +100,11 @@ fn a_tenant_denied_a_privileged_port_falls_back_to_a_config_that_serves_elsewher
     assert_eq!(vassal["respawns"], 0, "same runtime, no respawn");
     let status = std::fs::read_to_string(format!("/proc/{payload}/status")).unwrap();
     assert!(status.contains("Uid:\t20001"), "{status}");
-    assert!(runtime > 0);
+    assert_eq!(
+        parent(payload),
+        Some(runtime),
+        "the fallback runs in the vassal's first runtime"
+    );
     let _ = safe;
 }
 
