@@ -22,6 +22,8 @@ packages=(
   "curl:/usr/bin/curl"
   "wrk:/usr/bin/wrk"
   "python3:/usr/bin/python3"
+  # systemd-analyze verifies the shipped unit file.
+  "systemd:/usr/bin/systemd-analyze"
   # The network monitors' tests: each starts a throwaway server of its own (never the
   # system's) and drives it with a real client.
   "postgresql:/usr/lib/postgresql/*/bin/initdb"

@@ -8,6 +8,7 @@ mod held;
 mod identity;
 mod inline;
 mod lifecycle;
+mod notify;
 mod on_demand;
 mod pool;
 mod runtime_binary;
@@ -192,6 +193,8 @@ pub struct Emperor {
     /// Loads tenants' configs for the emperor, in throwaway workers (see
     /// [`crate::config_reader`]).
     reader: std::cell::RefCell<ConfigReader>,
+    /// systemd's notify socket, when it started the emperor.
+    notify: notify::Notifier,
 }
 
 /// Run an emperor until it is told to stop.
@@ -204,6 +207,8 @@ impl Emperor {
         if settings.monitors.is_empty() {
             return Err(EmperorError::NoMonitor);
         }
+        // Before any thread exists: it takes systemd's variables out of the environment.
+        let notify = notify::Notifier::from_env();
         // Signals are blocked before any thread exists, so every thread inherits the mask.
         let signals = SignalEvents::new(&[
             Sig::SIGINT,
@@ -282,6 +287,7 @@ impl Emperor {
             held: Default::default(),
             idle: Default::default(),
             reader: std::cell::RefCell::new(reader),
+            notify,
         };
         if let Some(identity) = emperor.settings.identity {
             jail::creds::become_unprivileged(
@@ -367,6 +373,9 @@ impl Emperor {
             self.sample_idle(now);
             self.poll_monitors(now);
             self.process_queue(now);
+            let ready = !self.warming_up && self.ragnarok.is_none();
+            let table = &self.table;
+            self.notify.tick(now, ready, || table.status_line());
         }
         // Its socket closes: it exits, and is collected before the strays are.
         self.spawner.stop_clone_server();
@@ -417,6 +426,7 @@ impl Emperor {
             rescan,
             self.idle.deadline(),
             self.stats.as_ref().and_then(StatsServer::deadline),
+            self.notify.deadline(),
             self.control
                 .as_ref()
                 .and_then(control::ControlServer::deadline),
@@ -450,8 +460,14 @@ impl Emperor {
         while let Some(signal) = self.signals.next_pending() {
             match signal {
                 Sig::SIGCHLD => self.reap(),
-                Sig::SIGINT | Sig::SIGTERM | Sig::SIGQUIT => self.begin_ragnarok(signal),
-                Sig::SIGHUP => self.reload_all(),
+                Sig::SIGINT | Sig::SIGTERM | Sig::SIGQUIT => {
+                    self.notify.stopping();
+                    self.begin_ragnarok(signal)
+                }
+                Sig::SIGHUP => {
+                    self.notify.reloading();
+                    self.reload_all()
+                }
                 Sig::SIGUSR1 => self.log_table(),
                 Sig::SIGURG => self.clear_blacklist(),
                 Sig::SIGWINCH => {

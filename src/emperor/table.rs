@@ -235,6 +235,38 @@ impl Table {
         self.by_id.is_empty()
     }
 
+    /// The vassals' counts by state, for systemd's STATUS=: "3 vassals: 2 running, 1 waiting".
+    pub fn status_line(&self) -> String {
+        const ORDER: [State; 8] = [
+            State::Running,
+            State::Starting,
+            State::Reloading,
+            State::Queued,
+            State::Waiting,
+            State::OnDemand,
+            State::Idle,
+            State::Stopping,
+        ];
+        let mut counts = [0usize; ORDER.len()];
+        let mut total = 0;
+        for (_, v) in self.iter() {
+            total += 1;
+            if let Some(i) = ORDER.iter().position(|&state| state == v.state) {
+                counts[i] += 1;
+            }
+        }
+        let parts: Vec<String> = ORDER
+            .iter()
+            .zip(counts)
+            .filter(|&(_, n)| n > 0)
+            .map(|(state, n)| format!("{n} {}", state.name()))
+            .collect();
+        match parts.is_empty() {
+            true => format!("{total} vassals"),
+            false => format!("{total} vassals: {}", parts.join(", ")),
+        }
+    }
+
     pub fn has_processes(&self) -> bool {
         !self.by_pid.is_empty()
     }
