@@ -26,6 +26,40 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=EMPEROR_SOURCE_STAMP={hash:016x}");
+    println!(
+        "cargo:rustc-env=EMPEROR_GIT_REVISION={}",
+        git_revision(&root)
+    );
+}
+
+/// The commit the build is from (`-dirty` when the work tree has changes), for `--version`;
+/// `unknown` outside a git checkout (a crate tarball).
+fn git_revision(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    // A new commit changes HEAD or the branch it names: the revision is taken again then.
+    for watched in ["HEAD", "refs/heads"] {
+        if let Some(path) = git(&["rev-parse", "--git-path", watched]) {
+            println!("cargo:rerun-if-changed={}", root.join(path).display());
+        }
+    }
+    let Some(revision) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".to_string();
+    };
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|changes| !changes.is_empty());
+    if dirty {
+        format!("{revision}-dirty")
+    } else {
+        revision
+    }
 }
 
 fn collect(path: &Path, files: &mut Vec<PathBuf>) {

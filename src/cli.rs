@@ -11,10 +11,18 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `emperor --version`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("EMPEROR_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "emperor",
-    version,
+    version = VERSION,
     about = "A sandboxing supervisor in the spirit of the uWSGI Emperor"
 )]
 #[command(args_conflicts_with_subcommands = true, args_override_self = true)]
@@ -136,6 +144,15 @@ pub enum Command {
     /// The emperor's config reader (started by the emperor, on its socket at fd 3).
     #[command(hide = true)]
     ConfigReader(ConfigReaderCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (emperor.1 and one per subcommand) into DIR.
+    Manpages { dir: PathBuf },
+}
+
+/// The `emperor` command as clap sees it (for completions and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// `config-reader --memory-mib M [--uid U --gid G --keep-caps BITS]`: what the emperor starts

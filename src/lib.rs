@@ -11,4 +11,5 @@ pub mod logging;
 pub mod monitor;
 pub mod protocol;
 pub mod reload;
+pub mod terminal_docs;
 pub mod vassal;

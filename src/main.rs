@@ -27,6 +27,19 @@ fn main() -> ExitCode {
         },
         Some(Command::Stats { addr }) => check::print_stats(&addr),
         Some(Command::CloneServer(args)) => emperor::clone_server::serve(args.identity()),
+        Some(Command::Completions { shell }) => {
+            emperor::terminal_docs::print_completions(shell);
+            ExitCode::SUCCESS
+        }
+        Some(Command::Manpages { dir }) => match emperor::terminal_docs::write_manpages(&dir) {
+            Ok(pages) => {
+                for page in pages {
+                    println!("{}", page.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("writing man pages into {}: {e}", dir.display())),
+        },
         Some(Command::ConfigReader(args)) => {
             emperor::config_reader::serve(args.identity.identity(), args.memory_mib)
         }

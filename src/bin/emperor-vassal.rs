@@ -9,7 +9,7 @@ use emperor::protocol::{SOURCE_STAMP, SOURCE_STAMP_FLAG};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "emperor-vassal", version)]
+#[command(name = "emperor-vassal", version = emperor::cli::VERSION)]
 struct Cli {
     #[command(subcommand)]
     command: Runtime,
