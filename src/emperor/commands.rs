@@ -18,15 +18,8 @@ impl Emperor {
         let Some(slot) = control.slot_of(token) else {
             return;
         };
-        control.serve(slot, &self.epoll);
-        loop {
-            let Some(request) = self
-                .control
-                .as_mut()
-                .and_then(|control| control.next_request(slot, &self.epoll))
-            else {
-                return;
-            };
+        let requests = control.serve(slot, &self.epoll);
+        for request in requests {
             let answer = match request {
                 Request::Status => answer_with(json!({ "vassals": self.control_status() })),
                 Request::Reload(name) => {

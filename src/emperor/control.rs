@@ -13,20 +13,12 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-/// Connections open at once; when all are taken, a new one closes the longest idle (that
-/// holds no lock), so idle connections can never lock the emperor's own uid or root out.
+/// Connections open at once; more are answered with an error and closed.
 const MAX_CLIENTS: usize = 64;
 /// A request line longer than this closes the connection.
 const MAX_LINE: usize = 4096;
-/// Answers owed to a client that does not read them: past this its requests are left unread
-/// until it has taken its answers.
-const MAX_OWED: usize = 1 << 20;
-/// A connection with no request and no progress in its answers for this long is closed,
-/// unless it holds the reload lock (`emperor reload` asks for status every check interval).
-pub const IDLE_PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 #[error("control socket {}: {step}: {source}", path.display())]
@@ -72,8 +64,6 @@ struct Client {
     pid: i32,
     input: Vec<u8>,
     output: Vec<u8>,
-    /// The last request or progress in taking answers.
-    active: Instant,
 }
 
 #[derive(Debug)]
@@ -154,7 +144,7 @@ impl ControlServer {
                 ));
                 continue;
             }
-            let Some(slot) = self.free_slot().or_else(|| self.evict_idlest(epoll)) else {
+            let Some(slot) = self.free_slot() else {
                 let _ = stream.write_all(&answer_error("too many control connections"));
                 continue;
             };
@@ -173,71 +163,29 @@ impl ControlServer {
                 pid: creds.pid(),
                 input: Vec::new(),
                 output: Vec::new(),
-                active: Instant::now(),
             });
         }
     }
 
-    /// Close the longest idle connection that holds no lock, for a new one; its slot.
-    fn evict_idlest(&mut self, epoll: &Epoll) -> Option<usize> {
-        let (slot, client) = self
-            .clients
-            .iter()
-            .enumerate()
-            .filter(|&(slot, _)| self.lock != Some(slot))
-            .filter_map(|(slot, c)| Some((slot, c.as_ref()?)))
-            .min_by_key(|(_, c)| c.active)?;
-        warn!(
-            pid = client.pid,
-            "control socket: every connection taken: closing the longest idle"
-        );
-        self.close(slot, epoll);
-        Some(slot)
-    }
-
-    /// When the next idle connection is due to be closed.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.idle_clients()
-            .map(|(_, c)| c.active + IDLE_PATIENCE)
-            .min()
-    }
-
-    /// Close connections idle for [`IDLE_PATIENCE`].
-    pub fn on_time(&mut self, now: Instant, epoll: &Epoll) {
-        let due: Vec<usize> = self
-            .idle_clients()
-            .filter(|(_, c)| c.active + IDLE_PATIENCE <= now)
-            .map(|(slot, _)| slot)
-            .collect();
-        for slot in due {
-            self.close(slot, epoll);
-        }
-    }
-
-    /// Clients the idle rule applies to (all but the lock holder).
-    fn idle_clients(&self) -> impl Iterator<Item = (usize, &Client)> {
-        self.clients
-            .iter()
-            .enumerate()
-            .filter(move |&(slot, _)| self.lock != Some(slot))
-            .filter_map(|(slot, c)| Some((slot, c.as_ref()?)))
-    }
-
     fn free_slot(&mut self) -> Option<usize> {
-        super::slots::free_slot(&mut self.clients, MAX_CLIENTS)
+        if let Some(i) = self.clients.iter().position(Option::is_none) {
+            return Some(i);
+        }
+        (self.clients.len() < MAX_CLIENTS).then(|| {
+            self.clients.push(None);
+            self.clients.len() - 1
+        })
     }
 
-    /// Flush what is owed to the client, then read what it sent (unless it owes us reading
-    /// [`MAX_OWED`] bytes of answers). A closed or misbehaving connection is dropped (and its
-    /// lock released). Its requests are then taken one by one with [`Self::next_request`].
-    pub fn serve(&mut self, slot: usize, epoll: &Epoll) {
+    /// Flush what is owed to the client, then read its complete request lines. A closed or
+    /// misbehaving connection is dropped (and its lock released). Lock requests are answered
+    /// here; the rest are returned for the emperor to answer with [`Self::reply`].
+    pub fn serve(&mut self, slot: usize, epoll: &Epoll) -> Vec<Request> {
         self.flush(slot, epoll);
+        let mut requests = Vec::new();
         let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
-            return;
+            return requests;
         };
-        if client.output.len() >= MAX_OWED {
-            return;
-        }
         let mut buf = [0u8; 4096];
         let closed = loop {
             match client.stream.read(&mut buf) {
@@ -250,32 +198,13 @@ impl ControlServer {
             if client.input.len() > MAX_LINE && !client.input.contains(&b'\n') {
                 break true;
             }
-            if client.input.len() > MAX_OWED {
-                // Enough to answer for now; the rest stays in the socket.
-                break false;
-            }
         };
-        if closed {
-            self.close(slot, epoll);
-        }
-    }
-
-    /// The client's next request for the emperor to answer with [`Self::reply`]; lock
-    /// requests and refusals are answered here. None when no complete line is left, or while
-    /// the client owes us reading [`MAX_OWED`] bytes of answers.
-    pub fn next_request(&mut self, slot: usize, epoll: &Epoll) -> Option<Request> {
-        loop {
-            let client = self.clients.get_mut(slot)?.as_mut()?;
-            if client.output.len() >= MAX_OWED {
-                return None;
-            }
-            let end = client.input.iter().position(|&b| b == b'\n')?;
+        let mut lines = Vec::new();
+        while let Some(end) = client.input.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = client.input.drain(..=end).collect();
-            client.active = Instant::now();
-            let line = String::from_utf8_lossy(&line).trim().to_string();
-            if line.is_empty() {
-                continue;
-            }
+            lines.push(String::from_utf8_lossy(&line).trim().to_string());
+        }
+        for line in lines.into_iter().filter(|l| !l.is_empty()) {
             match Request::parse(&line) {
                 Ok(Request::Lock) => {
                     let answer = self.take_lock(slot);
@@ -291,10 +220,14 @@ impl ControlServer {
                     let answer = answer_error(&self.busy());
                     self.reply(slot, epoll, answer);
                 }
-                Ok(request) => return Some(request),
+                Ok(request) => requests.push(request),
                 Err(message) => self.reply(slot, epoll, answer_error(&message)),
             }
         }
+        if closed {
+            self.close(slot, epoll);
+        }
+        requests
     }
 
     fn take_lock(&mut self, slot: usize) -> Vec<u8> {
@@ -334,7 +267,6 @@ impl ControlServer {
             match client.stream.write(&client.output) {
                 Ok(n) => {
                     client.output.drain(..n);
-                    client.active = Instant::now();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -344,14 +276,11 @@ impl ControlServer {
                 }
             }
         }
-        // Its requests are read only while it takes its answers.
-        let mut flags = EpollFlags::empty();
-        if client.output.len() < MAX_OWED {
-            flags |= EpollFlags::EPOLLIN;
-        }
-        if !client.output.is_empty() {
-            flags |= EpollFlags::EPOLLOUT;
-        }
+        let flags = if client.output.is_empty() {
+            EpollFlags::EPOLLIN
+        } else {
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT
+        };
         let mut event = EpollEvent::new(flags, self.token_base + slot as u64);
         let _ = epoll.modify(&client.stream, &mut event);
     }

@@ -12,10 +12,8 @@ mod notify;
 mod on_demand;
 mod pool;
 mod runtime_binary;
-mod slots;
 mod spawn;
 pub mod stats;
-mod stats_server;
 mod stop_waves;
 mod table;
 pub mod throttle;
@@ -28,7 +26,7 @@ use jail::ns::Namespaces;
 use jail::signals::{Sig, SignalEvents};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use spawn::Spawner;
-use stats_server::StatsServer;
+use stats::StatsServer;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -132,7 +130,7 @@ pub enum EmperorError {
     #[error("{0}")]
     Monitor(#[from] monitor::MonitorError),
     #[error("{0}")]
-    Stats(#[from] stats_server::StatsError),
+    Stats(#[from] stats::StatsError),
     #[error("{0}")]
     Control(#[from] control::ControlError),
     #[error("{0}")]
@@ -153,8 +151,6 @@ const TOKEN_STATS: u64 = 1;
 const TOKEN_CONTROL: u64 = 2;
 /// Control connections: this plus their slot (fewer than 256 of them).
 const TOKEN_CONTROL_CLIENT: u64 = 1 << 8;
-/// Stats connections being written: this plus their slot.
-const TOKEN_STATS_CLIENT: u64 = 1 << 12;
 const TOKEN_MONITOR: u64 = 1 << 16;
 const TOKEN_VASSAL: u64 = 1 << 32;
 /// A waiting on-demand vassal's held socket (+ its slot).
@@ -234,7 +230,7 @@ impl Emperor {
         let stats = settings
             .stats
             .as_deref()
-            .map(|addr| StatsServer::bind(addr, TOKEN_STATS_CLIENT))
+            .map(StatsServer::bind)
             .transpose()?;
         // Bound before the emperor drops to its identity, so handed to that identity.
         let control = settings
@@ -361,12 +357,6 @@ impl Emperor {
                 break;
             }
             self.fire_timers(now);
-            if let Some(stats) = self.stats.as_mut() {
-                stats.on_time(now, &self.epoll);
-            }
-            if let Some(control) = self.control.as_mut() {
-                control.on_time(now, &self.epoll);
-            }
             if self.ragnarok.is_some() {
                 self.tell_stop_wave(now);
             }
@@ -389,10 +379,7 @@ impl Emperor {
             TOKEN_SIGNALS => self.on_signals(),
             TOKEN_STATS => self.answer_stats(),
             TOKEN_CONTROL => self.on_control_listener(),
-            t if (TOKEN_STATS_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_stats_client(t),
-            t if (TOKEN_CONTROL_CLIENT..TOKEN_STATS_CLIENT).contains(&t) => {
-                self.on_control_client(t)
-            }
+            t if (TOKEN_CONTROL_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_control_client(t),
             t if t >= TOKEN_ON_DEMAND => self.on_connection((t - TOKEN_ON_DEMAND) as usize),
             t if t >= TOKEN_VASSAL => self.on_vassal_readable((t - TOKEN_VASSAL) as usize),
             t if t >= TOKEN_MONITOR => {
@@ -425,11 +412,7 @@ impl Emperor {
             queue,
             rescan,
             self.idle.deadline(),
-            self.stats.as_ref().and_then(StatsServer::deadline),
             self.notify.deadline(),
-            self.control
-                .as_ref()
-                .and_then(control::ControlServer::deadline),
             self.ragnarok,
             self.stop_waves.deadline(),
         ]
@@ -479,19 +462,9 @@ impl Emperor {
         }
     }
 
-    fn answer_stats(&mut self) {
-        // Taken out while it asks the emperor for a document.
-        if let Some(mut server) = self.stats.take() {
-            server.on_listener(&self.epoll, || self.stats_document());
-            self.stats = Some(server);
-        }
-    }
-
-    fn on_stats_client(&mut self, token: u64) {
-        if let Some(server) = self.stats.as_mut() {
-            if let Some(slot) = server.slot_of(token) {
-                server.on_client(slot, &self.epoll);
-            }
+    fn answer_stats(&self) {
+        if let Some(server) = &self.stats {
+            server.answer_pending(|| self.stats_document());
         }
     }
 
