@@ -123,6 +123,18 @@ fn open_sockets(pid: i32) -> usize {
         .count()
 }
 
+/// One request on a control connection, and its answer line.
+fn ask(stream: &mut UnixStream, request: &str) -> String {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while answer.last() != Some(&b'\n') && stream.read(&mut byte).unwrap() == 1 {
+        answer.push(byte[0]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// `count` connections to a UNIX socket that never read (nor write).
 fn silent_clients(addr: &str, count: usize) -> Vec<UnixStream> {
     (0..count)
@@ -250,12 +262,9 @@ fn a_control_client_that_asks_and_never_reads_costs_a_bounded_buffer() {
 
     // The others are still served meanwhile.
     let mut other = UnixStream::connect(control).unwrap();
-    other.set_read_timeout(Some(PATIENCE)).unwrap();
-    other.write_all(b"status\n").unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(other), &mut line).unwrap();
+    let line = ask(&mut other, "status");
     assert!(
-        line.starts_with("{") && line.contains("\"ok\":true"),
+        line.starts_with('{') && line.contains("\"ok\":true"),
         "{line}"
     );
 }
@@ -276,7 +285,18 @@ fn idle_control_connections_never_lock_emperor_reload_out() {
             .is_some_and(|v| v["accepting"] == true)
     });
 
+    // The quietest connection of all holds the lock: the newcomers never take its slot.
+    let mut holder = UnixStream::connect(&control).unwrap();
+    assert!(ask(&mut holder, "lock").contains("\"ok\":true"));
     let idle = silent_clients(control.to_str().unwrap(), 80);
+    let mut late = UnixStream::connect(&control).unwrap();
+    let busy = ask(&mut late, "lock");
+    assert!(
+        busy.contains(&format!("(pid {} holds the lock)", std::process::id())),
+        "{busy}"
+    );
+    assert!(ask(&mut holder, "unlock").contains("\"ok\":true"));
+
     let reload = Command::new(BIN)
         .args(["reload", "--minimum-active-vassals", "0", "--control"])
         .arg(&control)
@@ -288,5 +308,5 @@ fn idle_control_connections_never_lock_emperor_reload_out() {
         String::from_utf8_lossy(&reload.stderr)
     );
     emperor.running_other_than("app.ini", payload);
-    drop(idle);
+    drop((idle, holder, late));
 }
