@@ -12,37 +12,39 @@ impl Emperor {
     }
 
     pub(super) fn on_control_client(&mut self, token: u64) {
-        let Some(control) = self.control.as_mut() else {
+        // Out of self while the emperor answers: a reload needs the emperor mutably.
+        let Some(mut control) = self.control.take() else {
             return;
         };
-        let Some(slot) = control.slot_of(token) else {
-            return;
-        };
-        let requests = control.serve(slot, &self.epoll);
-        for request in requests {
-            let answer = match request {
-                Request::Status => answer_with(json!({ "vassals": self.control_status() })),
-                Request::Reload(name) => {
-                    let found = self
-                        .table
-                        .iter()
-                        .find(|(_, v)| v.name == name)
-                        .map(|(slot, v)| (slot, v.pid().is_some()));
-                    match found {
-                        Some((vassal, true)) => {
-                            self.reload(vassal);
-                            answer_ok()
-                        }
-                        Some(_) => answer_error(&format!("{name}: not running")),
-                        None => answer_error(&format!("{name}: no such vassal")),
-                    }
-                }
-                // Answered by the control server itself.
-                Request::Lock | Request::Unlock => continue,
-            };
-            if let Some(control) = self.control.as_mut() {
+        if let Some(slot) = control.slot_of(token) {
+            while let Some(request) = control.next_request(slot, &self.epoll) {
+                let answer = self.answer(request);
                 control.reply(slot, &self.epoll, answer);
             }
+        }
+        self.control = Some(control);
+    }
+
+    fn answer(&mut self, request: Request) -> Vec<u8> {
+        match request {
+            Request::Status => answer_with(json!({ "vassals": self.control_status() })),
+            Request::Reload(name) => {
+                let found = self
+                    .table
+                    .iter()
+                    .find(|(_, v)| v.name == name)
+                    .map(|(slot, v)| (slot, v.pid().is_some()));
+                match found {
+                    Some((vassal, true)) => {
+                        self.reload(vassal);
+                        answer_ok()
+                    }
+                    Some(_) => answer_error(&format!("{name}: not running")),
+                    None => answer_error(&format!("{name}: no such vassal")),
+                }
+            }
+            // Answered by the control server itself, never handed over.
+            Request::Lock | Request::Unlock => answer_ok(),
         }
     }
 

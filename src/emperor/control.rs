@@ -6,19 +6,29 @@
 //! `lock` / `unlock` (one holder at a time, released when its connection closes),
 //! `status`, `reload NAME`.
 
+use super::accept_gate::AcceptGate;
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use tracing::{info, warn};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
 
-/// Connections open at once; more are answered with an error and closed.
+/// Connections open at once; a newcomer beyond them takes the slot of the client quiet the
+/// longest (never the lock holder), so idle clients cannot lock `emperor reload` out.
 const MAX_CLIENTS: usize = 64;
 /// A request line longer than this closes the connection.
 const MAX_LINE: usize = 4096;
+/// Answers a client has not read yet, in bytes, above which its requests are no longer read
+/// until it drains. Not closed: a `status` at 10,000 vassals is ~1 MB on its own, and a client
+/// that asks faster than it reads is only slow. So a client costs at most this plus one answer.
+const MAX_UNREAD: usize = 64 * 1024;
+/// A connection with neither a request nor an answer taken for this long is closed, except the
+/// lock holder's: a rolling reload holds its connection (and the lock) for minutes.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 #[error("control socket {}: {step}: {source}", path.display())]
@@ -64,23 +74,103 @@ struct Client {
     pid: i32,
     input: Vec<u8>,
     output: Vec<u8>,
+    /// The peer shut its side: nothing more to read.
+    eof: bool,
+    /// Its last request, or the last answer byte it took.
+    last_active: Instant,
+}
+
+/// What one read from a client gave.
+enum Received {
+    Bytes,
+    Nothing,
+    End,
+}
+
+impl Client {
+    /// Its next complete request line (trimmed), if one is buffered.
+    fn take_line(&mut self) -> Option<String> {
+        let end = self.input.iter().position(|&b| b == b'\n')?;
+        let line: Vec<u8> = self.input.drain(..=end).collect();
+        Some(String::from_utf8_lossy(&line).trim().to_string())
+    }
+
+    /// One read of what it sent; a line over [`MAX_LINE`] counts as the end.
+    fn receive(&mut self) -> Received {
+        let mut buf = [0u8; MAX_LINE];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Received::End,
+                Ok(n) => {
+                    self.input.extend_from_slice(&buf[..n]);
+                    if self.input.len() > MAX_LINE && !self.input.contains(&b'\n') {
+                        return Received::End;
+                    }
+                    return Received::Bytes;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Received::Nothing,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Received::End,
+            }
+        }
+    }
+
+    /// Write what is owed and the socket takes now; false when the peer is gone.
+    fn flush(&mut self, now: Instant) -> bool {
+        while !self.output.is_empty() {
+            match self.stream.write(&self.output) {
+                Ok(n) => {
+                    self.output.drain(..n);
+                    self.last_active = now;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether its requests are answered now (it has drained its answers below the bound).
+    fn answering(&self) -> bool {
+        self.output.len() <= MAX_UNREAD
+    }
+
+    /// Whether more of its requests are read now.
+    fn reading(&self) -> bool {
+        !self.eof && self.answering()
+    }
+
+    /// Readable while it is read, writable while something is owed.
+    fn interest(&self) -> EpollFlags {
+        let mut flags = EpollFlags::empty();
+        if self.reading() {
+            flags |= EpollFlags::EPOLLIN;
+        }
+        if !self.output.is_empty() {
+            flags |= EpollFlags::EPOLLOUT;
+        }
+        flags
+    }
 }
 
 #[derive(Debug)]
 pub struct ControlServer {
     listener: UnixListener,
+    gate: AcceptGate,
     path: PathBuf,
     clients: Vec<Option<Client>>,
     /// The client holding the reload lock, by slot.
     lock: Option<usize>,
-    token_base: u64,
 }
 
 impl ControlServer {
     /// Bind PATH (a stale socket there is replaced; anything else is an error), mode 0600,
-    /// owned by `owner` when the emperor is to become that identity.
+    /// owned by `owner` when the emperor is to become that identity. `token` is the
+    /// listener's epoll token, `token_base` plus a slot a client's.
     pub fn bind(
         path: &Path,
+        token: u64,
         token_base: u64,
         owner: Option<(u32, u32)>,
     ) -> Result<Self, ControlError> {
@@ -108,31 +198,38 @@ impl ControlServer {
             .map_err(fail("fcntl(O_NONBLOCK)"))?;
         Ok(ControlServer {
             listener,
+            gate: AcceptGate::new("control socket", token, token_base, MAX_CLIENTS),
             path: path.to_path_buf(),
-            clients: Vec::new(),
+            clients: (0..MAX_CLIENTS).map(|_| None).collect(),
             lock: None,
-            token_base,
         })
     }
 
-    pub fn listener_fd(&self) -> BorrowedFd<'_> {
-        self.listener.as_fd()
+    /// Watch the listener in the emperor's epoll.
+    pub fn register(&self, epoll: &Epoll) -> nix::Result<()> {
+        self.gate.arm(self.listener.as_fd(), epoll)
     }
 
     /// The client slot a token stands for.
     pub fn slot_of(&self, token: u64) -> Option<usize> {
-        let slot = token.checked_sub(self.token_base)? as usize;
-        (slot < MAX_CLIENTS).then_some(slot)
+        self.gate.slot_of(token)
     }
 
     /// Accept every pending connection from our uid or root; refuse the rest.
     pub fn accept_pending(&mut self, epoll: &Epoll) {
         let me = nix::unistd::geteuid().as_raw();
-        while let Ok((stream, _)) = self.listener.accept() {
+        let now = Instant::now();
+        loop {
+            let listener = &self.listener;
+            let Some((mut stream, _)) = self
+                .gate
+                .next(listener.as_fd(), epoll, || listener.accept())
+            else {
+                return;
+            };
             let Ok(creds) = getsockopt(&stream, PeerCredentials) else {
                 continue;
             };
-            let mut stream = stream;
             if creds.uid() != me && creds.uid() != 0 {
                 warn!(
                     uid = creds.uid(),
@@ -144,15 +241,12 @@ impl ControlServer {
                 ));
                 continue;
             }
-            let Some(slot) = self.free_slot() else {
-                let _ = stream.write_all(&answer_error("too many control connections"));
-                continue;
-            };
+            let slot = self.free_slot(epoll);
             if stream.set_nonblocking(true).is_err()
                 || epoll
                     .add(
                         &stream,
-                        EpollEvent::new(EpollFlags::EPOLLIN, self.token_base + slot as u64),
+                        EpollEvent::new(EpollFlags::EPOLLIN, self.gate.client_token(slot)),
                     )
                     .is_err()
             {
@@ -163,71 +257,85 @@ impl ControlServer {
                 pid: creds.pid(),
                 input: Vec::new(),
                 output: Vec::new(),
+                eof: false,
+                last_active: now,
             });
         }
     }
 
-    fn free_slot(&mut self) -> Option<usize> {
-        if let Some(i) = self.clients.iter().position(Option::is_none) {
-            return Some(i);
+    /// A free slot, or the slot of the client quiet the longest that does not hold the lock
+    /// (it is told why and closed).
+    fn free_slot(&mut self, epoll: &Epoll) -> usize {
+        if let Some(slot) = self.clients.iter().position(Option::is_none) {
+            return slot;
         }
-        (self.clients.len() < MAX_CLIENTS).then(|| {
-            self.clients.push(None);
-            self.clients.len() - 1
-        })
+        let quietest = self
+            .clients
+            .iter()
+            .enumerate()
+            .filter(|&(slot, _)| self.lock != Some(slot))
+            .filter_map(|(slot, c)| Some((c.as_ref()?.last_active, slot)))
+            .min()
+            .map_or(0, |(_, slot)| slot);
+        self.close_telling(
+            quietest,
+            epoll,
+            "closed: every control connection was taken and this one was the quietest",
+        );
+        quietest
     }
 
-    /// Flush what is owed to the client, then read its complete request lines. A closed or
-    /// misbehaving connection is dropped (and its lock released). Lock requests are answered
-    /// here; the rest are returned for the emperor to answer with [`Self::reply`].
-    pub fn serve(&mut self, slot: usize, epoll: &Epoll) -> Vec<Request> {
-        self.flush(slot, epoll);
-        let mut requests = Vec::new();
-        let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
-            return requests;
-        };
-        let mut buf = [0u8; 4096];
-        let closed = loop {
-            match client.stream.read(&mut buf) {
-                Ok(0) => break true,
-                Ok(n) => client.input.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break true,
+    /// The next request of the client for the emperor to answer with [`Self::reply`]; lock
+    /// and unlock are answered here. None when it has no complete request, when its unread
+    /// answers are over [`MAX_UNREAD`] (it is read again once it drains), or when it is gone.
+    pub fn next_request(&mut self, slot: usize, epoll: &Epoll) -> Option<Request> {
+        let now = Instant::now();
+        loop {
+            let client = self.clients.get_mut(slot)?.as_mut()?;
+            if !client.flush(now) {
+                self.close(slot, epoll);
+                return None;
             }
-            if client.input.len() > MAX_LINE && !client.input.contains(&b'\n') {
-                break true;
+            let line = match client.answering().then(|| client.take_line()).flatten() {
+                Some(line) => line,
+                None => {
+                    let received = if client.reading() {
+                        client.receive()
+                    } else {
+                        Received::Nothing
+                    };
+                    match received {
+                        Received::Bytes => continue,
+                        Received::End => client.eof = true,
+                        Received::Nothing => {}
+                    }
+                    self.watch(slot, epoll);
+                    return None;
+                }
+            };
+            client.last_active = now;
+            if line.is_empty() {
+                continue;
             }
-        };
-        let mut lines = Vec::new();
-        while let Some(end) = client.input.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = client.input.drain(..=end).collect();
-            lines.push(String::from_utf8_lossy(&line).trim().to_string());
-        }
-        for line in lines.into_iter().filter(|l| !l.is_empty()) {
             match Request::parse(&line) {
                 Ok(Request::Lock) => {
                     let answer = self.take_lock(slot);
-                    self.reply(slot, epoll, answer);
+                    self.queue(slot, answer);
                 }
                 Ok(Request::Unlock) => {
                     if self.lock == Some(slot) {
                         self.lock = None;
                     }
-                    self.reply(slot, epoll, answer_ok());
+                    self.queue(slot, answer_ok());
                 }
                 Ok(Request::Reload(_)) if self.lock.is_some_and(|holder| holder != slot) => {
                     let answer = answer_error(&self.busy());
-                    self.reply(slot, epoll, answer);
+                    self.queue(slot, answer);
                 }
-                Ok(request) => requests.push(request),
-                Err(message) => self.reply(slot, epoll, answer_error(&message)),
+                Ok(request) => return Some(request),
+                Err(message) => self.queue(slot, answer_error(&message)),
             }
         }
-        if closed {
-            self.close(slot, epoll);
-        }
-        requests
     }
 
     fn take_lock(&mut self, slot: usize) -> Vec<u8> {
@@ -250,39 +358,72 @@ impl ControlServer {
         format!("another reload is in progress (pid {pid} holds the lock)")
     }
 
-    /// Queue `answer` (one JSON line) for the client and write what the socket takes now.
-    pub fn reply(&mut self, slot: usize, epoll: &Epoll, answer: Vec<u8>) {
+    fn queue(&mut self, slot: usize, answer: Vec<u8>) {
         if let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) {
             client.output.extend_from_slice(&answer);
-            self.flush(slot, epoll);
         }
     }
 
-    /// Write what is owed; watch for writability only while something is left.
-    fn flush(&mut self, slot: usize, epoll: &Epoll) {
+    /// Queue `answer` (one JSON line) for the client and write what the socket takes now.
+    pub fn reply(&mut self, slot: usize, epoll: &Epoll, answer: Vec<u8>) {
+        self.queue(slot, answer);
         let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        while !client.output.is_empty() {
-            match client.stream.write(&client.output) {
-                Ok(n) => {
-                    client.output.drain(..n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.close(slot, epoll);
-                    return;
-                }
+        if client.flush(Instant::now()) {
+            self.watch(slot, epoll);
+        } else {
+            self.close(slot, epoll);
+        }
+    }
+
+    /// Set what the client is watched for; one with nothing to read or write is done.
+    fn watch(&mut self, slot: usize, epoll: &Epoll) {
+        let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let flags = client.interest();
+        if flags.is_empty() {
+            self.close(slot, epoll);
+            return;
+        }
+        let mut event = EpollEvent::new(flags, self.gate.client_token(slot));
+        let _ = epoll.modify(&client.stream, &mut event);
+    }
+
+    /// When the next client falls idle, or the paused listener is due back.
+    pub fn deadline(&self) -> Option<Instant> {
+        let idle = self
+            .clients
+            .iter()
+            .enumerate()
+            .filter(|&(slot, _)| self.lock != Some(slot))
+            .filter_map(|(_, c)| Some(c.as_ref()?.last_active + IDLE_TIMEOUT))
+            .min();
+        idle.into_iter().chain(self.gate.deadline()).min()
+    }
+
+    /// Close the clients idle for [`IDLE_TIMEOUT`] (not the lock holder); put a paused
+    /// listener back.
+    pub fn tick(&mut self, epoll: &Epoll, now: Instant) {
+        for slot in 0..MAX_CLIENTS {
+            let idle = self.clients[slot]
+                .as_ref()
+                .is_some_and(|c| now >= c.last_active + IDLE_TIMEOUT);
+            if idle && self.lock != Some(slot) {
+                self.close_telling(slot, epoll, "closed: idle too long");
             }
         }
-        let flags = if client.output.is_empty() {
-            EpollFlags::EPOLLIN
-        } else {
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT
-        };
-        let mut event = EpollEvent::new(flags, self.token_base + slot as u64);
-        let _ = epoll.modify(&client.stream, &mut event);
+        self.gate.resume_if_due(self.listener.as_fd(), epoll, now);
+    }
+
+    /// Close a client with a last error line, written if its socket takes it now.
+    fn close_telling(&mut self, slot: usize, epoll: &Epoll, why: &str) {
+        if let Some(client) = self.clients[slot].as_mut() {
+            debug!(pid = client.pid, "control socket: {why}");
+            let _ = client.stream.write(&answer_error(why));
+        }
+        self.close(slot, epoll);
     }
 
     fn close(&mut self, slot: usize, epoll: &Epoll) {
@@ -337,5 +478,67 @@ mod tests {
         assert!(Request::parse("rm -rf /")
             .unwrap_err()
             .contains("unknown request"));
+    }
+
+    /// A bound control socket in a temp dir, its epoll, and connected clients it accepted.
+    fn server_with_clients(n: usize) -> (tempfile::TempDir, ControlServer, Epoll, Vec<UnixStream>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let mut server = ControlServer::bind(&path, 1, 100, None).unwrap();
+        let epoll = Epoll::new(nix::sys::epoll::EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        let clients: Vec<UnixStream> = (0..n)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        server.accept_pending(&epoll);
+        (dir, server, epoll, clients)
+    }
+
+    /// Everything a client has been sent until the server closed it.
+    fn read_until_closed(client: &mut UnixStream) -> String {
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut text = String::new();
+        client.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    #[test]
+    fn an_idle_connection_is_closed_but_not_the_lock_holders() {
+        let (_dir, mut server, epoll, mut clients) = server_with_clients(2);
+        clients[0].write_all(b"lock\n").unwrap();
+        // Slot 0 is the first accepted; its request is read, answered and it holds the lock.
+        assert_eq!(server.next_request(0, &epoll), None);
+        assert_eq!(server.lock, Some(0));
+
+        server.tick(&epoll, Instant::now() + IDLE_TIMEOUT / 2);
+        assert!(server.clients[1].is_some(), "not idle yet");
+        server.tick(&epoll, Instant::now() + IDLE_TIMEOUT);
+        assert!(server.clients[0].is_some(), "the lock holder stays");
+        assert!(server.clients[1].is_none());
+        assert!(read_until_closed(&mut clients[1]).contains("idle too long"));
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_its_answers_is_not_read_either() {
+        let (_dir, mut server, epoll, clients) = server_with_clients(1);
+        let mut asker = &clients[0];
+        asker.write_all(&b"status\n".repeat(100)).unwrap();
+        let big = vec![b'x'; MAX_UNREAD];
+        let mut answered = 0;
+        while let Some(request) = server.next_request(0, &epoll) {
+            assert_eq!(request, Request::Status);
+            server.reply(0, &epoll, big.clone());
+            answered += 1;
+        }
+        let client = server.clients[0].as_ref().unwrap();
+        assert!(answered < 100, "every request was answered into the buffer");
+        assert!(
+            client.output.len() <= 2 * MAX_UNREAD,
+            "{}",
+            client.output.len()
+        );
+        assert!(!client.interest().contains(EpollFlags::EPOLLIN));
+        assert!(client.interest().contains(EpollFlags::EPOLLOUT));
     }
 }

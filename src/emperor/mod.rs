@@ -1,6 +1,7 @@
-//! The emperor: one thread, one epoll over signals, monitors, vassal protocol sockets and the
-//! stats server; every timer is a deadline in that loop, never a sleep or a thread.
+//! The emperor: one thread, one epoll over signals, monitors, vassal protocol sockets, the
+//! stats server and the control socket; every timer is a deadline in that loop, never a sleep or a thread.
 
+mod accept_gate;
 mod activity;
 mod commands;
 mod control;
@@ -14,7 +15,9 @@ mod pool;
 mod runtime_binary;
 mod spawn;
 pub mod stats;
+mod stats_server;
 mod stop_waves;
+mod surfaces;
 mod table;
 pub mod throttle;
 mod timers;
@@ -26,7 +29,7 @@ use jail::ns::Namespaces;
 use jail::signals::{Sig, SignalEvents};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use spawn::Spawner;
-use stats::StatsServer;
+use stats_server::StatsServer;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -130,7 +133,7 @@ pub enum EmperorError {
     #[error("{0}")]
     Monitor(#[from] monitor::MonitorError),
     #[error("{0}")]
-    Stats(#[from] stats::StatsError),
+    Stats(#[from] stats_server::StatsError),
     #[error("{0}")]
     Control(#[from] control::ControlError),
     #[error("{0}")]
@@ -151,6 +154,8 @@ const TOKEN_STATS: u64 = 1;
 const TOKEN_CONTROL: u64 = 2;
 /// Control connections: this plus their slot (fewer than 256 of them).
 const TOKEN_CONTROL_CLIENT: u64 = 1 << 8;
+/// Stats clients being written to: this plus their slot.
+const TOKEN_STATS_CLIENT: u64 = 1 << 12;
 const TOKEN_MONITOR: u64 = 1 << 16;
 const TOKEN_VASSAL: u64 = 1 << 32;
 /// A waiting on-demand vassal's held socket (+ its slot).
@@ -230,7 +235,7 @@ impl Emperor {
         let stats = settings
             .stats
             .as_deref()
-            .map(StatsServer::bind)
+            .map(|addr| StatsServer::bind(addr, TOKEN_STATS, TOKEN_STATS_CLIENT))
             .transpose()?;
         // Bound before the emperor drops to its identity, so handed to that identity.
         let control = settings
@@ -238,7 +243,7 @@ impl Emperor {
             .as_deref()
             .map(|path| {
                 let owner = settings.identity.map(|id| (id.uid, id.gid));
-                control::ControlServer::bind(path, TOKEN_CONTROL_CLIENT, owner)
+                control::ControlServer::bind(path, TOKEN_CONTROL, TOKEN_CONTROL_CLIENT, owner)
             })
             .transpose()?;
         if let Some(root) = &settings.cgroup_root {
@@ -309,11 +314,12 @@ impl Emperor {
                 .map_err(|e| jail::SysError::new("epoll_ctl(ADD)", e))
         };
         add(std::os::fd::AsFd::as_fd(&self.signals), TOKEN_SIGNALS)?;
-        if let Some(stats) = &self.stats {
-            add(stats.as_fd(), TOKEN_STATS)?;
-        }
-        if let Some(control) = &self.control {
-            add(control.listener_fd(), TOKEN_CONTROL)?;
+        let listeners = [
+            self.stats.as_ref().map(|s| s.register(&self.epoll)),
+            self.control.as_ref().map(|c| c.register(&self.epoll)),
+        ];
+        for registered in listeners.into_iter().flatten() {
+            registered.map_err(|e| jail::SysError::new("epoll_ctl(ADD)", e))?;
         }
         for (i, monitor) in self.monitors.iter().enumerate() {
             if let Some(fd) = monitor.watch_fd() {
@@ -357,6 +363,7 @@ impl Emperor {
                 break;
             }
             self.fire_timers(now);
+            self.surfaces_tick(now);
             if self.ragnarok.is_some() {
                 self.tell_stop_wave(now);
             }
@@ -379,7 +386,10 @@ impl Emperor {
             TOKEN_SIGNALS => self.on_signals(),
             TOKEN_STATS => self.answer_stats(),
             TOKEN_CONTROL => self.on_control_listener(),
-            t if (TOKEN_CONTROL_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_control_client(t),
+            t if (TOKEN_CONTROL_CLIENT..TOKEN_STATS_CLIENT).contains(&t) => {
+                self.on_control_client(t)
+            }
+            t if (TOKEN_STATS_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_stats_client(t),
             t if t >= TOKEN_ON_DEMAND => self.on_connection((t - TOKEN_ON_DEMAND) as usize),
             t if t >= TOKEN_VASSAL => self.on_vassal_readable((t - TOKEN_VASSAL) as usize),
             t if t >= TOKEN_MONITOR => {
@@ -392,7 +402,8 @@ impl Emperor {
     }
 
     /// The earliest moment something is due: a vassal timer, a monitor's debounce, the
-    /// rescan, the spawn queue, an idle sample, the next wave of stops, the end of Ragnarok.
+    /// rescan, the spawn queue, an idle sample, the next wave of stops, the end of Ragnarok,
+    /// a stats or control client's timeout.
     fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.next();
         let monitors = self.monitors.iter().filter_map(|m| m.deadline()).min();
@@ -415,6 +426,7 @@ impl Emperor {
             self.notify.deadline(),
             self.ragnarok,
             self.stop_waves.deadline(),
+            self.surfaces_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -459,12 +471,6 @@ impl Emperor {
                 }
                 _ => {}
             }
-        }
-    }
-
-    fn answer_stats(&self) {
-        if let Some(server) = &self.stats {
-            server.answer_pending(|| self.stats_document());
         }
     }
 

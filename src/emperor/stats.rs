@@ -1,91 +1,10 @@
-//! The stats server: one JSON document per connection, uWSGI's field names where uWSGI has
-//! them (so existing tools keep working), plus ours. Read-only.
+//! The stats document: one JSON document per connection, uWSGI's field names where uWSGI has
+//! them (so existing tools keep working), plus ours. Read-only. Served by stats_server.rs.
 
 use super::table::{Table, Vassal};
 use super::throttle::{Blacklist, SpawnThrottle};
 use serde::Serialize;
-use std::io::Write;
-use std::net::TcpListener;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-#[derive(Debug, thiserror::Error)]
-#[error("stats server on {addr}: {source}")]
-pub struct StatsError {
-    addr: String,
-    source: std::io::Error,
-}
-
-/// A TCP (`host:port`) or UNIX (path) listener, as uWSGI decides: a colon means TCP.
-#[derive(Debug)]
-pub enum StatsServer {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
-}
-
-impl StatsServer {
-    pub fn bind(addr: &str) -> Result<Self, StatsError> {
-        let err = |source| StatsError {
-            addr: addr.to_string(),
-            source,
-        };
-        if addr.contains(':') && !addr.starts_with('/') {
-            let listener = TcpListener::bind(addr).map_err(err)?;
-            listener.set_nonblocking(true).map_err(err)?;
-            Ok(StatsServer::Tcp(listener))
-        } else {
-            let path = PathBuf::from(addr);
-            // A stale socket from a previous run would make bind fail.
-            if std::fs::symlink_metadata(&path)
-                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-            {
-                let _ = std::fs::remove_file(&path);
-            }
-            let listener = UnixListener::bind(&path).map_err(err)?;
-            listener.set_nonblocking(true).map_err(err)?;
-            Ok(StatsServer::Unix(listener, path))
-        }
-    }
-
-    pub fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            StatsServer::Tcp(l) => l.as_fd(),
-            StatsServer::Unix(l, _) => l.as_fd(),
-        }
-    }
-
-    /// Answer every pending connection with `document`. The write happens on a short-lived
-    /// thread so a slow reader never stalls the emperor's loop.
-    pub fn answer_pending(&self, document: impl Fn() -> String) {
-        loop {
-            let stream: Box<dyn Write + Send> = match self {
-                StatsServer::Tcp(l) => match l.accept() {
-                    Ok((s, _)) => Box::new(s),
-                    Err(_) => return,
-                },
-                StatsServer::Unix(l, _) => match l.accept() {
-                    Ok((s, _)) => Box::new(s),
-                    Err(_) => return,
-                },
-            };
-            let body = document();
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let _ = stream.write_all(body.as_bytes());
-            });
-        }
-    }
-}
-
-impl Drop for StatsServer {
-    fn drop(&mut self) {
-        if let StatsServer::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
 
 /// What the stats read from /proc about a vassal's runtime (the config it runs on, its
 /// payload), kept while the same runtime runs the same payload: two /proc reads per vassal

@@ -1,0 +1,373 @@
+//! The stats server's transport: one document per connection, written without blocking from
+//! the emperor's loop. Not a thread per client: at 10,000 vassals the document is ~5.6 MB, and
+//! every client that connected and never read pinned a thread and a copy of it. Here:
+//! - at most [`MAX_CLIENTS`] are being written to; a newcomer beyond that takes the slot of
+//!   the client that has gone longest without taking a byte (a reader keeps its slot, clients
+//!   that never read give theirs up), so a flood of silent clients cannot lock readers out;
+//! - each client has [`WRITE_TIMEOUT`] to take its whole document, then it is closed;
+//! - clients accepted in the same wake-up share one document (an `Rc<[u8]>` with an offset
+//!   each), and while [`MAX_DOCUMENTS`] are still being written a newcomer gets the newest of
+//!   them: the memory is a few documents, never clients x document.
+
+use super::accept_gate::AcceptGate;
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+use std::io::{ErrorKind, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+use tracing::debug;
+
+/// Clients being written to at once.
+pub const MAX_CLIENTS: usize = 64;
+/// How long a client has to take its whole document.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Distinct documents held for clients at once.
+pub const MAX_DOCUMENTS: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+#[error("stats server on {addr}: {source}")]
+pub struct StatsError {
+    addr: String,
+    source: std::io::Error,
+}
+
+/// A TCP (`host:port`) or UNIX (path) listener, as uWSGI decides: a colon means TCP.
+#[derive(Debug)]
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    fn accept(&self) -> std::io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
+        }
+    }
+
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l, _) => l.as_fd(),
+        }
+    }
+}
+
+impl Stream {
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+
+    fn set_nonblocking(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(true),
+            Stream::Unix(s) => s.set_nonblocking(true),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Client {
+    stream: Stream,
+    document: Rc<[u8]>,
+    sent: usize,
+    /// Accepted + [`WRITE_TIMEOUT`].
+    deadline: Instant,
+    /// The last moment it took a byte (or was accepted).
+    last_progress: Instant,
+}
+
+/// How a write went.
+enum Sent {
+    All,
+    Partly,
+    Failed,
+}
+
+impl Client {
+    /// Write what the socket takes now.
+    fn write_some(&mut self, now: Instant) -> Sent {
+        while self.sent < self.document.len() {
+            match self.stream.writer().write(&self.document[self.sent..]) {
+                Ok(0) => return Sent::Failed,
+                Ok(n) => {
+                    self.sent += n;
+                    self.last_progress = now;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Sent::Partly,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Sent::Failed,
+            }
+        }
+        Sent::All
+    }
+}
+
+#[derive(Debug)]
+pub struct StatsServer {
+    listener: Listener,
+    gate: AcceptGate,
+    clients: Vec<Option<Client>>,
+    /// The document most recently made, while some client still holds it.
+    newest: Option<Weak<[u8]>>,
+}
+
+impl StatsServer {
+    pub fn bind(addr: &str, token: u64, token_base: u64) -> Result<Self, StatsError> {
+        let err = |source| StatsError {
+            addr: addr.to_string(),
+            source,
+        };
+        let listener = if addr.contains(':') && !addr.starts_with('/') {
+            let listener = TcpListener::bind(addr).map_err(err)?;
+            listener.set_nonblocking(true).map_err(err)?;
+            Listener::Tcp(listener)
+        } else {
+            let path = PathBuf::from(addr);
+            // A stale socket from a previous run would make bind fail.
+            if std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            {
+                let _ = std::fs::remove_file(&path);
+            }
+            let listener = UnixListener::bind(&path).map_err(err)?;
+            listener.set_nonblocking(true).map_err(err)?;
+            Listener::Unix(listener, path)
+        };
+        Ok(StatsServer {
+            listener,
+            gate: AcceptGate::new("stats server", token, token_base, MAX_CLIENTS),
+            clients: (0..MAX_CLIENTS).map(|_| None).collect(),
+            newest: None,
+        })
+    }
+
+    /// Watch the listener in the emperor's epoll.
+    pub fn register(&self, epoll: &Epoll) -> nix::Result<()> {
+        self.gate.arm(self.listener.as_fd(), epoll)
+    }
+
+    /// The client slot a token stands for.
+    pub fn slot_of(&self, token: u64) -> Option<usize> {
+        self.gate.slot_of(token)
+    }
+
+    /// Accept every pending connection and start writing `document` to it.
+    pub fn accept_pending(&mut self, epoll: &Epoll, document: impl FnOnce() -> String) {
+        let mut document = Some(document);
+        let mut batch: Option<Rc<[u8]>> = None;
+        let now = Instant::now();
+        loop {
+            let listener = &self.listener;
+            let Some(stream) = self
+                .gate
+                .next(listener.as_fd(), epoll, || listener.accept())
+            else {
+                return;
+            };
+            let body = match &batch {
+                Some(body) => body.clone(),
+                None => {
+                    let body = self.document_for_newcomer(document.take());
+                    batch.insert(body).clone()
+                }
+            };
+            self.start(stream, body, epoll, now);
+        }
+    }
+
+    /// A fresh document, or the newest one held when [`MAX_DOCUMENTS`] are already held.
+    fn document_for_newcomer(&mut self, make: Option<impl FnOnce() -> String>) -> Rc<[u8]> {
+        if let Some(newest) = self.newest.as_ref().and_then(Weak::upgrade) {
+            if self.documents_held() >= MAX_DOCUMENTS {
+                return newest;
+            }
+        }
+        let body: Rc<[u8]> = Rc::from(make.map(|make| make()).unwrap_or_default().into_bytes());
+        self.newest = Some(Rc::downgrade(&body));
+        body
+    }
+
+    fn documents_held(&self) -> usize {
+        let mut held: Vec<*const u8> = self
+            .clients
+            .iter()
+            .flatten()
+            .map(|c| c.document.as_ptr())
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        held.len()
+    }
+
+    /// Write what the socket takes at once; a client left with more to take gets a slot.
+    fn start(&mut self, stream: Stream, document: Rc<[u8]>, epoll: &Epoll, now: Instant) {
+        if stream.set_nonblocking().is_err() {
+            return;
+        }
+        let mut client = Client {
+            stream,
+            document,
+            sent: 0,
+            deadline: now + WRITE_TIMEOUT,
+            last_progress: now,
+        };
+        if !matches!(client.write_some(now), Sent::Partly) {
+            return;
+        }
+        let slot = match self.clients.iter().position(Option::is_none) {
+            Some(slot) => slot,
+            None => {
+                let stalled = self.longest_stalled();
+                debug!(
+                    slot = stalled,
+                    "stats server: all slots taken, closing the client stalled longest"
+                );
+                self.close(stalled, epoll);
+                stalled
+            }
+        };
+        let watch = EpollEvent::new(EpollFlags::EPOLLOUT, self.gate.client_token(slot));
+        if epoll.add(client.stream.as_fd(), watch).is_ok() {
+            self.clients[slot] = Some(client);
+        }
+    }
+
+    fn longest_stalled(&self) -> usize {
+        self.clients
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| Some((c.as_ref()?.last_progress, slot)))
+            .min()
+            .map_or(0, |(_, slot)| slot)
+    }
+
+    /// The client's socket takes more: write it; close it once done or gone.
+    pub fn on_writable(&mut self, slot: usize, epoll: &Epoll) {
+        let Some(client) = self.clients[slot].as_mut() else {
+            return;
+        };
+        if !matches!(client.write_some(Instant::now()), Sent::Partly) {
+            self.close(slot, epoll);
+        }
+    }
+
+    fn close(&mut self, slot: usize, epoll: &Epoll) {
+        if let Some(client) = self.clients[slot].take() {
+            let _ = epoll.delete(client.stream.as_fd());
+        }
+    }
+
+    /// The next moment [`Self::tick`] has something to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        let clients = self.clients.iter().flatten().map(|c| c.deadline).min();
+        clients.into_iter().chain(self.gate.deadline()).min()
+    }
+
+    /// Close the clients out of time; put a paused listener back.
+    pub fn tick(&mut self, epoll: &Epoll, now: Instant) {
+        for slot in 0..MAX_CLIENTS {
+            if self.clients[slot]
+                .as_ref()
+                .is_some_and(|c| now >= c.deadline)
+            {
+                debug!(
+                    slot,
+                    "stats server: client closed, it did not take its document in {WRITE_TIMEOUT:?}"
+                );
+                self.close(slot, epoll);
+            }
+        }
+        self.gate.resume_if_due(self.listener.as_fd(), epoll, now);
+    }
+}
+
+impl Drop for StatsServer {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = &self.listener {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::epoll::EpollCreateFlags;
+
+    /// A stats server on a UNIX socket in a temp dir, and its epoll.
+    fn server() -> (tempfile::TempDir, PathBuf, StatsServer, Epoll) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats.sock");
+        let server = StatsServer::bind(path.to_str().unwrap(), 1, 100).unwrap();
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        (dir, path, server, epoll)
+    }
+
+    #[test]
+    fn silent_clients_share_a_few_documents_and_the_newest_goes_to_newcomers() {
+        let (_dir, path, mut server, epoll) = server();
+        // Larger than a UNIX socket buffers: a client that does not read keeps its slot.
+        let body = "x".repeat(1 << 20);
+        let mut made = 0;
+        let mut silent = Vec::new();
+        for _ in 0..2 * MAX_DOCUMENTS {
+            silent.push(UnixStream::connect(&path).unwrap());
+            silent.push(UnixStream::connect(&path).unwrap());
+            server.accept_pending(&epoll, || {
+                made += 1;
+                body.clone()
+            });
+        }
+        assert_eq!(
+            made, MAX_DOCUMENTS,
+            "one document per wake-up, up to the bound"
+        );
+        assert_eq!(server.documents_held(), MAX_DOCUMENTS);
+        assert_eq!(server.clients.iter().flatten().count(), silent.len());
+
+        // Past the write timeout they are closed, and the documents freed.
+        server.tick(&epoll, Instant::now() + WRITE_TIMEOUT);
+        assert_eq!(server.clients.iter().flatten().count(), 0);
+        assert!(server.newest.as_ref().and_then(Weak::upgrade).is_none());
+    }
+
+    #[test]
+    fn a_newcomer_beyond_the_slots_takes_the_one_stalled_longest() {
+        let (_dir, path, mut server, epoll) = server();
+        let body = "x".repeat(1 << 20);
+        let mut silent: Vec<UnixStream> = Vec::new();
+        for _ in 0..=MAX_CLIENTS {
+            silent.push(UnixStream::connect(&path).unwrap());
+            server.accept_pending(&epoll, || body.clone());
+        }
+        assert_eq!(server.clients.iter().flatten().count(), MAX_CLIENTS);
+        // The first client was closed after what its socket had taken.
+        silent[0]
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut silent[0], &mut got).unwrap();
+        assert!(!got.is_empty() && got.len() < body.len(), "{}", got.len());
+    }
+}

@@ -1,0 +1,41 @@
+//! The emperor's side of the sockets clients talk to it on, the stats server and the control
+//! socket: their wake-ups (write timeouts, idle timeouts, a listener paused for want of fds)
+//! are deadlines of the loop like every other.
+
+use super::Emperor;
+use std::time::Instant;
+
+impl Emperor {
+    /// Accept stats clients and start writing them the document.
+    pub(super) fn answer_stats(&mut self) {
+        // Out of self while the document is made from the rest of the emperor.
+        if let Some(mut server) = self.stats.take() {
+            server.accept_pending(&self.epoll, || self.stats_document());
+            self.stats = Some(server);
+        }
+    }
+
+    pub(super) fn on_stats_client(&mut self, token: u64) {
+        if let Some(server) = self.stats.as_mut() {
+            if let Some(slot) = server.slot_of(token) {
+                server.on_writable(slot, &self.epoll);
+            }
+        }
+    }
+
+    /// The next moment a stats or control client times out, or a paused listener is due.
+    pub(super) fn surfaces_deadline(&self) -> Option<Instant> {
+        let stats = self.stats.as_ref().and_then(|s| s.deadline());
+        let control = self.control.as_ref().and_then(|c| c.deadline());
+        stats.into_iter().chain(control).min()
+    }
+
+    pub(super) fn surfaces_tick(&mut self, now: Instant) {
+        if let Some(server) = self.stats.as_mut() {
+            server.tick(&self.epoll, now);
+        }
+        if let Some(control) = self.control.as_mut() {
+            control.tick(&self.epoll, now);
+        }
+    }
+}
