@@ -162,6 +162,9 @@ impl Emperor {
 
     /// Forget a vassal, letting go of any socket held for it.
     fn bury(&mut self, slot: usize) {
+        if let Some(v) = self.table.get_mut(slot) {
+            v.repeats.flush_all(&v.name);
+        }
         self.let_go(slot);
         self.timers.cancel_all(slot);
         self.table.remove(slot);
@@ -238,7 +241,9 @@ impl Emperor {
                 v.last_run = Some(wall);
                 v.process = Some(process);
                 v.state = State::Starting;
-                info!(vassal = %v.name, pid = pid.as_raw(), "spawned");
+                if let Some(repeated) = v.repeats.admit(&v.name, "spawned", String::new(), now) {
+                    info!(vassal = %v.name, pid = pid.as_raw(), "spawned{repeated}");
+                }
                 self.watch_idle(slot);
             }
             Err(e) => {
@@ -294,7 +299,17 @@ impl Emperor {
             self.enqueue(slot);
             return;
         }
-        info!(vassal = %v.name, throttle_ms = delay.as_millis() as u64, "blacklisted: respawn delayed");
+        let throttle_ms = delay.as_millis() as u64;
+        // A loyal vassal is not blacklisted: only the respawn floor holds it back.
+        let why = if loyal {
+            "died soon after its start"
+        } else {
+            "blacklisted"
+        };
+        let text = format!("{why} {throttle_ms}");
+        if let Some(repeated) = v.repeats.admit(&v.name, "respawn", text, Instant::now()) {
+            info!(vassal = %v.name, throttle_ms, "{why}: respawn delayed{repeated}");
+        }
         let at = Instant::now() + delay;
         v.state = State::Waiting;
         self.timers.arm(slot, TimerKind::Respawn, at);
@@ -412,7 +427,12 @@ impl Emperor {
                 if matches!(v.state, State::Starting | State::Reloading) {
                     v.state = State::Running;
                 }
-                info!(vassal = %v.name, "running");
+                if let Some(repeated) =
+                    v.repeats
+                        .admit(&v.name, "running", String::new(), Instant::now())
+                {
+                    info!(vassal = %v.name, "running{repeated}");
+                }
             }
             Message::Ready => {
                 v.accepting = true;
@@ -554,9 +574,19 @@ impl Emperor {
             }
             _ => {
                 v.fall_back = 0;
-                warn!(vassal = %name, status = exit.status, loyal, "died");
+                let text = format!("{} {loyal}", exit.status);
+                if let Some(repeated) = v.repeats.admit(&name, "died", text, Instant::now()) {
+                    warn!(vassal = %name, status = exit.status, loyal, "died{repeated}");
+                }
                 v.respawns += 1;
-                self.schedule_respawn(slot, loyal);
+                let ran_for = v
+                    .last_run
+                    .and_then(|at| at.elapsed().ok())
+                    .unwrap_or_default();
+                let floor = v
+                    .respawn_floor
+                    .after_death(ran_for, loyal, self.settings.max_throttle);
+                self.schedule_respawn_after(slot, loyal, floor);
             }
         }
     }

@@ -10,6 +10,7 @@ mod inline;
 mod lifecycle;
 mod on_demand;
 mod pool;
+mod repeats;
 mod runtime_binary;
 mod spawn;
 pub mod stats;

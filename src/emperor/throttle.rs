@@ -8,6 +8,10 @@
 //! - Blacklist: a vassal that dies before it became loyal is blacklisted with a throttle of one
 //!   delta; each further unloyal death adds a delta, up to the maximum. Its respawn waits that
 //!   long. Loyalty (byte 17) or SIGURG forgives.
+//! - Respawn floor: whatever `--emperor-throttle` says (even 0), a vassal that died unloyal, or
+//!   loyal but within [`QUICK_DEATH`] of its start, waits at least [`RESPAWN_FLOOR`], doubling
+//!   per consecutive such death up to [`RESPAWN_FLOOR_CAP`] (or `--emperor-max-throttle` if
+//!   lower). A loyal death after a real run, or any death after [`SETTLED_RUN`], ends the streak.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -59,6 +63,41 @@ impl SpawnThrottle {
             };
         }
         self.last_spawn = Some(now);
+    }
+}
+
+/// The least a failing vassal waits before it respawns: without it `--emperor-throttle 0`
+/// let a broken config respawn hundreds of times a second.
+pub const RESPAWN_FLOOR: Duration = Duration::from_millis(100);
+/// Where the floor's doubling stops (unless `--emperor-max-throttle` is lower).
+pub const RESPAWN_FLOOR_CAP: Duration = Duration::from_secs(30);
+/// A loyal vassal dying sooner than this after its start still counts as failing: a tenant
+/// may set `loyal-after = 0`.
+pub const QUICK_DEATH: Duration = Duration::from_secs(1);
+/// A run at least this long ends a failure streak, loyal or not.
+pub const SETTLED_RUN: Duration = Duration::from_secs(10);
+
+/// One vassal's streak of failing runs, and the floor it sets under its next respawn.
+#[derive(Debug, Clone, Default)]
+pub struct RespawnFloor {
+    streak: u32,
+}
+
+impl RespawnFloor {
+    /// The vassal died after running `ran_for`: the least its respawn must wait (zero when
+    /// the run counts as a success).
+    pub fn after_death(&mut self, ran_for: Duration, loyal: bool, max: Duration) -> Duration {
+        if ran_for >= SETTLED_RUN {
+            self.streak = 0;
+        }
+        if loyal && ran_for >= QUICK_DEATH {
+            self.streak = 0;
+            return Duration::ZERO;
+        }
+        self.streak = self.streak.saturating_add(1);
+        let cap = RESPAWN_FLOOR_CAP.min(max).max(RESPAWN_FLOOR);
+        let doublings = (self.streak - 1).min(16);
+        (RESPAWN_FLOOR * (1u32 << doublings)).min(cap)
     }
 }
 
@@ -180,6 +219,63 @@ mod tests {
             throttle.record_spawn(t0 + i * MS, true);
         }
         assert_eq!(throttle.level(), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_floor_doubles_per_quick_death_up_to_its_cap() {
+        let mut floor = RespawnFloor::default();
+        let waits: Vec<_> = (0..12)
+            .map(|_| floor.after_death(10 * MS, false, 180_000 * MS))
+            .collect();
+        assert_eq!(waits[..4], [100 * MS, 200 * MS, 400 * MS, 800 * MS]);
+        assert_eq!(waits[11], RESPAWN_FLOOR_CAP);
+    }
+
+    #[test]
+    fn a_lower_max_throttle_caps_the_floor_but_never_below_it() {
+        let mut floor = RespawnFloor::default();
+        for _ in 0..5 {
+            floor.after_death(Duration::ZERO, false, 250 * MS);
+        }
+        assert_eq!(floor.after_death(Duration::ZERO, false, 250 * MS), 250 * MS);
+        let mut floor = RespawnFloor::default();
+        assert_eq!(
+            floor.after_death(Duration::ZERO, false, Duration::ZERO),
+            RESPAWN_FLOOR
+        );
+    }
+
+    #[test]
+    fn a_real_loyal_run_or_a_settled_one_ends_the_streak() {
+        let mut floor = RespawnFloor::default();
+        floor.after_death(Duration::ZERO, false, RESPAWN_FLOOR_CAP);
+        floor.after_death(Duration::ZERO, false, RESPAWN_FLOOR_CAP);
+        assert_eq!(
+            floor.after_death(QUICK_DEATH, true, RESPAWN_FLOOR_CAP),
+            Duration::ZERO
+        );
+        assert_eq!(
+            floor.after_death(Duration::ZERO, false, RESPAWN_FLOOR_CAP),
+            RESPAWN_FLOOR
+        );
+        floor.after_death(Duration::ZERO, false, RESPAWN_FLOOR_CAP);
+        assert_eq!(
+            floor.after_death(SETTLED_RUN, false, RESPAWN_FLOOR_CAP),
+            RESPAWN_FLOOR
+        );
+    }
+
+    #[test]
+    fn a_loyal_vassal_dying_at_once_is_still_floored() {
+        let mut floor = RespawnFloor::default();
+        assert_eq!(
+            floor.after_death(10 * MS, true, RESPAWN_FLOOR_CAP),
+            RESPAWN_FLOOR
+        );
+        assert_eq!(
+            floor.after_death(10 * MS, true, RESPAWN_FLOOR_CAP),
+            2 * RESPAWN_FLOOR
+        );
     }
 
     #[test]
