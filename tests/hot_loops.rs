@@ -64,6 +64,14 @@ fn a_vassal_failing_at_once_respawns_no_faster_than_the_floor_even_unthrottled()
         "identical deaths are collapsed:\n{log}"
     );
     assert!(log.contains("blacklisted: respawn delayed vassal=bad.ini throttle_ms=100"));
+    // The stats show the wait the floor set, not the zero throttle.
+    emperor.wait_until("the broken vassal waits, its floor shown", || {
+        emperor.vassal("bad.ini").is_some_and(|v| {
+            v["state"] == "waiting"
+                && v["blacklisted"] == true
+                && v["throttle"].as_u64() >= Some(100)
+        })
+    });
     assert_eq!(emperor.runtime_pid("good.ini"), Some(good_runtime));
     assert_eq!(payload_pid(good_runtime), Some(good_payload));
     assert_eq!(emperor.vassal("good.ini").unwrap()["respawns"], 0);

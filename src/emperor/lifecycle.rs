@@ -292,7 +292,7 @@ impl Emperor {
         let delay = if loyal {
             Duration::ZERO
         } else {
-            self.blacklist.punish(&v.id, SystemTime::now())
+            self.blacklist.punish(&v.id, SystemTime::now(), at_least)
         }
         .max(at_least);
         if delay.is_zero() {

@@ -104,7 +104,10 @@ impl RespawnFloor {
 /// One blacklisted vassal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Punishment {
+    /// How long its respawn waits: the grown delta, or more where a floor asked for more.
     pub throttle: Duration,
+    /// One delta per unloyal death, up to the maximum.
+    grown: Duration,
     pub attempts: u32,
     pub first_attempt: SystemTime,
     pub last_attempt: SystemTime,
@@ -126,19 +129,22 @@ impl Blacklist {
         }
     }
 
-    /// An unloyal vassal died: (re)blacklist it; returns how long its respawn must wait.
-    pub fn punish(&mut self, id: &str, now: SystemTime) -> Duration {
+    /// An unloyal vassal died: (re)blacklist it; returns how long its respawn must wait, at
+    /// least `at_least` (the respawn floor, a failed spawn's retry), which the stats then show.
+    pub fn punish(&mut self, id: &str, now: SystemTime, at_least: Duration) -> Duration {
         let (delta, max) = (self.delta, self.max);
         let entry = self
             .entries
             .entry(id.to_string())
             .and_modify(|p| {
-                p.throttle = (p.throttle + delta).min(max);
+                p.grown = (p.grown + delta).min(max);
+                p.throttle = p.grown.max(at_least);
                 p.attempts += 1;
                 p.last_attempt = now;
             })
             .or_insert(Punishment {
-                throttle: delta.min(max),
+                throttle: delta.min(max).max(at_least),
+                grown: delta.min(max),
                 attempts: 1,
                 first_attempt: now,
                 last_attempt: now,
@@ -279,15 +285,28 @@ mod tests {
     }
 
     #[test]
+    fn a_floor_above_the_grown_delta_is_what_the_punishment_shows_and_does_not_grow_it() {
+        let mut blacklist = Blacklist::new(Duration::ZERO, 180_000 * MS);
+        let now = SystemTime::now();
+        assert_eq!(blacklist.punish("a.ini", now, 400 * MS), 400 * MS);
+        assert_eq!(blacklist.get("a.ini").unwrap().throttle, 400 * MS);
+        assert_eq!(blacklist.punish("a.ini", now, 100 * MS), 100 * MS);
+        let mut blacklist = Blacklist::new(1000 * MS, 180_000 * MS);
+        assert_eq!(blacklist.punish("a.ini", now, 5000 * MS), 5000 * MS);
+        assert_eq!(blacklist.punish("a.ini", now, Duration::ZERO), 2000 * MS);
+    }
+
+    #[test]
     fn blacklist_grows_by_delta_up_to_the_maximum_and_is_forgiven() {
         let mut blacklist = Blacklist::new(1000 * MS, 2500 * MS);
         let now = SystemTime::now();
-        assert_eq!(blacklist.punish("a.ini", now), 1000 * MS);
-        assert_eq!(blacklist.punish("a.ini", now), 2000 * MS);
-        assert_eq!(blacklist.punish("a.ini", now), 2500 * MS);
+        let none = Duration::ZERO;
+        assert_eq!(blacklist.punish("a.ini", now, none), 1000 * MS);
+        assert_eq!(blacklist.punish("a.ini", now, none), 2000 * MS);
+        assert_eq!(blacklist.punish("a.ini", now, none), 2500 * MS);
         assert_eq!(blacklist.get("a.ini").unwrap().attempts, 3);
         assert!(blacklist.forgive("a.ini"));
-        assert_eq!(blacklist.punish("a.ini", now), 1000 * MS);
+        assert_eq!(blacklist.punish("a.ini", now, none), 1000 * MS);
         blacklist.clear();
         assert_eq!(blacklist.len(), 0);
     }
