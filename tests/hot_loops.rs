@@ -72,6 +72,15 @@ fn a_vassal_failing_at_once_respawns_no_faster_than_the_floor_even_unthrottled()
                 && v["throttle"].as_u64() >= Some(100)
         })
     });
+    // Fixed, it runs, and what was held back is told.
+    emperor.write("bad.ini", &ini("sleep 1000", &[]));
+    emperor.running("bad.ini");
+    let log = emperor.log();
+    assert!(
+        log.contains("died status=1 loyal=false: … repeated"),
+        "the held-back deaths are counted:\n{log}"
+    );
+    assert_eq!(count(&log, "spawned vassal=bad.ini"), 2, "{log}");
     assert_eq!(emperor.runtime_pid("good.ini"), Some(good_runtime));
     assert_eq!(payload_pid(good_runtime), Some(good_payload));
     assert_eq!(emperor.vassal("good.ini").unwrap()["respawns"], 0);

@@ -61,6 +61,8 @@ impl Emperor {
             return;
         }
         v.last_mod = event.mtime;
+        // A changed config's first lines are news, not repeats of the old one's.
+        v.repeats.flush_all(&v.name);
         v.owner = event.owner;
         v.config = event.config;
         v.store_socket = event.socket;
@@ -306,7 +308,7 @@ impl Emperor {
         } else {
             "blacklisted"
         };
-        let text = format!("{why} {throttle_ms}");
+        let text = format!("{why}: throttle_ms={throttle_ms}");
         if let Some(repeated) = v.repeats.admit(&v.name, "respawn", text, Instant::now()) {
             info!(vassal = %v.name, throttle_ms, "{why}: respawn delayed{repeated}");
         }
@@ -574,7 +576,7 @@ impl Emperor {
             }
             _ => {
                 v.fall_back = 0;
-                let text = format!("{} {loyal}", exit.status);
+                let text = format!("status={} loyal={loyal}", exit.status);
                 if let Some(repeated) = v.repeats.admit(&name, "died", text, Instant::now()) {
                     warn!(vassal = %name, status = exit.status, loyal, "died{repeated}");
                 }

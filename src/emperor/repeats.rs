@@ -77,21 +77,22 @@ impl RepeatedLines {
         Some(Repeated(0))
     }
 
-    /// Log every count still held back (the vassal is going away).
+    /// Log every count still held back and start afresh: the vassal is going away, or its
+    /// config changed (what it logs next is news, not a repeat).
     pub fn flush_all(&mut self, vassal: &str) {
         for record in &mut self.records {
             flush(vassal, record);
         }
+        self.records.clear();
     }
 }
 
 fn flush(vassal: &str, record: &mut Record) {
     let n = std::mem::take(&mut record.held_back);
     if n > 0 {
-        info!(
-            vassal,
-            "{} {}: … repeated {n} times", record.kind, record.text
-        );
+        let (kind, text) = (record.kind, &record.text);
+        let sep = if text.is_empty() { "" } else { " " };
+        info!(vassal, "{kind}{sep}{text}: … repeated {n} times");
     }
 }
 
@@ -131,5 +132,7 @@ mod tests {
             Some(Repeated(0))
         );
         assert!(lines.admit("a", "died", "status=1".into(), t0).is_some());
+        lines.flush_all("a");
+        assert!(lines.admit("a", "spawned", String::new(), t0).is_some());
     }
 }
