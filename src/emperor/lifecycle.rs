@@ -61,6 +61,8 @@ impl Emperor {
             return;
         }
         v.last_mod = event.mtime;
+        // A changed config's first lines are news, not repeats of the old one's.
+        v.repeats.flush_all(&v.name);
         v.owner = event.owner;
         v.config = event.config;
         v.store_socket = event.socket;
@@ -167,6 +169,9 @@ impl Emperor {
 
     /// Forget a vassal, letting go of any socket held for it.
     fn bury(&mut self, slot: usize) {
+        if let Some(v) = self.table.get_mut(slot) {
+            v.repeats.flush_all(&v.name);
+        }
         self.let_go(slot);
         self.timers.cancel_all(slot);
         self.table.remove(slot);
@@ -243,7 +248,9 @@ impl Emperor {
                 v.last_run = Some(wall);
                 v.process = Some(process);
                 v.state = State::Starting;
-                info!(vassal = %v.name, pid = pid.as_raw(), "spawned");
+                if let Some(repeated) = v.repeats.admit(&v.name, "spawned", String::new(), now) {
+                    info!(vassal = %v.name, pid = pid.as_raw(), "spawned{repeated}");
+                }
                 self.watch_idle(slot);
             }
             Err(e) => {
@@ -292,14 +299,24 @@ impl Emperor {
         let delay = if loyal {
             Duration::ZERO
         } else {
-            self.blacklist.punish(&v.id, SystemTime::now())
+            self.blacklist.punish(&v.id, SystemTime::now(), at_least)
         }
         .max(at_least);
         if delay.is_zero() {
             self.enqueue(slot);
             return;
         }
-        info!(vassal = %v.name, throttle_ms = delay.as_millis() as u64, "blacklisted: respawn delayed");
+        let throttle_ms = delay.as_millis() as u64;
+        // A loyal vassal is not blacklisted: only the respawn floor holds it back.
+        let why = if loyal {
+            "died soon after its start"
+        } else {
+            "blacklisted"
+        };
+        let text = format!("{why}: throttle_ms={throttle_ms}");
+        if let Some(repeated) = v.repeats.admit(&v.name, "respawn", text, Instant::now()) {
+            info!(vassal = %v.name, throttle_ms, "{why}: respawn delayed{repeated}");
+        }
         let at = Instant::now() + delay;
         v.state = State::Waiting;
         self.timers.arm(slot, TimerKind::Respawn, at);
@@ -418,7 +435,12 @@ impl Emperor {
                 if matches!(v.state, State::Starting | State::Reloading) {
                     v.state = State::Running;
                 }
-                info!(vassal = %v.name, "running");
+                if let Some(repeated) =
+                    v.repeats
+                        .admit(&v.name, "running", String::new(), Instant::now())
+                {
+                    info!(vassal = %v.name, "running{repeated}");
+                }
                 if reloaded && std::mem::take(&mut v.changed_while_reloading) {
                     info!(vassal = %v.name, "its config changed during the reload: reloading again");
                     self.reload_changed(slot);
@@ -566,9 +588,19 @@ impl Emperor {
             }
             _ => {
                 v.fall_back = 0;
-                warn!(vassal = %name, status = exit.status, loyal, "died");
+                let text = format!("status={} loyal={loyal}", exit.status);
+                if let Some(repeated) = v.repeats.admit(&name, "died", text, Instant::now()) {
+                    warn!(vassal = %name, status = exit.status, loyal, "died{repeated}");
+                }
                 v.respawns += 1;
-                self.schedule_respawn(slot, loyal);
+                let ran_for = v
+                    .last_run
+                    .and_then(|at| at.elapsed().ok())
+                    .unwrap_or_default();
+                let floor = v
+                    .respawn_floor
+                    .after_death(ran_for, loyal, self.settings.max_throttle);
+                self.schedule_respawn_after(slot, loyal, floor);
             }
         }
     }

@@ -12,6 +12,7 @@ mod lifecycle;
 mod notify;
 mod on_demand;
 mod pool;
+mod repeats;
 mod runtime_binary;
 mod spawn;
 pub mod stats;

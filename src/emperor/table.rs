@@ -97,6 +97,10 @@ pub struct Vassal {
     /// Unknown protocol bytes since the last warning, and when that was.
     pub unknown_bytes: u64,
     pub unknown_warned: Option<Instant>,
+    /// Its streak of failing runs: the least its next respawn waits.
+    pub respawn_floor: super::throttle::RespawnFloor,
+    /// Its repeated log lines (spawned, died, respawn delayed), collapsed.
+    pub repeats: super::repeats::RepeatedLines,
     /// The socket the emperor holds for it and its idle time, when it runs on demand.
     pub on_demand: Option<super::on_demand::OnDemandVassal>,
     /// The socket its pool shares (`pool-socket`), held by the emperor.
@@ -139,6 +143,8 @@ impl Vassal {
             cgroup: None,
             unknown_bytes: 0,
             unknown_warned: None,
+            respawn_floor: Default::default(),
+            repeats: Default::default(),
             on_demand: None,
             pool: None,
             store_socket: None,

@@ -14,7 +14,7 @@ use nix::sys::inotify::{Inotify, InotifyEvent, WatchDescriptor};
 use tracing::{debug, warn};
 
 use super::local_fs::inotify_sees_every_change;
-use super::stat::{stat_config, FileState};
+use super::stat::FileState;
 use super::tracker::{Candidate, Tracker};
 use super::watch::{classify, config_name, drain, new_inotify, Happening, DIR_EVENTS};
 use super::{Event, Monitor, MonitorError, MonitorOptions};
@@ -133,24 +133,25 @@ impl DirMonitor {
                 return None;
             }
         };
-        let nofollow = self.tracker.nofollow();
         let mut symlinks = HashSet::new();
-        let found = entries
+        let listed = entries
             .filter_map(Result::ok)
             .filter_map(|entry| {
-                let is_symlink = entry.file_type().is_ok_and(|t| t.is_symlink());
-                Some((entry.file_name().into_string().ok()?, is_symlink))
-            })
-            .filter(|(name, _)| is_config_name(name))
-            .filter_map(|(name, is_symlink)| {
-                let cand = self.candidate(&name);
-                let state = stat_config(&cand.path, nofollow)?;
-                if is_symlink && !nofollow {
-                    symlinks.insert(name);
+                let name = entry.file_name().into_string().ok()?;
+                if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    symlinks.insert(name.clone());
                 }
-                Some((cand, state))
+                Some(name)
             })
+            .filter(|name| is_config_name(name))
+            .map(|name| self.candidate(&name))
             .collect();
+        let found = self.tracker.stat_listed(listed);
+        if self.tracker.nofollow() {
+            symlinks.clear();
+        }
+        // Only the symlinks that are configs: a target changing unseen matters for them.
+        symlinks.retain(|name| found.iter().any(|(cand, _)| &cand.name == name));
         self.followed_symlinks = symlinks;
         Some(found)
     }

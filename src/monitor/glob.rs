@@ -11,7 +11,7 @@ use glob::{MatchOptions, Pattern};
 use nix::sys::inotify::{Inotify, InotifyEvent, WatchDescriptor};
 use tracing::{debug, warn};
 
-use super::stat::{stat_config, FileState};
+use super::stat::FileState;
 use super::tracker::{Candidate, Tracker};
 use super::watch::{classify, config_name, drain, new_inotify, Happening, DIR_EVENTS};
 use super::{Event, Monitor, MonitorError, MonitorOptions};
@@ -138,19 +138,16 @@ impl GlobMonitor {
         false
     }
 
-    fn list(&self) -> Vec<(Candidate, FileState)> {
+    fn list(&mut self) -> Vec<(Candidate, FileState)> {
         let Ok(paths) = glob::glob_with(&self.pattern, SHELL_LIKE) else {
             return Vec::new(); // validated at open
         };
-        let nofollow = self.tracker.nofollow();
-        paths
+        let listed = paths
             .filter_map(Result::ok)
             .filter(|path| file_name_str(path).is_some_and(is_config_name))
-            .filter_map(|path| {
-                let state = stat_config(&path, nofollow)?;
-                Some((Candidate::from_path(path), state))
-            })
-            .collect()
+            .map(Candidate::from_path)
+            .collect();
+        self.tracker.stat_listed(listed)
     }
 }
 

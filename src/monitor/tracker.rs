@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
-use super::stat::{complete_on_create, stat_config, FileState};
+use super::stat::{complete_on_create, FileState, SkippedFiles};
 use super::watch::Happening;
 use super::{Event, EventKind, MonitorOptions};
 
@@ -158,6 +158,7 @@ pub(crate) struct Tracker {
     pending: Pending,
     nofollow: bool,
     debounce: Duration,
+    skipped: SkippedFiles,
 }
 
 impl Tracker {
@@ -170,6 +171,7 @@ impl Tracker {
             pending: Pending::default(),
             nofollow: opts.nofollow,
             debounce: opts.debounce,
+            skipped: SkippedFiles::default(),
         }
     }
 
@@ -190,6 +192,7 @@ impl Tracker {
             Happening::Writing => self.pending.writing(&cand.id),
             Happening::Gone => {
                 self.pending.cancel(&cand.id);
+                self.skipped.forget(&cand.path);
                 events.extend(self.table.forget(&cand.id));
             }
             _ => {}
@@ -203,7 +206,7 @@ impl Tracker {
             .take_due(now)
             .into_iter()
             .filter_map(|(cand, written)| {
-                let state = stat_config(&cand.path, nofollow);
+                let state = self.skipped.stat_config(&cand.path, nofollow);
                 self.table.observe(cand, state, written)
             })
             .collect()
@@ -218,6 +221,21 @@ impl Tracker {
 
     pub fn deadline(&self) -> Option<Instant> {
         self.pending.deadline()
+    }
+
+    /// Stat every file of a full listing that has a config name: the configs, with their
+    /// state; the others are warned about once (see [`SkippedFiles`]).
+    pub fn stat_listed(&mut self, listed: Vec<Candidate>) -> Vec<(Candidate, FileState)> {
+        let paths = listed.iter().map(|c| c.path.clone()).collect();
+        self.skipped.keep_only(&paths);
+        let nofollow = self.nofollow;
+        listed
+            .into_iter()
+            .filter_map(|cand| {
+                let state = self.skipped.stat_config(&cand.path, nofollow)?;
+                Some((cand, state))
+            })
+            .collect()
     }
 
     pub fn nofollow(&self) -> bool {

@@ -5,6 +5,7 @@
 //! 1 after that write). At the same path the FIFO is kept, not made anew as uWSGI does: a
 //! writer that opened it meanwhile would be left without a reader.
 
+use super::line_budget::LineBudget;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::stat::Mode;
@@ -14,7 +15,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// uWSGI's slot count: `0` to `9`.
 pub const MAX_SLOTS: usize = 10;
@@ -138,6 +139,8 @@ pub struct MasterFifo {
     edges: Epoll,
     unknown_pending: usize,
     unknown_warned: Option<Instant>,
+    /// How many command lines may still go to the log at their own level.
+    lines: LineBudget,
 }
 
 impl MasterFifo {
@@ -160,6 +163,7 @@ impl MasterFifo {
             edges,
             unknown_pending: 0,
             unknown_warned: None,
+            lines: LineBudget::default(),
         })
     }
 
@@ -176,7 +180,8 @@ impl MasterFifo {
     /// as uWSGI does).
     fn select(&mut self, slot: usize) {
         self.current = if slot < self.slots.len() { slot } else { 0 };
-        info!(
+        // A digit only chooses; the move itself is logged when it happens.
+        debug!(
             slot = self.current,
             path = %self.slots[self.current].display(),
             "master FIFO: slot selected"
@@ -241,6 +246,11 @@ impl MasterFifo {
             _ => true,
         });
         commands
+    }
+
+    /// Whether the next command's line goes to the log at its own level (else at debug).
+    pub fn loud(&mut self) -> bool {
+        self.lines.loud(Instant::now())
     }
 
     fn note_unknown(&mut self, count: usize, last: Option<u8>) {

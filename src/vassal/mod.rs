@@ -6,6 +6,7 @@
 mod emperor_link;
 mod fifo;
 mod hooks;
+mod line_budget;
 pub mod payload;
 pub mod policy;
 mod ready;
@@ -315,7 +316,7 @@ fn serve(
             link.send(crate::protocol::Message::Ready);
         }
         if supervisor.pidfile.is_some() {
-            supervisor.write_pidfile();
+            supervisor.write_pidfile(true);
         }
         match supervisor.supervise(link, timings) {
             Outcome::Reload if !args.fallback_tried.is_empty() => {

@@ -19,6 +19,17 @@ use std::os::fd::AsFd;
 use std::time::Instant;
 use tracing::{error, info, warn};
 
+/// Log at `$level` when `$loud`, else at debug (a master FIFO flood's lines).
+macro_rules! fifo_line {
+    ($loud:expr, $level:ident, $($arg:tt)+) => {
+        if $loud {
+            tracing::$level!($($arg)+)
+        } else {
+            tracing::debug!($($arg)+)
+        }
+    };
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
@@ -331,9 +342,11 @@ impl Supervisor {
         stopping: &mut Option<Stopping>,
         timings: Timings,
     ) {
+        // A flood of commands is obeyed, but past a few lines its log goes to debug.
+        let loud = self.fifo.as_mut().is_none_or(MasterFifo::loud);
         match command {
             FifoCommand::Reload { brutal } => {
-                info!(brutal, "master FIFO: reload");
+                fifo_line!(loud, info, brutal, "master FIFO: reload");
                 if brutal {
                     self.stop_now(stopping, Outcome::Reload);
                 } else {
@@ -341,7 +354,9 @@ impl Supervisor {
                 }
             }
             FifoCommand::Stop { brutal } => {
-                info!(
+                fifo_line!(
+                    loud,
+                    info,
                     brutal,
                     "master FIFO: shutdown (the emperor is told not to respawn)"
                 );
@@ -352,23 +367,38 @@ impl Supervisor {
                     self.begin_stop(stopping, Outcome::Exit(0), timings);
                 }
             }
-            FifoCommand::TogglePause => self.toggle_pause(),
-            FifoCommand::Stats => self.log_stats(),
-            FifoCommand::Pidfiles => self.write_pidfile(),
+            FifoCommand::TogglePause => self.toggle_pause(loud),
+            FifoCommand::Stats => self.log_stats(loud),
+            FifoCommand::Pidfiles => self.write_pidfile(loud),
             FifoCommand::Broodlord if link.fd().is_some() => {
-                info!("master FIFO: asking the emperor for reinforcement (broodlord, byte 30)");
+                fifo_line!(
+                    loud,
+                    info,
+                    "master FIFO: asking the emperor for reinforcement (broodlord, byte 30)"
+                );
                 link.send(Message::Broodlord);
             }
-            FifoCommand::Broodlord => info!("master FIFO: no emperor to ask for reinforcement"),
+            FifoCommand::Broodlord => {
+                fifo_line!(
+                    loud,
+                    info,
+                    "master FIFO: no emperor to ask for reinforcement"
+                )
+            }
             FifoCommand::Refused(byte, reason) => {
-                warn!("master FIFO: command '{}' refused: {reason}", byte as char)
+                fifo_line!(
+                    loud,
+                    warn,
+                    "master FIFO: command '{}' refused: {reason}",
+                    byte as char
+                )
             }
             FifoCommand::Slot(_) | FifoCommand::Unknown(_) => {}
         }
     }
 
     /// SIGSTOP the payload's process group, or SIGCONT it if paused.
-    fn toggle_pause(&mut self) {
+    fn toggle_pause(&mut self, loud: bool) {
         let Some(pid) = self.payload else {
             return;
         };
@@ -379,19 +409,23 @@ impl Supervisor {
         };
         process::signal_group(pid, signal);
         self.paused = !self.paused;
-        info!(
+        fifo_line!(
+            loud,
+            info,
             group = pid.as_raw(),
             "master FIFO: payload {done} ({signal} to its process group)"
         );
     }
 
-    fn log_stats(&self) {
+    fn log_stats(&self, loud: bool) {
         let (fifo, slot) = self
             .fifo
             .as_ref()
             .map(|f| (f.bound().0.display().to_string(), f.bound().1))
             .unwrap_or_default();
-        info!(
+        fifo_line!(
+            loud,
+            info,
             payload = self.payload.map_or(0, Pid::as_raw),
             uptime_s = self.started_at.elapsed().as_secs(),
             paused = self.paused,
@@ -401,14 +435,21 @@ impl Supervisor {
         );
     }
 
-    /// Write the payload's pid to `pidfile` (a logged no-op without one).
-    pub fn write_pidfile(&self) {
+    /// Write the payload's pid to `pidfile` (a logged no-op without one); `loud`: its lines
+    /// at info (a flood of `P` is told at debug).
+    pub fn write_pidfile(&self, loud: bool) {
         let (Some(path), Some(pid)) = (&self.pidfile, self.payload) else {
-            info!("no pidfile configured (or no payload): nothing to write");
+            fifo_line!(
+                loud,
+                info,
+                "no pidfile configured (or no payload): nothing to write"
+            );
             return;
         };
         match std::fs::write(path, format!("{pid}\n")) {
-            Ok(()) => info!(pid = pid.as_raw(), path = %path.display(), "pidfile written"),
+            Ok(()) => {
+                fifo_line!(loud, info, pid = pid.as_raw(), path = %path.display(), "pidfile written")
+            }
             Err(e) => warn!("pidfile {}: write: {e}", path.display()),
         }
     }
