@@ -119,6 +119,10 @@ pub struct EmperorArgs {
     /// Every vassal's cpu.weight (1-10000).
     #[arg(long, value_name = "N")]
     pub vassal_cpu_weight: Option<u64>,
+    /// Log format of the emperor and its vassals' runtimes: text, journal (syslog priority
+    /// prefixes, no timestamps; the default when stderr is systemd's journal) or json.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "journal", "json"])]
+    pub log_format: Option<String>,
     /// Memory a config reader's worker may use to load one vassal's config, in MiB (the
     /// emperor never parses a tenant's config itself; see docs/security.md).
     #[arg(long, value_name = "MIB", default_value_t = crate::config_reader::DEFAULT_WORKER_MEMORY_MIB)]

@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    // The format is needed before the command line is parsed (parsing may log): read it
+    // first, and hand it to the runtimes through the environment.
+    if let Some(format) = log_format_argument() {
+        std::env::set_var(emperor::logging::FORMAT_VARIABLE, format);
+    }
     emperor::logging::init();
     let cli = match cli::parse() {
         Ok(cli) => cli,
@@ -74,6 +79,21 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
     }
+}
+
+/// The value of `--log-format FORMAT` or `--log-format=FORMAT`, when it is a known format
+/// (clap reports a bad one).
+fn log_format_argument() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = match arg.strip_prefix("--log-format") {
+            Some("") => args.next(),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => continue,
+        };
+        return value.filter(|v| emperor::logging::Format::parse(v).is_some());
+    }
+    None
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {

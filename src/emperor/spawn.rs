@@ -31,7 +31,13 @@ const CONFIG_FD: i32 = 6;
 pub(super) const PARK_FLOOR: i32 = 1024;
 
 /// Environment variables the emperor hands down to its runtimes (log settings only).
-const PASSED_ENV: [&str; 2] = ["RUST_LOG", "EMPEROR_LOG"];
+/// The log settings: the runtimes log as the emperor does (filter, format, the journal).
+const PASSED_ENV: [&str; 4] = [
+    "RUST_LOG",
+    "EMPEROR_LOG",
+    crate::logging::FORMAT_VARIABLE,
+    "JOURNAL_STREAM",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {

@@ -60,7 +60,7 @@ pub struct Timings {
 /// Run the vassal until it is stopped; returns the process exit status.
 pub fn run(args: VassalArgs) -> i32 {
     let name = args.config.display().to_string();
-    let span = tracing::info_span!("vassal", name = %name);
+    let span = tracing::info_span!("vassal", config = %name);
     let _enter = span.enter();
     match run_inner(&args) {
         Ok(code) => code,
