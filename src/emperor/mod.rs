@@ -4,11 +4,15 @@
 mod activity;
 mod commands;
 mod control;
+mod fd_budget;
+mod fd_wait;
 mod held;
 mod identity;
 mod inline;
 mod lifecycle;
+mod link;
 mod on_demand;
+mod outbox;
 mod pool;
 mod runtime_binary;
 mod spawn;
@@ -136,6 +140,8 @@ pub struct Emperor {
     held: held::HeldSockets,
     /// Running on-demand vassals whose sockets are sampled for idleness.
     idle: on_demand::IdleWatch,
+    /// The open-files limit, what it holds, and the vassals waiting for fds.
+    fd_budget: fd_budget::FdBudget,
 }
 
 /// Run an emperor until it is told to stop.
@@ -196,7 +202,8 @@ impl Emperor {
             source,
         })?;
         // Two fds per vassal: thousands of vassals need more than the usual 1024.
-        spawner.give_back_open_files_limit(jail::process::raise_open_files_limit()?);
+        let open_files = jail::process::raise_open_files_limit()?;
+        spawner.give_back_open_files_limit(open_files.was);
         let emperor = Emperor {
             throttle: SpawnThrottle::new(settings.throttle, settings.max_throttle),
             blacklist: Blacklist::new(settings.throttle, settings.max_throttle),
@@ -218,7 +225,9 @@ impl Emperor {
             refused: Default::default(),
             held: Default::default(),
             idle: Default::default(),
+            fd_budget: fd_budget::FdBudget::new(open_files.now, fd_budget::open_now()),
         };
+        emperor.log_fd_capacity(open_files.was);
         if let Some(identity) = emperor.settings.identity {
             jail::creds::become_unprivileged(
                 identity.uid,
@@ -312,7 +321,7 @@ impl Emperor {
             TOKEN_CONTROL => self.on_control_listener(),
             t if (TOKEN_CONTROL_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_control_client(t),
             t if t >= TOKEN_ON_DEMAND => self.on_connection((t - TOKEN_ON_DEMAND) as usize),
-            t if t >= TOKEN_VASSAL => self.on_vassal_readable((t - TOKEN_VASSAL) as usize),
+            t if t >= TOKEN_VASSAL => self.on_vassal_link((t - TOKEN_VASSAL) as usize),
             t if t >= TOKEN_MONITOR => {
                 let i = (t - TOKEN_MONITOR) as usize;
                 let events = self.monitors[i].poll(Instant::now());
