@@ -128,14 +128,24 @@ pub fn is_alive(pid: Pid) -> bool {
     }
 }
 
+/// The open-files soft limit before and after [`raise_open_files_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFilesLimit {
+    pub was: u64,
+    pub now: u64,
+}
+
 /// Raise this process's open-files soft limit to its hard limit (a supervisor holds two fds
-/// per vassal); returns the soft limit it had, for children that should keep it.
-pub fn raise_open_files_limit() -> Result<u64, SysError> {
+/// per vassal); says the soft limit it had, for children that should keep it, and the new one.
+pub fn raise_open_files_limit() -> Result<OpenFilesLimit, SysError> {
     let (soft, hard) = crate::sys::getrlimit(libc::RLIMIT_NOFILE)
         .map_err(|e| SysError::new("getrlimit(RLIMIT_NOFILE)", e))?;
     if soft < hard {
         crate::sys::setrlimit(libc::RLIMIT_NOFILE, hard, hard)
             .map_err(|e| SysError::new("setrlimit(RLIMIT_NOFILE)", e))?;
     }
-    Ok(soft)
+    Ok(OpenFilesLimit {
+        was: soft,
+        now: soft.max(hard),
+    })
 }

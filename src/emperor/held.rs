@@ -66,6 +66,11 @@ pub struct HeldSockets {
 }
 
 impl HeldSockets {
+    /// Sockets held now (each is one fd of the emperor's).
+    pub fn count(&self) -> usize {
+        self.by_address.len()
+    }
+
     /// Hold `spec`'s address for one more vassal, binding it the first time. An address held
     /// for another identity is refused: one tenant never gets another's socket.
     pub fn acquire(&mut self, spec: &SocketSpec, identity: Identity) -> Result<(), HeldError> {

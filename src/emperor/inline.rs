@@ -2,11 +2,10 @@
 //! a file a tenant could swap. Each spawn gets a sealed memfd of the text (mapped to the
 //! runtime's fd 6); each reload sends a fresh one attached to the reload byte (SCM_RIGHTS).
 
-use super::table::Vassal;
+use super::table::Process;
 use crate::protocol::Command;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use tracing::warn;
 
 /// A sealed memfd holding `text`, named after the config (as /proc/PID/fd shows it).
 pub(super) fn sealed(config: &Path, text: &str) -> Result<OwnedFd, jail::SysError> {
@@ -15,17 +14,11 @@ pub(super) fn sealed(config: &Path, text: &str) -> Result<OwnedFd, jail::SysErro
 }
 
 /// Ask the runtime to reload, handing it the config's current text.
-pub(super) fn send_reload(v: &Vassal) {
-    let Some(process) = v.process.as_ref().filter(|p| !p.link_closed) else {
-        return;
-    };
-    let Some(text) = &v.config else {
-        return;
-    };
-    let sent = sealed(&v.path, text).and_then(|memfd| {
-        jail::fd::send_byte_with_fd(process.link.as_fd(), Command::Reload.byte(), memfd.as_fd())
-    });
-    if let Err(e) = sent {
-        warn!(vassal = %v.name, "cannot send the reload with its config: {e}");
-    }
+pub(super) fn write_reload(
+    process: &Process,
+    config: &Path,
+    text: &str,
+) -> Result<(), jail::SysError> {
+    let memfd = sealed(config, text)?;
+    jail::fd::send_byte_with_fd(process.link.as_fd(), Command::Reload.byte(), memfd.as_fd())
 }

@@ -8,7 +8,7 @@ use crate::monitor::{Event, EventKind};
 use crate::protocol::{Command, Message};
 use jail::process::{self, Exit};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
 
@@ -17,8 +17,8 @@ use tracing::{debug, error, info, warn};
 const READ_BUDGET: usize = 256;
 /// Spawns per loop turn.
 const SPAWN_BATCH: usize = 64;
-/// A spawn that failed (fd limit, cgroup, clone3) is not retried sooner than this, even with
-/// throttling off: retrying at once would spin.
+/// A spawn that failed (cgroup, clone3; a want of fds has its own backoff) is not retried
+/// sooner than this, even with throttling off: retrying at once would spin.
 const SPAWN_RETRY: Duration = Duration::from_secs(1);
 /// At most one log line per this long about a vassal's unknown protocol bytes.
 const UNKNOWN_BYTES_QUIET: Duration = Duration::from_secs(10);
@@ -53,6 +53,7 @@ impl Emperor {
             vassal.last_mod = event.mtime;
             info!(vassal = %vassal.name, "new config");
             let slot = self.table.insert(vassal);
+            self.warn_near_fd_capacity();
             self.start_or_wait(slot);
             return;
         };
@@ -173,6 +174,7 @@ impl Emperor {
             v.repeats.flush_all(&v.name);
         }
         self.let_go(slot);
+        self.fd_budget.forget(slot);
         self.timers.cancel_all(slot);
         self.table.remove(slot);
     }
@@ -216,6 +218,10 @@ impl Emperor {
             let v = self.table.get(slot).expect("queued slot");
             (v.path.clone(), v.owner, v.config.clone())
         };
+        if !self.room_for_a_runtime() {
+            self.wait_for_fds(slot);
+            return;
+        }
         self.throttle.record_spawn(now, self.warming_up);
         let cgroup = match self.vassal_cgroup(slot) {
             Ok(cgroup) => cgroup,
@@ -251,8 +257,10 @@ impl Emperor {
                 if let Some(repeated) = v.repeats.admit(&v.name, "spawned", String::new(), now) {
                     info!(vassal = %v.name, pid = pid.as_raw(), "spawned{repeated}");
                 }
+                self.got_fds(slot);
                 self.watch_idle(slot);
             }
+            Err(e) if e.out_of_fds() => self.wait_for_fds(slot),
             Err(e) => {
                 let v = self.table.get_mut(slot).expect("queued slot");
                 error!(vassal = %v.name, "cannot spawn: {e}");
@@ -322,17 +330,6 @@ impl Emperor {
         self.timers.arm(slot, TimerKind::Respawn, at);
     }
 
-    fn send(&mut self, slot: usize, command: Command) {
-        let Some(v) = self.table.get_mut(slot) else {
-            return;
-        };
-        if let Some(process) = v.process.as_mut().filter(|p| !p.link_closed) {
-            if let Err(e) = process.link.write_all(&[command.byte()]) {
-                warn!(vassal = %v.name, "cannot send {command:?}: {e}");
-            }
-        }
-    }
-
     pub(super) fn reload(&mut self, slot: usize) {
         let Some(v) = self.table.get_mut(slot) else {
             return;
@@ -348,11 +345,7 @@ impl Emperor {
         v.accepting = false;
         v.respawns += 1;
         v.last_run = Some(SystemTime::now());
-        if v.config.is_some() {
-            // A config from a store travels with the reload byte, as a fresh sealed memfd.
-            super::inline::send_reload(v);
-            return;
-        }
+        // A config from a store travels with the reload byte, as a fresh sealed memfd.
         self.send(slot, Command::Reload);
     }
 
@@ -392,8 +385,17 @@ impl Emperor {
         }
     }
 
-    /// Read what a vassal sent, at most READ_BUDGET bytes per wake-up.
-    pub(super) fn on_vassal_readable(&mut self, slot: usize) {
+    /// Its link is readable or writable: write what its outbox holds, then read what the
+    /// vassal sent, at most READ_BUDGET bytes per wake-up.
+    pub(super) fn on_vassal_link(&mut self, slot: usize) {
+        if self
+            .table
+            .get(slot)
+            .and_then(|v| v.process.as_ref())
+            .is_some_and(|p| !p.outbox.is_empty())
+        {
+            self.flush_link(slot);
+        }
         let mut buf = [0u8; READ_BUDGET];
         let Some(process) = self.table.get_mut(slot).and_then(|v| v.process.as_mut()) else {
             return;
@@ -522,7 +524,11 @@ impl Emperor {
                 }
                 let _ = self.epoll.delete(&process.link);
             }
+            // Its link and pidfd close here: room for a vassal waiting for fds.
+            drop(process);
+            self.wake_fd_waiter();
         }
+        let v = self.table.get_mut(slot).expect("slot of a known pid");
         v.last_exit = Some(exit.status);
         // Whatever starts next reads the config as it is then.
         v.changed_while_reloading = false;

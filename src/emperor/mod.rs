@@ -5,12 +5,16 @@ mod accept_gate;
 mod activity;
 mod commands;
 mod control;
+mod fd_budget;
+mod fd_wait;
 mod held;
 mod identity;
 mod inline;
 mod lifecycle;
+mod link;
 mod notify;
 mod on_demand;
+mod outbox;
 mod pool;
 mod repeats;
 mod runtime_binary;
@@ -197,6 +201,8 @@ pub struct Emperor {
     reader: std::cell::RefCell<ConfigReader>,
     /// systemd's notify socket, when it started the emperor.
     notify: notify::Notifier,
+    /// The open-files limit, what it holds, and the vassals waiting for fds.
+    fd_budget: fd_budget::FdBudget,
 }
 
 /// Run an emperor until it is told to stop.
@@ -259,7 +265,8 @@ impl Emperor {
             source,
         })?;
         // Two fds per vassal: thousands of vassals need more than the usual 1024.
-        spawner.give_back_open_files_limit(jail::process::raise_open_files_limit()?);
+        let open_files = jail::process::raise_open_files_limit()?;
+        spawner.give_back_open_files_limit(open_files.was);
         // Started now, with the emperor's full privileges, which it takes on as the emperor's.
         let reader = ConfigReader::start(
             spawner.binary(),
@@ -290,7 +297,9 @@ impl Emperor {
             idle: Default::default(),
             reader: std::cell::RefCell::new(reader),
             notify,
+            fd_budget: fd_budget::FdBudget::new(open_files.now, fd_budget::open_now()),
         };
+        emperor.log_fd_capacity(open_files.was);
         if let Some(identity) = emperor.settings.identity {
             jail::creds::become_unprivileged(
                 identity.uid,
@@ -392,7 +401,7 @@ impl Emperor {
             }
             t if (TOKEN_STATS_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_stats_client(t),
             t if t >= TOKEN_ON_DEMAND => self.on_connection((t - TOKEN_ON_DEMAND) as usize),
-            t if t >= TOKEN_VASSAL => self.on_vassal_readable((t - TOKEN_VASSAL) as usize),
+            t if t >= TOKEN_VASSAL => self.on_vassal_link((t - TOKEN_VASSAL) as usize),
             t if t >= TOKEN_MONITOR => {
                 let i = (t - TOKEN_MONITOR) as usize;
                 let events = self.monitors[i].poll(Instant::now());

@@ -54,6 +54,27 @@ pub enum SpawnError {
     Refused(String),
 }
 
+impl SpawnError {
+    /// The emperor (EMFILE) or the system (ENFILE) is out of file descriptors.
+    pub fn out_of_fds(&self) -> bool {
+        let errno = match self {
+            SpawnError::SocketPair(e) => e.raw_os_error().map(nix::errno::Errno::from_raw),
+            SpawnError::Sys(e)
+            | SpawnError::Launch(LaunchError::Sys(e))
+            | SpawnError::Start(StartError::Launch(LaunchError::Sys(e))) => Some(e.errno),
+            SpawnError::Launch(LaunchError::Child { errno, .. })
+            | SpawnError::Start(StartError::Launch(LaunchError::Child { errno, .. })) => {
+                Some(*errno)
+            }
+            _ => None,
+        };
+        matches!(
+            errno,
+            Some(nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE)
+        )
+    }
+}
+
 /// What one vassal's runtime gets besides what every runtime gets.
 #[derive(Debug, Default)]
 pub struct RuntimeExtra {
@@ -268,6 +289,8 @@ impl Spawner {
             running,
             link: emperor_end,
             link_closed: false,
+            outbox: Default::default(),
+            watching_out: false,
         })
     }
 

@@ -129,6 +129,8 @@ struct VassalStats<'a> {
     born: u64,
     config: std::borrow::Cow<'a, str>,
     cursed: u32,
+    /// While it waits for file descriptors: the limit the emperor needs for all its configs.
+    fds_needed: u64,
     first_run: u64,
     gid: u32,
     id: &'a str,
@@ -152,6 +154,8 @@ struct VassalStats<'a> {
     state: &'static str,
     throttle: u64,
     uid: u32,
+    /// What keeps it from starting ("file descriptors"), or "".
+    waiting_for: &'static str,
     zerg: u32,
 }
 
@@ -207,6 +211,7 @@ impl StatsView<'_> {
             born: unix_time(v.born),
             config: v.path.to_string_lossy(),
             cursed: 0,
+            fds_needed: v.waiting_for_fds.unwrap_or(0),
             first_run: unix_time(v.first_run),
             gid: vgid,
             id: &v.name,
@@ -233,6 +238,11 @@ impl StatsView<'_> {
             state: v.state.name(),
             throttle: punishment.map_or(0, |p| millis(p.throttle)),
             uid: vuid,
+            waiting_for: if v.waiting_for_fds.is_some() {
+                "file descriptors"
+            } else {
+                ""
+            },
             zerg: 0,
         }
     }

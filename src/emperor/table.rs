@@ -51,6 +51,10 @@ pub struct Process {
     pub link: UnixStream,
     /// The link is closed (EOF) and deregistered; only the exit is still to come.
     pub link_closed: bool,
+    /// Commands the link could not take yet (written when it is writable again).
+    pub outbox: super::outbox::Outbox,
+    /// The link is registered for EPOLLOUT too (while the outbox is not empty).
+    pub watching_out: bool,
 }
 
 #[derive(Debug)]
@@ -107,6 +111,10 @@ pub struct Vassal {
     pub pool: Option<crate::vassal::policy::SocketSpec>,
     /// The on-demand socket a store gave in a column of its own (pg:// column 6, zmq://).
     pub store_socket: Option<String>,
+    /// It cannot start for want of fds: the limit the emperor would need (shown in stats).
+    pub waiting_for_fds: Option<u64>,
+    /// Spawns refused for want of fds in a row (its retries back off).
+    pub fd_attempts: u32,
 }
 
 impl Vassal {
@@ -148,6 +156,8 @@ impl Vassal {
             on_demand: None,
             pool: None,
             store_socket: None,
+            waiting_for_fds: None,
+            fd_attempts: 0,
         }
     }
 
@@ -271,6 +281,11 @@ impl Table {
             true => format!("{total} vassals"),
             false => format!("{total} vassals: {}", parts.join(", ")),
         }
+    }
+
+    /// Runtimes alive now (each holds the emperor's fds).
+    pub fn running_count(&self) -> usize {
+        self.by_pid.len()
     }
 
     pub fn has_processes(&self) -> bool {
