@@ -15,24 +15,32 @@ fn run(args: &[&str]) -> String {
 #[test]
 fn version_names_the_package_version_and_the_commit() {
     let version = run(&["--version"]);
-    let head = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     let expected = format!("emperor {} (", env!("CARGO_PKG_VERSION"));
-    assert!(version.starts_with(&expected), "{version}");
-    match head {
-        // Built from this checkout: its commit, "-dirty" when it had changes.
-        Some(head) => assert!(
-            version.trim_end() == format!("{expected}{head})")
-                || version.trim_end() == format!("{expected}{head}-dirty)"),
-            "{version} (HEAD {head})"
-        ),
-        None => assert_eq!(version.trim_end(), format!("{expected}unknown)")),
+    let revision = version
+        .trim_end()
+        .strip_prefix(&expected)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{version}"));
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    if git(&["rev-parse", "HEAD"]).is_none() {
+        assert_eq!(revision, "unknown", "built outside a git checkout");
+        return;
     }
+    // Built from this checkout: a commit of it (HEAD when the build was made), "-dirty"
+    // when the tree had changes then.
+    let commit = revision.strip_suffix("-dirty").unwrap_or(revision);
+    assert_eq!(commit.len(), 12, "{version}");
+    assert!(
+        git(&["rev-parse", "--verify", &format!("{commit}^{{commit}}")]).is_some(),
+        "{commit} is not a commit of this repository"
+    );
 }
 
 #[test]
