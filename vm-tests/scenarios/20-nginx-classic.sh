@@ -62,10 +62,10 @@ done
 
 rm "$CONFIG"
 log "removed $CONFIG"
-no_nginx() { [ "$(count_sut nginx)" -eq 0 ] && [ "$(sut_pids)" = "$SUT_PID" ]; }
+no_nginx() { [ "$(count_sut nginx)" -eq 0 ] && [ -z "$(vassal_pids)" ]; }
 if ! poll 30 no_nginx; then
 	show_sut
-	fail "30 s after removing the config, left besides the emperor: $(describe $(sut_pids))"
+	fail "30 s after removing the config, left besides the emperor and its helpers: $(describe $(vassal_pids))"
 fi
 stats "$STATS" > /tmp/stats.json || fail "no stats after the removal"
 [ -z "$(vassal_field /tmp/stats.json "$CONFIG" pid)" ] || fail "the removed vassal is still in the stats: $(cat /tmp/stats.json)"

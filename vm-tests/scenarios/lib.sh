@@ -98,6 +98,24 @@ sut_pids() {
 	done
 }
 
+# vassal_pids: sut_pids less the emperor and its helpers (its config reader and the reader's
+# workers, its clone server, each named with its pid in the emperor's log, SUT_LOG): what its
+# vassals have running.
+vassal_pids() {
+	_helpers=" $SUT_PID $(echo $(sed -n -e 's/.*config reader started pid=\([0-9]*\).*/\1/p' \
+		-e 's/.*clone server started pid=\([0-9]*\).*/\1/p' "$SUT_LOG" 2>/dev/null)) "
+	for _pid in $(sut_pids); do
+		case $_helpers in *" $_pid "*) continue ;; esac
+		_ppid=
+		while read -r _key _value _rest; do
+			[ "$_key" = PPid: ] && _ppid=$_value && break
+		done 2>/dev/null < "/proc/$_pid/status"
+		# A helper's child (a reader's worker), not a runtime (the emperor's own child).
+		[ "$_ppid" != "$SUT_PID" ] && case $_helpers in *" $_ppid "*) continue ;; esac
+		echo "$_pid"
+	done
+}
+
 # count_sut [NAME]: how many sut_pids there are.
 count_sut() {
 	set -- $(sut_pids "$@")
