@@ -119,13 +119,34 @@ pub fn reap_any() -> usize {
 
 /// Whether a process is still there (a zombie counts as gone).
 pub fn is_alive(pid: Pid) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .map(|(_, rest)| !rest.starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+    stat(pid).is_some_and(|stat| stat.state != 'Z')
+}
+
+/// What the emperor reads of a process from /proc/PID/stat (proc(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// R, S, D, Z, ...
+    pub state: char,
+    /// utime + stime, in clock ticks (USER_HZ, 100 on every architecture Linux runs on).
+    pub cpu_ticks: u64,
+    pub threads: u64,
+    /// The address space, bytes.
+    pub vsize: u64,
+}
+
+/// `pid`'s stat (`self` for this process); None when it is gone or unreadable.
+pub fn stat(pid: impl std::fmt::Display) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields start after its last ')'.
+    let (_, rest) = text.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let number = |field: usize| fields.get(field)?.parse::<u64>().ok();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        cpu_ticks: number(11)? + number(12)?,
+        threads: number(17)?,
+        vsize: number(20)?,
+    })
 }
 
 /// The open-files soft limit before and after [`raise_open_files_limit`].

@@ -125,20 +125,14 @@ impl Worker {
     }
 }
 
-/// This process's mapped address space, bytes, from /proc/self/statm (its first field, pages).
+/// This process's mapped address space, bytes.
 fn mapped_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
-    // SAFETY: sysconf reads a constant of the system; no memory is passed.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
+    crate::process::stat("self").map(|stat| stat.vsize)
 }
 
-/// This process's thread count, from /proc/self/stat (field 20).
+/// This process's thread count.
 fn thread_count() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let (_, rest) = stat.rsplit_once(") ")?;
-    rest.split_whitespace().nth(17)?.parse().ok()
+    crate::process::stat("self").map(|stat| stat.threads)
 }
 
 #[cfg(test)]

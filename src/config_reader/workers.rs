@@ -180,25 +180,15 @@ fn killed_by(signal: i32, limits: WorkerLimits) -> String {
     format!("the worker reading it died of signal {signal} ({why})")
 }
 
-/// The CPU time a worker has used and its address space, from /proc/PID/stat (utime and
-/// stime in clock ticks, vsize in bytes); None when it cannot be read.
+/// The CPU time a worker has used and its address space (bytes); None when it cannot be
+/// read.
 fn usage(worker: &Worker) -> Option<(Duration, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", worker.pid)).ok()?;
-    let (_, rest) = stat.rsplit_once(") ")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
-    let ticks = number(11)? + number(12)?;
-    // The kernel's USER_HZ is 100 on every architecture Linux runs on.
-    Some((Duration::from_millis(ticks * 10), number(20)?))
+    let stat = jail::process::stat(worker.pid)?;
+    // Clock ticks: USER_HZ is 100 on every architecture Linux runs on.
+    Some((Duration::from_millis(stat.cpu_ticks * 10), stat.vsize))
 }
 
 /// This process's address space, bytes.
 fn own_mapped_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| {
-            let (_, rest) = stat.rsplit_once(") ")?;
-            rest.split_whitespace().nth(20)?.parse().ok()
-        })
-        .unwrap_or(0)
+    jail::process::stat("self").map_or(0, |stat| stat.vsize)
 }
