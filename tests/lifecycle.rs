@@ -364,8 +364,14 @@ fn the_rescan_still_sees_a_followed_symlinks_target_change() {
     );
 }
 
-/// The emperor's loop does not wake up for `window`: it has nothing to do.
+/// The emperor's loop does not wake up for `window`: it has nothing to do. The window opens
+/// once the loop sleeps in epoll_wait, not while it still finishes the test's last request (a
+/// stats answer is written from the loop itself, and going to sleep counts as a switch).
 fn assert_stays_asleep(emperor: &Emperor, window: Duration) {
+    let wchan = format!("/proc/{0}/task/{0}/wchan", emperor.pid);
+    emperor.wait_until("the loop sleeps in epoll_wait", || {
+        std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("epoll"))
+    });
     let before = main_thread_wakeups(emperor.pid);
     std::thread::sleep(window);
     let after = main_thread_wakeups(emperor.pid);
