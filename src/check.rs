@@ -1,15 +1,21 @@
 //! `emperor check CONFIG` and `emperor stats ADDR`: tools for people, not for the loop.
 
 use crate::config::{self, LoadOptions};
-use crate::vassal::payload;
 use crate::vassal::policy::{self, JailContext};
+use crate::vassal::{payload, uwsgi};
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Print the resolved options of a config (each with where it came from) and the payload it
-/// would run, or the first error with its file, line and option.
-pub fn run(path: &Path, load: &LoadOptions, jail: &JailContext) -> ExitCode {
+/// would run, or the first error with its file, line and option. `uwsgi_binary`: the
+/// `--binary-path` a uWSGI application would run.
+pub fn run(
+    path: &Path,
+    load: &LoadOptions,
+    jail: &JailContext,
+    uwsgi_binary: Option<&Path>,
+) -> ExitCode {
     let config = match config::load(path, load) {
         Ok(config) => config,
         Err(e) => {
@@ -37,7 +43,28 @@ pub fn run(path: &Path, load: &LoadOptions, jail: &JailContext) -> ExitCode {
     for line in plan.to_string().lines() {
         println!("#   {line}");
     }
-    match payload::payload_from_config(&config, &[]) {
+    match payload::payload_from_config(&config, &[], uwsgi_binary) {
+        Ok(p) if p.kind == payload::PayloadKind::Uwsgi => {
+            println!(
+                "# payload (a uWSGI application): {} {:?}",
+                p.program.display(),
+                &p.argv[1..]
+            );
+            println!("# working directory: {}", p.cwd.display());
+            match uwsgi::render(&config, &plan.sockets, crate::protocol::VASSAL_FD) {
+                Ok(text) => {
+                    println!("# the config uWSGI gets over {}:", uwsgi::ENV_CONFIG_FD);
+                    for line in text.lines() {
+                        println!("#   {line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Ok(p) => {
             println!(
                 "# payload ({}): {} {:?}",

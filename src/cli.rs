@@ -70,9 +70,14 @@ pub struct EmperorArgs {
     /// File included after every vassal's config. Repeatable.
     #[arg(long, value_name = "FILE")]
     pub vassals_include: Vec<PathBuf>,
-    /// The binary that runs vassals (default: this one).
+    /// The uWSGI binary a vassal config without a binary patch runs (a uWSGI application);
+    /// default: `uwsgi` found on PATH.
     #[arg(long, value_name = "PATH")]
     pub binary_path: Option<PathBuf>,
+    /// The binary that runs each vassal's runtime (default: `emperor-vassal` beside this
+    /// binary, else this one).
+    #[arg(long, value_name = "PATH")]
+    pub vassal_runtime: Option<PathBuf>,
     /// Read the emperor's options from this config file (section [uwsgi]).
     #[arg(long, value_name = "FILE")]
     pub ini: Option<PathBuf>,
@@ -272,6 +277,9 @@ pub struct VassalCommand {
     /// A file loaded after the config. Repeatable.
     #[arg(long = "include", value_name = "FILE")]
     pub includes: Vec<PathBuf>,
+    /// The uWSGI binary a config without a binary patch runs (default: `uwsgi` on PATH).
+    #[arg(long = "binary-path", value_name = "PATH")]
+    pub binary_path: Option<PathBuf>,
     /// The vassal's config file.
     pub config: PathBuf,
 }
@@ -399,7 +407,8 @@ impl EmperorArgs {
             control: self.emperor_control.clone(),
             vassal_sets,
             vassals_include: self.vassals_include.iter().map(|p| absolute(p)).collect(),
-            binary_path: self.binary_path.clone(),
+            runtime_binary: self.vassal_runtime.clone(),
+            uwsgi_binary: self.binary_path.as_deref().map(absolute),
             reader_memory_mib: self.emperor_reader_memory,
         })
     }
@@ -560,6 +569,7 @@ impl VassalCommand {
             jail,
             fallback_tried: self.fallback_tried,
             fall_back: self.fall_back,
+            uwsgi_binary: self.binary_path,
         })
     }
 

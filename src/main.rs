@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             (Ok(load), Ok(mut jail)) => {
                 // As the emperor would spawn it.
                 jail.cloned = policy::cloned_namespaces(jail.emperor_namespaces, jail.tyrant);
-                check::run(&args.config, &load, &jail)
+                check::run(&args.config, &load, &jail, args.binary_path.as_deref())
             }
             (Err(e), _) | (_, Err(e)) => fail(&e),
         },

@@ -282,7 +282,7 @@ fn idle_control_connections_never_lock_emperor_reload_out() {
     emperor.wait_until("app.ini accepts", || {
         emperor
             .vassal("app.ini")
-            .is_some_and(|v| v["accepting"] == true)
+            .is_some_and(|v| v["accepting"] == 1)
     });
 
     // The quietest connection of all holds the lock: the newcomers never take its slot.

@@ -73,11 +73,16 @@ fn missing_binary_is_reported_with_file_line_and_option() {
 }
 
 #[test]
-fn config_without_a_payload_names_the_option_to_set() {
+fn a_uwsgi_config_over_the_config_channels_frame_is_refused_never_cut() {
+    // A config without a binary patch is a uWSGI application (tests/uwsgi_vassals.rs).
+    if !have_tools("a_uwsgi_config_over_the_frame", &["/usr/bin/uwsgi"]) {
+        return;
+    }
+    let long = "x".repeat(40_000);
     broken_next_to_a_healthy_one(
-        "empty.ini",
-        "[uwsgi]\nreload-mercy = 1\n",
-        &["empty.ini: no payload: set unprivileged-binary-patch-arg"],
+        "big.ini",
+        &format!("[uwsgi]\nenv = A={long}\nenv = B={long}\n"),
+        &["big.ini: the resolved config is 80", "over the 65535 bytes"],
     );
 }
 

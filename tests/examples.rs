@@ -55,6 +55,19 @@ fn the_example_vassals_run_under_an_emperor_started_by_an_ordinary_user() {
     }
     let page = emperor.wait_for("the web example answers on 127.0.0.1:8000", http_get_8000);
     assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    // The line that starts each payload shows its namespaces and who it runs as on the host.
+    let log = emperor.log();
+    let started: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("payload started"))
+        .collect();
+    assert_eq!(started.len(), names.len(), "{log}");
+    for line in started {
+        assert!(
+            line.contains("namespaces=none uid=65534 gid=65534"),
+            "{line}"
+        );
+    }
 }
 
 fn http_get_8000() -> Option<String> {

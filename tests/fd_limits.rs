@@ -123,7 +123,7 @@ fn vassals_without_fds_are_told_once_shown_in_stats_and_start_when_fds_free_up()
             .count();
         vassals.len() == CONFIGS
             && waiting > 0
-            && waiting + vassals.iter().filter(|v| v["ready"] == true).count() == CONFIGS
+            && waiting + vassals.iter().filter(|v| v["ready"] == 1).count() == CONFIGS
     });
     let stats = emperor.stats();
     let waiting: Vec<&serde_json::Value> = stats["vassals"]
@@ -184,7 +184,7 @@ fn vassals_without_fds_are_told_once_shown_in_stats_and_start_when_fds_free_up()
             vassals.len() == CONFIGS - remove.len()
                 && vassals
                     .iter()
-                    .all(|v| v["ready"] == true && v["waiting_for"] == "")
+                    .all(|v| v["ready"] == 1 && v["waiting_for"] == "")
         },
     );
     assert_eq!(count("running"), CONFIGS - remove.len());

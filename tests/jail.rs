@@ -348,7 +348,7 @@ fn tyrant_mode_runs_each_vassal_as_its_owner_and_refuses_root_and_owner_changes(
         (v["uid"].as_u64(), v["gid"].as_u64()),
         (Some(20001), Some(20001))
     );
-    assert_eq!(emperor.stats()["emperor_tyrant"], true);
+    assert_eq!(emperor.stats()["emperor_tyrant"], 1);
 
     emperor.wait_until("the root-owned config is refused", || {
         emperor

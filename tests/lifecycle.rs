@@ -96,7 +96,7 @@ fn killed_payload_is_respawned() {
     emperor.write("app.ini", &ini("sleep 1000", &["loyal-after = 0.1"]));
     let (runtime, payload) = emperor.running("app.ini");
     emperor.wait_until("the vassal is loyal", || {
-        emperor.vassal("app.ini").unwrap()["loyal"] == true
+        emperor.vassal("app.ini").unwrap()["loyal"] == 1
     });
 
     kill(Pid::from_raw(payload), Signal::SIGKILL).unwrap();

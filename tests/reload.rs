@@ -50,7 +50,7 @@ fn every_vassal_is_reloaded_in_waves_and_gets_a_new_payload() {
     emperor.wait_until("all accepting", || {
         names
             .iter()
-            .all(|n| emperor.vassal(n).is_some_and(|v| v["accepting"] == true))
+            .all(|n| emperor.vassal(n).is_some_and(|v| v["accepting"] == 1))
     });
 
     let output = reload(&control, &["--minimum-active-vassals", "2"]);
@@ -109,7 +109,7 @@ fn a_vassal_that_never_becomes_ready_stops_the_reload_at_the_timeout_and_the_res
     emperor.wait_until("all three accepting", || {
         ["stuck.ini", "good.ini", "other.ini"]
             .iter()
-            .all(|n| emperor.vassal(n).is_some_and(|v| v["accepting"] == true))
+            .all(|n| emperor.vassal(n).is_some_and(|v| v["accepting"] == 1))
     });
     let (_, good) = emperor.running("good.ini");
 
@@ -150,7 +150,7 @@ fn a_second_reload_while_one_runs_refuses_to_start() {
     emperor.wait_until("both accepting", || {
         ["stuck.ini", "other.ini"]
             .iter()
-            .all(|n| emperor.vassal(n).is_some_and(|v| v["accepting"] == true))
+            .all(|n| emperor.vassal(n).is_some_and(|v| v["accepting"] == 1))
     });
     let first = Command::new(BIN)
         .args(["reload", "--timeout", "30", "--control"])
@@ -193,7 +193,7 @@ fn a_minimum_that_cannot_be_kept_is_refused_before_anything_is_reloaded() {
     emperor.wait_until("both accepting", || {
         ["a.ini", "b.ini"]
             .iter()
-            .all(|n| emperor.vassal(n).is_some_and(|v| v["accepting"] == true))
+            .all(|n| emperor.vassal(n).is_some_and(|v| v["accepting"] == 1))
     });
     let output = reload(&control, &["--minimum-active-vassals", "2"]);
     assert_eq!(output.status.code(), Some(2));
@@ -305,7 +305,7 @@ fn a_pool_of_four_nginx_keeps_serving_through_two_rolling_reloads_under_wrk() {
     let accepting = |stats: &serde_json::Value| {
         stats["vassals"]
             .as_array()
-            .map_or(0, |vs| vs.iter().filter(|v| v["accepting"] == true).count())
+            .map_or(0, |vs| vs.iter().filter(|v| v["accepting"] == 1).count())
     };
     emperor.wait_until("the four are ready", || accepting(&emperor.stats()) == 4);
     let payloads_before: Vec<i32> = names.iter().map(|n| emperor.running(n).1).collect();

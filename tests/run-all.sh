@@ -30,6 +30,11 @@ packages=(
   "rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server"
   "python3-pika:/usr/lib/python3/dist-packages/pika"
   "python3-zmq:/usr/lib/python3/dist-packages/zmq"
+  # Real uWSGI vassals (tests/uwsgi_vassals.rs): the uWSGI binary, its python3 plugin, and
+  # seed 004's werkzeug test app.
+  "uwsgi-core:/usr/bin/uwsgi"
+  "uwsgi-plugin-python3:/usr/lib/uwsgi/plugins/python3_plugin.so"
+  "python3-werkzeug:/usr/lib/python3/dist-packages/werkzeug/testapp.py"
 )
 
 install_missing() {

@@ -134,7 +134,7 @@ impl Target for Emperor {
         stats_list(stats, "name", |v| VassalView {
             pid: v["pid"].as_i64().filter(|&p| p > 0).map(|p| p as Pid),
             running: v["state"] == "running",
-            loyal: v["loyal"] == true,
+            loyal: v["loyal"] == 1,
         })
     }
 
@@ -231,8 +231,8 @@ mod tests {
     #[test]
     fn reads_the_emperor_stats_shape() {
         let doc = json!({"vassals": [
-            {"name": "a.ini", "pid": 12, "state": "running", "loyal": true},
-            {"name": "b.ini", "pid": -1, "state": "queued", "loyal": false},
+            {"name": "a.ini", "pid": 12, "state": "running", "loyal": 1},
+            {"name": "b.ini", "pid": -1, "state": "queued", "loyal": 0},
         ]});
         let jail = Jail::parse("plain").unwrap();
         let vassals = Emperor::new(Path::new("/x"), &jail).vassals(&doc);

@@ -60,7 +60,10 @@ pub struct Settings {
     pub control: Option<PathBuf>,
     pub vassal_sets: Vec<(String, String)>,
     pub vassals_include: Vec<PathBuf>,
-    pub binary_path: Option<PathBuf>,
+    /// `--vassal-runtime`: the binary that runs each vassal's runtime.
+    pub runtime_binary: Option<PathBuf>,
+    /// `--binary-path`: the uWSGI binary uWSGI applications run (None: `uwsgi` on PATH).
+    pub uwsgi_binary: Option<PathBuf>,
     /// Namespaces for every vassal (`emperor-use-clone`).
     pub use_clone: Namespaces,
     pub tyrant: bool,

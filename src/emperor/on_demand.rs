@@ -12,6 +12,7 @@ use super::table::State;
 use super::{Emperor, TOKEN_ON_DEMAND};
 use crate::config;
 use crate::config_reader::{ReadReply, ReadRequest};
+use crate::vassal::payload;
 use crate::vassal::policy::{self, JailContext, SocketAddress, SocketSpec};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use std::collections::BTreeSet;
@@ -19,11 +20,16 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
-/// The options of a config the emperor itself acts on: all the config reader sends back.
-const HELD_SOCKET_OPTIONS: [&str; 3] = [
+/// The options of a config the emperor itself acts on: all the config reader sends back
+/// (its held sockets, and whether it names a binary patch or is a uWSGI application).
+const HELD_SOCKET_OPTIONS: [&str; 7] = [
     policy::ON_DEMAND_OPTION,
     policy::IDLE_OPTION,
     policy::POOL_OPTION,
+    payload::PAYLOAD_OPTIONS[0],
+    payload::PAYLOAD_OPTIONS[1],
+    payload::PAYLOAD_OPTIONS[2],
+    payload::PAYLOAD_OPTIONS[3],
 ];
 
 /// The longest time between two samples of a running on-demand vassal's socket.
@@ -71,6 +77,8 @@ impl IdleWatch {
 pub(super) struct HeldWishes {
     pub on_demand: Result<Option<policy::OnDemand>, String>,
     pub pool: Result<Option<policy::SocketSpec>, String>,
+    /// A uWSGI application with no uWSGI binary to run it: why it cannot start.
+    pub missing_uwsgi: Option<String>,
 }
 
 impl Emperor {
@@ -79,17 +87,22 @@ impl Emperor {
     /// the vassal idle, with an error naming the file and option, until its config changes.
     pub(super) fn start_or_wait(&mut self, slot: usize) {
         let wishes = self.read_held_wishes(slot);
+        if let Some(message) = &wishes.missing_uwsgi {
+            // Not a respawn loop: it waits, idle, until its config or the emperor changes.
+            self.refuse_start(slot, message);
+            return;
+        }
         let wanted = match wishes.on_demand {
             Ok(wanted) => wanted,
             Err(message) => {
-                self.refuse_on_demand(slot, &message);
+                self.refuse_start(slot, &message);
                 return;
             }
         };
         let Some(wanted) = wanted else {
             self.let_go(slot);
             if let Err(message) = wishes.pool.and_then(|pool| self.join_pool(slot, pool)) {
-                self.refuse_on_demand(slot, &message);
+                self.refuse_start(slot, &message);
                 return;
             }
             self.enqueue(slot);
@@ -104,7 +117,7 @@ impl Emperor {
         if !same {
             self.let_go(slot);
             if let Err(e) = self.hold(&wanted.socket, identity) {
-                self.refuse_on_demand(slot, &e.to_string());
+                self.refuse_start(slot, &e.to_string());
                 return;
             }
         }
@@ -139,7 +152,7 @@ impl Emperor {
         self.held.acquire(socket, identity)
     }
 
-    pub(super) fn refuse_on_demand(&mut self, slot: usize, message: &str) {
+    pub(super) fn refuse_start(&mut self, slot: usize, message: &str) {
         self.let_go(slot);
         let v = self.table.get_mut(slot).expect("slot");
         error!(vassal = %v.name, "{message}: not started");
@@ -168,14 +181,23 @@ impl Emperor {
                 return HeldWishes {
                     on_demand: Ok(None),
                     pool: Ok(None),
+                    missing_uwsgi: None,
                 }
             }
             Err(message) => {
                 return HeldWishes {
                     on_demand: Err(message.clone()),
                     pool: Err(message),
+                    missing_uwsgi: None,
                 }
             }
+        };
+        let missing_uwsgi = match self.spawner.uwsgi_binary() {
+            Err(e) if !payload::has_binary_patch(&config) => Some(format!(
+                "{}: a uWSGI application (it names no binary patch): {e}",
+                config.path.display()
+            )),
+            _ => None,
         };
         let v = self.table.get(slot).expect("slot");
         let context = self.held_context();
@@ -186,7 +208,11 @@ impl Emperor {
             }
         }
         let pool = policy::pool_socket(&config, &context).map_err(|e| e.to_string());
-        HeldWishes { on_demand, pool }
+        HeldWishes {
+            on_demand,
+            pool,
+            missing_uwsgi,
+        }
     }
 
     /// What the emperor judges a held socket's address with (the tyrant port rule).

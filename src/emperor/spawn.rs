@@ -7,6 +7,7 @@ use super::table::Process;
 use super::Settings;
 use crate::clone_server::{CloneServer, Failure, RuntimeStart, StartError, WireMaps};
 use crate::protocol::{ENV_FD, VASSAL_FD};
+use crate::vassal::{payload, uwsgi};
 use jail::cgroup::VassalCgroup;
 use jail::launch::LaunchError;
 use jail::ns::Namespaces;
@@ -89,6 +90,8 @@ pub struct RuntimeExtra {
 #[derive(Debug)]
 pub struct Spawner {
     binary: PathBuf,
+    /// The uWSGI binary uWSGI applications run, or why there is none.
+    uwsgi: Result<PathBuf, crate::vassal::uwsgi::UwsgiError>,
     dev_null: OwnedFd,
     sets: Vec<(String, String)>,
     includes: Vec<PathBuf>,
@@ -107,7 +110,13 @@ pub struct Spawner {
 
 impl Spawner {
     pub fn new(settings: &Settings) -> std::io::Result<Self> {
-        let binary = super::runtime_binary::choose(settings.binary_path.as_deref())?;
+        let binary = super::runtime_binary::choose(settings.runtime_binary.as_deref())?;
+        let path = std::env::var("PATH").unwrap_or_else(|_| payload::DEFAULT_PATH.to_string());
+        let uwsgi = uwsgi::find_binary(settings.uwsgi_binary.as_deref(), &path);
+        match &uwsgi {
+            Ok(found) => info!(binary = %found.display(), "uWSGI applications run this uWSGI"),
+            Err(e) => info!("{e} (only configs naming a binary patch can run)"),
+        }
         let dev_null: OwnedFd = std::fs::File::open("/dev/null")?.into();
         let env: Vec<(String, String)> = PASSED_ENV
             .iter()
@@ -165,6 +174,7 @@ impl Spawner {
         };
         Ok(Spawner {
             binary,
+            uwsgi,
             dev_null,
             sets: settings.vassal_sets.clone(),
             includes: settings.vassals_include.clone(),
@@ -188,11 +198,20 @@ impl Spawner {
             argv.push(include.display().to_string());
         }
         argv.extend(self.jail_args.iter().cloned());
+        if let Ok(uwsgi) = &self.uwsgi {
+            argv.push("--binary-path".into());
+            argv.push(uwsgi.display().to_string());
+        }
         if extra.fall_back > 0 {
             argv.extend(["--fall-back".to_string(), extra.fall_back.to_string()]);
         }
         argv.push(config.display().to_string());
         argv
+    }
+
+    /// The uWSGI binary a config without a binary patch runs, or why there is none.
+    pub fn uwsgi_binary(&self) -> Result<&Path, &uwsgi::UwsgiError> {
+        self.uwsgi.as_deref()
     }
 
     /// The environment every runtime starts with (what `$(VAR)` sees in its config).

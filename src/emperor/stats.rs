@@ -87,14 +87,15 @@ pub struct StatsView<'a> {
 
 // The document is serialized straight from these borrowed structs: a serde_json::Value tree
 // cost 5000 maps of 33 owned keys per answer at 5000 vassals, and the allocator's churn.
-// Fields are in alphabetical order, the order the Value maps gave them.
+// Fields are in alphabetical order, the order the Value maps gave them. uWSGI's own fields
+// keep uWSGI's types: loyal, ready, accepting and emperor_tyrant are 0/1 integers.
 
 #[derive(Serialize)]
 struct Document<'a> {
     blacklist: Vec<Punished<'a>>,
     cwd: String,
     emperor: &'a [String],
-    emperor_tyrant: bool,
+    emperor_tyrant: u8,
     gid: u32,
     pid: u32,
     throttle_level: u64,
@@ -124,7 +125,7 @@ struct Totals {
 
 #[derive(Serialize)]
 struct VassalStats<'a> {
-    accepting: bool,
+    accepting: u8,
     blacklisted: bool,
     born: u64,
     config: std::borrow::Cow<'a, str>,
@@ -141,14 +142,14 @@ struct VassalStats<'a> {
     last_mod: u64,
     last_ready: u64,
     last_run: u64,
-    loyal: bool,
+    loyal: u8,
     monitor: &'a str,
     name: &'a str,
     on_demand: &'a str,
     payload_pid: i32,
     pid: i32,
     pool: &'a str,
-    ready: bool,
+    ready: u8,
     respawns: u64,
     running_config: String,
     state: &'static str,
@@ -179,7 +180,7 @@ impl StatsView<'_> {
                 .map(|d| d.display().to_string())
                 .unwrap_or_default(),
             emperor: self.monitors,
-            emperor_tyrant: self.tyrant,
+            emperor_tyrant: self.tyrant.into(),
             gid,
             pid: std::process::id(),
             throttle_level: self.throttle.level().as_secs(),
@@ -206,7 +207,7 @@ impl StatsView<'_> {
         let punishment = self.blacklist.get(&v.id);
         let (running_config, payload_pid) = seen_in_proc(v);
         VassalStats {
-            accepting: v.accepting,
+            accepting: v.accepting.into(),
             blacklisted: punishment.is_some(),
             born: unix_time(v.born),
             config: v.path.to_string_lossy(),
@@ -222,7 +223,7 @@ impl StatsView<'_> {
             last_mod: unix_time(v.last_mod),
             last_ready: unix_time(v.last_ready),
             last_run: unix_time(v.last_run),
-            loyal: v.loyal,
+            loyal: v.loyal.into(),
             monitor: &v.monitor,
             name: &v.name,
             on_demand: v
@@ -232,7 +233,7 @@ impl StatsView<'_> {
             payload_pid,
             pid: v.pid().map_or(-1, |p| p.as_raw()),
             pool: v.pool.as_ref().map_or("", |s| s.value.as_str()),
-            ready: v.ready,
+            ready: v.ready.into(),
             respawns: v.respawns,
             running_config,
             state: v.state.name(),

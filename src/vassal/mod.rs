@@ -3,6 +3,7 @@
 //! emperor's stop and reload bytes into signals for the payload, takes the payload's whole
 //! process tree with it when it goes).
 
+mod channel;
 mod emperor_link;
 mod fifo;
 mod hooks;
@@ -12,6 +13,7 @@ pub mod policy;
 mod ready;
 pub mod sockets;
 mod supervise;
+pub mod uwsgi;
 
 use crate::config::{self, Config, LoadOptions};
 use emperor_link::EmperorLink;
@@ -41,6 +43,9 @@ pub struct VassalArgs {
     /// Fallback levels to go down at once (`--fall-back`): the payloads of the configs above
     /// failed to start in earlier runtimes, whose jails could not be set up again.
     pub fall_back: u32,
+    /// The uWSGI binary a config without a binary patch runs (`--binary-path`; None: `uwsgi`
+    /// on the payload's PATH).
+    pub uwsgi_binary: Option<PathBuf>,
 }
 
 /// Exit status asking the emperor to start the vassal afresh: a reload changed its jail,
@@ -252,6 +257,8 @@ fn serve(
 ) -> Result<i32, String> {
     let mut jailed: Option<Vec<policy::SetupItem>> = None;
     let mut bound: Option<Vec<sockets::Bound>> = None;
+    // A uWSGI payload is running and reloads itself on the config read next.
+    let mut in_place = false;
     loop {
         let config = match source.load(args) {
             Ok(config) => config,
@@ -275,7 +282,9 @@ fn serve(
         let timings = timings(&config).map_err(|e| e.to_string())?;
         let ready_check = ready::ReadyCheck::from_config(&config).map_err(|e| e.to_string())?;
         let payload =
-            payload::payload_from_config(&config, &loader_args(args)).map_err(|e| e.to_string())?;
+            payload::payload_from_config(&config, &loader_args(args), args.uwsgi_binary.as_deref())
+                .map_err(|e| e.to_string())?;
+        let uwsgi = payload.kind == payload::PayloadKind::Uwsgi;
         match &jailed {
             None => {
                 // Sockets first: still in the host network namespace, before the drop.
@@ -291,34 +300,54 @@ fn serve(
                         != Some(plan.sockets.iter().collect::<Vec<_>>()) =>
             {
                 info!("the jail or the sockets of the config changed: asking for a fresh vassal");
+                if in_place {
+                    supervisor.stop_and_wait(link, timings);
+                }
                 return Ok(EXIT_RESPAWN);
             }
             Some(_) => {}
         }
-        // After the mounts, so a path in the jail is the jail's view; before the payload.
-        bind_fifo(supervisor, &config)?;
-        supervisor.pidfile = config_path(&config, "pidfile").pop();
-        supervisor.ready = ready_check;
-        run_user_hooks(&plan, &payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
-        let sockets = bound.as_deref().unwrap_or_default();
-        let running = supervisor
-            .start(&payload, &plan, link, sockets)
-            .map_err(|e| {
-                format!(
-                    "{}: option \"{}\": {e}",
-                    config.path.display(),
-                    payload.option
-                )
-            })?;
-        info!(pid = running.as_raw(), program = %payload.program.display(), "payload started");
-        link.send(crate::protocol::Message::Spawned);
-        if supervisor.ready == ready::ReadyCheck::AtStart {
-            link.send(crate::protocol::Message::Ready);
+        // uWSGI's config: resolved here, handed over its channel, without the jail's options.
+        let frame = match uwsgi {
+            true => Some(uwsgi_frame(&config, &plan)?),
+            false => None,
+        };
+        match frame {
+            Some(frame) if in_place => supervisor.reload_in_place(frame, ready_check, timings),
+            frame => {
+                if in_place {
+                    // It names a binary patch now: uWSGI stops before that starts.
+                    supervisor.stop_and_wait(link, timings);
+                }
+                start_payload(
+                    &config,
+                    &plan,
+                    &payload,
+                    frame,
+                    bound.as_deref().unwrap_or_default(),
+                    ready_check,
+                    link,
+                    supervisor,
+                )?
+            }
         }
-        if supervisor.pidfile.is_some() {
-            supervisor.write_pidfile(true);
-        }
+        in_place = false;
         match supervisor.supervise(link, timings) {
+            Outcome::ReloadInPlace if !args.fallback_tried.is_empty() => {
+                info!(
+                    "reloading while on a fallback config: asking for a fresh vassal on {}",
+                    args.fallback_tried[0].display()
+                );
+                supervisor.stop_and_wait(link, timings);
+                return Ok(EXIT_RESPAWN);
+            }
+            Outcome::ReloadInPlace => {
+                info!("reloading (uWSGI reloads itself gracefully)");
+                in_place = true;
+                if let Some(memfd) = link.take_config() {
+                    source.memfd = Some(memfd);
+                }
+            }
             Outcome::Reload if !args.fallback_tried.is_empty() => {
                 // A reload is a new try of the watched config, in a jail built for it.
                 info!(
@@ -333,13 +362,14 @@ fn serve(
                     source.memfd = Some(memfd);
                 }
             }
-            Outcome::Exit(EXIT_CONFIG_ERROR) if supervisor.failed_to_start => {
+            Outcome::Exit(code) if supervisor.failed_to_start && is_start_failure(uwsgi, code) => {
                 // uWSGI's need-app: the payload could not start. Its jail cannot be set up
                 // again in this runtime, so the emperor starts a fresh one on the fallback.
                 if let Some(file) = fallback_of(&args.config, Some(&config)) {
                     warn!(
-                        "payload exited with status {EXIT_CONFIG_ERROR} before it was loyal: \
-                         asking the emperor for a fresh vassal on fallback-config {}",
+                        "payload exited with status {code} before it {}: asking the emperor \
+                         for a fresh vassal on fallback-config {}",
+                        if uwsgi { "was ready" } else { "was loyal" },
                         file.display()
                     );
                     link.send(crate::protocol::Message::FallBack);
@@ -349,6 +379,108 @@ fn serve(
             Outcome::Exit(code) => return Ok(code),
         }
     }
+}
+
+/// uWSGI's need-app: its app did not load (status 22; 1 for a config it could not use, as
+/// uWSGI 1.9 did for both); a binary patch says so with 1.
+fn is_start_failure(uwsgi: bool, code: i32) -> bool {
+    code == EXIT_CONFIG_ERROR || (uwsgi && code == uwsgi::EXIT_FAILED_APP)
+}
+
+/// The framed config a uWSGI payload gets: its sockets at the fds the payload finds them.
+fn uwsgi_frame(config: &Config, plan: &policy::VassalPlan) -> Result<Vec<u8>, String> {
+    uwsgi::render(config, &plan.sockets, crate::protocol::VASSAL_FD)
+        .map(|text| uwsgi::frame(&text))
+        .map_err(|e| e.to_string())
+}
+
+/// Start a payload in the jail: its master FIFO and pidfile (a binary patch's; uWSGI keeps
+/// its own), the `exec-as-user` hooks, then the payload itself.
+#[allow(clippy::too_many_arguments)]
+fn start_payload(
+    config: &Config,
+    plan: &policy::VassalPlan,
+    payload: &payload::Payload,
+    frame: Option<Vec<u8>>,
+    sockets: &[sockets::Bound],
+    ready_check: ready::ReadyCheck,
+    link: &mut EmperorLink,
+    supervisor: &mut Supervisor,
+) -> Result<(), String> {
+    let uwsgi = payload.kind == payload::PayloadKind::Uwsgi;
+    if uwsgi {
+        supervisor.fifo = None;
+        supervisor.pidfile = None;
+    } else {
+        // After the mounts, so a path in the jail is the jail's view; before the payload.
+        bind_fifo(supervisor, config)?;
+        supervisor.pidfile = config_path(config, "pidfile").pop();
+    }
+    supervisor.ready = ready_check;
+    run_user_hooks(plan, payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
+    let running = supervisor
+        .start(payload, plan, frame, sockets)
+        .map_err(|e| {
+            format!(
+                "{}: option \"{}\": {e}",
+                config.path.display(),
+                payload.option
+            )
+        })?;
+    // Who it runs as, seen from the host (the jail's ids through its user namespace's map),
+    // and in which namespaces: the first thing a newcomer should see of the jail.
+    let (uid, gid) = host_ids(running);
+    info!(
+        pid = running.as_raw(),
+        program = %payload.program.display(),
+        namespaces = %plan.namespaces,
+        uid,
+        gid,
+        "payload started"
+    );
+    if !uwsgi {
+        // uWSGI says it is ready itself (byte 1), and accepting (5) once a worker is.
+        link.send(crate::protocol::Message::Spawned);
+        if supervisor.ready == ready::ReadyCheck::AtStart {
+            link.send(crate::protocol::Message::Ready);
+        }
+    }
+    if supervisor.pidfile.is_some() {
+        supervisor.write_pidfile(true);
+    }
+    Ok(())
+}
+
+/// A process's real uid and gid as the host sees them: read in our (the jail's) view, then
+/// through our user namespace's maps (-1 when it is gone or an id is unmapped).
+fn host_ids(pid: nix::unistd::Pid) -> (i64, i64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let first = |key: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    };
+    let outside = |id: Option<u64>, map: &str| -> i64 {
+        let map = std::fs::read_to_string(format!("/proc/self/{map}")).unwrap_or_default();
+        id.and_then(|id| {
+            map.lines().find_map(|line| {
+                let n: Vec<u64> = line
+                    .split_whitespace()
+                    .filter_map(|f| f.parse().ok())
+                    .collect();
+                let &[inside, outside, count] = n.as_slice() else {
+                    return None;
+                };
+                (id >= inside && id - inside < count).then(|| outside + (id - inside))
+            })
+        })
+        .map_or(-1, |id| id as i64)
+    };
+    (
+        outside(first("Uid:"), "uid_map"),
+        outside(first("Gid:"), "gid_map"),
+    )
 }
 
 /// Every value of a path option, relative ones taken from the config's directory.

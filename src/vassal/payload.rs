@@ -1,11 +1,12 @@
-//! Which program a vassal runs (its payload), read from the binary-patch options.
+//! Which program a vassal runs (its payload): the program a binary-patch option names, else
+//! (a uWSGI application) the uWSGI binary.
 
 use crate::config::{Config, Entry};
 use std::path::{Path, PathBuf};
 
 /// The options that name a payload, in the order uWSGI would exec them: the privileged patch
 /// runs before the privilege drop, so it wins when both are set.
-const PAYLOAD_OPTIONS: [&str; 4] = [
+pub const PAYLOAD_OPTIONS: [&str; 4] = [
     "privileged-binary-patch-arg",
     "privileged-binary-patch",
     "unprivileged-binary-patch-arg",
@@ -17,8 +18,12 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
-    #[error("{}: no payload: set unprivileged-binary-patch-arg (or one of {})", file.display(), PAYLOAD_OPTIONS.join(", "))]
-    Missing { file: PathBuf },
+    /// A uWSGI application whose uWSGI binary is missing, or whose config uWSGI cannot get.
+    #[error("{}: a uWSGI application (it names no binary patch): {source}", file.display())]
+    Uwsgi {
+        file: PathBuf,
+        source: super::uwsgi::UwsgiError,
+    },
     #[error("{}: option \"{option}\": {reason}", where_(file, *line))]
     Invalid {
         file: PathBuf,
@@ -35,9 +40,20 @@ fn where_(file: &Path, line: Option<usize>) -> String {
     }
 }
 
+/// What kind of program the payload is: it decides how the runtime talks to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// A binary patch: any program; stopped and reloaded with signals.
+    Patch,
+    /// The uWSGI binary: it gets its config over the channel and obeys the protocol's stop
+    /// and reload bytes (never SIGTERM: uWSGI 2.0 takes it as a brutal reload).
+    Uwsgi,
+}
+
 /// A payload ready to launch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
+    pub kind: PayloadKind,
     /// Resolved program path.
     pub program: PathBuf,
     pub argv: Vec<String>,
@@ -58,18 +74,27 @@ impl PayloadError {
     }
 }
 
+/// Whether the config names a binary patch (else it is a uWSGI application).
+pub fn has_binary_patch(config: &Config) -> bool {
+    PAYLOAD_OPTIONS
+        .iter()
+        .any(|name| config.get(name).is_some())
+}
+
 /// Read the payload from `config`. `vassal_args` are the arguments the plain (non `-arg`)
-/// patches get, as uWSGI passes its own arguments to the patched binary.
+/// patches get, as uWSGI passes its own arguments to the patched binary; `uwsgi_binary` is
+/// the `--binary-path` a uWSGI application runs (None: `uwsgi` on the payload's PATH).
 pub fn payload_from_config(
     config: &Config,
     vassal_args: &[String],
+    uwsgi_binary: Option<&Path>,
 ) -> Result<Payload, PayloadError> {
-    let (option, entry) = PAYLOAD_OPTIONS
+    let Some((option, entry)) = PAYLOAD_OPTIONS
         .iter()
         .find_map(|&name| config.get(name).map(|entry| (name, entry)))
-        .ok_or_else(|| PayloadError::Missing {
-            file: config.path.clone(),
-        })?;
+    else {
+        return uwsgi_payload(config, uwsgi_binary);
+    };
     let argv = if option.ends_with("-arg") {
         shell_words::split(&entry.value).map_err(|e| {
             PayloadError::invalid(entry, format!("cannot split {:?}: {e}", entry.value))
@@ -83,11 +108,7 @@ pub fn payload_from_config(
         return Err(PayloadError::invalid(entry, "empty command"));
     }
     let env = environment(config)?;
-    let path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or(DEFAULT_PATH);
+    let path = search_path(&env);
     let program = jail::launch::find_program(&argv[0], path)
         .filter(|p| p.is_file())
         .ok_or_else(|| {
@@ -97,12 +118,39 @@ pub fn payload_from_config(
             )
         })?;
     Ok(Payload {
+        kind: PayloadKind::Patch,
         program,
         argv,
         env,
         cwd: working_dir(config),
         option: option.to_string(),
     })
+}
+
+/// A uWSGI application: the uWSGI binary, reading its config from the channel.
+fn uwsgi_payload(config: &Config, binary: Option<&Path>) -> Result<Payload, PayloadError> {
+    let env = environment(config)?;
+    let path = search_path(&env);
+    let program =
+        super::uwsgi::find_binary(binary, path).map_err(|source| PayloadError::Uwsgi {
+            file: config.path.clone(),
+            source,
+        })?;
+    Ok(Payload {
+        kind: PayloadKind::Uwsgi,
+        argv: super::uwsgi::argv(&program, &config.path),
+        program,
+        env,
+        cwd: working_dir(config),
+        option: "binary-path".to_string(),
+    })
+}
+
+/// Where the payload's programs are looked up: its own PATH (always set by [`environment`]).
+fn search_path(env: &[(String, String)]) -> &str {
+    env.iter()
+        .find(|(k, _)| k == "PATH")
+        .map_or(DEFAULT_PATH, |(_, v)| v.as_str())
 }
 
 /// `env = KEY=VALUE` entries, in order; a later one replaces an earlier one of the same key.

@@ -2,9 +2,10 @@
 //! stop and reload requests into SIGTERM then SIGKILL after the mercy time, declare loyalty,
 //! and never leave a descendant behind.
 
+use super::channel::PayloadChannel;
 use super::emperor_link::{EmperorLink, Heard};
 use super::fifo::{FifoCommand, MasterFifo};
-use super::payload::Payload;
+use super::payload::{Payload, PayloadKind};
 use super::policy::VassalPlan;
 use super::ready::{ReadyCheck, PROBE_EVERY};
 use super::sockets::Bound;
@@ -36,6 +37,10 @@ pub enum StartError {
     Launch(#[from] LaunchError),
     #[error("cgroup limits: {0}")]
     Cgroup(#[from] jail::SysError),
+    #[error("the payload's protocol channel: socketpair: {0}")]
+    Channel(std::io::Error),
+    #[error("the payload's config channel: write: {0}")]
+    ConfigChannel(std::io::Error),
 }
 
 /// How a supervised run ended.
@@ -43,6 +48,9 @@ pub enum StartError {
 pub enum Outcome {
     /// Start the payload again on a freshly read config.
     Reload,
+    /// A uWSGI payload is asked to reload: read the config again and hand it over while
+    /// uWSGI reloads itself gracefully (its sockets and its pid stay).
+    ReloadInPlace,
     /// Exit the runtime with this status.
     Exit(i32),
 }
@@ -53,6 +61,8 @@ struct Stopping {
     then: Outcome,
     kill_at: Instant,
     killed: bool,
+    /// A uWSGI payload reloading itself: it ends when uWSGI asks for its config (byte 2).
+    in_place: bool,
 }
 
 #[derive(Debug)]
@@ -62,6 +72,15 @@ pub struct Supervisor {
     cgroup: Option<std::os::fd::OwnedFd>,
     payload: Option<Pid>,
     payload_status: Option<i32>,
+    /// The running payload's kind and its own protocol channel.
+    kind: PayloadKind,
+    channel: Option<PayloadChannel>,
+    /// The config a uWSGI payload gets when it asks (at start and before each reload re-exec).
+    config_frame: Option<Vec<u8>>,
+    /// The uWSGI payload said it is ready (byte 1) since it started.
+    said_ready: bool,
+    /// A stop begun outside [`Self::supervise`] (an in-place reload), taken up by it.
+    pending_stop: Option<Stopping>,
     started_at: Instant,
     /// The master FIFO, if the config names one.
     pub fifo: Option<MasterFifo>,
@@ -88,6 +107,11 @@ impl Supervisor {
             cgroup,
             payload: None,
             payload_status: None,
+            kind: PayloadKind::Patch,
+            channel: None,
+            config_frame: None,
+            said_ready: false,
+            pending_stop: None,
             started_at: Instant::now(),
             fifo: None,
             pidfile: None,
@@ -102,17 +126,17 @@ impl Supervisor {
     /// SIGKILL if this runtime dies.
     ///
     /// fds: the vassal's sockets at 3, 4, ... (systemd's SD_LISTEN_FDS_START is 3), then the
-    /// emperor protocol fd right after them (UWSGI_EMPEROR_FD says where; 3 with no socket).
-    /// Sockets are announced three ways: LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID (systemd; the
-    /// child writes its own pid into LISTEN_PID, see `Launch::env_own_pid`), NGINX="3;4;"
-    /// (nginx adopts inherited listening sockets whose address matches a `listen`), and for
-    /// uWSGI payloads the plain inheritance uWSGI itself relies on: a uWSGI configured with the
-    /// same `socket = ADDR` finds the open fd by its address.
+    /// payload's protocol channel right after them (UWSGI_EMPEROR_FD says where; 3 with no
+    /// socket), then a uWSGI payload's config channel (UWSGI_EMPEROR_FD_CONFIG).
+    /// A binary patch learns of its sockets two ways: LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID
+    /// (systemd; the child writes its own pid into LISTEN_PID, see `Launch::env_own_pid`) and
+    /// NGINX="3;4;" (nginx adopts inherited listening sockets whose address matches a
+    /// `listen`); uWSGI finds them as `fd://N` in the config it is handed.
     pub fn start(
         &mut self,
         payload: &Payload,
         plan: &VassalPlan,
-        link: &EmperorLink,
+        config_frame: Option<Vec<u8>>,
         sockets: &[Bound],
     ) -> Result<Pid, StartError> {
         let mut launch = Launch::new(&payload.program, &payload.argv)?;
@@ -140,7 +164,8 @@ impl Supervisor {
                 first + i as i32,
             );
         }
-        if !sockets.is_empty() {
+        // uWSGI gets its sockets as fd://N in its config: it would adopt LISTEN_FDS twice.
+        if !sockets.is_empty() && payload.kind == PayloadKind::Patch {
             let count = sockets.len() as i32;
             let names: Vec<&str> = sockets.iter().map(|s| s.spec.option.as_str()).collect();
             let nginx: String = (first..first + count).map(|fd| format!("{fd};")).collect();
@@ -149,16 +174,37 @@ impl Supervisor {
             launch.env_own_pid("LISTEN_PID")?;
             launch.env("NGINX", nginx)?;
         }
-        if let Some(fd) = link.fd() {
-            let target = first + sockets.len() as i32;
-            launch.map_fd(fd, target);
-            launch.env(crate::protocol::ENV_FD, target.to_string())?;
+        // Its own channel, never the runtime's link: one reader per command byte.
+        let mut channel =
+            PayloadChannel::new(payload.kind == PayloadKind::Uwsgi).map_err(StartError::Channel)?;
+        let (protocol_end, config_end) = channel.payload_ends();
+        let target = first + sockets.len() as i32;
+        launch.map_fd(
+            std::os::fd::AsRawFd::as_raw_fd(&protocol_end.expect("new")),
+            target,
+        );
+        launch.env(crate::protocol::ENV_FD, target.to_string())?;
+        if let Some(config_end) = config_end {
+            launch.map_fd(std::os::fd::AsRawFd::as_raw_fd(&config_end), target + 1);
+            launch.env(super::uwsgi::ENV_CONFIG_FD, (target + 1).to_string())?;
+        }
+        if let Some(frame) = &config_frame {
+            // In the channel before uWSGI starts: it waits at most 5 s for it.
+            channel
+                .push_config(frame)
+                .map_err(StartError::ConfigChannel)?;
         }
         launch
             .new_session()
             .parent_death_signal(libc::SIGKILL)
             .cwd(&payload.cwd)?;
         let running = launch.start()?.release()?;
+        channel.handed_over();
+        self.channel = Some(channel);
+        self.kind = payload.kind;
+        self.config_frame = config_frame;
+        self.said_ready = false;
+        self.pending_stop = None;
         self.payload = Some(running.pid);
         self.payload_status = None;
         self.started_at = Instant::now();
@@ -174,8 +220,9 @@ impl Supervisor {
 
     /// Wait for events until the payload is gone for good (exit) or restarted (reload).
     pub fn supervise(&mut self, link: &mut EmperorLink, timings: Timings) -> Outcome {
-        let mut stopping: Option<Stopping> = None;
-        let mut loyal_sent = false;
+        let mut stopping: Option<Stopping> = self.pending_stop.take();
+        // uWSGI declares its own loyalty (byte 17 after a worker's first request).
+        let mut loyal_sent = self.kind == PayloadKind::Uwsgi;
         loop {
             let now = Instant::now();
             let loyal_at = (!loyal_sent).then(|| self.started_at + timings.loyal_after);
@@ -197,6 +244,11 @@ impl Supervisor {
                             info!("{signal} received: stopping");
                             self.begin_stop(&mut stopping, Outcome::Exit(0), timings)
                         }
+                        Sig::SIGHUP if self.reloads_in_place() => {
+                            if stopping.is_none() {
+                                return Outcome::ReloadInPlace;
+                            }
+                        }
                         Sig::SIGHUP => self.begin_stop(&mut stopping, Outcome::Reload, timings),
                         other => self.forward(other),
                     }
@@ -210,13 +262,24 @@ impl Supervisor {
                         return Outcome::Exit(1);
                     }
                     Heard::Commands(commands) => {
+                        let mut reload_in_place = false;
                         for command in commands {
-                            let then = match command {
-                                Command::Stop => Outcome::Exit(0),
-                                Command::Reload => Outcome::Reload,
-                            };
                             info!("emperor asks: {command:?}");
-                            self.begin_stop(&mut stopping, then, timings);
+                            match command {
+                                Command::Stop => {
+                                    self.begin_stop(&mut stopping, Outcome::Exit(0), timings)
+                                }
+                                Command::Reload if self.reloads_in_place() => {
+                                    reload_in_place = true
+                                }
+                                Command::Reload => {
+                                    self.begin_stop(&mut stopping, Outcome::Reload, timings)
+                                }
+                            }
+                        }
+                        // A stop read in the same batch outranks the reload.
+                        if reload_in_place && stopping.is_none() {
+                            return Outcome::ReloadInPlace;
                         }
                     }
                 }
@@ -224,11 +287,19 @@ impl Supervisor {
             if ready.fifo {
                 self.on_fifo(link, &mut stopping, timings);
             }
+            if ready.payload {
+                self.on_payload_said(link, &mut stopping);
+            }
             let now = Instant::now();
             if let Some(stop) = stopping.as_mut().filter(|s| !s.killed && now >= s.kill_at) {
                 warn!(
-                    "payload still running after {:?} of mercy: SIGKILL",
-                    timings.mercy
+                    "payload still running after {:?} of mercy{}: SIGKILL",
+                    timings.mercy,
+                    if stop.in_place {
+                        " (its reload never asked for its config)"
+                    } else {
+                        ""
+                    }
                 );
                 self.kill_everything();
                 stop.killed = true;
@@ -242,13 +313,18 @@ impl Supervisor {
                 loyal_sent = true;
             }
             if let Some(status) = self.reap_payload() {
+                // What it said last (a shutdown request) still counts.
+                self.on_payload_said(link, &mut stopping);
                 // Whatever the payload left behind goes with it.
                 self.kill_everything();
                 return match stopping {
                     Some(stop) => stop.then,
                     None => {
                         info!(status, "payload exited on its own");
-                        self.failed_to_start = !loyal_sent;
+                        self.failed_to_start = match self.kind {
+                            PayloadKind::Patch => !loyal_sent,
+                            PayloadKind::Uwsgi => !self.said_ready,
+                        };
                         Outcome::Exit(status)
                     }
                 };
@@ -283,11 +359,20 @@ impl Supervisor {
         if let Some(stop) = stopping {
             if then != Outcome::Reload {
                 stop.then = then;
+                if std::mem::take(&mut stop.in_place) {
+                    // uWSGI reads the stop once its reload is through.
+                    self.tell_payload(Command::Stop);
+                }
             }
             return;
         }
         if let Some(pid) = self.payload {
-            process::signal_group(pid, timings.stop_signal);
+            if self.kind == PayloadKind::Uwsgi && then != Outcome::Reload {
+                // Never a signal: uWSGI 2.0 takes SIGTERM as a brutal reload.
+                self.tell_payload(Command::Stop);
+            } else {
+                process::signal_group(pid, timings.stop_signal);
+            }
             process::signal_group(pid, Sig::SIGCONT);
         }
         self.paused = false;
@@ -295,7 +380,96 @@ impl Supervisor {
             then,
             kill_at: Instant::now() + timings.mercy,
             killed: false,
+            in_place: false,
         });
+    }
+
+    /// Whether a reload keeps the payload and lets it reload itself (uWSGI's graceful
+    /// reload: its listening sockets survive, no request is refused).
+    fn reloads_in_place(&self) -> bool {
+        self.kind == PayloadKind::Uwsgi && self.payload.is_some()
+    }
+
+    /// Ask the running uWSGI payload to reload gracefully (byte 1); `frame` is the config it
+    /// gets when it asks before its re-exec. The reload is over when it asks; if it never
+    /// does within the mercy, its tree is killed and a new payload started.
+    pub fn reload_in_place(&mut self, frame: Vec<u8>, ready: ReadyCheck, timings: Timings) {
+        self.config_frame = Some(frame);
+        self.ready = ready;
+        self.probe_at = self.ready.needs_probing().then(Instant::now);
+        self.tell_payload(Command::Reload);
+        self.pending_stop = Some(Stopping {
+            then: Outcome::Reload,
+            kill_at: Instant::now() + timings.mercy,
+            killed: false,
+            in_place: true,
+        });
+    }
+
+    /// Stop the payload gracefully and wait until it and its tree are gone.
+    pub fn stop_and_wait(&mut self, link: &mut EmperorLink, timings: Timings) {
+        let mut stopping = self.pending_stop.take();
+        self.begin_stop(&mut stopping, Outcome::Exit(0), timings);
+        self.pending_stop = stopping;
+        self.supervise(link, timings);
+    }
+
+    /// Write a command byte on the payload's channel; a payload that cannot be told is
+    /// killed when the mercy ends.
+    fn tell_payload(&mut self, command: Command) {
+        if let Some(channel) = &mut self.channel {
+            if let Err(e) = channel.send(command) {
+                warn!("cannot tell the payload {command:?}: {e}");
+            }
+        }
+    }
+
+    /// Relay what the payload said to the emperor; answer a uWSGI payload's config request.
+    fn on_payload_said(&mut self, link: &mut EmperorLink, stopping: &mut Option<Stopping>) {
+        let Some(channel) = &mut self.channel else {
+            return;
+        };
+        let said = channel.read();
+        if said.closed {
+            tracing::debug!("the payload closed its protocol channel");
+        }
+        for message in said.messages {
+            match (self.kind, message) {
+                (PayloadKind::Uwsgi, Message::Spawned) if !self.said_ready => {
+                    self.said_ready = true;
+                    link.send(Message::Spawned);
+                }
+                (PayloadKind::Uwsgi, Message::ConfigRequest) => {
+                    self.push_config();
+                    if stopping.is_some_and(|s| s.in_place) {
+                        *stopping = None;
+                        info!("uWSGI reloads on the new config");
+                        link.send(Message::Spawned);
+                    }
+                }
+                (
+                    _,
+                    Message::Ready
+                    | Message::Loyal
+                    | Message::Heartbeat
+                    | Message::VoluntaryShutdown
+                    | Message::Broodlord,
+                ) => link.send(message),
+                // The runtime says these itself (1 for a binary patch), or they are not the
+                // payload's to say (40).
+                (_, other) => tracing::debug!("payload said {other:?}: not relayed"),
+            }
+        }
+    }
+
+    /// Hand the uWSGI payload its config again (it asked, before a reload re-exec).
+    fn push_config(&mut self) {
+        let (Some(channel), Some(frame)) = (&mut self.channel, &self.config_frame) else {
+            return;
+        };
+        if let Err(e) = channel.push_config(frame) {
+            warn!("the payload's config channel: write: {e}");
+        }
     }
 
     /// Kill the payload's whole tree now, without mercy (the brutal `R` and `Q`).
@@ -309,6 +483,7 @@ impl Supervisor {
             then,
             kill_at: Instant::now(),
             killed: true,
+            in_place: false,
         });
     }
 
@@ -510,6 +685,11 @@ impl Supervisor {
             fifo = Some(fds.len());
             fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
         }
+        let mut payload = None;
+        if let Some(fd) = self.channel.as_ref().and_then(PayloadChannel::as_fd) {
+            payload = Some(fds.len());
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
         let _ = poll(&mut fds, timeout);
         let readable = |i: usize| {
             fds.get(i)
@@ -520,6 +700,7 @@ impl Supervisor {
             signals: readable(0),
             emperor: emperor.is_some_and(readable),
             fifo: fifo.is_some_and(readable),
+            payload: payload.is_some_and(readable),
         }
     }
 }
@@ -530,4 +711,5 @@ struct Ready {
     signals: bool,
     emperor: bool,
     fifo: bool,
+    payload: bool,
 }
