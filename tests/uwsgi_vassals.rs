@@ -387,6 +387,13 @@ fn in_tyrant_mode_every_uwsgi_process_runs_as_the_config_owner_in_its_jail() {
     emperor.wait_until("the tenant's app serves", || http_get(port).is_some());
     let answer = body(port).unwrap();
     eprintln!("{answer}");
+    // The app sees its owner's uid inside the jail too, as under uWSGI's own emperor.
+    assert!(answer.contains(" uid=20001"), "{answer}");
+    assert!(
+        !emperor.log().contains("running as root"),
+        "{}",
+        emperor.log()
+    );
     let tree = vassal_tree(&emperor, "app.ini");
     let uwsgi: Vec<i32> = tree
         .iter()

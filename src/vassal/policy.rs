@@ -315,6 +315,9 @@ pub struct VassalPlan {
     pub payload_mounts_proc: bool,
     /// `privileged-binary-patch`: the payload keeps the jail's root and capabilities.
     pub privileged_payload: bool,
+    /// Tyrant mode, no `uid` of its own: the payload runs as its owner inside the jail too,
+    /// in a user namespace of its own whose owner uid maps to the jail's root (the owner).
+    pub payload_as_owner: bool,
     pub drop: PrivilegeDrop,
     pub seccomp: Profile,
     pub user_hooks: Vec<String>,
@@ -412,6 +415,11 @@ pub fn plan(config: &Config, context: &JailContext) -> Result<VassalPlan, Policy
         payload_mounts_proc: payload_namespaces != 0,
         privileged_payload: config.get("privileged-binary-patch-arg").is_some()
             || config.get("privileged-binary-patch").is_some(),
+        payload_as_owner: context.tyrant
+            && drop.uid.is_none()
+            && drop.gid.is_none()
+            && config.get("privileged-binary-patch-arg").is_none()
+            && config.get("privileged-binary-patch").is_none(),
         drop,
         seccomp,
         user_hooks: config
@@ -735,6 +743,12 @@ impl fmt::Display for VassalPlan {
                 "payload: privileged (runs as the jail's root, before the drop)"
             )?;
             return Ok(());
+        }
+        if self.payload_as_owner {
+            writeln!(
+                f,
+                "payload: in a user namespace of its own, as the owner's uid and gid"
+            )?;
         }
         let id = |v: Option<u32>| v.map_or("unchanged".to_string(), |n| n.to_string());
         writeln!(

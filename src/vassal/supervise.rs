@@ -37,6 +37,8 @@ pub enum StartError {
     Launch(#[from] LaunchError),
     #[error("cgroup limits: {0}")]
     Cgroup(#[from] jail::SysError),
+    #[error("the payload's user namespace: {0}")]
+    UserNamespace(jail::SysError),
     #[error("the payload's protocol channel: socketpair: {0}")]
     Channel(std::io::Error),
     #[error("the payload's config channel: write: {0}")]
@@ -140,7 +142,18 @@ impl Supervisor {
         sockets: &[Bound],
     ) -> Result<Pid, StartError> {
         let mut launch = Launch::new(&payload.program, &payload.argv)?;
-        launch.namespaces(plan.payload_namespaces.0);
+        let mut namespaces = plan.payload_namespaces.0;
+        if plan.payload_as_owner {
+            // Its own user namespace, whose maps we write while it is held: the owner's uid
+            // there is the jail's root (the owner on the host). A pid namespace's /proc then
+            // needs a mount namespace that user namespace owns.
+            namespaces |= libc::CLONE_NEWUSER as u64;
+            if namespaces & libc::CLONE_NEWPID as u64 != 0 {
+                namespaces |= libc::CLONE_NEWNS as u64;
+            }
+            launch.hold();
+        }
+        launch.namespaces(namespaces);
         if plan.payload_mounts_proc {
             launch.mount_proc();
         }
@@ -198,7 +211,13 @@ impl Supervisor {
             .new_session()
             .parent_death_signal(libc::SIGKILL)
             .cwd(&payload.cwd)?;
-        let running = launch.start()?.release()?;
+        let launched = launch.start()?;
+        if plan.payload_as_owner {
+            let maps = owner_maps().map_err(StartError::UserNamespace)?;
+            jail::userns::write_maps_from_parent(launched.pid, &maps)
+                .map_err(StartError::UserNamespace)?;
+        }
+        let running = launched.release()?;
         channel.handed_over();
         self.channel = Some(channel);
         self.kind = payload.kind;
@@ -703,6 +722,40 @@ impl Supervisor {
             payload: payload.is_some_and(readable),
         }
     }
+}
+
+/// The payload's maps in tyrant mode: the owner's ids (what our root is on the host, read
+/// from our own maps) map to our root.
+fn owner_maps() -> Result<jail::userns::IdMaps, jail::SysError> {
+    let root_outside = |file: &str| -> Result<u32, jail::SysError> {
+        let path = format!("/proc/self/{file}");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            jail::SysError::with_path(
+                "read",
+                &path,
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            )
+        })?;
+        text.lines()
+            .find_map(
+                |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                    ["0", outside, _] => outside.parse().ok(),
+                    _ => None,
+                },
+            )
+            .ok_or_else(|| {
+                jail::SysError::with_path("find root in", &path, nix::errno::Errno::ENOENT)
+            })
+    };
+    let range = |owner: u32| jail::userns::IdRange {
+        inside: owner,
+        outside: 0,
+        count: 1,
+    };
+    Ok(jail::userns::IdMaps {
+        uids: vec![range(root_outside("uid_map")?)],
+        gids: vec![range(root_outside("gid_map")?)],
+    })
 }
 
 /// Which sources had something.

@@ -71,7 +71,11 @@ tenants_story() {
 		done
 		userns=$(readlink "/proc/$rt/ns/user")
 		[ "$userns" != "$host_userns" ] || fail "$t's runtime $rt is in the host's user namespace $userns"
-		assert_eq "$userns" "$(readlink "/proc/$pl/ns/user")" "user namespace of $t's payload"
+		# The payload runs as the owner inside the jail too: in a user namespace of its own,
+		# nested in its runtime's, where the owner's uid maps to the jail's root.
+		pl_userns=$(readlink "/proc/$pl/ns/user")
+		[ "$pl_userns" != "$userns" ] && [ "$pl_userns" != "$host_userns" ] ||
+			fail "$t's payload $pl is not in a user namespace of its own: $pl_userns"
 		case " $seen_userns " in
 		*" $userns "*) fail "$t shares the user namespace $userns with another tenant" ;;
 		esac
@@ -92,7 +96,8 @@ tenants_story() {
 	for t in $TENANT_NAMES; do
 		log "$t's probe:"
 		sed 's/^/    /' "/home/$t/results"
-		grep -q "^me uid=0 gid=0 " "/home/$t/results" || fail "$t's payload is not root of its own namespace: $(head -1 "/home/$t/results")"
+		uid=$(owner_of "$t")
+		grep -q "^me uid=$uid gid=$uid " "/home/$t/results" || fail "$t's payload does not see its owner's ids $uid: $(head -1 "/home/$t/results")"
 		assert_eq 7 "$(grep -c ': denied (' "/home/$t/results")" "denied attempts of $t (3 per other tenant, 1 to see them)"
 		if grep -q ALLOWED "/home/$t/results"; then
 			fail "$t reached another tenant: $(grep ALLOWED "/home/$t/results" | tr '\n' ';')"
