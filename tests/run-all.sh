@@ -35,6 +35,8 @@ packages=(
   "uwsgi-core:/usr/bin/uwsgi"
   "uwsgi-plugin-python3:/usr/lib/uwsgi/plugins/python3_plugin.so"
   "python3-werkzeug:/usr/lib/python3/dist-packages/werkzeug/testapp.py"
+  # A second language: a Perl PSGI app.
+  "uwsgi-plugin-psgi:/usr/lib/uwsgi/plugins/psgi_plugin.so"
 )
 
 install_missing() {

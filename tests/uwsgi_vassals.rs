@@ -228,6 +228,108 @@ fn uwsgi_apps_in_every_format_serve_reload_without_a_failed_request_and_stop() {
     assert!(http_get(ports[2]).is_some(), "the others serve on");
 }
 
+/// An app whose `/slow` request writes the file STARTED and then takes 3 s.
+const SLOW_APP: &str = r#"import os, time
+def application(env, start_response):
+    if env['PATH_INFO'] == '/slow':
+        open(os.environ['STARTED'], 'w').close()
+        time.sleep(3)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('done pid=%d\n' % os.getpid()).encode()]
+"#;
+
+#[test]
+fn a_graceful_reload_waits_for_a_slow_request_longer_than_the_reload_mercy() {
+    if !have_uwsgi("a_graceful_reload_waits_for_a_slow_request") {
+        return;
+    }
+    let (site, _) = app_dir();
+    let app = write(&site.path().join("slow.py"), SLOW_APP);
+    let started = site.path().join("started");
+    let emperor = Emperor::start(site.path(), &[]);
+    let port = free_port();
+    // uWSGI lets a worker finish its request in a graceful reload (worker-reload-mercy,
+    // 60 s); reload-mercy (1 s here) bounds a stop, not that.
+    let config = format!(
+        "[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:{port}\nwsgi-file = {}\n\
+         env = STARTED={}\nmaster = true\nprocesses = 1\nreload-mercy = 1\n",
+        app.display(),
+        started.display()
+    );
+    emperor.write("app.ini", &config);
+    emperor.wait_until("it serves", || http_get(port).is_some());
+    let (runtime, master) = emperor.running("app.ini");
+
+    let slow = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream
+            .write_all(b"GET /slow HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    });
+    wait_until("the slow request is being served", PATIENCE, || {
+        started.exists()
+    });
+    touch(&emperor.vassals.join("app.ini"));
+    let answer = slow.join().unwrap();
+    assert!(
+        answer.contains("200 OK") && answer.contains("done"),
+        "the request in flight during the reload is answered: {answer:?}\n{}",
+        emperor.log()
+    );
+    emperor.wait_until("uWSGI reloaded on its config", || {
+        emperor.log().contains("uWSGI reloads on the new config")
+    });
+    assert!(http_get(port).is_some());
+    assert_eq!(
+        emperor.running("app.ini"),
+        (runtime, master),
+        "reloaded in place, nothing killed"
+    );
+    assert!(
+        !emperor.log().contains("SIGKILL"),
+        "no kill: {}",
+        emperor.log()
+    );
+}
+
+#[test]
+fn a_perl_psgi_app_serves_and_reloads_in_place() {
+    const PSGI_PLUGIN: &str = "/usr/lib/uwsgi/plugins/psgi_plugin.so";
+    if !have_uwsgi("a_perl_psgi_app") || !have_tools("a_perl_psgi_app", &[PSGI_PLUGIN]) {
+        return;
+    }
+    let (site, _) = app_dir();
+    let app = write(
+        &site.path().join("app.psgi"),
+        "my $app = sub {\n  return [200, ['Content-Type' => 'text/plain'], \
+         [\"$ENV{GREETING} pid=$$\\n\"]];\n};\n",
+    );
+    let emperor = Emperor::start(site.path(), &[]);
+    let port = free_port();
+    let config = |greeting: &str| {
+        format!(
+            "[uwsgi]\nplugins = psgi\nhttp-socket = 127.0.0.1:{port}\npsgi = {}\n\
+             env = GREETING={greeting}\nmaster = true\nprocesses = 1\n",
+            app.display()
+        )
+    };
+    emperor.write("perl.ini", &config("perl-v1"));
+    emperor.wait_until("the PSGI app serves", || {
+        body(port).is_some_and(|b| b.starts_with("perl-v1 "))
+    });
+    let before = emperor.running("perl.ini");
+    emperor.write("perl.ini", &config("perl-v2"));
+    emperor.wait_until("it serves its new config", || {
+        body(port).is_some_and(|b| b.starts_with("perl-v2 "))
+    });
+    assert_eq!(emperor.running("perl.ini"), before, "reloaded in place");
+}
+
 #[test]
 fn a_killed_uwsgi_master_serves_again_and_a_killed_emperor_leaves_no_uwsgi() {
     if !have_uwsgi("a_killed_uwsgi_master") {

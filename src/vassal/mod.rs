@@ -28,6 +28,9 @@ pub const EXIT_CONFIG_ERROR: i32 = 1;
 /// Default time a payload gets between SIGTERM and SIGKILL (uWSGI's 30 s is far too long).
 pub const DEFAULT_MERCY: Duration = Duration::from_secs(5);
 /// Default time a payload must stay up before the vassal counts as loyal.
+/// uWSGI's default `worker-reload-mercy`: how long its master lets a worker finish its
+/// requests in a graceful reload before it kills the worker itself.
+pub const UWSGI_WORKER_RELOAD_MERCY: Duration = Duration::from_secs(60);
 pub const DEFAULT_LOYAL_AFTER: Duration = Duration::from_secs(5);
 
 /// What the emperor (or a user on the command line) asks the runtime to run.
@@ -60,6 +63,11 @@ pub struct Timings {
     /// The signal that asks the payload to stop, for a stop or a reload (`stop-signal`,
     /// default SIGTERM; nginx wants SIGQUIT to finish its requests first).
     pub stop_signal: Sig,
+    /// How long a uWSGI payload may take to reload itself before it asks for its config:
+    /// uWSGI's own bound on its workers' graceful reload (`worker-reload-mercy`), plus the
+    /// mercy for the master's re-exec. uWSGI kills its slow workers itself; this only catches
+    /// a master that is stuck (a loaded host took more than 5 s here).
+    pub graceful_reload: Duration,
 }
 
 /// Run the vassal until it is stopped; returns the process exit status.
@@ -550,7 +558,8 @@ fn loader_args(args: &VassalArgs) -> Vec<String> {
     vec![flag.to_string(), path]
 }
 
-/// The vassal's timing options (`reload-mercy`, `loyal-after`, `stop-signal`), or the first
+/// The vassal's timing options (`reload-mercy`, `worker-reload-mercy`, `loyal-after`,
+/// `stop-signal`), or the first
 /// invalid one.
 pub fn timings(config: &Config) -> Result<Timings, config::ConfigError> {
     let seconds = |key: &str, default: Duration| -> Result<Duration, config::ConfigError> {
@@ -559,8 +568,10 @@ pub fn timings(config: &Config) -> Result<Timings, config::ConfigError> {
             .map(Duration::from_secs_f64)
             .unwrap_or(default))
     };
+    let mercy = seconds("reload-mercy", DEFAULT_MERCY)?;
     Ok(Timings {
-        mercy: seconds("reload-mercy", DEFAULT_MERCY)?,
+        mercy,
+        graceful_reload: seconds("worker-reload-mercy", UWSGI_WORKER_RELOAD_MERCY)? + mercy,
         loyal_after: seconds("loyal-after", DEFAULT_LOYAL_AFTER)?,
         stop_signal: match config.get("stop-signal") {
             Some(entry) => {

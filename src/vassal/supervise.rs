@@ -311,15 +311,18 @@ impl Supervisor {
             }
             let now = Instant::now();
             if let Some(stop) = stopping.as_mut().filter(|s| !s.killed && now >= s.kill_at) {
-                warn!(
-                    "payload still running after {:?} of mercy{}: SIGKILL",
-                    timings.mercy,
-                    if stop.in_place {
-                        " (its reload never asked for its config)"
-                    } else {
-                        ""
-                    }
-                );
+                if stop.in_place {
+                    warn!(
+                        "uWSGI's reload never asked for its config within {:?} \
+                         (worker-reload-mercy plus reload-mercy): SIGKILL",
+                        timings.graceful_reload
+                    );
+                } else {
+                    warn!(
+                        "payload still running after {:?} of mercy: SIGKILL",
+                        timings.mercy
+                    );
+                }
                 self.kill_everything();
                 stop.killed = true;
             }
@@ -379,8 +382,10 @@ impl Supervisor {
             if then != Outcome::Reload {
                 stop.then = then;
                 if std::mem::take(&mut stop.in_place) {
-                    // uWSGI reads the stop once its reload is through.
+                    // uWSGI reads the stop once its reload is through; a stop has the mercy
+                    // of a stop, not the patience of a graceful reload.
                     self.tell_payload(Command::Stop);
+                    stop.kill_at = stop.kill_at.min(Instant::now() + timings.mercy);
                 }
             }
             return;
@@ -411,7 +416,8 @@ impl Supervisor {
 
     /// Ask the running uWSGI payload to reload gracefully (byte 1); `frame` is the config it
     /// gets when it asks before its re-exec. The reload is over when it asks; if it never
-    /// does within the mercy, its tree is killed and a new payload started.
+    /// does within uWSGI's own bound on a graceful reload, its tree is killed and a new
+    /// payload started.
     pub fn reload_in_place(&mut self, frame: Vec<u8>, ready: ReadyCheck, timings: Timings) {
         self.config_frame = Some(frame);
         self.ready = ready;
@@ -419,7 +425,7 @@ impl Supervisor {
         self.tell_payload(Command::Reload);
         self.pending_stop = Some(Stopping {
             then: Outcome::Reload,
-            kill_at: Instant::now() + timings.mercy,
+            kill_at: Instant::now() + timings.graceful_reload,
             killed: false,
             in_place: true,
         });
