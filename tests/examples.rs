@@ -42,6 +42,9 @@ fn the_example_vassals_run_under_an_emperor_started_by_an_ordinary_user() {
         root,
         Options {
             user: Some(nobody),
+            // The README's flags: an ordinary user's emperor jails each vassal in a user
+            // namespace of its own, with its own mounts, pids, IPC and hostname.
+            args: vec!["--emperor-use-clone".into(), "user,fs,pid,ipc,uts".into()],
             ..Options::default()
         },
     );
@@ -55,7 +58,19 @@ fn the_example_vassals_run_under_an_emperor_started_by_an_ordinary_user() {
     }
     let page = emperor.wait_for("the web example answers on 127.0.0.1:8000", http_get_8000);
     assert!(page.starts_with("HTTP/1.0 200"), "{page}");
-    // The line that starts each payload shows its namespaces and who it runs as on the host.
+    // The line that starts each payload shows its namespaces and who it runs as on the host;
+    // each vassal's namespaces are its own, none the emperor's.
+    for name in &names {
+        let (_, payload) = emperor.running(name);
+        for ns in ["user", "mnt", "pid", "ipc", "uts"] {
+            let link = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+            assert_ne!(
+                link(payload as u32),
+                link(emperor.pid as u32),
+                "{name}: {ns}"
+            );
+        }
+    }
     let log = emperor.log();
     let started: Vec<&str> = log
         .lines()
@@ -64,7 +79,7 @@ fn the_example_vassals_run_under_an_emperor_started_by_an_ordinary_user() {
     assert_eq!(started.len(), names.len(), "{log}");
     for line in started {
         assert!(
-            line.contains("namespaces=none uid=65534 gid=65534"),
+            line.contains("namespaces=fs,ipc,pid,uts,user uid=65534 gid=65534"),
             "{line}"
         );
     }

@@ -29,6 +29,10 @@ pub struct PrivilegeDrop {
     /// Capabilities kept (effective, permitted, inheritable, ambient, bounding); all others go.
     pub keep_caps: CapSet,
     pub rlimits: Vec<Rlimit>,
+    /// setgroups(2) is denied in our user namespace (see
+    /// [`crate::userns::write_maps_from_parent`]): the groups stay as they are. Filled in by
+    /// [`crate::launch::Launch::drop_privileges`].
+    pub groups_locked: bool,
 }
 
 /// Which step of the drop failed, for the error report.
@@ -66,7 +70,7 @@ impl PrivilegeDrop {
         // below stops file capabilities), and its groups are its user's.
         let (held, _, _) = sys::capget().map_err(fail("capget"))?;
         let can_shrink_bounding = held & (1 << CAP_SETPCAP) != 0;
-        let can_set_groups = held & (1 << CAP_SETGID) != 0;
+        let can_set_groups = held & (1 << CAP_SETGID) != 0 && !self.groups_locked;
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before setuid.
         if can_shrink_bounding {
             shrink_bounding_set(self.keep_caps, last_cap)?;

@@ -104,6 +104,9 @@ pub struct Launch {
     cwd: Option<CString>,
     hold: bool,
     become_root: bool,
+    /// The parent denies setgroups(2) in the child's user namespace (it writes its maps
+    /// without CAP_SETGID), so the child keeps the groups it has instead of clearing them.
+    groups_denied: bool,
     drop: Option<PrivilegeDrop>,
     last_cap: u32,
     cgroup: Option<RawFd>,
@@ -165,6 +168,7 @@ impl Launch {
             cwd: None,
             hold: false,
             become_root: false,
+            groups_denied: false,
             drop: None,
             last_cap: crate::caps::last_cap(),
             cgroup: None,
@@ -235,13 +239,19 @@ impl Launch {
 
     /// In a new user namespace whose maps the parent writes: become its root (no groups,
     /// gid 0, uid 0) before anything else, so the child never acts with the parent's host ids.
+    ///
+    /// A parent without CAP_SETGID can only map its own ids and must deny setgroups(2) in
+    /// the namespace first ([`crate::userns::write_maps_from_parent`] does): the child then
+    /// keeps the supplementary groups it was started with, which are the parent's own.
     pub fn become_root_in_user_namespace(&mut self) -> &mut Self {
         self.become_root = true;
+        self.groups_denied = crate::userns::setgroups_denied_by_us();
         self
     }
 
     /// Drop privileges in the child just before execve.
-    pub fn drop_privileges(&mut self, drop: PrivilegeDrop) -> &mut Self {
+    pub fn drop_privileges(&mut self, mut drop: PrivilegeDrop) -> &mut Self {
+        drop.groups_locked = crate::userns::setgroups_locked_here();
         self.drop = Some(drop);
         self
     }
@@ -562,11 +572,13 @@ impl ChildSide<'_> {
                 self.fail("wait for release", Errno::ECHILD);
             }
         }
-        if launch.become_root {
+        if launch.become_root && !launch.groups_denied {
             self.check(
                 sys::setgroups(&[]),
                 "enter the user namespace as root: setgroups",
             );
+        }
+        if launch.become_root {
             self.check(
                 sys::setresgid(0),
                 "enter the user namespace as root: setresgid",

@@ -47,12 +47,30 @@ fn map_text(ranges: &[IdRange]) -> String {
 }
 
 /// Write both maps of `pid`'s user namespace. Each file takes exactly one write(2) and can be
-/// written once; the writer needs CAP_SETUID / CAP_SETGID over the parent namespace (the
-/// emperor keeps exactly these), so /proc/PID/setgroups can stay "allow" and the child can
-/// set its groups to none.
+/// written once. A writer with CAP_SETUID / CAP_SETGID over the parent namespace (root, or the
+/// unprivileged emperor, which keeps exactly these) may map any ids, so /proc/PID/setgroups
+/// stays "allow" and the child sets its groups to none. A writer without them (an emperor run
+/// by an ordinary user) may map only its own uid and gid, and the kernel takes the gid map
+/// only once setgroups is denied in the namespace (user_namespaces(7)): the child keeps the
+/// writer's own groups, which it had anyway.
 pub fn write_maps_from_parent(pid: Pid, maps: &IdMaps) -> Result<(), SysError> {
     write_once(pid, "uid_map", &map_text(&maps.uids))?;
+    if setgroups_denied_by_us() {
+        write_once(pid, "setgroups", "deny")?;
+    }
     write_once(pid, "gid_map", &map_text(&maps.gids))
+}
+
+/// Whether this process writes its children's maps without CAP_SETGID, and so denies
+/// setgroups(2) in their user namespaces (see [`write_maps_from_parent`]).
+pub fn setgroups_denied_by_us() -> bool {
+    !caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SETGID).unwrap_or(false)
+}
+
+/// Whether setgroups(2) is denied in this process's user namespace (/proc/self/setgroups says
+/// "deny": an ancestor namespace was mapped by a writer without CAP_SETGID).
+pub fn setgroups_locked_here() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 
 fn write_once(pid: Pid, file: &str, text: &str) -> Result<(), SysError> {

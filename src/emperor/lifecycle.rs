@@ -216,7 +216,10 @@ impl Emperor {
         };
         let (path, owner, text) = {
             let v = self.table.get(slot).expect("queued slot");
-            (v.path.clone(), v.owner, v.config.clone())
+            // Outside tyrant mode a vassal is the emperor's: its user namespace maps the
+            // emperor's own ids (all an emperor run by an ordinary user may map).
+            let owner = v.owner.filter(|_| self.settings.tyrant);
+            (v.path.clone(), owner, v.config.clone())
         };
         if !self.room_for_a_runtime() {
             self.wait_for_fds(slot);

@@ -571,6 +571,7 @@ fn privilege_drop(config: &Config, context: &JailContext) -> Result<PrivilegeDro
         uid,
         keep_caps,
         rlimits: rlimits(config, context)?,
+        groups_locked: false,
     })
 }
 
