@@ -45,12 +45,20 @@ pub struct EmperorArgs {
     /// Seconds between safety-net rescans where inotify cannot see everything (events come from inotify at once; uWSGI polls every 3).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub emperor_freq: u64,
-    /// Throttle delta in milliseconds.
+    /// A vassal's respawn backoff step in milliseconds: each death before it was loyal adds
+    /// one (a vassal's own history only; see docs/uwsgi-differences.md).
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub emperor_throttle: u64,
-    /// Maximum throttle in milliseconds.
+    /// The most a vassal's respawn backoff grows to, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 180_000)]
     pub emperor_max_throttle: u64,
+    /// Spawns at full speed before --emperor-spawn-rate applies: the guard against a spawn
+    /// storm, shared round-robin by tenants.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub emperor_spawn_burst: u32,
+    /// Spawns a second once the burst is spent (0: no cap).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub emperor_spawn_rate: u32,
     /// Seconds a vassal that sends heartbeats may stay silent before it is reloaded.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub emperor_required_heartbeat: u64,
@@ -401,6 +409,8 @@ impl EmperorArgs {
             freq: Duration::from_secs(self.emperor_freq.max(1)),
             throttle: Duration::from_millis(self.emperor_throttle),
             max_throttle: Duration::from_millis(self.emperor_max_throttle),
+            spawn_rate: self.emperor_spawn_rate,
+            spawn_burst: self.emperor_spawn_burst,
             required_heartbeat: Duration::from_secs(self.emperor_required_heartbeat),
             curse_tolerance: Duration::from_secs(self.emperor_curse_tolerance),
             stats: self.emperor_stats.clone(),

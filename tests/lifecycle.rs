@@ -230,6 +230,31 @@ fn killed_runtime_takes_its_payload_tree_with_it() {
 }
 
 #[test]
+fn a_config_that_breaks_during_a_reload_is_a_death_counted_once_not_a_fresh_jail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &["--emperor-throttle", "60000"]);
+    let config = emperor.write("app.ini", &ini("sleep 1000", &[]));
+    emperor.running("app.ini");
+    // The runtime reads the changed config in its reload and cannot go on: status 1, which
+    // is not its "give me a new jail" (75).
+    write(&config, &ini("sleep 1000", &["chdir = /nonexistent/dir"]));
+    emperor.wait_until("the vassal is blacklisted", || {
+        emperor
+            .vassal("app.ini")
+            .is_some_and(|v| v["blacklisted"] == true && v["state"] == "waiting")
+    });
+    let v = emperor.vassal("app.ini").unwrap();
+    // The reload counts one (as in uWSGI), the death one: not a fresh jail besides.
+    assert_eq!(v["respawns"], 2, "the reload and one death: {v}");
+    assert_eq!(v["last_exit_status"], 1, "{v}");
+    assert!(
+        !emperor.log().contains("restarting afresh"),
+        "{}",
+        emperor.log()
+    );
+}
+
+#[test]
 fn voluntary_shutdown_is_not_respawned_until_the_config_changes() {
     let tmp = tempfile::tempdir().unwrap();
     let emperor = Emperor::start(tmp.path(), &["--emperor-throttle", "100"]);

@@ -107,51 +107,154 @@ fn loyal_vassal_respawns_at_once() {
     );
 }
 
+/// The names of the payloads that started, in order (each appends its name to `file`).
+fn started(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A payload that appends its config's name to `order`, then sleeps.
+fn naming(order: &Path) -> String {
+    ini(
+        &format!("sh -c 'echo %n >> {}; exec sleep 1000'", order.display()),
+        &["loyal-after = 0.1"],
+    )
+}
+
+/// Tenant B's loyal vassal runs; tenant A drops 30 configs at once under a budget of 4
+/// spawns a second; then B drops a new config and B's loyal payload is killed. Both of B's
+/// spawns come within a turn or two of A's, not behind A's whole flood.
+fn a_flood_waits_behind_itself(
+    emperor: &Emperor,
+    order: &Path,
+    drop_a: impl Fn(&str, &str),
+    drop_b: impl Fn(&str, &str),
+) {
+    drop_b("b-loyal.ini", &naming(order));
+    let (_, loyal_payload) = emperor.running("b-loyal.ini");
+    emperor.wait_until("b-loyal is loyal", || {
+        emperor
+            .vassal("b-loyal.ini")
+            .is_some_and(|v| v["loyal"] == 1)
+    });
+    // A loyal vassal dying within its first second is still floored (QUICK_DEATH).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    for i in 0..30 {
+        drop_a(&format!("a{i:02}.ini"), &naming(order));
+    }
+    emperor.wait_until("A's flood is under way", || {
+        started(order).iter().filter(|n| n.starts_with('a')).count() >= 3
+    });
+    let a_before = started(order).iter().filter(|n| n.starts_with('a')).count();
+    drop_b("b-new.ini", &naming(order));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(loyal_payload),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    emperor.wait_until("B's new config and B's respawn start", || {
+        let names = started(order);
+        names.iter().any(|n| n == "b-new") && names.iter().filter(|n| *n == "b-loyal").count() == 2
+    });
+    let names = started(order);
+    let last_b = names.iter().rposition(|n| n.starts_with('b')).unwrap();
+    let a_until_b = names[..last_b]
+        .iter()
+        .filter(|n| n.starts_with('a'))
+        .count();
+    eprintln!(
+        "A had {a_before} starts when B dropped its config, {a_until_b} by B's last: {names:?}"
+    );
+    assert!(
+        a_until_b <= a_before + 4,
+        "B waited behind A's flood: {a_until_b} of A's spawns by B's last, {a_before} when B asked"
+    );
+    assert!(a_until_b < 30, "A's flood was still queued: {names:?}");
+    let tenants = emperor.stats()["tenants"].clone();
+    assert_eq!(tenants.as_array().map(Vec::len), Some(2), "{tenants}");
+    emperor.wait_until("A's flood is all started", || {
+        started(order).iter().filter(|n| n.starts_with('a')).count() == 30
+    });
+}
+
 #[test]
-fn spawns_in_the_same_second_are_throttled_and_a_calm_one_halves_the_level() {
+fn a_tenants_flood_waits_behind_itself_not_another_monitors_spawns() {
     let _turn = timing_lock();
     let tmp = tempfile::tempdir().unwrap();
-    let emperor = Emperor::start(tmp.path(), &["--emperor-throttle", "500"]);
-    let starts = tmp.path().join("starts");
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
     let staging = tmp.path().join("staging");
     std::fs::create_dir(&staging).unwrap();
-    for name in ["a.ini", "b.ini", "c.ini"] {
-        write(
-            &staging.join(name),
-            &ini(&stamping(&starts, "exec sleep 1000"), &[]),
-        );
-    }
-    for name in ["a.ini", "b.ini", "c.ini"] {
-        std::fs::rename(staging.join(name), emperor.vassals.join(name)).unwrap();
-    }
-
-    emperor.wait_until("three starts", || stamps(&starts).len() >= 3);
-    let mut times = stamps(&starts);
-    times.sort_by(f64::total_cmp);
-    let gaps = gaps(&times);
-    assert!(
-        gaps[1] >= 0.45,
-        "the third spawn came {:.3} s after the second, not throttled by 0.5 s",
-        gaps[1]
+    let order = tmp.path().join("order");
+    let emperor = Emperor::start(
+        tmp.path(),
+        &[
+            "--emperor",
+            other.to_str().unwrap(),
+            "--emperor-spawn-burst",
+            "2",
+            "--emperor-spawn-rate",
+            "4",
+        ],
     );
-    assert!(gaps[1] < 2.0, "third spawn after {:.3} s", gaps[1]);
-    emperor.wait_until("the level is two deltas", || {
-        emperor.stats()["throttle_level_ms"] == 1000
-    });
-
-    // The next spawn waits the whole second: a calm spawn, which halves the level.
-    emperor.write("d.ini", &ini(&stamping(&starts, "exec sleep 1000"), &[]));
-    emperor.wait_until("a fourth start", || stamps(&starts).len() >= 4);
-    let mut times = stamps(&starts);
-    times.sort_by(f64::total_cmp);
-    assert!(
-        times[3] - times[2] >= 0.95,
-        "the fourth spawn came {:.3} s after the third",
-        times[3] - times[2]
+    let drop_in = |dir: &Path, name: &str, text: &str| {
+        write(&staging.join(name), text);
+        std::fs::rename(staging.join(name), dir.join(name)).unwrap();
+    };
+    a_flood_waits_behind_itself(
+        &emperor,
+        &order,
+        |name, text| drop_in(&emperor.vassals, name, text),
+        |name, text| drop_in(&other, name, text),
     );
-    emperor.wait_until("the level is halved", || {
-        emperor.stats()["throttle_level_ms"] == 500
-    });
+}
+
+#[test]
+fn in_tyrant_mode_a_tenants_flood_waits_behind_itself_not_another_owners_spawns() {
+    if !have_root("in_tyrant_mode_a_tenants_flood_waits_behind_itself") {
+        return;
+    }
+    let _turn = timing_lock();
+    let tmp = open_tempdir();
+    let staging = tmp.path().join("staging");
+    std::fs::create_dir(&staging).unwrap();
+    let orders = tmp.path().join("orders");
+    std::fs::create_dir(&orders).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&orders, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Both tenants append to it.
+    let order = write(&orders.join("order"), "");
+    std::fs::set_permissions(&order, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let emperor = Emperor::start(
+        tmp.path(),
+        &[
+            "--emperor-tyrant",
+            "--emperor-spawn-burst",
+            "2",
+            "--emperor-spawn-rate",
+            "4",
+        ],
+    );
+    let drop_as = |uid: u32, name: &str, text: &str| {
+        let staged = write(&staging.join(name), text);
+        std::os::unix::fs::chown(&staged, Some(uid), Some(uid)).unwrap();
+        std::fs::rename(&staged, emperor.vassals.join(name)).unwrap();
+    };
+    a_flood_waits_behind_itself(
+        &emperor,
+        &order,
+        |name, text| drop_as(20001, name, text),
+        |name, text| drop_as(20002, name, text),
+    );
+    let tenants = emperor.stats()["tenants"].clone();
+    assert_eq!(tenants[0]["tenant"], "uid 20001", "{tenants}");
+    assert_eq!(tenants[0]["vassals"], 30, "{tenants}");
+    assert_eq!(tenants[1]["tenant"], "uid 20002", "{tenants}");
+    assert_eq!(tenants[1]["running"], 2, "{tenants}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! A vassal's life as the emperor sees it: config events, spawns through the throttle, the
 //! bytes it sends, its death and respawn or burial. Every handler touches one vassal (O(1)).
 
+use super::fair_queue::Tenant;
 use super::table::{State, Vassal};
 use super::timers::TimerKind;
 use super::{Emperor, TOKEN_VASSAL};
@@ -182,27 +183,29 @@ impl Emperor {
     pub(super) fn enqueue(&mut self, slot: usize) {
         if let Some(v) = self.table.get_mut(slot) {
             v.state = State::Queued;
-            self.queue.push_back(slot);
+            let tenant = tenant_of(v, self.settings.tyrant);
+            self.queue.push(tenant, slot);
         }
     }
 
-    /// Spawn queued vassals as fast as the throttle allows.
+    /// Spawn queued vassals, tenants taking turns, as fast as the spawn budget allows.
     pub(super) fn process_queue(&mut self, now: Instant) {
         // A bounded batch per loop turn: a long queue (the initial scan of thousands of
         // configs, or spawns failing at once) never keeps signals, stats and stops waiting.
-        for _ in 0..SPAWN_BATCH {
-            let Some(&slot) = self.queue.front() else {
-                break;
-            };
-            if self.table.get(slot).map(|v| v.state) != Some(State::Queued) {
-                self.queue.pop_front();
-                continue;
-            }
-            if !self.warming_up && self.throttle.next_allowed(now) > now {
+        let mut spawned = 0;
+        while spawned < SPAWN_BATCH {
+            if !self.warming_up && self.spawn_budget.next_allowed(now) > now {
                 return;
             }
-            self.queue.pop_front();
+            let Some(slot) = self.queue.pop() else {
+                break;
+            };
+            // An entry left behind by a vassal that was stopped or removed meanwhile.
+            if self.table.get(slot).map(|v| v.state) != Some(State::Queued) {
+                continue;
+            }
             self.spawn(slot, now);
+            spawned += 1;
         }
         if self.queue.is_empty() {
             self.warming_up = false;
@@ -225,7 +228,9 @@ impl Emperor {
             self.wait_for_fds(slot);
             return;
         }
-        self.throttle.record_spawn(now, self.warming_up);
+        if !self.warming_up {
+            self.spawn_budget.take(now);
+        }
         let cgroup = match self.vassal_cgroup(slot) {
             Ok(cgroup) => cgroup,
             Err(e) => {
@@ -579,7 +584,11 @@ impl Emperor {
                 info!(vassal = %name, status = exit.status, "stopped and removed");
                 self.bury(slot);
             }
-            State::Reloading => {
+            // Only the runtime's own word means "a new jail": any other exit during a reload
+            // is a death like any other, throttled and counted once.
+            State::Reloading
+                if exit.status == crate::vassal::EXIT_RESPAWN && exit.signal.is_none() =>
+            {
                 info!(vassal = %name, status = exit.status, "restarting afresh (its reload needs a new jail)");
                 v.respawns += 1;
                 self.schedule_respawn(slot, true);
@@ -733,4 +742,12 @@ impl Emperor {
 fn force_stop(process: &super::table::Process) {
     let _ = process.running.signal(libc::SIGKILL);
     let _ = process.link.shutdown(std::net::Shutdown::Both);
+}
+
+/// Whose vassal it is: its config's owner in tyrant mode, else the monitor it came from.
+pub(super) fn tenant_of(v: &Vassal, tyrant: bool) -> Tenant {
+    match (tyrant, v.owner) {
+        (true, Some((uid, _))) => Tenant::Owner(uid),
+        _ => Tenant::Monitor(v.monitor.clone()),
+    }
 }

@@ -5,6 +5,7 @@ mod accept_gate;
 mod activity;
 mod commands;
 mod control;
+pub mod fair_queue;
 mod fd_budget;
 mod fd_wait;
 mod held;
@@ -30,16 +31,16 @@ mod timers;
 use crate::config_reader::ConfigReader;
 use crate::monitor::{self, Monitor, MonitorOptions};
 use crate::vassal::policy::Ceilings;
+use fair_queue::FairQueue;
 use jail::ns::Namespaces;
 use jail::signals::{Sig, SignalEvents};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use spawn::Spawner;
 use stats_server::StatsServer;
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use table::Table;
-use throttle::{Blacklist, SpawnThrottle};
+use throttle::{Blacklist, SpawnBudget};
 use timers::Timers;
 use tracing::info;
 
@@ -52,6 +53,9 @@ pub struct Settings {
     pub freq: Duration,
     pub throttle: Duration,
     pub max_throttle: Duration,
+    /// The spawn budget: spawns a second after a burst (0: no cap).
+    pub spawn_rate: u32,
+    pub spawn_burst: u32,
     pub required_heartbeat: Duration,
     /// How long a vassal asked to stop may take before its runtime is killed.
     pub curse_tolerance: Duration,
@@ -179,8 +183,8 @@ pub struct Emperor {
     stats: Option<StatsServer>,
     control: Option<control::ControlServer>,
     table: Table,
-    queue: VecDeque<usize>,
-    throttle: SpawnThrottle,
+    queue: FairQueue,
+    spawn_budget: SpawnBudget,
     blacklist: Blacklist,
     /// Per-vassal wake-ups (respawn, kill, heartbeat); the handler checks what is due.
     timers: Timers,
@@ -278,7 +282,7 @@ impl Emperor {
             settings.reader_memory_mib,
         )?;
         let emperor = Emperor {
-            throttle: SpawnThrottle::new(settings.throttle, settings.max_throttle),
+            spawn_budget: SpawnBudget::new(settings.spawn_rate, settings.spawn_burst),
             blacklist: Blacklist::new(settings.throttle, settings.max_throttle),
             next_rescan: Instant::now() + settings.freq,
             rescan_all: false,
@@ -289,7 +293,7 @@ impl Emperor {
             stats,
             control,
             table: Table::default(),
-            queue: VecDeque::new(),
+            queue: FairQueue::default(),
             timers: Timers::default(),
             spawner,
             warming_up: true,
@@ -425,7 +429,7 @@ impl Emperor {
             if self.warming_up {
                 now
             } else {
-                self.throttle.next_allowed(now)
+                self.spawn_budget.next_allowed(now)
             }
         });
         let rescan = (self.rescan_all || self.monitors.iter().any(|m| m.needs_periodic_rescan()))
@@ -501,7 +505,8 @@ impl Emperor {
             monitors: &self.shown_monitors(),
             tyrant: self.settings.tyrant,
             table: &self.table,
-            throttle: &self.throttle,
+            spawn_budget: &self.spawn_budget,
+            queue: &self.queue,
             blacklist: &self.blacklist,
         }
         .document()

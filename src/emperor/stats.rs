@@ -1,8 +1,10 @@
 //! The stats document: one JSON document per connection, uWSGI's field names where uWSGI has
 //! them (so existing tools keep working), plus ours. Read-only. Served by stats_server.rs.
 
+use super::fair_queue::{FairQueue, Tenant};
+use super::lifecycle::tenant_of;
 use super::table::{Table, Vassal};
-use super::throttle::{Blacklist, SpawnThrottle};
+use super::throttle::{Blacklist, SpawnBudget};
 use serde::Serialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -81,7 +83,8 @@ pub struct StatsView<'a> {
     pub monitors: &'a [String],
     pub tyrant: bool,
     pub table: &'a Table,
-    pub throttle: &'a SpawnThrottle,
+    pub spawn_budget: &'a SpawnBudget,
+    pub queue: &'a FairQueue,
     pub blacklist: &'a Blacklist,
 }
 
@@ -98,6 +101,9 @@ struct Document<'a> {
     emperor_tyrant: u8,
     gid: u32,
     pid: u32,
+    spawn_budget: Budget,
+    tenants: Vec<TenantStats>,
+    /// How long the next spawn waits for the spawn budget (uWSGI's name).
     throttle_level: u64,
     throttle_level_ms: u64,
     totals: Totals,
@@ -113,6 +119,23 @@ struct Punished<'a> {
     id: &'a str,
     last_attempt: u64,
     throttle_level: u64,
+}
+
+#[derive(Serialize)]
+struct Budget {
+    burst: u32,
+    rate: u32,
+    tokens: u32,
+}
+
+/// One tenant: the config owner in tyrant mode, else a monitor.
+#[derive(Serialize, Default)]
+struct TenantStats {
+    blacklisted: usize,
+    queued: usize,
+    running: usize,
+    tenant: String,
+    vassals: usize,
 }
 
 #[derive(Serialize)]
@@ -153,6 +176,7 @@ struct VassalStats<'a> {
     respawns: u64,
     running_config: String,
     state: &'static str,
+    tenant: String,
     throttle: u64,
     uid: u32,
     /// What keeps it from starting ("file descriptors"), or "".
@@ -164,6 +188,8 @@ impl StatsView<'_> {
     pub fn document(&self) -> String {
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
+        let now = std::time::Instant::now();
+        let wait = self.spawn_budget.next_allowed(now).duration_since(now);
         let document = Document {
             blacklist: self
                 .blacklist
@@ -183,8 +209,18 @@ impl StatsView<'_> {
             emperor_tyrant: self.tyrant.into(),
             gid,
             pid: std::process::id(),
-            throttle_level: self.throttle.level().as_secs(),
-            throttle_level_ms: millis(self.throttle.level()),
+            spawn_budget: {
+                let (rate, burst) = self.spawn_budget.rate_and_burst();
+                let tokens = self.spawn_budget.tokens(now);
+                Budget {
+                    burst,
+                    rate,
+                    tokens,
+                }
+            },
+            tenants: self.tenants(),
+            throttle_level: wait.as_secs(),
+            throttle_level_ms: millis(wait),
             totals: Totals {
                 blacklisted: self.blacklist.len(),
                 respawns: self.table.iter().map(|(_, v)| v.respawns).sum(),
@@ -200,6 +236,25 @@ impl StatsView<'_> {
             version: env!("CARGO_PKG_VERSION"),
         };
         serde_json::to_string(&document).expect("plain structs serialize")
+    }
+
+    /// Each tenant's vassals, in the tenants' order.
+    fn tenants(&self) -> Vec<TenantStats> {
+        let mut tenants = std::collections::BTreeMap::<Tenant, TenantStats>::new();
+        for (_, v) in self.table.iter() {
+            let tenant = tenant_of(v, self.tyrant);
+            let entry = tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| TenantStats {
+                    queued: self.queue.queued_for(&tenant),
+                    tenant: tenant.to_string(),
+                    ..TenantStats::default()
+                });
+            entry.vassals += 1;
+            entry.running += usize::from(v.pid().is_some());
+            entry.blacklisted += usize::from(self.blacklist.get(&v.id).is_some());
+        }
+        tenants.into_values().collect()
     }
 
     fn vassal<'v>(&self, v: &'v Vassal, uid: u32, gid: u32) -> VassalStats<'v> {
@@ -237,6 +292,7 @@ impl StatsView<'_> {
             respawns: v.respawns,
             running_config,
             state: v.state.name(),
+            tenant: tenant_of(v, self.tyrant).to_string(),
             throttle: punishment.map_or(0, |p| millis(p.throttle)),
             uid: vuid,
             waiting_for: if v.waiting_for_fds.is_some() {

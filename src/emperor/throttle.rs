@@ -1,10 +1,11 @@
 //! Throttling and blacklist arithmetic, pure and unit-tested; the loop turns the answers into
 //! timers (never into a blocking sleep, as uWSGI's usleep did).
 //!
-//! - Spawn throttle: whenever a spawn follows the previous one within a second, the level grows
-//!   by the delta (`--emperor-throttle`, ms) up to `--emperor-max-throttle`; a spawn that does
-//!   not trigger throttling halves it. The next spawn waits `level` after the previous one.
-//!   Spawns of the initial scan (warming up) neither wait nor raise the level.
+//! - Spawn budget: the emperor's guard against a spawn storm, shared by every tenant and
+//!   served round-robin across them (see `fair_queue`): a token bucket (`--emperor-spawn-burst`
+//!   spawns at full speed, then `--emperor-spawn-rate` per second). Spawns of the initial scan
+//!   (warming up) take no token. It replaces uWSGI's global throttle, which grew by a delta for
+//!   every spawn in the same second and so made every tenant wait behind one tenant's flood.
 //! - Blacklist: a vassal that dies before it became loyal is blacklisted with a throttle of one
 //!   delta; each further unloyal death adds a delta, up to the maximum. Its respawn waits that
 //!   long. Loyalty (byte 17) or SIGURG forgives.
@@ -16,53 +17,69 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Two spawns closer than this count as "in the same second".
-const SAME_SECOND: Duration = Duration::from_secs(1);
-
+/// A token bucket as a single instant (GCRA): each spawn pushes `paid_until` one token
+/// interval further, and a spawn may go when `paid_until` is at most `burst` intervals ahead.
 #[derive(Debug, Clone)]
-pub struct SpawnThrottle {
-    delta: Duration,
-    max: Duration,
-    level: Duration,
-    last_spawn: Option<Instant>,
+pub struct SpawnBudget {
+    /// One token's worth of time; zero means no cap.
+    interval: Duration,
+    burst: u32,
+    paid_until: Option<Instant>,
 }
 
-impl SpawnThrottle {
-    pub fn new(delta: Duration, max: Duration) -> Self {
-        SpawnThrottle {
-            delta,
-            max,
-            level: Duration::ZERO,
-            last_spawn: None,
+impl SpawnBudget {
+    /// `rate` spawns a second after a burst of `burst`; a rate of 0 caps nothing.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        SpawnBudget {
+            interval: match rate {
+                0 => Duration::ZERO,
+                rate => Duration::from_secs(1) / rate,
+            },
+            burst: burst.max(1),
+            paid_until: None,
         }
     }
 
-    /// The current throttle level (what the stats call `throttle_level`).
-    pub fn level(&self) -> Duration {
-        self.level
+    /// How far ahead of now `paid_until` may be for one more spawn to go.
+    fn allowance(&self) -> Duration {
+        self.interval * (self.burst - 1)
     }
 
-    /// When the next spawn may happen.
+    /// When the next spawn may happen (`now` if a token is there).
     pub fn next_allowed(&self, now: Instant) -> Instant {
-        match self.last_spawn {
-            Some(last) => (last + self.level).max(now),
-            None => now,
+        match self.paid_until {
+            Some(paid) if !self.interval.is_zero() => paid
+                .checked_sub(self.allowance())
+                .map_or(now, |at| at.max(now)),
+            _ => now,
         }
     }
 
-    /// Account for a spawn that happens now.
-    pub fn record_spawn(&mut self, now: Instant, warming_up: bool) {
-        if !warming_up {
-            let same_second = self
-                .last_spawn
-                .is_some_and(|last| now.duration_since(last) < SAME_SECOND);
-            self.level = if same_second {
-                (self.level + self.delta).min(self.max)
-            } else {
-                self.level / 2
-            };
+    /// Take a token for a spawn that happens now (call when [`Self::next_allowed`] allows).
+    pub fn take(&mut self, now: Instant) {
+        let from = self.paid_until.map_or(now, |paid| paid.max(now));
+        self.paid_until = Some(from + self.interval);
+    }
+
+    /// Tokens left now (what the stats show).
+    pub fn tokens(&self, now: Instant) -> u32 {
+        if self.interval.is_zero() {
+            return self.burst;
         }
-        self.last_spawn = Some(now);
+        let owed = self
+            .paid_until
+            .map_or(Duration::ZERO, |paid| paid.saturating_duration_since(now));
+        let spent = owed.as_nanos().div_ceil(self.interval.as_nanos());
+        self.burst
+            .saturating_sub(spent.min(u128::from(u32::MAX)) as u32)
+    }
+
+    pub fn rate_and_burst(&self) -> (u32, u32) {
+        let rate = match self.interval.as_nanos() {
+            0 => 0,
+            nanos => (1_000_000_000 / nanos) as u32,
+        };
+        (rate, self.burst)
     }
 }
 
@@ -184,47 +201,37 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn a_lone_spawn_is_not_throttled() {
-        let mut throttle = SpawnThrottle::new(1000 * MS, 180_000 * MS);
+    fn a_burst_goes_at_once_then_spawns_come_at_the_rate() {
+        let mut budget = SpawnBudget::new(10, 3);
         let t0 = Instant::now();
-        assert_eq!(throttle.next_allowed(t0), t0);
-        throttle.record_spawn(t0, false);
+        assert_eq!(budget.tokens(t0), 3);
+        for _ in 0..3 {
+            assert_eq!(budget.next_allowed(t0), t0);
+            budget.take(t0);
+        }
+        assert_eq!(budget.tokens(t0), 0);
+        assert_eq!(budget.next_allowed(t0), t0 + 100 * MS);
+        budget.take(t0 + 100 * MS);
+        assert_eq!(budget.next_allowed(t0 + 100 * MS), t0 + 200 * MS);
+        // A calm second refills the bucket, never above the burst.
         let later = t0 + Duration::from_secs(5);
-        assert_eq!(throttle.next_allowed(later), later);
+        assert_eq!(budget.tokens(later), 3);
+        assert_eq!(budget.next_allowed(later), later);
     }
 
     #[test]
-    fn spawns_in_the_same_second_add_a_delta_each_and_a_calm_spawn_halves_it() {
-        let mut throttle = SpawnThrottle::new(1000 * MS, 180_000 * MS);
+    fn a_lone_spawn_never_waits_and_a_rate_of_zero_caps_nothing() {
+        let mut budget = SpawnBudget::new(1000, 500);
         let t0 = Instant::now();
-        throttle.record_spawn(t0, false);
-        throttle.record_spawn(t0 + 10 * MS, false);
-        assert_eq!(throttle.level(), 1000 * MS);
-        assert_eq!(throttle.next_allowed(t0 + 20 * MS), t0 + 1010 * MS);
-        throttle.record_spawn(t0 + 500 * MS, false);
-        assert_eq!(throttle.level(), 2000 * MS);
-        throttle.record_spawn(t0 + 5000 * MS, false);
-        assert_eq!(throttle.level(), 1000 * MS);
-    }
-
-    #[test]
-    fn the_level_never_exceeds_the_maximum() {
-        let mut throttle = SpawnThrottle::new(1000 * MS, 2500 * MS);
-        let t0 = Instant::now();
-        for i in 0..10 {
-            throttle.record_spawn(t0 + i * MS, false);
+        budget.take(t0);
+        assert_eq!(budget.next_allowed(t0 + MS), t0 + MS);
+        let mut free = SpawnBudget::new(0, 1);
+        for _ in 0..10_000 {
+            free.take(t0);
         }
-        assert_eq!(throttle.level(), 2500 * MS);
-    }
-
-    #[test]
-    fn warming_up_spawns_do_not_raise_the_level() {
-        let mut throttle = SpawnThrottle::new(1000 * MS, 180_000 * MS);
-        let t0 = Instant::now();
-        for i in 0..100 {
-            throttle.record_spawn(t0 + i * MS, true);
-        }
-        assert_eq!(throttle.level(), Duration::ZERO);
+        assert_eq!(free.next_allowed(t0), t0);
+        assert_eq!(free.rate_and_burst(), (0, 1));
+        assert_eq!(budget.rate_and_burst(), (1000, 500));
     }
 
     #[test]
