@@ -59,6 +59,10 @@ pub struct EmperorArgs {
     /// Spawns a second once the burst is spent (0: no cap).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub emperor_spawn_rate: u32,
+    /// The most vassals one tenant (a config owner in tyrant mode, else a monitor) may have;
+    /// further configs wait, shown over-quota, until one goes (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub emperor_tenant_max_vassals: usize,
     /// Seconds a vassal that sends heartbeats may stay silent before it is reloaded.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub emperor_required_heartbeat: u64,
@@ -411,6 +415,8 @@ impl EmperorArgs {
             max_throttle: Duration::from_millis(self.emperor_max_throttle),
             spawn_rate: self.emperor_spawn_rate,
             spawn_burst: self.emperor_spawn_burst,
+            tenant_max_vassals: (self.emperor_tenant_max_vassals > 0)
+                .then_some(self.emperor_tenant_max_vassals),
             required_heartbeat: Duration::from_secs(self.emperor_required_heartbeat),
             curse_tolerance: Duration::from_secs(self.emperor_curse_tolerance),
             stats: self.emperor_stats.clone(),

@@ -73,7 +73,7 @@ impl Emperor {
             State::Reloading => v.changed_while_reloading = true,
             State::Queued => {}
             State::Stopping => v.readd = true,
-            State::Waiting | State::Idle | State::OnDemand => {
+            State::Waiting | State::Idle | State::OnDemand | State::OverQuota => {
                 info!(vassal = %v.name, "config changed: starting again");
                 v.voluntary = false;
                 self.timers.cancel(slot, TimerKind::Respawn);
@@ -152,7 +152,7 @@ impl Emperor {
     fn config_removed_slot(&mut self, slot: usize) {
         let v = self.table.get_mut(slot).expect("indexed slot");
         match v.state {
-            State::Queued | State::Waiting | State::Idle | State::OnDemand => {
+            State::Queued | State::Waiting | State::Idle | State::OnDemand | State::OverQuota => {
                 info!(vassal = %v.name, "config removed");
                 self.bury(slot);
             }
@@ -177,7 +177,14 @@ impl Emperor {
         self.let_go(slot);
         self.fd_budget.forget(slot);
         self.timers.cancel_all(slot);
+        let tenant = self
+            .table
+            .get(slot)
+            .map(|v| tenant_of(v, self.settings.tyrant));
         self.table.remove(slot);
+        if let Some(tenant) = tenant {
+            self.admit_one_over_quota(&tenant);
+        }
     }
 
     pub(super) fn enqueue(&mut self, slot: usize) {

@@ -17,6 +17,7 @@ mod notify;
 mod on_demand;
 mod outbox;
 mod pool;
+mod quota;
 mod repeats;
 mod runtime_binary;
 mod spawn;
@@ -56,6 +57,8 @@ pub struct Settings {
     /// The spawn budget: spawns a second after a burst (0: no cap).
     pub spawn_rate: u32,
     pub spawn_burst: u32,
+    /// The most vassals one tenant may have (`--emperor-tenant-max-vassals`).
+    pub tenant_max_vassals: Option<usize>,
     pub required_heartbeat: Duration,
     /// How long a vassal asked to stop may take before its runtime is killed.
     pub curse_tolerance: Duration,
@@ -507,6 +510,7 @@ impl Emperor {
             table: &self.table,
             spawn_budget: &self.spawn_budget,
             queue: &self.queue,
+            tenant_max_vassals: self.settings.tenant_max_vassals,
             blacklist: &self.blacklist,
         }
         .document()

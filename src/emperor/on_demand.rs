@@ -86,6 +86,9 @@ impl Emperor {
     /// for a connection; any other is queued for a spawn. A refused on-demand setting leaves
     /// the vassal idle, with an error naming the file and option, until its config changes.
     pub(super) fn start_or_wait(&mut self, slot: usize) {
+        if !self.within_quota(slot) {
+            return;
+        }
         let wishes = self.read_held_wishes(slot);
         if let Some(message) = &wishes.missing_uwsgi {
             // Not a respawn loop: it waits, idle, until its config or the emperor changes.

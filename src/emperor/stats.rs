@@ -85,6 +85,7 @@ pub struct StatsView<'a> {
     pub table: &'a Table,
     pub spawn_budget: &'a SpawnBudget,
     pub queue: &'a FairQueue,
+    pub tenant_max_vassals: Option<usize>,
     pub blacklist: &'a Blacklist,
 }
 
@@ -132,6 +133,10 @@ struct Budget {
 #[derive(Serialize, Default)]
 struct TenantStats {
     blacklisted: usize,
+    /// `--emperor-tenant-max-vassals` (0: no limit).
+    max_vassals: usize,
+    /// Its configs waiting for room under that quota.
+    over_quota: usize,
     queued: usize,
     running: usize,
     tenant: String,
@@ -247,10 +252,12 @@ impl StatsView<'_> {
                 .entry(tenant.clone())
                 .or_insert_with(|| TenantStats {
                     queued: self.queue.queued_for(&tenant),
+                    max_vassals: self.tenant_max_vassals.unwrap_or(0),
                     tenant: tenant.to_string(),
                     ..TenantStats::default()
                 });
             entry.vassals += 1;
+            entry.over_quota += usize::from(v.state == super::table::State::OverQuota);
             entry.running += usize::from(v.pid().is_some());
             entry.blacklisted += usize::from(self.blacklist.get(&v.id).is_some());
         }

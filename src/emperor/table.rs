@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 /// Where a vassal is in its life (the emperor's view).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Waiting in the spawn queue for the global throttle.
+    /// Waiting in the spawn queue for the spawn budget and its tenant's turn.
     Queued,
     /// Dead, waiting for its respawn time (blacklisted or after a crash).
     Waiting,
@@ -27,6 +27,9 @@ pub enum State {
     Idle,
     /// On demand: not running; the emperor holds its socket and starts it on a connection.
     OnDemand,
+    /// Its tenant has as many vassals as `--emperor-tenant-max-vassals` allows: it starts
+    /// when one of them goes.
+    OverQuota,
 }
 
 impl State {
@@ -40,6 +43,7 @@ impl State {
             State::Stopping => "stopping",
             State::Idle => "idle",
             State::OnDemand => "on-demand",
+            State::OverQuota => "over-quota",
         }
     }
 }
@@ -253,7 +257,7 @@ impl Table {
 
     /// The vassals' counts by state, for systemd's STATUS=: "3 vassals: 2 running, 1 waiting".
     pub fn status_line(&self) -> String {
-        const ORDER: [State; 8] = [
+        const ORDER: [State; 9] = [
             State::Running,
             State::Starting,
             State::Reloading,
@@ -261,6 +265,7 @@ impl Table {
             State::Waiting,
             State::OnDemand,
             State::Idle,
+            State::OverQuota,
             State::Stopping,
         ];
         let mut counts = [0usize; ORDER.len()];
