@@ -136,6 +136,15 @@ pub struct EmperorArgs {
     /// Every vassal's cpu.weight (1-10000).
     #[arg(long, value_name = "N")]
     pub vassal_cpu_weight: Option<u64>,
+    /// Ceiling for all of one tenant's vassals together (its slice's memory.max), e.g. 2G.
+    #[arg(long, value_name = "SIZE")]
+    pub tenant_memory_max: Option<String>,
+    /// Ceiling for all of one tenant's tasks together (its slice's pids.max).
+    #[arg(long, value_name = "N")]
+    pub tenant_pids_max: Option<u64>,
+    /// Each tenant's cpu.weight (1-10000): tenants share the CPU by these weights.
+    #[arg(long, value_name = "N")]
+    pub tenant_cpu_weight: Option<u64>,
     /// Log format of the emperor and its vassals' runtimes: text, journal (syslog priority
     /// prefixes, no timestamps; the default when stderr is systemd's journal) or json.
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "journal", "json"])]
@@ -403,6 +412,7 @@ impl EmperorArgs {
             identity: self.identity()?,
             cgroup_root: self.cgroup_root(),
             cgroup_ceilings: self.cgroup_ceilings()?,
+            tenant_limits: self.tenant_limits()?,
             ceilings: Ceilings {
                 address_space: self.vassal_limit_as,
                 processes: self.vassal_limit_nproc,
@@ -446,17 +456,7 @@ impl EmperorArgs {
     }
 
     fn cgroup_ceilings(&self) -> Result<jail::cgroup::Limits, CliError> {
-        let memory_max =
-            match &self.vassal_memory_max {
-                Some(text) => Some(crate::vassal::policy::parse_size(text).ok_or_else(|| {
-                    CliError::BadValue {
-                        option: "--vassal-memory-max",
-                        value: text.clone(),
-                        reason: "expected a size such as 512M".into(),
-                    }
-                })?),
-                None => None,
-            };
+        let memory_max = size_option("--vassal-memory-max", &self.vassal_memory_max)?;
         let pids_max = self.vassal_pids_max.or(self
             .emperor_tyrant
             .then_some(crate::vassal::policy::TENANT_DEFAULT_PIDS));
@@ -465,6 +465,15 @@ impl EmperorArgs {
             pids_max,
             cpu_max: None,
             cpu_weight: self.vassal_cpu_weight,
+        })
+    }
+
+    fn tenant_limits(&self) -> Result<jail::cgroup::Limits, CliError> {
+        Ok(jail::cgroup::Limits {
+            memory_max: size_option("--tenant-memory-max", &self.tenant_memory_max)?,
+            pids_max: self.tenant_pids_max,
+            cpu_max: None,
+            cpu_weight: self.tenant_cpu_weight,
         })
     }
 
@@ -601,4 +610,17 @@ impl VassalCommand {
             environment: None,
         })
     }
+}
+
+/// A size option (`512M`), or the error naming it.
+fn size_option(option: &'static str, text: &Option<String>) -> Result<Option<u64>, CliError> {
+    text.as_ref()
+        .map(|text| {
+            crate::vassal::policy::parse_size(text).ok_or_else(|| CliError::BadValue {
+                option,
+                value: text.clone(),
+                reason: "expected a size such as 512M".into(),
+            })
+        })
+        .transpose()
 }

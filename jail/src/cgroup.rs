@@ -1,10 +1,12 @@
-//! cgroup v2 for vassals. Each vassal gets a directory under the emperor's cgroup root:
+//! cgroup v2 for vassals. Each tenant gets a slice under the emperor's cgroup root, and each
+//! of its vassals a directory in that slice:
 //!
 //! ```text
-//! ROOT/NAME/            limits set by the admin (ceilings); controllers enabled; no processes
-//! ROOT/NAME/runtime/    the vassal runtime
-//! ROOT/NAME/payload/    the payload and everything it forks; its limit files belong to the
-//!                       vassal's owner, who can only narrow what NAME allows
+//! ROOT/TENANT/                 the tenant's limits (set by the admin); all its vassals
+//! ROOT/TENANT/NAME/            limits set by the admin (ceilings); controllers enabled
+//! ROOT/TENANT/NAME/runtime/    the vassal runtime
+//! ROOT/TENANT/NAME/payload/    the payload and everything it forks; its limit files belong
+//!                              to the vassal's owner, who can only narrow what NAME allows
 //! ```
 //!
 //! Limits of an ancestor always bind a descendant, so a tenant writing its payload's files can
@@ -159,6 +161,18 @@ pub fn apply_limits_at(dir: &OwnedFd, limits: &Limits) -> Result<(), SysError> {
     Ok(())
 }
 
+/// A tenant's slice: ROOT/NAME, created if missing, with our controllers enabled for its
+/// vassals and the tenant's `limits` (set again each time: the admin may have changed them).
+pub fn prepare_slice(root: &Path, name: &str, limits: &Limits) -> Result<PathBuf, SysError> {
+    let slice = root.join(name);
+    if !slice.exists() {
+        fs::create_dir(&slice).map_err(|e| io_err("mkdir", &slice, e))?;
+    }
+    enable_controllers(&slice)?;
+    apply_limits(&slice, limits)?;
+    Ok(slice)
+}
+
 /// One vassal's cgroups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VassalCgroup {
@@ -218,10 +232,14 @@ impl VassalCgroup {
         }
     }
 
-    /// Remove the cgroups once they are empty; busy ones stay (and are reused).
+    /// Remove the cgroups once they are empty, and its tenant's slice if it was the last;
+    /// busy ones stay (and are reused).
     pub fn remove(&self) {
         for d in [self.payload_dir(), self.runtime_dir(), self.dir.clone()] {
             let _ = fs::remove_dir(&d);
+        }
+        if let Some(slice) = self.dir.parent() {
+            let _ = fs::remove_dir(slice);
         }
     }
 }

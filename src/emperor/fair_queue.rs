@@ -21,6 +21,16 @@ impl std::fmt::Display for Tenant {
     }
 }
 
+impl Tenant {
+    /// The name of its cgroup slice under the emperor's cgroup root.
+    pub fn cgroup_name(&self) -> String {
+        match self {
+            Tenant::Owner(uid) => format!("tenant-uid-{uid}"),
+            Tenant::Monitor(monitor) => format!("tenant-{}", jail::cgroup::sanitize(monitor)),
+        }
+    }
+}
+
 /// One FIFO queue per tenant and the order in which tenants take their turns.
 #[derive(Debug, Default)]
 pub struct FairQueue {

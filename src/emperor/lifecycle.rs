@@ -292,8 +292,14 @@ impl Emperor {
         let Some(root) = &self.settings.cgroup_root else {
             return Ok(None);
         };
+        let tyrant = self.settings.tyrant;
         let v = self.table.get_mut(slot).expect("slot");
         if v.cgroup.is_none() {
+            let slice = jail::cgroup::prepare_slice(
+                root,
+                &tenant_of(v, tyrant).cgroup_name(),
+                &self.settings.tenant_limits,
+            )?;
             let name = jail::cgroup::sanitize(&v.id);
             // Only root can hand the payload's leaf to its owner; an unprivileged emperor
             // keeps runtime and payload under the same ceilings, without the leaf.
@@ -304,7 +310,7 @@ impl Emperor {
             };
             let ceilings = &self.settings.cgroup_ceilings;
             v.cgroup = Some(jail::cgroup::VassalCgroup::create(
-                root, &name, ceilings, owner,
+                &slice, &name, ceilings, owner,
             )?);
         }
         Ok(v.cgroup.clone())

@@ -85,6 +85,9 @@ pub struct Settings {
     pub cgroup_root: Option<PathBuf>,
     /// The admin's cgroup limits for every vassal.
     pub cgroup_ceilings: jail::cgroup::Limits,
+    /// Each tenant's slice limits (`--tenant-memory-max`, `--tenant-pids-max`,
+    /// `--tenant-cpu-weight`).
+    pub tenant_limits: jail::cgroup::Limits,
     /// What a config reader's worker may map to load one config, MiB.
     pub reader_memory_mib: u64,
 }

@@ -19,8 +19,10 @@ vassal quiet "/bin/sleep 100000"
 start_sut emperor --emperor "$DIR" --vassal-pids-max 64 --vassal-memory-max 64M \
 	--emperor-stats "$STATS" 2> "$SUT_LOG"
 
-# The cgroup of each vassal: /sys/fs/cgroup/emperor/<config path with / as _>.
-cgroup_of() { echo "$CG/$(echo "$DIR/$1.ini" | tr / _)"; }
+# The cgroup of each vassal, in its tenant's slice (the monitor's, outside tyrant mode):
+# /sys/fs/cgroup/emperor/tenant-<dir with / as _>/<config path with / as _>.
+SLICE="$CG/tenant-$(echo "$DIR" | tr / _)"
+cgroup_of() { echo "$SLICE/$(echo "$DIR/$1.ini" | tr / _)"; }
 event() { sed -n "s/^$2 //p" "$1" 2>/dev/null; }
 
 quiet_pid=
@@ -34,7 +36,7 @@ quiet_up() {
 poll 60 quiet_up || fail "the quiet vassal's payload did not start: $(cat /tmp/stats.json)"
 log "quiet payload: $(describe "$quiet_pid")"
 for v in bomb hog quiet; do
-	[ -d "$(cgroup_of $v)/payload" ] || fail "no cgroup $(cgroup_of $v)/payload: $(ls $CG)"
+	[ -d "$(cgroup_of $v)/payload" ] || fail "no cgroup $(cgroup_of $v)/payload: $(ls $CG $SLICE)"
 	assert_eq 64 "$(cat "$(cgroup_of $v)/pids.max")" "pids.max of $v"
 	assert_eq $((64 << 20)) "$(cat "$(cgroup_of $v)/memory.max")" "memory.max of $v"
 done
@@ -74,16 +76,6 @@ assert_eq 0 "$(event "$(cgroup_of quiet)/memory.events" oom_kill)" "oom_kill of 
 assert_eq 0 "$(event "$(cgroup_of quiet)/pids.events" max)" "pids.events max of the quiet vassal"
 show_sut
 
-kill -TERM "$SUT_PID"
-log "sent SIGTERM to the emperor"
-nothing_left() { [ -z "$(sut_pids)" ]; }
-if ! poll 30 nothing_left; then
-	show_sut
-	fail "left 30 s after SIGTERM to the emperor: $(describe $(sut_pids))"
-fi
-for procs in $(find "$CG" -name cgroup.procs); do
-	[ -s "$procs" ] && fail "$procs still lists $(cat "$procs" | tr '\n' ' ')"
-done
-log "cgroups left under $CG: $(find "$CG" -mindepth 1 -type d | tr '\n' ' ')"
+terminate_leaving_no_cgroup_process "$CG"
 show_sut_log
 pass

@@ -170,3 +170,19 @@ children() {
 uids() {
 	sed -n 's/^Uid:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null | tr -s '\t ' ' '
 }
+
+# terminate_leaving_no_cgroup_process CGROUP_ROOT: SIGTERM to the system under test; within
+# 30 s no process of it may be left, and no cgroup.procs under CGROUP_ROOT may list one.
+terminate_leaving_no_cgroup_process() {
+	kill -TERM "$SUT_PID"
+	log "sent SIGTERM to the emperor"
+	nothing_left() { [ -z "$(sut_pids)" ]; }
+	if ! poll 30 nothing_left; then
+		show_sut
+		fail "left 30 s after SIGTERM to the emperor: $(describe $(sut_pids))"
+	fi
+	for procs in $(find "$1" -name cgroup.procs); do
+		[ -s "$procs" ] && fail "$procs still lists $(cat "$procs" | tr '\n' ' ')"
+	done
+	log "cgroups left under $1: $(find "$1" -mindepth 1 -type d | tr '\n' ' ')"
+}

@@ -23,6 +23,7 @@ scenarios! {
     scenario_30_tyrant_tenants => "30-tyrant-tenants",
     scenario_31_unprivileged_emperor => "31-unprivileged-emperor",
     scenario_40_cgroup_limits => "40-cgroup-limits",
+    scenario_41_tenant_slices => "41-tenant-slices",
     scenario_50_escape => "50-escape",
 }
 
