@@ -1,6 +1,7 @@
 //! The guest's whole filesystem, packed as one initramfs: busybox and its applets, the emperor
-//! and its runtime binary, nginx and every library they load, the users a scenario needs, the
-//! guest's /init, and the scenario scripts with their fixtures under /vm.
+//! and its runtime binary, nginx, uWSGI with its python3 plugin and a few stdlib modules, every
+//! library they load, the users a scenario needs, the guest's /init, and the scenario scripts
+//! with their fixtures under /vm.
 
 use crate::cpio::Archive;
 use std::fs;
@@ -12,6 +13,32 @@ use std::process::Command;
 const BUSYBOX: &str = "/bin/busybox";
 const NGINX: &str = "/usr/sbin/nginx";
 const NGINX_MIME_TYPES: &str = "/etc/nginx/mime.types";
+/// Debian's uwsgi-core (an alternatives symlink on the host; a plain file in the guest).
+pub const UWSGI: &str = "/usr/bin/uwsgi";
+/// What `plugins = python3` loads. Debian makes it an alternatives symlink to the plugin of one
+/// Python version (python311_plugin.so): the guest gets that file and a symlink to it.
+pub const UWSGI_PYTHON_PLUGIN: &str = "/usr/lib/uwsgi/plugins/python3_plugin.so";
+/// The stdlib modules uWSGI's python3 plugin and the scenarios' WSGI apps import from files,
+/// found by trial (run the app, add what fails to import): the rest of what they import is
+/// frozen into libpython (os, site, codecs, io, abc, stat, posixpath...) or built into it
+/// (errno, _thread, posix...). `os.py` is there too as the landmark by which Python finds its
+/// stdlib directory; `encodings` needs the codecs of the guest's C locale (ascii) and of UTF-8.
+const PYTHON_MODULES: [&str; 13] = [
+    "os.py",
+    "encodings/__init__.py",
+    "encodings/aliases.py",
+    "encodings/ascii.py",
+    "encodings/utf_8.py",
+    // The plugin's start_response imports threading, and threading imports the rest.
+    "threading.py",
+    "functools.py",
+    "collections/__init__.py",
+    "keyword.py",
+    "operator.py",
+    "reprlib.py",
+    "types.py",
+    "_weakrefset.py",
+];
 
 /// Tenants: name, uid (= gid), first subordinate id. Each has 65536 subordinate ids.
 pub const TENANTS: [(&str, u32, u32); 3] = [
@@ -44,6 +71,7 @@ pub fn build(out: &Path, emperor: &Path, vm_tests_dir: &Path) -> Result<(), Stri
     }
     add_binary(&mut archive, Path::new(NGINX), NGINX)?;
     add_nginx_files(&mut archive, vm_tests_dir)?;
+    add_uwsgi(&mut archive)?;
     add_users(&mut archive);
     add_tree(
         &mut archive,
@@ -96,20 +124,26 @@ fn add_busybox(archive: &mut Archive) -> Result<(), String> {
     Ok(())
 }
 
-/// A dynamically linked binary at `guest_path`, and every library `ldd` lists for it at the
-/// path `ldd` gives (so the loader finds them in its default directories). A static binary or a
-/// script gets no libraries.
-fn add_binary(archive: &mut Archive, host_path: &Path, guest_path: &str) -> Result<(), String> {
+/// A dynamically linked binary (or shared object) at `guest_path`, and every library `ldd` lists
+/// for it at the path `ldd` gives (so the loader finds them in its default directories); returns
+/// those paths. A static binary or a script gets no libraries.
+fn add_binary(
+    archive: &mut Archive,
+    host_path: &Path,
+    guest_path: &str,
+) -> Result<Vec<String>, String> {
     archive.file(guest_path, 0o755, read(host_path)?);
     let Ok(output) = Command::new("ldd").arg(host_path).output() else {
         return Err("ldd not found: cannot list the libraries to pack".into());
     };
-    for library in shared_libraries(&String::from_utf8_lossy(&output.stdout)) {
+    let ldd_output = String::from_utf8_lossy(&output.stdout);
+    let libraries = shared_libraries(&ldd_output);
+    for &library in &libraries {
         if !archive.contains(library) {
             archive.file(library, 0o755, read(Path::new(library))?);
         }
     }
-    Ok(())
+    Ok(libraries.into_iter().map(str::to_string).collect())
 }
 
 /// The absolute paths in `ldd` output: `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`
@@ -133,6 +167,42 @@ fn add_nginx_files(archive: &mut Archive, vm_tests_dir: &Path) -> Result<(), Str
     archive.dir("/var/log/nginx", 0o755, 0, 0);
     archive.dir("/var/www", 0o755, 0, 0);
     Ok(())
+}
+
+/// uWSGI (Debian's uwsgi-core), the real file behind its python3 plugin with the symlink
+/// `plugins = python3` opens, and the stdlib modules of the Python that plugin links
+/// (libpython3.11.so.1.0: /usr/lib/python3.11), with an empty lib-dynload so Python finds its
+/// exec prefix too.
+fn add_uwsgi(archive: &mut Archive) -> Result<(), String> {
+    add_binary(archive, Path::new(UWSGI), UWSGI)?;
+    let plugin = fs::canonicalize(UWSGI_PYTHON_PLUGIN)
+        .map_err(|e| format!("resolve {UWSGI_PYTHON_PLUGIN}: {e}"))?;
+    let (Some(plugin_path), Some(plugin_name)) = (
+        plugin.to_str(),
+        plugin.file_name().and_then(|name| name.to_str()),
+    ) else {
+        return Err(format!("{}: not a UTF-8 path", plugin.display()));
+    };
+    let libraries = add_binary(archive, &plugin, plugin_path)?;
+    archive.symlink(UWSGI_PYTHON_PLUGIN, plugin_name);
+    let python = libraries
+        .iter()
+        .find_map(|library| python_of(library))
+        .ok_or_else(|| format!("{plugin_path} links no libpython3.*"))?;
+    let stdlib = format!("/usr/lib/{python}");
+    for module in PYTHON_MODULES {
+        let path = format!("{stdlib}/{module}");
+        archive.file(&path, 0o644, read(Path::new(&path))?);
+    }
+    archive.dir(&format!("{stdlib}/lib-dynload"), 0o755, 0, 0);
+    Ok(())
+}
+
+/// `python3.11` for `/lib/x86_64-linux-gnu/libpython3.11.so.1.0`.
+fn python_of(library: &str) -> Option<&str> {
+    let name = library.rsplit('/').next()?;
+    let python = name.strip_prefix("lib")?.split(".so").next()?;
+    python.starts_with("python3.").then_some(python)
 }
 
 /// root, the accounts nginx may run as, and three tenants with a private home (0700) and
@@ -214,6 +284,16 @@ mod tests {
                 "/lib64/ld-linux-x86-64.so.2"
             ]
         );
+    }
+
+    #[test]
+    fn the_stdlib_of_a_plugin_is_named_by_the_libpython_it_links() {
+        assert_eq!(
+            python_of("/lib/x86_64-linux-gnu/libpython3.11.so.1.0"),
+            Some("python3.11")
+        );
+        assert_eq!(python_of("/lib/x86_64-linux-gnu/libc.so.6"), None);
+        assert_eq!(python_of("/usr/lib/libpython2.7.so.1.0"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Tier 3 tests: each scenario boots Debian's kernel under QEMU with an initramfs holding the
-//! emperor, busybox and nginx; the scenario script runs in the guest and /init prints its verdict
-//! on the serial console. See docs/testing.md.
+//! emperor, busybox, nginx and uWSGI; the scenario script runs in the guest and /init prints its
+//! verdict on the serial console. See docs/testing.md.
 
 mod cpio;
 mod emperor;

@@ -2,6 +2,7 @@
 //! under CI=true it fails instead, so CI can never pass by skipping. Installing is the job of the
 //! README's test command, never of the tests.
 
+use crate::initramfs::{UWSGI, UWSGI_PYTHON_PLUGIN};
 use std::path::{Path, PathBuf};
 
 /// Where the parts of a boot are on this host.
@@ -22,6 +23,8 @@ pub fn check() -> Result<Host, String> {
     for (path, package) in [
         ("/bin/busybox", "busybox-static"),
         ("/usr/sbin/nginx", "nginx"),
+        (UWSGI, "uwsgi-core"),
+        (UWSGI_PYTHON_PLUGIN, "uwsgi-plugin-python3"),
     ] {
         if !Path::new(path).is_file() {
             return Err(format!("{path} not found (apt-get install {package})"));

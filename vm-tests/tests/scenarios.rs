@@ -25,6 +25,7 @@ scenarios! {
     scenario_40_cgroup_limits => "40-cgroup-limits",
     scenario_41_tenant_slices => "41-tenant-slices",
     scenario_50_escape => "50-escape",
+    scenario_60_uwsgi_tenants => "60-uwsgi-tenants",
 }
 
 /// A script without a test above would never run.
