@@ -1,8 +1,8 @@
 //! `emperor check CONFIG` and `emperor stats ADDR`: tools for people, not for the loop.
 
 use crate::config::{self, LoadOptions};
-use crate::vassal::policy::{self, JailContext};
-use crate::vassal::{payload, uwsgi};
+use crate::policy::{self, JailContext};
+use crate::policy::{payload, uwsgi};
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,7 +28,7 @@ pub fn run(
         println!("{} = {}    # {}", entry.key, entry.value, entry.origin);
     }
     // Everything the runtime reads before it starts the payload must be valid.
-    if let Err(e) = crate::vassal::timings(&config) {
+    if let Err(e) = crate::policy::timings::timings(&config) {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }

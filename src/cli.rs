@@ -2,8 +2,9 @@
 //! `check` and `stats` subcommands. `--ini FILE` reads the emperor's own options from a file.
 
 use crate::config::{self, LoadOptions};
-use crate::emperor::{EmperorIdentity, Settings};
-use crate::vassal::policy::{Ceilings, JailContext};
+use crate::emperor::Settings;
+use crate::helper_identity::EmperorIdentity;
+use crate::policy::{Ceilings, JailContext};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use jail::caps::CapSet;
 use jail::ns::Namespaces;
@@ -319,6 +320,8 @@ pub enum CliError {
         value: String,
         reason: String,
     },
+    #[error("{0}")]
+    Parse(String),
 }
 
 /// Parse the process's arguments, expanding `--ini FILE` into the options it holds (placed
@@ -459,7 +462,7 @@ impl EmperorArgs {
         let memory_max = size_option("--vassal-memory-max", &self.vassal_memory_max)?;
         let pids_max = self.vassal_pids_max.or(self
             .emperor_tyrant
-            .then_some(crate::vassal::policy::TENANT_DEFAULT_PIDS));
+            .then_some(crate::policy::TENANT_DEFAULT_PIDS));
         Ok(jail::cgroup::Limits {
             memory_max,
             pids_max,
@@ -584,10 +587,10 @@ impl VassalCommand {
     }
 
     /// What `emperor vassal` (or `emperor-vassal vassal`) runs.
-    pub fn into_vassal_args(self) -> Result<crate::vassal::VassalArgs, CliError> {
+    pub fn into_vassal_args(self) -> Result<crate::runtime_args::VassalArgs, CliError> {
         let load = self.load_options()?;
         let jail = self.jail_context()?;
-        Ok(crate::vassal::VassalArgs {
+        Ok(crate::runtime_args::VassalArgs {
             config: self.config,
             config_fd: self.config_fd,
             load,
@@ -612,11 +615,23 @@ impl VassalCommand {
     }
 }
 
+/// Decode a runtime's command line as [`crate::runtime_args::VassalArgs::to_argv`] made it
+/// (without the program name).
+pub fn decode_vassal_args(argv: &[String]) -> Result<crate::runtime_args::VassalArgs, CliError> {
+    let program = std::iter::once("emperor".to_string());
+    let cli = Cli::try_parse_from(program.chain(argv.iter().cloned()))
+        .map_err(|e| CliError::Parse(e.to_string()))?;
+    match cli.command {
+        Some(Command::Vassal(command)) => command.into_vassal_args(),
+        _ => Err(CliError::Parse("not a vassal command line".to_string())),
+    }
+}
+
 /// A size option (`512M`), or the error naming it.
 fn size_option(option: &'static str, text: &Option<String>) -> Result<Option<u64>, CliError> {
     text.as_ref()
         .map(|text| {
-            crate::vassal::policy::parse_size(text).ok_or_else(|| CliError::BadValue {
+            crate::policy::parse_size(text).ok_or_else(|| CliError::BadValue {
                 option,
                 value: text.clone(),
                 reason: "expected a size such as 512M".into(),

@@ -1,7 +1,7 @@
 //! The `emperor` binary: parse the command line, set up logging, run what was asked.
 
 use emperor::cli::{self, Command};
-use emperor::vassal::policy;
+use emperor::policy;
 use emperor::{check, emperor as supervisor, reload, vassal};
 use std::process::ExitCode;
 use std::time::Duration;

@@ -2,6 +2,13 @@
 //! the vassal, named by `UWSGI_EMPEROR_FD` (uWSGI-compatible, so a uWSGI-aware payload that
 //! inherits the fd can speak it too).
 
+/// The runtime's exit status for "the config is unusable" (uWSGI's, which also triggers
+/// fallback-config).
+pub const EXIT_CONFIG_ERROR: i32 = 1;
+/// The runtime's exit status asking the emperor to start the vassal afresh: a reload changed
+/// its jail, which a running runtime cannot redo.
+pub const EXIT_RESPAWN: i32 = 75;
+
 /// Environment variable naming the vassal's end of the protocol socket.
 pub const ENV_FD: &str = "UWSGI_EMPEROR_FD";
 /// Where the vassal's end of the protocol socket lives in the vassal runtime and its payload.

@@ -7,7 +7,7 @@ mod common;
 
 use common::{have_root, status, timing_lock};
 use emperor::clone_server::{CloneServer, Failure, RuntimeStart, WireMaps};
-use emperor::emperor::EmperorIdentity;
+use emperor::helper_identity::EmperorIdentity;
 use jail::caps::CapSet;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;

@@ -3,7 +3,7 @@
 
 use super::serve::Reply;
 use super::{RuntimeStart, MAX_MESSAGE, READY, SERVER_FD};
-use crate::emperor::EmperorIdentity;
+use crate::helper_identity::EmperorIdentity;
 use jail::launch::{Launch, LaunchError, Running};
 use nix::sys::socket::{setsockopt, socketpair, sockopt, AddressFamily, SockFlag, SockType};
 use nix::sys::time::TimeVal;

@@ -2,7 +2,7 @@
 //! runtime per request, as the emperor's child, and answer with its pid and pidfd.
 
 use super::{RuntimeStart, MAX_MESSAGE, READY, SERVER_FD};
-use crate::emperor::EmperorIdentity;
+use crate::helper_identity::EmperorIdentity;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 use tracing::{debug, error};
@@ -13,7 +13,8 @@ pub(super) type Reply = Result<i32, String>;
 /// Serve the emperor on the inherited socket until it closes it, as `identity` (the
 /// unprivileged emperor's) when given.
 pub fn serve(identity: Option<EmperorIdentity>) -> ExitCode {
-    let Some(socket) = crate::emperor::begin_helper("clone server", SERVER_FD, identity) else {
+    let Some(socket) = crate::helper_identity::begin_helper("clone server", SERVER_FD, identity)
+    else {
         return ExitCode::FAILURE;
     };
     if let Err(e) = jail::fd::send_message(socket.as_fd(), READY, &[]) {

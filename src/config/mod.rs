@@ -70,7 +70,7 @@ pub struct Config {
 }
 
 /// What the emperor adds around a vassal's own file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadOptions {
     /// `vassal-set` / `--set K=V` pairs, applied before the file (the file's own scalar
     /// options override them).

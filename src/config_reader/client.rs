@@ -3,7 +3,7 @@
 
 use super::frame::{read_frame, write_frame};
 use super::{ReadReply, ReadRequest, MAX_REPLY, READER_FD, READY};
-use crate::emperor::EmperorIdentity;
+use crate::helper_identity::EmperorIdentity;
 use jail::launch::{Launch, LaunchError, Running};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;

@@ -4,7 +4,7 @@
 use super::frame::{read_frame, write_frame};
 use super::workers::Workers;
 use super::{MAX_REQUEST, READER_FD, READY, WORKER_CPU_SECONDS};
-use crate::emperor::EmperorIdentity;
+use crate::helper_identity::EmperorIdentity;
 use jail::worker::WorkerLimits;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
@@ -14,7 +14,8 @@ use tracing::error;
 /// unprivileged emperor's) when given; each worker may map `memory_mib` MiB more than it
 /// started with.
 pub fn serve(identity: Option<EmperorIdentity>, memory_mib: u64) -> ExitCode {
-    let Some(socket) = crate::emperor::begin_helper("config reader", READER_FD, identity) else {
+    let Some(socket) = crate::helper_identity::begin_helper("config reader", READER_FD, identity)
+    else {
         return ExitCode::FAILURE;
     };
     let mut socket = UnixStream::from(socket);

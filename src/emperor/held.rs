@@ -8,8 +8,8 @@
 //! tenant, the socket file belongs to the tenant, and the stale file bind replaces or the file
 //! unlinked at the end is only ever one the tenant could remove itself.
 
-use crate::vassal::policy::{SocketAddress, SocketSpec};
-use crate::vassal::sockets;
+use crate::policy::{SocketAddress, SocketSpec};
+use crate::sockets;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -196,7 +196,7 @@ fn as_identity<T>(identity: Identity, act: impl FnOnce() -> T) -> Result<T, jail
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vassal::policy::parse_socket_address;
+    use crate::policy::parse_socket_address;
 
     fn spec(value: &str) -> SocketSpec {
         SocketSpec {

@@ -600,7 +600,7 @@ impl Emperor {
             // Only the runtime's own word means "a new jail": any other exit during a reload
             // is a death like any other, throttled and counted once.
             State::Reloading
-                if exit.status == crate::vassal::EXIT_RESPAWN && exit.signal.is_none() =>
+                if exit.status == crate::protocol::EXIT_RESPAWN && exit.signal.is_none() =>
             {
                 info!(vassal = %name, status = exit.status, "restarting afresh (its reload needs a new jail)");
                 v.respawns += 1;

@@ -30,8 +30,9 @@ pub mod throttle;
 mod timers;
 
 use crate::config_reader::ConfigReader;
+use crate::helper_identity::EmperorIdentity;
 use crate::monitor::{self, Monitor, MonitorOptions};
-use crate::vassal::policy::Ceilings;
+use crate::policy::Ceilings;
 use fair_queue::FairQueue;
 use jail::ns::Namespaces;
 use jail::signals::{Sig, SignalEvents};
@@ -80,7 +81,7 @@ pub struct Settings {
     pub identity: Option<EmperorIdentity>,
     pub ceilings: Ceilings,
     /// Host TCP ports tyrant vassals may bind (`--emperor-tyrant-ports`).
-    pub tyrant_ports: crate::vassal::policy::PortList,
+    pub tyrant_ports: crate::policy::PortList,
     /// cgroup v2 directory under which each vassal gets its cgroup.
     pub cgroup_root: Option<PathBuf>,
     /// The admin's cgroup limits for every vassal.
@@ -90,58 +91,6 @@ pub struct Settings {
     pub tenant_limits: jail::cgroup::Limits,
     /// What a config reader's worker may map to load one config, MiB.
     pub reader_memory_mib: u64,
-}
-
-/// The unprivileged emperor's identity: uid, gid and the capabilities it keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EmperorIdentity {
-    pub uid: u32,
-    pub gid: u32,
-    pub keep: jail::caps::CapSet,
-}
-
-impl EmperorIdentity {
-    /// `--uid U --gid G --keep-caps BITS`: how a helper process (the clone server, the config
-    /// reader) started by the emperor is told to take this identity.
-    pub fn helper_args(&self) -> [String; 6] {
-        [
-            "--uid".to_string(),
-            self.uid.to_string(),
-            "--gid".to_string(),
-            self.gid.to_string(),
-            "--keep-caps".to_string(),
-            self.keep.0.to_string(),
-        ]
-    }
-}
-
-/// A helper process's start: adopt its socket to the emperor at `fd`, then take the
-/// unprivileged emperor's `identity` when given. None (the failure logged, naming `helper`)
-/// when either fails.
-pub fn begin_helper(
-    helper: &str,
-    fd: std::os::fd::RawFd,
-    identity: Option<EmperorIdentity>,
-) -> Option<std::os::fd::OwnedFd> {
-    let socket = match jail::fd::adopt_inherited(fd) {
-        Ok(socket) => socket,
-        Err(e) => {
-            tracing::error!("{helper}: its socket to the emperor (fd {fd}): {e}");
-            return None;
-        }
-    };
-    if let Some(id) = identity {
-        if let Err(e) =
-            jail::creds::become_unprivileged(id.uid, id.gid, id.keep, jail::caps::last_cap())
-        {
-            tracing::error!(
-                uid = id.uid,
-                "{helper}: cannot take the emperor's identity: {e}"
-            );
-            return None;
-        }
-    }
-    Some(socket)
 }
 
 #[derive(Debug, thiserror::Error)]

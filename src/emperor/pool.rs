@@ -5,7 +5,7 @@
 
 use super::on_demand::HeldWishes;
 use super::Emperor;
-use crate::vassal::policy;
+use crate::policy;
 use tracing::info;
 
 impl Emperor {

@@ -6,8 +6,10 @@ use super::identity;
 use super::table::Process;
 use super::Settings;
 use crate::clone_server::{CloneServer, Failure, RuntimeStart, StartError, WireMaps};
+use crate::config::LoadOptions;
+use crate::policy::{payload, uwsgi};
 use crate::protocol::{ENV_FD, VASSAL_FD};
-use crate::vassal::{payload, uwsgi};
+use crate::runtime_args::VassalArgs;
 use jail::cgroup::VassalCgroup;
 use jail::launch::LaunchError;
 use jail::ns::Namespaces;
@@ -91,7 +93,7 @@ pub struct RuntimeExtra {
 pub struct Spawner {
     binary: PathBuf,
     /// The uWSGI binary uWSGI applications run, or why there is none.
-    uwsgi: Result<PathBuf, crate::vassal::uwsgi::UwsgiError>,
+    uwsgi: Result<PathBuf, crate::policy::uwsgi::UwsgiError>,
     dev_null: OwnedFd,
     sets: Vec<(String, String)>,
     includes: Vec<PathBuf>,
@@ -99,8 +101,8 @@ pub struct Spawner {
     /// Namespaces created by the clone itself: all asked for but net (entered by the runtime
     /// once its sockets are bound), plus a user namespace when one is needed.
     cloned: Namespaces,
-    /// Arguments describing the jail, appended to every runtime's command line.
-    jail_args: Vec<String>,
+    /// The jail every runtime is told about (its fds are filled in per spawn).
+    jail: crate::policy::JailContext,
     /// The open-files soft limit the emperor started with, given back to its runtimes.
     open_files: Option<u64>,
     /// Clones the runtimes that get a user namespace (see [`crate::clone_server`]); None
@@ -129,34 +131,20 @@ impl Spawner {
         // An unprivileged emperor has no CAP_SYS_ADMIN: only a user namespace of each
         // vassal's own makes namespaces (and tyrant mode) possible.
         let user_ns = settings.tyrant || settings.identity.is_some();
-        let cloned = crate::vassal::policy::cloned_namespaces(settings.use_clone, user_ns);
-        let mut jail_args = vec![
-            "--jail-namespaces".to_string(),
-            settings.use_clone.to_string(),
-            "--jail-cloned".to_string(),
-            cloned.to_string(),
-        ];
-        if settings.use_clone.is_empty() {
-            jail_args[1] = String::new();
-        }
-        if cloned.is_empty() {
-            jail_args[3] = String::new();
-        }
-        if settings.tyrant {
-            jail_args.push("--tyrant".into());
-            jail_args.push("--tyrant-ports".into());
-            jail_args.push(settings.tyrant_ports.to_string());
-        }
-        for (flag, value) in [
-            ("--ceiling-as", settings.ceilings.address_space),
-            ("--ceiling-nproc", settings.ceilings.processes),
-            ("--ceiling-nofile", settings.ceilings.open_files),
-        ] {
-            if let Some(value) = value {
-                jail_args.push(flag.to_string());
-                jail_args.push(value.to_string());
-            }
-        }
+        let cloned = crate::policy::cloned_namespaces(settings.use_clone, user_ns);
+        let jail = crate::policy::JailContext {
+            emperor_namespaces: settings.use_clone,
+            cloned,
+            tyrant: settings.tyrant,
+            ceilings: settings.ceilings,
+            cgroup_fd: None,
+            tyrant_ports: if settings.tyrant {
+                settings.tyrant_ports.clone()
+            } else {
+                Default::default()
+            },
+            held_fd: None,
+        };
         // Started now, while the emperor is small and has its full privileges.
         let clone_server = if cloned.contains(Namespaces::USER) {
             match CloneServer::start(&binary, settings.identity, &env, dev_null.as_fd()) {
@@ -180,33 +168,27 @@ impl Spawner {
             includes: settings.vassals_include.clone(),
             env,
             cloned,
-            jail_args,
+            jail,
             open_files: None,
             clone_server: RefCell::new(clone_server),
         })
     }
 
-    /// `emperor vassal --set K=V ... CONFIG --include FILE ...`, as uWSGI builds its argv.
-    fn argv(&self, config: &Path, extra: &RuntimeExtra) -> Vec<String> {
-        let mut argv = vec![self.binary.display().to_string(), "vassal".into()];
-        for (key, value) in self.sets.iter().chain(&extra.sets) {
-            argv.push("--set".into());
-            argv.push(format!("{key}={value}"));
+    /// What the runtime for `config` is asked to run, before the fds it is handed.
+    fn runtime_args(&self, config: &Path, extra: &RuntimeExtra) -> VassalArgs {
+        VassalArgs {
+            config: config.to_path_buf(),
+            config_fd: None,
+            load: LoadOptions {
+                sets: self.sets.iter().chain(&extra.sets).cloned().collect(),
+                includes: self.includes.clone(),
+                environment: None,
+            },
+            jail: self.jail.clone(),
+            fallback_tried: Vec::new(),
+            fall_back: extra.fall_back,
+            uwsgi_binary: self.uwsgi.as_ref().ok().cloned(),
         }
-        for include in &self.includes {
-            argv.push("--include".into());
-            argv.push(include.display().to_string());
-        }
-        argv.extend(self.jail_args.iter().cloned());
-        if let Ok(uwsgi) = &self.uwsgi {
-            argv.push("--binary-path".into());
-            argv.push(uwsgi.display().to_string());
-        }
-        if extra.fall_back > 0 {
-            argv.extend(["--fall-back".to_string(), extra.fall_back.to_string()]);
-        }
-        argv.push(config.display().to_string());
-        argv
     }
 
     /// The uWSGI binary a config without a binary patch runs, or why there is none.
@@ -249,16 +231,14 @@ impl Spawner {
             .set_nonblocking(true)
             .map_err(SpawnError::SocketPair)?;
         let emperor_end = UnixStream::from(jail::fd::park_above(emperor_end.into(), PARK_FLOOR));
-        let mut argv = self.argv(config, extra);
-        // Hidden arguments naming the fds handed down go before the config (always last).
-        let config_arg = argv.pop().expect("the config is the last argument");
+        let mut args = self.runtime_args(config, extra);
         // The runtime starts in its cgroup leaf; as root, the emperor also hands it its
         // payload's leaf as fd 4 (an unprivileged emperor cannot give that leaf to a tenant).
         let cgroup_fds = match cgroup {
             Some(cgroup) => {
                 let runtime = jail::cgroup::open_dir(&cgroup.runtime_dir())?;
                 let payload = if nix::unistd::geteuid().is_root() {
-                    argv.extend(["--cgroup-fd".to_string(), CGROUP_FD.to_string()]);
+                    args.jail.cgroup_fd = Some(CGROUP_FD);
                     Some(jail::cgroup::open_dir(&cgroup.payload_dir())?)
                 } else {
                     None
@@ -267,16 +247,13 @@ impl Spawner {
             }
             None => None,
         };
-        if held.is_some() {
-            argv.extend(["--held-fd".to_string(), HELD_FD.to_string()]);
-        }
+        args.jail.held_fd = held.is_some().then_some(HELD_FD);
         let memfd = text
             .map(|text| super::inline::sealed(config, text))
             .transpose()?;
-        if memfd.is_some() {
-            argv.extend(["--config-fd".to_string(), CONFIG_FD.to_string()]);
-        }
-        argv.push(config_arg);
+        args.config_fd = memfd.is_some().then_some(CONFIG_FD);
+        let mut argv = vec![self.binary.display().to_string()];
+        argv.extend(args.to_argv());
         // The fds it is handed, each with where it lands; the cgroup it starts in comes last.
         let mut fds = vec![(self.dev_null.as_fd(), 0), (vassal_end.as_fd(), VASSAL_FD)];
         fds.extend(memfd.as_ref().map(|memfd| (memfd.as_fd(), CONFIG_FD)));

@@ -112,7 +112,7 @@ pub struct Vassal {
     /// The socket the emperor holds for it and its idle time, when it runs on demand.
     pub on_demand: Option<super::on_demand::OnDemandVassal>,
     /// The socket its pool shares (`pool-socket`), held by the emperor.
-    pub pool: Option<crate::vassal::policy::SocketSpec>,
+    pub pool: Option<crate::policy::SocketSpec>,
     /// The on-demand socket a store gave in a column of its own (pg:// column 6, zmq://).
     pub store_socket: Option<String>,
     /// It cannot start for want of fds: the limit the emperor would need (shown in stats).

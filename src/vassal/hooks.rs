@@ -1,7 +1,7 @@
 //! `exec-as-root` and `exec-as-user` hooks: shell commands the runtime runs, and waits for,
 //! before the payload. A hook that fails stops the vassal from starting (uWSGI: fatal).
 
-use super::payload::Payload;
+use crate::policy::payload::Payload;
 use jail::creds::PrivilegeDrop;
 use jail::launch::{Launch, LaunchError};
 use nix::sys::wait::{waitpid, WaitStatus};

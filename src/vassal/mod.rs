@@ -8,67 +8,22 @@ mod emperor_link;
 mod fifo;
 mod hooks;
 mod line_budget;
-pub mod payload;
-pub mod policy;
 mod ready;
-pub mod sockets;
 mod supervise;
-pub mod uwsgi;
 
-use crate::config::{self, Config, LoadOptions};
+use crate::config::{self, Config};
+use crate::policy::{self, payload, uwsgi};
+use crate::sockets;
 use emperor_link::EmperorLink;
 use jail::signals::{Sig, SignalEvents};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use supervise::{Outcome, Supervisor};
 use tracing::{error, info, warn};
 
-/// Exit status for "the config is unusable" (uWSGI's, which also triggers fallback-config).
-pub const EXIT_CONFIG_ERROR: i32 = 1;
-/// Default time a payload gets between SIGTERM and SIGKILL (uWSGI's 30 s is far too long).
-pub const DEFAULT_MERCY: Duration = Duration::from_secs(5);
-/// Default time a payload must stay up before the vassal counts as loyal.
-/// uWSGI's default `worker-reload-mercy`: how long its master lets a worker finish its
-/// requests in a graceful reload before it kills the worker itself.
-pub const UWSGI_WORKER_RELOAD_MERCY: Duration = Duration::from_secs(60);
-pub const DEFAULT_LOYAL_AFTER: Duration = Duration::from_secs(5);
+use crate::policy::timings::timings;
+use crate::protocol::{EXIT_CONFIG_ERROR, EXIT_RESPAWN};
 
-/// What the emperor (or a user on the command line) asks the runtime to run.
-#[derive(Debug, Clone)]
-pub struct VassalArgs {
-    pub config: PathBuf,
-    /// A sealed memfd with the config's text (a config from a monitor); `config` is its name.
-    pub config_fd: Option<i32>,
-    pub load: LoadOptions,
-    pub jail: policy::JailContext,
-    /// Configs that failed before this one, when this one is a fallback (oldest first).
-    pub fallback_tried: Vec<PathBuf>,
-    /// Fallback levels to go down at once (`--fall-back`): the payloads of the configs above
-    /// failed to start in earlier runtimes, whose jails could not be set up again.
-    pub fall_back: u32,
-    /// The uWSGI binary a config without a binary patch runs (`--binary-path`; None: `uwsgi`
-    /// on the payload's PATH).
-    pub uwsgi_binary: Option<PathBuf>,
-}
-
-/// Exit status asking the emperor to start the vassal afresh: a reload changed its jail,
-/// which a running runtime cannot redo.
-pub const EXIT_RESPAWN: i32 = 75;
-
-/// Timings a vassal's config may set.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Timings {
-    pub mercy: Duration,
-    pub loyal_after: Duration,
-    /// The signal that asks the payload to stop, for a stop or a reload (`stop-signal`,
-    /// default SIGTERM; nginx wants SIGQUIT to finish its requests first).
-    pub stop_signal: Sig,
-    /// How long a uWSGI payload may take to reload itself before it asks for its config:
-    /// uWSGI's own bound on its workers' graceful reload (`worker-reload-mercy`), plus the
-    /// mercy for the master's re-exec. uWSGI kills its slow workers itself; this only catches
-    /// a master that is stuck (a loaded host took more than 5 s here).
-    pub graceful_reload: Duration,
-}
+pub use crate::runtime_args::VassalArgs;
 
 /// Run the vassal until it is stopped; returns the process exit status.
 pub fn run(args: VassalArgs) -> i32 {
@@ -201,38 +156,21 @@ fn fall_back(args: &VassalArgs, file: &Path, keep: &[std::os::fd::BorrowedFd<'_>
             return format!("fallback config {}: {e}", file.display());
         }
     }
-    // Our own command line, with the failed config added to --fallback-tried and the
-    // fallback in its place (the config is always the last argument).
-    let mut argv = without_fall_back(std::env::args().collect());
-    argv.pop();
-    // A fallback is a file: the memfd of a config from a monitor is not passed on.
-    if let Some(at) = argv.iter().position(|a| a == "--config-fd") {
-        argv.drain(at..(at + 2).min(argv.len()));
-    }
-    if args.fall_back > 1 {
-        argv.push("--fall-back".into());
-        argv.push((args.fall_back - 1).to_string());
-    }
-    argv.push("--fallback-tried".into());
-    argv.push(args.config.display().to_string());
-    argv.push(file.display().to_string());
+    // What we were asked, with the failed config added to the configs tried and the fallback
+    // in its place, one fallback level fewer to go down at once. A fallback is a file: the
+    // memfd of a config from a monitor is not passed on.
+    let mut next = args.clone();
+    next.fallback_tried.push(args.config.clone());
+    next.config = file.to_path_buf();
+    next.config_fd = None;
+    next.fall_back = args.fall_back.saturating_sub(1);
+    let program = std::env::args()
+        .next()
+        .unwrap_or_else(|| "emperor".to_string());
+    let argv: Vec<String> = std::iter::once(program).chain(next.to_argv()).collect();
     let env: Vec<(String, String)> = std::env::vars().collect();
     let e = jail::launch::reexec_self(&argv, &env);
     format!("fallback config {}: {e}", file.display())
-}
-
-/// A runtime's command line without its `--fall-back N`.
-fn without_fall_back(argv: Vec<String>) -> Vec<String> {
-    let mut kept = Vec::with_capacity(argv.len());
-    let mut args = argv.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "--fall-back" {
-            args.next();
-        } else if !arg.starts_with("--fall-back=") {
-            kept.push(arg);
-        }
-    }
-    kept
 }
 
 /// Where the config's text comes from: its file, or a sealed memfd from the emperor (a config
@@ -556,45 +494,4 @@ fn loader_args(args: &VassalArgs) -> Vec<String> {
         _ => "--ini",
     };
     vec![flag.to_string(), path]
-}
-
-/// The vassal's timing options (`reload-mercy`, `worker-reload-mercy`, `loyal-after`,
-/// `stop-signal`), or the first
-/// invalid one.
-pub fn timings(config: &Config) -> Result<Timings, config::ConfigError> {
-    let seconds = |key: &str, default: Duration| -> Result<Duration, config::ConfigError> {
-        Ok(config
-            .get_parsed::<f64>(key)?
-            .map(Duration::from_secs_f64)
-            .unwrap_or(default))
-    };
-    let mercy = seconds("reload-mercy", DEFAULT_MERCY)?;
-    Ok(Timings {
-        mercy,
-        graceful_reload: seconds("worker-reload-mercy", UWSGI_WORKER_RELOAD_MERCY)? + mercy,
-        loyal_after: seconds("loyal-after", DEFAULT_LOYAL_AFTER)?,
-        stop_signal: match config.get("stop-signal") {
-            Some(entry) => {
-                let name = entry.value.trim().to_ascii_uppercase();
-                let name = if name.starts_with("SIG") {
-                    name
-                } else {
-                    format!("SIG{name}")
-                };
-                name.parse::<Sig>()
-                    .ok()
-                    .filter(|s| !matches!(s, Sig::SIGKILL | Sig::SIGSTOP))
-                    .ok_or_else(|| config::ConfigError::BadOption {
-                        path: entry.origin.file.clone(),
-                        line: entry.origin.line,
-                        key: entry.key.clone(),
-                        message: format!(
-                            "invalid value \"{}\": not a signal name (QUIT, TERM, INT, ...)",
-                            entry.value
-                        ),
-                    })?
-            }
-            None => Sig::SIGTERM,
-        },
-    })
 }

@@ -5,12 +5,12 @@
 use super::channel::PayloadChannel;
 use super::emperor_link::{EmperorLink, Heard};
 use super::fifo::{FifoCommand, MasterFifo};
-use super::payload::{Payload, PayloadKind};
-use super::policy::VassalPlan;
 use super::ready::{ReadyCheck, PROBE_EVERY};
-use super::sockets::Bound;
-use super::Timings;
+use crate::policy::payload::{Payload, PayloadKind};
+use crate::policy::timings::Timings;
+use crate::policy::VassalPlan;
 use crate::protocol::{Command, Message};
+use crate::sockets::Bound;
 use jail::launch::{Launch, LaunchError};
 use jail::process;
 use jail::signals::{Sig, SignalEvents};
@@ -199,7 +199,10 @@ impl Supervisor {
         launch.env(crate::protocol::ENV_FD, target.to_string())?;
         if let Some(config_end) = config_end {
             launch.map_fd(std::os::fd::AsRawFd::as_raw_fd(&config_end), target + 1);
-            launch.env(super::uwsgi::ENV_CONFIG_FD, (target + 1).to_string())?;
+            launch.env(
+                crate::policy::uwsgi::ENV_CONFIG_FD,
+                (target + 1).to_string(),
+            )?;
         }
         if let Some(frame) = &config_frame {
             // In the channel before uWSGI starts: it waits at most 5 s for it.

@@ -4,7 +4,7 @@
 //! An `on-demand-socket` is the emperor's: bound and held by it, and handed to the runtime
 //! (`--held-fd`); only a runtime run by hand binds it itself.
 
-use super::policy::{SocketAddress, SocketSpec, ON_DEMAND_OPTION, POOL_OPTION};
+use crate::policy::{SocketAddress, SocketSpec, ON_DEMAND_OPTION, POOL_OPTION};
 use std::net::TcpListener;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;

@@ -3,7 +3,7 @@
 //! (`UWSGI_EMPEROR_FD_CONFIG`, `--ini emperor://NAME`), resolved by us (magic variables,
 //! placeholders, includes, `vassal-set`) and without what the jail already did.
 
-use super::policy::SocketSpec;
+use super::SocketSpec;
 use crate::config::{normalize_key, Config, Entry};
 use std::path::{Path, PathBuf};
 
@@ -59,7 +59,7 @@ const APPLIED_BY_THE_JAIL: [&str; 27] = [
 ];
 
 /// Sockets the emperor holds (handed down): uWSGI gets them as `socket = fd://N`.
-const HELD_SOCKETS: [&str; 2] = [super::policy::ON_DEMAND_OPTION, super::policy::POOL_OPTION];
+const HELD_SOCKETS: [&str; 2] = [super::ON_DEMAND_OPTION, super::POOL_OPTION];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UwsgiError {
@@ -206,7 +206,7 @@ mod tests {
             place: format!("/v/app.ini:{line}"),
             option: option.into(),
             value: value.into(),
-            address: super::super::policy::parse_socket_address(value).unwrap(),
+            address: super::super::parse_socket_address(value).unwrap(),
         }
     }
 
