@@ -164,6 +164,21 @@ pub fn tree_ns(root: Pid) -> u64 {
 mod tests {
     use super::*;
 
+    /// Burn `time` of this thread's CPU. A fixed loop of arithmetic is no measure: under
+    /// --release the optimizer folds it into its result (no CPU at all), and a thread's
+    /// schedstat grows only when the scheduler accounts its time (a tick, a switch), so a
+    /// loop of microseconds may show none either way.
+    fn spin(time: Duration) {
+        let until = Instant::now() + time;
+        let mut x = 0u64;
+        while Instant::now() < until {
+            for i in 0..10_000u64 {
+                x = std::hint::black_box(x.wrapping_add(i * i));
+            }
+        }
+        std::hint::black_box(x);
+    }
+
     #[test]
     fn elsewhere_is_busy_less_tree_and_benchmark() {
         let cpu = CpuSplit {
@@ -181,11 +196,7 @@ mod tests {
     #[test]
     fn a_window_reads_the_machine_the_benchmark_and_the_tree() {
         let start = WindowStart::now();
-        let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_add(i * i);
-        }
-        assert!(x > 0);
+        spin(Duration::from_millis(50));
         let me = std::process::id() as Pid;
         let cpu = start.end(|| tree_ns(me)).unwrap();
         assert!(cpu.bench > 0, "{cpu:?}");
@@ -228,11 +239,7 @@ mod tests {
         let tid = nix::unistd::gettid().as_raw();
         let before = procfs::thread_cpu_ns(me, tid).unwrap();
         start.others.insert((me, tid), ("spinner/7".into(), before));
-        let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_add(i * i);
-        }
-        assert!(x > 0);
+        spin(Duration::from_millis(50));
         let others = start.others_since();
         assert!(
             others.iter().any(|(name, ns)| name == "spinner" && *ns > 0),
