@@ -105,25 +105,25 @@ const QUIET_PATIENCE: Duration = Duration::from_secs(20);
 
 /// Wait until the machine is quiet: what the run before left to the kernel (processes and
 /// namespaces to free) is otherwise paid for inside the next start's window. A machine that
-/// stays busy (other load) is measured anyway, and said so.
-pub fn settle() -> Result<(), String> {
+/// stays busy (other load) is measured anyway, and said so: Ok(false).
+pub fn settle() -> Result<bool, String> {
     let started = Instant::now();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let look_ticks = QUIET_LOOK.as_secs_f64() * procfs::ticks_per_second() as f64 * cpus;
     while started.elapsed() < QUIET_PATIENCE {
         let Some(before) = procfs::machine_ticks() else {
-            return Ok(());
+            return Ok(true);
         };
         interrupt::sleep(QUIET_LOOK)?;
         let Some(after) = procfs::machine_ticks() else {
-            return Ok(());
+            return Ok(true);
         };
         if is_quiet(after.busy.saturating_sub(before.busy), look_ticks) {
-            return Ok(());
+            return Ok(true);
         }
     }
     eprintln!("  the machine is still busy after {QUIET_PATIENCE:?}: measuring anyway");
-    Ok(())
+    Ok(false)
 }
 
 /// `busy` ticks out of `available` are a quiet machine.
