@@ -338,7 +338,8 @@ fn measure(
         log_after
             .get(log_before.len()..)
             .unwrap_or_default()
-            .matches("of mercy")
+            .lines()
+            .filter(|l| is_mercy_kill(l))
             .count()
     });
     progress(&format!(
@@ -381,6 +382,14 @@ fn align_to_scan(session: &mut Session, target: &AppTarget) -> BenchResult<()> {
         interrupt::sleep(UWSGI_SCAN_PERIOD / 2)?;
     }
     Ok(())
+}
+
+/// A runtime's log line saying it killed a reloading uWSGI that never asked for its config
+/// (since 7a3f219: within worker-reload-mercy plus reload-mercy; before it, within the
+/// 5 s reload-mercy, "payload still running after 5s of mercy").
+fn is_mercy_kill(line: &str) -> bool {
+    line.contains("SIGKILL")
+        && (line.contains("never asked for its config") || line.contains("of mercy"))
 }
 
 fn log_text(session: &Session) -> String {
@@ -688,6 +697,13 @@ mod tests {
         assert_eq!(request_gap(500), Duration::from_millis(500));
         assert_eq!(retry_gap(10), Duration::from_millis(10));
         assert_eq!(retry_gap(500), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn mercy_kills_are_counted_in_the_runtime_log_before_and_after_7a3f219() {
+        assert!(is_mercy_kill("WARN vassal{config=a.ini}: payload still running after 5s of mercy (its reload never asked for its config): SIGKILL"));
+        assert!(is_mercy_kill("WARN vassal{config=a.ini}: uWSGI's reload never asked for its config within 65s (worker-reload-mercy plus reload-mercy): SIGKILL"));
+        assert!(!is_mercy_kill("INFO uWSGI reloads on the new config"));
     }
 
     #[test]

@@ -400,7 +400,7 @@ pub fn rows(ours: &AppResult, theirs: Result<&AppResult, &str>) -> Vec<Vec<Strin
         Some(ours.requests.failed_total() == 0),
     );
     row(
-        "  reloads killed after the 5 s mercy (runtime log)",
+        "  reloads killed after their mercy (runtime log)",
         ours.mercy_kills.map_or("-".into(), |k| k.to_string()),
         "-".into(),
         "-".into(),
