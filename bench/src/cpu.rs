@@ -105,25 +105,25 @@ const QUIET_PATIENCE: Duration = Duration::from_secs(20);
 
 /// Wait until the machine is quiet: what the run before left to the kernel (processes and
 /// namespaces to free) is otherwise paid for inside the next start's window. A machine that
-/// stays busy (other load) is measured anyway, and said so.
-pub fn settle() -> Result<(), String> {
+/// stays busy (other load) is measured anyway, and said so: Ok(false).
+pub fn settle() -> Result<bool, String> {
     let started = Instant::now();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let look_ticks = QUIET_LOOK.as_secs_f64() * procfs::ticks_per_second() as f64 * cpus;
     while started.elapsed() < QUIET_PATIENCE {
         let Some(before) = procfs::machine_ticks() else {
-            return Ok(());
+            return Ok(true);
         };
         interrupt::sleep(QUIET_LOOK)?;
         let Some(after) = procfs::machine_ticks() else {
-            return Ok(());
+            return Ok(true);
         };
         if is_quiet(after.busy.saturating_sub(before.busy), look_ticks) {
-            return Ok(());
+            return Ok(true);
         }
     }
     eprintln!("  the machine is still busy after {QUIET_PATIENCE:?}: measuring anyway");
-    Ok(())
+    Ok(false)
 }
 
 /// `busy` ticks out of `available` are a quiet machine.
@@ -164,6 +164,21 @@ pub fn tree_ns(root: Pid) -> u64 {
 mod tests {
     use super::*;
 
+    /// Burn `time` of this thread's CPU. A fixed loop of arithmetic is no measure: under
+    /// --release the optimizer folds it into its result (no CPU at all), and a thread's
+    /// schedstat grows only when the scheduler accounts its time (a tick, a switch), so a
+    /// loop of microseconds may show none either way.
+    fn spin(time: Duration) {
+        let until = Instant::now() + time;
+        let mut x = 0u64;
+        while Instant::now() < until {
+            for i in 0..10_000u64 {
+                x = std::hint::black_box(x.wrapping_add(i * i));
+            }
+        }
+        std::hint::black_box(x);
+    }
+
     #[test]
     fn elsewhere_is_busy_less_tree_and_benchmark() {
         let cpu = CpuSplit {
@@ -181,11 +196,7 @@ mod tests {
     #[test]
     fn a_window_reads_the_machine_the_benchmark_and_the_tree() {
         let start = WindowStart::now();
-        let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_add(i * i);
-        }
-        assert!(x > 0);
+        spin(Duration::from_millis(50));
         let me = std::process::id() as Pid;
         let cpu = start.end(|| tree_ns(me)).unwrap();
         assert!(cpu.bench > 0, "{cpu:?}");
@@ -228,11 +239,7 @@ mod tests {
         let tid = nix::unistd::gettid().as_raw();
         let before = procfs::thread_cpu_ns(me, tid).unwrap();
         start.others.insert((me, tid), ("spinner/7".into(), before));
-        let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_add(i * i);
-        }
-        assert!(x > 0);
+        spin(Duration::from_millis(50));
         let others = start.others_since();
         assert!(
             others.iter().any(|(name, ns)| name == "spinner" && *ns > 0),

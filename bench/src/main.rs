@@ -1,11 +1,15 @@
 //! `emperor-bench`: start N vassals under a supervisor (this project's emperor, and uWSGI
 //! 2.0's when installed) and measure how fast it starts, reloads, respawns and removes them,
 //! what it costs in memory, what it does when idle and what it leaves behind; plus the
-//! kernel's own price for a jailed spawn. See docs/PERFORMANCE.md.
+//! kernel's own price for a jailed spawn; and (`--workload uwsgi-app`) N real uWSGI python
+//! apps under both emperors. See docs/PERFORMANCE.md.
 
+mod app;
+mod app_run;
 mod baseline;
 mod cpu;
 mod curve;
+mod http;
 mod interrupt;
 mod machine_start;
 mod measure;
@@ -31,12 +35,36 @@ pub enum Compare {
     None,
 }
 
+/// What the vassals run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// N `sleep` payloads (binary patches): the supervisors' own costs.
+    Sleep,
+    /// N real uWSGI python apps (http-socket, master + 1 worker).
+    UwsgiApp,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "emperor-bench",
     about = "Benchmark of the emperor beside uWSGI 2.0 (see docs/PERFORMANCE.md)"
 )]
 pub struct Args {
+    /// Workloads to run, comma-separated: sleep, uwsgi-app. With --out, a run of uwsgi-app
+    /// alone replaces only its own block of the document; a run with sleep writes the whole
+    /// document and keeps the uwsgi-app block it finds there.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "sleep")]
+    workload: Vec<Workload>,
+    /// Numbers of uWSGI apps to measure (uwsgi-app workload), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,500")]
+    app_sizes: Vec<usize>,
+    /// Jails of the uwsgi-app workload (uWSGI's emperor runs only in plain: in a network
+    /// namespace its apps would be unreachable).
+    #[arg(long, value_delimiter = ',', default_value = "plain")]
+    app_jail: Vec<String>,
+    /// Keep each uwsgi-app supervisor's log (its uWSGI instances' output included) in DIR.
+    #[arg(long, value_name = "DIR")]
+    keep_logs: Option<PathBuf>,
     /// Numbers of vassals to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10,100,1000,5000")]
     sizes: Vec<usize>,
@@ -99,37 +127,111 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = match run::everything(&args, &emperor) {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            eprintln!("emperor-bench: {e}");
-            return ExitCode::FAILURE;
+    let sleep = args.workload.contains(&Workload::Sleep);
+    let outcome = if sleep {
+        match run::everything(&args, &emperor) {
+            Ok(outcome) => Some(outcome),
+            Err(e) => {
+                eprintln!("emperor-bench: {e}");
+                return ExitCode::FAILURE;
+            }
         }
+    } else {
+        None
+    };
+    let app_started = Instant::now();
+    let app_load_before = run::loadavg();
+    let apps = if args.workload.contains(&Workload::UwsgiApp) {
+        match app_run::everything(&args, &emperor) {
+            Ok(apps) => Some(apps),
+            Err(e) => {
+                eprintln!("emperor-bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
     };
     let load = format!(
         "/proc/loadavg before: {load_before}; after: {}",
         run::loadavg()
     );
-    outcome.print();
+    if let Some(outcome) = &outcome {
+        outcome.print();
+    }
+    if let Some(apps) = &apps {
+        apps.print();
+    }
     if let Some(out) = &args.out {
-        let plot = args
-            .plot
-            .clone()
-            .unwrap_or_else(|| out.with_file_name("perf-scaling.svg"));
-        let conditions = run::Conditions {
-            duration: started.elapsed(),
+        let block = apps.as_ref().map(|apps| {
+            let conditions = run::Conditions {
+                duration: app_started.elapsed(),
+                load: format!(
+                    "/proc/loadavg before: {app_load_before}; after: {}",
+                    run::loadavg()
+                ),
+                open_files: open_files.clone(),
+            };
+            apps.block(&run::command_line(), &conditions)
+        });
+        if let Err(e) = write(
+            &args,
+            out,
+            outcome.as_ref(),
+            block,
+            started,
             load,
             open_files,
-        };
-        if let Err(e) = outcome.write(out, &plot, &conditions) {
+        ) {
             eprintln!("emperor-bench: {}: {e}", out.display());
             return ExitCode::FAILURE;
         }
     }
-    if outcome.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    let failed = outcome.as_ref().is_some_and(|o| !o.failures.is_empty())
+        || apps.as_ref().is_some_and(|a| !a.failures.is_empty());
+    if failed {
         ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Write the document: the whole of it when the sleep workload ran (keeping the uwsgi-app
+/// block it had, unless this run measured one), else only the uwsgi-app block in it.
+fn write(
+    args: &Args,
+    out: &Path,
+    outcome: Option<&run::Outcome>,
+    block: Option<String>,
+    started: Instant,
+    load: String,
+    open_files: String,
+) -> std::io::Result<()> {
+    let existing = std::fs::read_to_string(out).ok();
+    match outcome {
+        Some(outcome) => {
+            let block = block.unwrap_or_else(|| {
+                existing
+                    .as_deref()
+                    .and_then(app_run::existing_block)
+                    .map_or_else(app_run::placeholder_block, str::to_string)
+            });
+            let plot = args
+                .plot
+                .clone()
+                .unwrap_or_else(|| out.with_file_name("perf-scaling.svg"));
+            let conditions = run::Conditions {
+                duration: started.elapsed(),
+                load,
+                open_files,
+            };
+            outcome.write(out, &plot, &conditions, &block)
+        }
+        None => {
+            let Some(block) = block else { return Ok(()) };
+            let document = app_run::splice(existing.as_deref().unwrap_or_default(), &block);
+            std::fs::write(out, document)
+        }
     }
 }
 

@@ -207,6 +207,13 @@ pub fn private_kib(pid: Pid) -> Option<u64> {
     Some(field_value(&rollup, "Private_Clean")? + field_value(&rollup, "Private_Dirty")?)
 }
 
+/// Pss and Private_Clean + Private_Dirty from /proc/PID/smaps_rollup, in KiB.
+pub fn pss_and_private_kib(pid: Pid) -> Option<(u64, u64)> {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let private = field_value(&rollup, "Private_Clean")? + field_value(&rollup, "Private_Dirty")?;
+    Some((field_value(&rollup, "Pss")?, private))
+}
+
 fn field_value(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))

@@ -577,6 +577,9 @@ pub struct Document<'a> {
     pub extras: &'a str,
     pub sections: &'a [(String, Vec<Compared>)],
     pub failures: &'a [String],
+    /// The uWSGI-application workload's block, markers included (measured in this run, or
+    /// kept from the document this run replaces).
+    pub uwsgi_app: &'a str,
 }
 
 const TEMPLATE: &str = include_str!("../PERFORMANCE.md.in");
@@ -611,6 +614,7 @@ impl Document<'_> {
             .replace("{{curve}}", self.curve.trim_end())
             .replace("{{extras}}", self.extras.trim_end())
             .replace("{{results}}", results.trim_end())
+            .replace("{{uwsgi_app}}", self.uwsgi_app)
     }
 }
 
@@ -635,7 +639,7 @@ pub fn machine() -> String {
     )
 }
 
-fn git_commit() -> String {
+pub fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -646,7 +650,7 @@ fn git_commit() -> String {
 }
 
 /// The current UTC date and time, "YYYY-MM-DD HH:MM UTC".
-fn utc_now() -> String {
+pub fn utc_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

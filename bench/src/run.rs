@@ -64,6 +64,12 @@ pub fn raise_open_files_limit() -> Result<String, String> {
     ))
 }
 
+/// This run's command line, as the document shows it.
+pub fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("cargo run --release -p emperor-bench -- {}", args.join(" "))
+}
+
 /// The first line of /proc/loadavg.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -483,14 +489,15 @@ impl Outcome {
         ]
     }
 
+    /// Write the document (with `uwsgi_app`, the uWSGI-application block) and the plot.
     pub fn write(
         &self,
         out: &Path,
         plot_path: &Path,
         conditions: &Conditions,
+        uwsgi_app: &str,
     ) -> std::io::Result<()> {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let command = format!("cargo run --release -p emperor-bench -- {}", args.join(" "));
+        let command = command_line();
         let sections = self.sections();
         let extras = self.extras();
         let curve = self.curve_section();
@@ -502,6 +509,7 @@ impl Outcome {
             extras: &extras,
             sections: &sections,
             failures: &self.failures,
+            uwsgi_app,
         };
         std::fs::write(plot_path, plot::svg(&self.panels()))?;
         std::fs::write(out, document.render())

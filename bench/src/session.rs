@@ -36,7 +36,7 @@ pub struct Session<'t> {
     pub started: Instant,
     /// Every descendant ever seen, so that even orphans can be killed by pid.
     seen: BTreeSet<Pid>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// How a graceful stop went.
@@ -79,7 +79,7 @@ impl<'t> Session<'t> {
             pid: 0,
             started: Instant::now(),
             seen: BTreeSet::new(),
-            _dir: dir,
+            dir,
         };
         for i in 0..count {
             session.add_config(&initial_name(i))?;
@@ -123,6 +123,32 @@ impl<'t> Session<'t> {
         fs::write(&staged, self.target.config_text(self.payload))
             .map_err(|e| format!("{}: {e}", staged.display()))?;
         fs::rename(&staged, self.config_path(name)).map_err(|e| format!("rename {file}: {e}"))
+    }
+
+    /// Write `text` as vassal `name`'s config in the staging dir, for `commit_config` to
+    /// rename into the vassal dir (so that many configs can appear in a burst).
+    pub fn stage_config(&self, name: &str, text: &str) -> BenchResult<()> {
+        let staged = self.staging.join(self.target.config_file(name));
+        fs::write(&staged, text).map_err(|e| format!("{}: {e}", staged.display()))
+    }
+
+    /// Rename a staged config into the vassal dir.
+    pub fn commit_config(&self, name: &str) -> BenchResult<()> {
+        let file = self.target.config_file(name);
+        fs::rename(self.staging.join(&file), self.config_path(name))
+            .map_err(|e| format!("rename {file}: {e}"))
+    }
+
+    /// The session's own directory (the vassal dir, the staging dir and the log are in it).
+    pub fn work_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Every descendant of the supervisor now, remembered for the cleanup.
+    pub fn tree(&mut self) -> BTreeSet<Pid> {
+        let all = procfs::descendants(self.pid);
+        self.seen.extend(all.iter().copied());
+        all
     }
 
     /// Give the config a new mtime (now), which reloads the vassal.

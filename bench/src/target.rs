@@ -196,7 +196,7 @@ impl Target for Uwsgi {
 }
 
 /// The flags both emperors share: `--emperor DIR --emperor-stats SOCKET`, and the jail.
-fn emperor_command(binary: &Path, layout: &Layout, jail: &Jail) -> Command {
+pub(crate) fn emperor_command(binary: &Path, layout: &Layout, jail: &Jail) -> Command {
     let mut command = Command::new(binary);
     command
         .arg("--emperor")
@@ -210,7 +210,7 @@ fn emperor_command(binary: &Path, layout: &Layout, jail: &Jail) -> Command {
 }
 
 /// The `vassals` array as a map from the `key` field (the config file name) to a view.
-fn stats_list(
+pub(crate) fn stats_list(
     stats: &Value,
     key: &str,
     view: impl Fn(&Value) -> VassalView,
