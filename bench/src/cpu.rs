@@ -200,7 +200,9 @@ mod tests {
         let me = std::process::id() as Pid;
         let cpu = start.end(|| tree_ns(me)).unwrap();
         assert!(cpu.bench > 0, "{cpu:?}");
-        assert!(cpu.tree >= cpu.bench, "{cpu:?}");
+        // The tree is read later, but the test harness's other threads may have exited by
+        // then: their time is only in the process's ticks, which round down.
+        assert!(cpu.tree + 2 * tick_ns() >= cpu.bench, "{cpu:?}");
     }
 
     #[test]
