@@ -9,6 +9,7 @@ mod app_run;
 mod baseline;
 mod cpu;
 mod curve;
+mod fairness;
 mod http;
 mod interrupt;
 mod machine_start;
@@ -42,6 +43,9 @@ pub enum Workload {
     Sleep,
     /// N real uWSGI python apps (http-socket, master + 1 worker).
     UwsgiApp,
+    /// Tenants sharing one emperor (tyrant mode, default flags): a lone config, a neighbour
+    /// while another tenant floods, a flood dropped into a running emperor.
+    Fairness,
 }
 
 #[derive(Debug, Parser)]
@@ -62,6 +66,12 @@ pub struct Args {
     /// namespace its apps would be unreachable).
     #[arg(long, value_delimiter = ',', default_value = "plain")]
     app_jail: Vec<String>,
+    /// Configs tenant A drops at once in the fairness workload.
+    #[arg(long, default_value_t = 1000)]
+    fairness_flood: usize,
+    /// Configs dropped into a running emperor (and started at once) in the fairness workload.
+    #[arg(long, default_value_t = 5000)]
+    fairness_dropped: usize,
     /// Keep each uwsgi-app supervisor's log (its uWSGI instances' output included) in DIR.
     #[arg(long, value_name = "DIR")]
     keep_logs: Option<PathBuf>,
@@ -152,6 +162,37 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    let fair_started = Instant::now();
+    let fair_load_before = run::loadavg();
+    let fair = if args.workload.contains(&Workload::Fairness) {
+        match fairness::run(
+            &emperor,
+            args.fairness_flood,
+            args.fairness_dropped,
+            args.samples,
+        ) {
+            Ok(fair) => Some(fair),
+            Err(e) => {
+                eprintln!("emperor-bench: fairness: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let fair_block = fair.as_ref().map(|fair| {
+        fair.block(
+            &run::command_line(),
+            &format!(
+                "{:.0} s, /proc/loadavg before: {fair_load_before}; after: {}",
+                fair_started.elapsed().as_secs_f64(),
+                run::loadavg()
+            ),
+        )
+    });
+    if let Some(fair) = &fair {
+        fair.print();
+    }
     let load = format!(
         "/proc/loadavg before: {load_before}; after: {}",
         run::loadavg()
@@ -174,7 +215,13 @@ fn main() -> ExitCode {
             };
             apps.block(&run::command_line(), &conditions)
         });
-        if let Err(e) = write(
+        // The fairness block, measured now or kept from the document.
+        let fair_block = fair_block.or_else(|| {
+            std::fs::read_to_string(out)
+                .ok()
+                .and_then(|doc| fairness::existing_block(&doc).map(str::to_string))
+        });
+        let written = write(
             &args,
             out,
             outcome.as_ref(),
@@ -182,7 +229,15 @@ fn main() -> ExitCode {
             started,
             load,
             open_files,
-        ) {
+        )
+        .and_then(|()| match fair_block {
+            Some(fair_block) => {
+                let document = std::fs::read_to_string(out).unwrap_or_default();
+                std::fs::write(out, fairness::splice(&document, &fair_block))
+            }
+            None => Ok(()),
+        });
+        if let Err(e) = written {
             eprintln!("emperor-bench: {}: {e}", out.display());
             return ExitCode::FAILURE;
         }
