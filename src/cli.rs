@@ -73,6 +73,9 @@ pub struct EmperorArgs {
     /// Stats server address: host:port (TCP) or a UNIX socket path.
     #[arg(long, visible_alias = "emperor-stats-server", value_name = "ADDR")]
     pub emperor_stats: Option<String>,
+    /// Prometheus metrics over HTTP (`GET /metrics`) on host:port (TCP) or a UNIX socket path.
+    #[arg(long, value_name = "ADDR")]
+    pub emperor_metrics: Option<String>,
     /// Control socket (a UNIX path, mode 0600): reloads and readiness for `emperor reload`,
     /// for the emperor's own uid and root only.
     #[arg(long, value_name = "PATH")]
@@ -433,6 +436,7 @@ impl EmperorArgs {
             required_heartbeat: Duration::from_secs(self.emperor_required_heartbeat),
             curse_tolerance: Duration::from_secs(self.emperor_curse_tolerance),
             stats: self.emperor_stats.clone(),
+            metrics: self.emperor_metrics.clone(),
             control: self.emperor_control.clone(),
             vassal_sets,
             vassals_include: self.vassals_include.iter().map(|p| absolute(p)).collect(),

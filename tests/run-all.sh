@@ -37,6 +37,8 @@ packages=(
   "python3-werkzeug:/usr/lib/python3/dist-packages/werkzeug/testapp.py"
   # A second language: a Perl PSGI app.
   "uwsgi-plugin-psgi:/usr/lib/uwsgi/plugins/psgi_plugin.so"
+  # tests/metrics.rs: a real Prometheus scrapes --emperor-metrics; promtool checks the format.
+  "prometheus:/usr/bin/prometheus"
 )
 
 install_missing() {

@@ -263,6 +263,7 @@ impl Emperor {
                 let pid = process.running.pid;
                 self.table.set_pid(slot, Some(pid), None);
                 let v = self.table.get_mut(slot).expect("queued slot");
+                v.spawn_started = Some(now);
                 let wall = SystemTime::now();
                 v.born.get_or_insert(wall);
                 v.first_run.get_or_insert(wall);
@@ -454,6 +455,9 @@ impl Emperor {
                 v.accepting = false;
                 v.ready = true;
                 v.last_ready = Some(now);
+                if let Some(started) = v.spawn_started.take() {
+                    self.spawn_latency.observe(started.elapsed());
+                }
                 let reloaded = v.state == State::Reloading;
                 if matches!(v.state, State::Starting | State::Reloading) {
                     v.state = State::Running;

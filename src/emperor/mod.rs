@@ -9,10 +9,12 @@ pub mod fair_queue;
 mod fd_budget;
 mod fd_wait;
 mod held;
+mod http_request;
 mod identity;
 mod inline;
 mod lifecycle;
 mod link;
+pub mod metrics;
 mod notify;
 mod on_demand;
 mod outbox;
@@ -64,6 +66,8 @@ pub struct Settings {
     /// How long a vassal asked to stop may take before its runtime is killed.
     pub curse_tolerance: Duration,
     pub stats: Option<String>,
+    /// Where Prometheus metrics are served over HTTP (`--emperor-metrics`).
+    pub metrics: Option<String>,
     /// The control socket (`--emperor-control`).
     pub control: Option<PathBuf>,
     pub vassal_sets: Vec<(String, String)>,
@@ -119,10 +123,13 @@ pub enum EmperorError {
 const TOKEN_SIGNALS: u64 = 0;
 const TOKEN_STATS: u64 = 1;
 const TOKEN_CONTROL: u64 = 2;
+const TOKEN_METRICS: u64 = 3;
 /// Control connections: this plus their slot (fewer than 256 of them).
 const TOKEN_CONTROL_CLIENT: u64 = 1 << 8;
 /// Stats clients being written to: this plus their slot.
 const TOKEN_STATS_CLIENT: u64 = 1 << 12;
+/// Metrics clients being read from or written to: this plus their slot.
+const TOKEN_METRICS_CLIENT: u64 = 1 << 14;
 const TOKEN_MONITOR: u64 = 1 << 16;
 const TOKEN_VASSAL: u64 = 1 << 32;
 /// A waiting on-demand vassal's held socket (+ its slot).
@@ -136,6 +143,9 @@ pub struct Emperor {
     signals: SignalEvents,
     epoll: Epoll,
     stats: Option<StatsServer>,
+    metrics: Option<StatsServer>,
+    spawn_latency: metrics::Histogram,
+    loop_clock: metrics::LoopClock,
     control: Option<control::ControlServer>,
     table: Table,
     queue: FairQueue,
@@ -206,6 +216,11 @@ impl Emperor {
             .as_deref()
             .map(|addr| StatsServer::bind(addr, TOKEN_STATS, TOKEN_STATS_CLIENT))
             .transpose()?;
+        let metrics = settings
+            .metrics
+            .as_deref()
+            .map(|addr| StatsServer::bind_http(addr, TOKEN_METRICS, TOKEN_METRICS_CLIENT))
+            .transpose()?;
         // Bound before the emperor drops to its identity, so handed to that identity.
         let control = settings
             .control
@@ -246,6 +261,9 @@ impl Emperor {
             signals,
             epoll,
             stats,
+            metrics,
+            spawn_latency: Default::default(),
+            loop_clock: Default::default(),
             control,
             table: Table::default(),
             queue: FairQueue::default(),
@@ -288,6 +306,7 @@ impl Emperor {
         add(std::os::fd::AsFd::as_fd(&self.signals), TOKEN_SIGNALS)?;
         let listeners = [
             self.stats.as_ref().map(|s| s.register(&self.epoll)),
+            self.metrics.as_ref().map(|s| s.register(&self.epoll)),
             self.control.as_ref().map(|c| c.register(&self.epoll)),
         ];
         for registered in listeners.into_iter().flatten() {
@@ -326,6 +345,7 @@ impl Emperor {
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => return Err(jail::SysError::new("epoll_wait", e).into()),
             };
+            let turn = Instant::now();
             for event in &events[..n] {
                 self.dispatch(event.data());
             }
@@ -345,6 +365,7 @@ impl Emperor {
             let ready = !self.warming_up && self.ragnarok.is_none();
             let table = &self.table;
             self.notify.tick(now, ready, || table.status_line());
+            self.loop_clock.turn_took(turn.elapsed());
         }
         // Its socket closes: it exits, and is collected before the strays are.
         self.spawner.stop_clone_server();
@@ -358,10 +379,12 @@ impl Emperor {
             TOKEN_SIGNALS => self.on_signals(),
             TOKEN_STATS => self.answer_stats(),
             TOKEN_CONTROL => self.on_control_listener(),
+            TOKEN_METRICS => self.answer_metrics(),
             t if (TOKEN_CONTROL_CLIENT..TOKEN_STATS_CLIENT).contains(&t) => {
                 self.on_control_client(t)
             }
-            t if (TOKEN_STATS_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_stats_client(t),
+            t if (TOKEN_STATS_CLIENT..TOKEN_METRICS_CLIENT).contains(&t) => self.on_stats_client(t),
+            t if (TOKEN_METRICS_CLIENT..TOKEN_MONITOR).contains(&t) => self.on_metrics_client(t),
             t if t >= TOKEN_ON_DEMAND => self.on_connection((t - TOKEN_ON_DEMAND) as usize),
             t if t >= TOKEN_VASSAL => self.on_vassal_link((t - TOKEN_VASSAL) as usize),
             t if t >= TOKEN_MONITOR => {
@@ -464,6 +487,19 @@ impl Emperor {
             queue: &self.queue,
             tenant_max_vassals: self.settings.tenant_max_vassals,
             blacklist: &self.blacklist,
+        }
+        .document()
+    }
+
+    pub fn metrics_document(&mut self) -> String {
+        let now = Instant::now();
+        metrics::MetricsView {
+            table: &self.table,
+            tyrant: self.settings.tyrant,
+            tenant_max_vassals: self.settings.tenant_max_vassals,
+            spawn_tokens: self.spawn_budget.tokens(now),
+            spawn_latency: &self.spawn_latency,
+            clock: &mut self.loop_clock,
         }
         .document()
     }

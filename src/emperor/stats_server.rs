@@ -8,10 +8,14 @@
 //! - clients accepted in the same wake-up share one document (an `Rc<[u8]>` with an offset
 //!   each), and while [`MAX_DOCUMENTS`] are still being written a newcomer gets the newest of
 //!   them: the memory is a few documents, never clients x document.
+//!
+//! The same transport serves HTTP (`--emperor-metrics`): a client's request head is read first
+//! (at most [`super::http_request::MAX_REQUEST`] bytes, within the same timeout), then its answer is written.
 
 use super::accept_gate::AcceptGate;
+use super::http_request::{read_request, Request};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -71,6 +75,13 @@ impl Stream {
         }
     }
 
+    fn reader(&mut self) -> &mut dyn Read {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             Stream::Tcp(s) => s.as_fd(),
@@ -89,6 +100,8 @@ impl Stream {
 #[derive(Debug)]
 struct Client {
     stream: Stream,
+    /// HTTP: the request head read so far, until it is complete (then None).
+    request: Option<Vec<u8>>,
     document: Rc<[u8]>,
     sent: usize,
     /// Accepted + [`WRITE_TIMEOUT`].
@@ -126,6 +139,8 @@ impl Client {
 #[derive(Debug)]
 pub struct StatsServer {
     listener: Listener,
+    /// Read an HTTP request before answering (the metrics endpoint).
+    http: bool,
     gate: AcceptGate,
     clients: Vec<Option<Client>>,
     /// The document most recently made, while some client still holds it.
@@ -156,10 +171,18 @@ impl StatsServer {
         };
         Ok(StatsServer {
             listener,
+            http: false,
             gate: AcceptGate::new("stats server", token, token_base, MAX_CLIENTS),
             clients: (0..MAX_CLIENTS).map(|_| None).collect(),
             newest: None,
         })
+    }
+
+    /// An HTTP server on `addr`: each client's request head is read before it is answered.
+    pub fn bind_http(addr: &str, token: u64, token_base: u64) -> Result<Self, StatsError> {
+        let mut server = Self::bind(addr, token, token_base)?;
+        server.http = true;
+        Ok(server)
     }
 
     /// Watch the listener in the emperor's epoll.
@@ -172,19 +195,16 @@ impl StatsServer {
         self.gate.slot_of(token)
     }
 
-    /// Accept every pending connection and start writing `document` to it.
+    /// Accept every pending connection and start writing `document` to it (HTTP: start
+    /// reading its request).
     pub fn accept_pending(&mut self, epoll: &Epoll, document: impl FnOnce() -> String) {
+        if self.http {
+            return self.accept_requests(epoll);
+        }
         let mut document = Some(document);
         let mut batch: Option<Rc<[u8]>> = None;
         let now = Instant::now();
-        loop {
-            let listener = &self.listener;
-            let Some(stream) = self
-                .gate
-                .next(listener.as_fd(), epoll, || listener.accept())
-            else {
-                return;
-            };
+        while let Some(stream) = self.next_client(epoll) {
             let body = match &batch {
                 Some(body) => body.clone(),
                 None => {
@@ -193,6 +213,32 @@ impl StatsServer {
                 }
             };
             self.start(stream, body, epoll, now);
+        }
+    }
+
+    /// The next pending connection, as the accept gate allows.
+    fn next_client(&mut self, epoll: &Epoll) -> Option<Stream> {
+        let listener = &self.listener;
+        self.gate
+            .next(listener.as_fd(), epoll, || listener.accept())
+    }
+
+    /// HTTP: accept every pending connection and wait for its request.
+    fn accept_requests(&mut self, epoll: &Epoll) {
+        let now = Instant::now();
+        while let Some(stream) = self.next_client(epoll) {
+            if stream.set_nonblocking().is_err() {
+                continue;
+            }
+            let client = Client {
+                stream,
+                request: Some(Vec::new()),
+                document: Rc::from(Vec::new()),
+                sent: 0,
+                deadline: now + WRITE_TIMEOUT,
+                last_progress: now,
+            };
+            self.admit(client, EpollFlags::EPOLLIN, epoll);
         }
     }
 
@@ -227,6 +273,7 @@ impl StatsServer {
         }
         let mut client = Client {
             stream,
+            request: None,
             document,
             sent: 0,
             deadline: now + WRITE_TIMEOUT,
@@ -235,6 +282,11 @@ impl StatsServer {
         if !matches!(client.write_some(now), Sent::Partly) {
             return;
         }
+        self.admit(client, EpollFlags::EPOLLOUT, epoll);
+    }
+
+    /// Give `client` a slot (the one stalled longest when all are taken), watched for `flags`.
+    fn admit(&mut self, client: Client, flags: EpollFlags, epoll: &Epoll) {
         let slot = match self.clients.iter().position(Option::is_none) {
             Some(slot) => slot,
             None => {
@@ -247,7 +299,7 @@ impl StatsServer {
                 stalled
             }
         };
-        let watch = EpollEvent::new(EpollFlags::EPOLLOUT, self.gate.client_token(slot));
+        let watch = EpollEvent::new(flags, self.gate.client_token(slot));
         if epoll.add(client.stream.as_fd(), watch).is_ok() {
             self.clients[slot] = Some(client);
         }
@@ -268,6 +320,39 @@ impl StatsServer {
             return;
         };
         if !matches!(client.write_some(Instant::now()), Sent::Partly) {
+            self.close(slot, epoll);
+        }
+    }
+
+    /// HTTP: read what the client sent; its request target once the head is complete (the
+    /// caller then [`Self::answer`]s). A client that sends too much or goes is closed.
+    pub fn read_request(&mut self, slot: usize, epoll: &Epoll) -> Option<String> {
+        let client = self.clients[slot].as_mut()?;
+        let head = client.request.as_mut()?;
+        match read_request(client.stream.reader(), head) {
+            Request::Incomplete => None,
+            Request::Bad => {
+                self.close(slot, epoll);
+                None
+            }
+            Request::Target(target) => Some(target),
+        }
+    }
+
+    /// HTTP: write `response` (status line and headers included) to the client.
+    pub fn answer(&mut self, slot: usize, epoll: &Epoll, response: String) {
+        let token = self.gate.client_token(slot);
+        let Some(client) = self.clients[slot].as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        client.document = Rc::from(response.into_bytes());
+        client.request = None;
+        client.last_progress = now;
+        let mut watch = EpollEvent::new(EpollFlags::EPOLLOUT, token);
+        if epoll.modify(client.stream.as_fd(), &mut watch).is_err()
+            || !matches!(client.write_some(now), Sent::Partly)
+        {
             self.close(slot, epoll);
         }
     }

@@ -23,15 +23,43 @@ impl Emperor {
         }
     }
 
+    /// Metrics clients wait for their request to be read (HTTP).
+    pub(super) fn answer_metrics(&mut self) {
+        if let Some(server) = self.metrics.as_mut() {
+            server.accept_pending(&self.epoll, String::new);
+        }
+    }
+
+    pub(super) fn on_metrics_client(&mut self, token: u64) {
+        // Out of self while the document is made from the rest of the emperor.
+        let Some(mut server) = self.metrics.take() else {
+            return;
+        };
+        if let Some(slot) = server.slot_of(token) {
+            match server.read_request(slot, &self.epoll) {
+                Some(target) => {
+                    let response = super::metrics::http_answer(&target, || self.metrics_document());
+                    server.answer(slot, &self.epoll, response);
+                }
+                None => server.on_writable(slot, &self.epoll),
+            }
+        }
+        self.metrics = Some(server);
+    }
+
     /// The next moment a stats or control client times out, or a paused listener is due.
     pub(super) fn surfaces_deadline(&self) -> Option<Instant> {
         let stats = self.stats.as_ref().and_then(|s| s.deadline());
+        let metrics = self.metrics.as_ref().and_then(|s| s.deadline());
         let control = self.control.as_ref().and_then(|c| c.deadline());
-        stats.into_iter().chain(control).min()
+        stats.into_iter().chain(metrics).chain(control).min()
     }
 
     pub(super) fn surfaces_tick(&mut self, now: Instant) {
         if let Some(server) = self.stats.as_mut() {
+            server.tick(&self.epoll, now);
+        }
+        if let Some(server) = self.metrics.as_mut() {
             server.tick(&self.epoll, now);
         }
         if let Some(control) = self.control.as_mut() {

@@ -119,6 +119,8 @@ pub struct Vassal {
     pub waiting_for_fds: Option<u64>,
     /// Spawns refused for want of fds in a row (its retries back off).
     pub fd_attempts: u32,
+    /// When its runtime was spawned, until its payload starts (the spawn latency metric).
+    pub spawn_started: Option<Instant>,
 }
 
 impl Vassal {
@@ -162,6 +164,7 @@ impl Vassal {
             store_socket: None,
             waiting_for_fds: None,
             fd_attempts: 0,
+            spawn_started: None,
         }
     }
 
