@@ -269,6 +269,9 @@ pub struct VassalCommand {
     /// Judge the config as tyrant mode would (a tenant's config).
     #[arg(long = "tyrant", visible_alias = "emperor-tyrant")]
     pub tyrant: bool,
+    /// `emperor check`: fail (exit 1) on warnings too, such as an option nobody carries out.
+    #[arg(long)]
+    pub strict: bool,
     #[arg(long = "ceiling-as", hide = true)]
     pub ceiling_as: Option<u64>,
     #[arg(long = "ceiling-nproc", hide = true)]

@@ -26,7 +26,13 @@ fn main() -> ExitCode {
             (Ok(load), Ok(mut jail)) => {
                 // As the emperor would spawn it.
                 jail.cloned = policy::cloned_namespaces(jail.emperor_namespaces, jail.tyrant);
-                check::run(&args.config, &load, &jail, args.binary_path.as_deref())
+                check::run(
+                    &args.config,
+                    &load,
+                    &jail,
+                    args.binary_path.as_deref(),
+                    args.strict,
+                )
             }
             (Err(e), _) | (_, Err(e)) => fail(&e),
         },

@@ -151,3 +151,62 @@ fn check_of_a_missing_file_names_it() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("absent.ini"), "{out:?}");
 }
+
+#[test]
+fn check_warns_about_options_nobody_carries_out_and_strict_fails_on_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        &tmp.path().join("patch.ini"),
+        "[uwsgi]\nproject = web\nunprivileged-binary-patch-arg = sleep %(project)\n\
+         http-sockett = :8080\nlogto = /tmp/x.log\n",
+    );
+    let out = check(tmp.path(), &["patch.ini"]);
+    assert!(out.status.success(), "warnings alone pass: {out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: patch.ini:4: option \"http-sockett\": not an option"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("\"project\""),
+        "a placeholder is a variable: {stderr}"
+    );
+    let strict = check(tmp.path(), &["--strict", "patch.ini"]);
+    assert_eq!(strict.status.code(), Some(1), "{strict:?}");
+    assert!(text(&strict.stderr).contains("--strict"));
+
+    write(
+        &tmp.path().join("clean.ini"),
+        "[uwsgi]\nunprivileged-binary-patch-arg = sleep 1\nreload-mercy = 2\n",
+    );
+    let clean = check(tmp.path(), &["--strict", "clean.ini"]);
+    assert!(clean.status.success(), "{clean:?}");
+    assert!(!text(&clean.stderr).contains("warning"), "{clean:?}");
+}
+
+#[test]
+fn check_asks_uwsgi_which_options_it_knows_with_the_configs_plugins() {
+    const UWSGI: &str = "/usr/bin/uwsgi";
+    const PYTHON_PLUGIN: &str = "/usr/lib/uwsgi/plugins/python3_plugin.so";
+    if !have_tools("check_asks_uwsgi", &[UWSGI, PYTHON_PLUGIN]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        &tmp.path().join("app.ini"),
+        "[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:8080\nwsgi-file = app.py\n\
+         master = true\nprocesses = 2\nlogto = /tmp/app.log\nhttp-sockett = :1\n",
+    );
+    let out = check(tmp.path(), &["--binary-path", UWSGI, "app.ini"]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("option \"http-sockett\""), "{stderr}");
+    for known in ["wsgi-file", "master", "processes", "logto", "plugins"] {
+        assert!(
+            !stderr.contains(&format!("\"{known}\"")),
+            "{known} is uWSGI's (python3 plugin): {stderr}"
+        );
+    }
+    let strict = check(tmp.path(), &["--strict", "--binary-path", UWSGI, "app.ini"]);
+    assert_eq!(strict.status.code(), Some(1), "{strict:?}");
+}

@@ -3,6 +3,7 @@
 //! and unit-tested. `emperor check` prints the result.
 
 mod display;
+pub mod known_options;
 mod limits;
 mod mounts;
 pub mod payload;
