@@ -158,7 +158,7 @@ fn check_warns_about_options_nobody_carries_out_and_strict_fails_on_them() {
     write(
         &tmp.path().join("patch.ini"),
         "[uwsgi]\nproject = web\nunprivileged-binary-patch-arg = sleep %(project)\n\
-         http-sockett = :8080\nlogto = /tmp/x.log\n",
+         http-sockett = :8080\nmaster = true\n",
     );
     let out = check(tmp.path(), &["patch.ini"]);
     assert!(out.status.success(), "warnings alone pass: {out:?}");

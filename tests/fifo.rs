@@ -207,12 +207,12 @@ fn big_b_reaches_the_emperor() {
 fn commands_without_a_meaning_are_refused_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let (emperor, fifo, runtime, payload) = vassal(&tmp, "sleep 1000", &[], vec![]);
-    send(&fifo, b"+-CcfSlLE++s");
+    send(&fifo, b"+-CcfSE++s");
     emperor.wait_until("the stats after them", || {
         emperor.log().contains("master FIFO: stats")
     });
     let log = emperor.log();
-    for byte in "+-CcfSlLE".chars() {
+    for byte in "+-CcfSE".chars() {
         assert_eq!(
             count(&log, &format!("command '{byte}' refused: ")),
             1,

@@ -129,16 +129,12 @@ fn in_tyrant_mode_an_owners_configs_over_its_quota_wait_and_start_when_one_goes(
         return;
     }
     let tmp = open_tempdir();
-    let staging = tmp.path().join("staging");
-    std::fs::create_dir(&staging).unwrap();
     let emperor = Emperor::start(
         tmp.path(),
         &["--emperor-tyrant", "--emperor-tenant-max-vassals", "3"],
     );
     let drop_as = |uid: u32, name: &str| {
-        let staged = write(&staging.join(name), &ini("sleep 1000", &[]));
-        std::os::unix::fs::chown(&staged, Some(uid), Some(uid)).unwrap();
-        std::fs::rename(&staged, emperor.vassals.join(name)).unwrap();
+        emperor.drop_as(uid, name, &ini("sleep 1000", &[]));
     };
     over_quota_configs_wait_and_start_when_room_appears(
         &emperor,

@@ -240,9 +240,7 @@ fn in_tyrant_mode_a_tenants_flood_waits_behind_itself_not_another_owners_spawns(
         ],
     );
     let drop_as = |uid: u32, name: &str, text: &str| {
-        let staged = write(&staging.join(name), text);
-        std::os::unix::fs::chown(&staged, Some(uid), Some(uid)).unwrap();
-        std::fs::rename(&staged, emperor.vassals.join(name)).unwrap();
+        emperor.drop_as(uid, name, text);
     };
     a_flood_waits_behind_itself(
         &emperor,

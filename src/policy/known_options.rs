@@ -2,7 +2,7 @@
 //! kept in step by a test), and for a uWSGI application every option its uWSGI binary knows
 //! with the config's plugins (asked of the binary itself: `uwsgi --plugins P --help`).
 //! `emperor check` warns about the rest: a typo such as `http-sockett`, or a uWSGI option a
-//! binary patch's runtime does not carry out (`logto` for nginx).
+//! binary patch's runtime does not carry out (`master` for nginx).
 
 use crate::config::{Config, Entry};
 use std::collections::HashSet;
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The options this runtime reads itself, for every payload.
-pub const OWN_OPTIONS: [&str; 42] = [
+pub const OWN_OPTIONS: [&str; 45] = [
     "unprivileged-binary-patch-arg",
     "unprivileged-binary-patch",
     "privileged-binary-patch-arg",
@@ -53,6 +53,9 @@ pub const OWN_OPTIONS: [&str; 42] = [
     "cpu-max",
     "cpu-weight",
     "seccomp",
+    "logto",
+    "logto2",
+    "log-maxsize",
 ];
 
 /// A config option nobody will carry out, and why.

@@ -41,6 +41,8 @@ pub enum FifoCommand {
     Pidfiles,
     /// `B`: ask the emperor for reinforcement (byte 30).
     Broodlord,
+    /// `l`: reopen the payload's log file (`logto`), `L`: rotate it.
+    Log { rotate: bool },
     /// A uWSGI command with no meaning for a single-payload runtime, and why.
     Refused(u8, &'static str),
     /// Anything else: ignored (counted in the log).
@@ -67,7 +69,8 @@ impl FifoCommand {
             b'c' => Refused(byte, "no chain reload: there is one payload, not a set of workers (use r)"),
             b'f' => Refused(byte, "no master re-fork: the runtime is its jail's init and cannot be duplicated"),
             b'S' => Refused(byte, "no subscriptions: the runtime subscribes to no router"),
-            b'l' | b'L' => Refused(byte, "no log file to reopen or rotate: the runtime logs to stderr, which the emperor holds"),
+            b'l' => Log { rotate: false },
+            b'L' => Log { rotate: true },
             b'E' => Refused(byte, "a vassal cannot make its emperor rescan (and need not: it sees config changes at once)"),
             other => Unknown(other),
         })

@@ -8,6 +8,7 @@ mod emperor_link;
 mod fifo;
 mod hooks;
 mod line_budget;
+mod output;
 mod ready;
 mod supervise;
 
@@ -364,8 +365,12 @@ fn start_payload(
     }
     supervisor.ready = ready_check;
     run_user_hooks(plan, payload).map_err(|e| format!("{}: {e}", config.path.display()))?;
+    // In the jail and with its identity: a tenant's log file is opened as the tenant.
+    let output = output::log_target(config, payload.kind)
+        .and_then(|target| output::PayloadOutput::new(&target))
+        .map_err(|e| format!("{}: {e}", config.path.display()))?;
     let running = supervisor
-        .start(payload, plan, frame, sockets)
+        .start(payload, plan, frame, sockets, output)
         .map_err(|e| {
             format!(
                 "{}: option \"{}\": {e}",

@@ -5,6 +5,7 @@
 use super::channel::PayloadChannel;
 use super::emperor_link::{EmperorLink, Heard};
 use super::fifo::{FifoCommand, MasterFifo};
+use super::output::PayloadOutput;
 use super::ready::{ReadyCheck, PROBE_EVERY};
 use crate::policy::payload::{Payload, PayloadKind};
 use crate::policy::timings::Timings;
@@ -77,6 +78,8 @@ pub struct Supervisor {
     /// The running payload's kind and its own protocol channel.
     kind: PayloadKind,
     channel: Option<PayloadChannel>,
+    /// The read end of the running payload's stdout and stderr.
+    output: Option<PayloadOutput>,
     /// The config a uWSGI payload gets when it asks (at start and before each reload re-exec).
     config_frame: Option<Vec<u8>>,
     /// The uWSGI payload said it is ready (byte 1) since it started.
@@ -111,6 +114,7 @@ impl Supervisor {
             payload_status: None,
             kind: PayloadKind::Patch,
             channel: None,
+            output: None,
             config_frame: None,
             said_ready: false,
             pending_stop: None,
@@ -140,8 +144,12 @@ impl Supervisor {
         plan: &VassalPlan,
         config_frame: Option<Vec<u8>>,
         sockets: &[Bound],
+        (output, output_end): (PayloadOutput, std::os::fd::OwnedFd),
     ) -> Result<Pid, StartError> {
         let mut launch = Launch::new(&payload.program, &payload.argv)?;
+        // Its stdout and stderr: a pipe we read, so its lines are tagged with the vassal.
+        let output_fd = std::os::fd::AsRawFd::as_raw_fd(&output_end);
+        launch.map_fd(output_fd, 1).map_fd(output_fd, 2);
         let mut namespaces = plan.payload_namespaces.0;
         if plan.payload_as_owner {
             // Its own user namespace, whose maps we write while it is held: the owner's uid
@@ -221,6 +229,8 @@ impl Supervisor {
                 .map_err(StartError::UserNamespace)?;
         }
         let running = launched.release()?;
+        drop(output_end);
+        self.output = Some(output);
         channel.handed_over();
         self.channel = Some(channel);
         self.kind = payload.kind;
@@ -312,6 +322,11 @@ impl Supervisor {
             if ready.payload {
                 self.on_payload_said(link, &mut stopping);
             }
+            if ready.output {
+                if let Some(output) = self.output.as_mut() {
+                    output.relay();
+                }
+            }
             let now = Instant::now();
             if let Some(stop) = stopping.as_mut().filter(|s| !s.killed && now >= s.kill_at) {
                 if stop.in_place {
@@ -338,8 +353,11 @@ impl Supervisor {
                 loyal_sent = true;
             }
             if let Some(status) = self.reap_payload() {
-                // What it said last (a shutdown request) still counts.
+                // What it said and wrote last still counts.
                 self.on_payload_said(link, &mut stopping);
+                if let Some(output) = self.output.as_mut() {
+                    output.drain();
+                }
                 // Whatever the payload left behind goes with it.
                 self.kill_everything();
                 return match stopping {
@@ -588,6 +606,17 @@ impl Supervisor {
                     "master FIFO: no emperor to ask for reinforcement"
                 )
             }
+            FifoCommand::Log { rotate } => match self.output.as_mut().map(|o| o.reopen(rotate)) {
+                Some(Ok(path)) => fifo_line!(
+                    loud,
+                    info,
+                    "master FIFO: log {} {}",
+                    path.display(),
+                    if rotate { "rotated" } else { "reopened" }
+                ),
+                Some(Err(why)) => fifo_line!(loud, warn, "master FIFO: log: {why}"),
+                None => {}
+            },
             FifoCommand::Refused(byte, reason) => {
                 fifo_line!(
                     loud,
@@ -718,6 +747,11 @@ impl Supervisor {
             payload = Some(fds.len());
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
+        let mut output = None;
+        if let Some(fd) = self.output.as_ref().and_then(PayloadOutput::as_fd) {
+            output = Some(fds.len());
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
         let _ = poll(&mut fds, timeout);
         let readable = |i: usize| {
             fds.get(i)
@@ -729,6 +763,7 @@ impl Supervisor {
             emperor: emperor.is_some_and(readable),
             fifo: fifo.is_some_and(readable),
             payload: payload.is_some_and(readable),
+            output: output.is_some_and(readable),
         }
     }
 }
@@ -774,4 +809,5 @@ struct Ready {
     emperor: bool,
     fifo: bool,
     payload: bool,
+    output: bool,
 }

@@ -256,6 +256,18 @@ impl Emperor {
         write(&self.vassals.join(name), contents)
     }
 
+    /// A config owned by `uid` (its gid the same number), written beside the watched
+    /// directory and renamed in whole: what a tenant dropping a config does.
+    pub fn drop_as(&self, uid: u32, name: &str, contents: &str) -> PathBuf {
+        let staging = self.root.join(".staging");
+        std::fs::create_dir_all(&staging).unwrap();
+        let staged = write(&staging.join(name), contents);
+        std::os::unix::fs::chown(&staged, Some(uid), Some(uid)).unwrap();
+        let path = self.vassals.join(name);
+        std::fs::rename(&staged, &path).unwrap();
+        path
+    }
+
     pub fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.pid), signal).expect("signal the emperor");
     }
