@@ -255,6 +255,27 @@ fn a_config_that_breaks_during_a_reload_is_a_death_counted_once_not_a_fresh_jail
 }
 
 #[test]
+fn a_rewrite_within_one_tick_of_the_clock_is_still_a_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    let config = emperor.write("app.ini", &ini("sleep 1001", &[]));
+    let (runtime, first) = emperor.running("app.ini");
+    let mtime = std::fs::metadata(&config).unwrap().modified().unwrap();
+    // Rewritten in place, and its mtime the same as before: what a coarse filesystem clock
+    // gives two writes within one tick.
+    std::fs::write(&config, ini("sleep 1002", &[])).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&config)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let (_, second) = emperor.running_other_than("app.ini", first);
+    emperor.wait_exec(second, "sleep 1002");
+    assert_eq!(emperor.running("app.ini").0, runtime, "reloaded, same runtime");
+}
+
+#[test]
 fn voluntary_shutdown_is_not_respawned_until_the_config_changes() {
     let tmp = tempfile::tempdir().unwrap();
     let emperor = Emperor::start(tmp.path(), &["--emperor-throttle", "100"]);

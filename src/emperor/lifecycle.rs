@@ -58,10 +58,10 @@ impl Emperor {
             self.start_or_wait(slot);
             return;
         };
+        // Every event is news: the monitors report only differences (a file rewritten within
+        // one tick of a coarse clock keeps its mtime and is still a change; churn.rs lost
+        // such updates when this compared mtimes).
         let v = self.table.get_mut(slot).expect("indexed slot");
-        if event.mtime == v.last_mod && v.state != State::Stopping {
-            return;
-        }
         v.last_mod = event.mtime;
         // A changed config's first lines are news, not repeats of the old one's.
         v.repeats.flush_all(&v.name);
