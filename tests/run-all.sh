@@ -4,6 +4,8 @@
 #   1. unit tests (cargo test, next to the code)
 #   2. host integration tests (tests/: the real binary, real namespaces; root for the jail ones)
 #   3. VM scenarios (vm-tests/: QEMU boots Debian's kernel with the binary, busybox and nginx)
+# and builds the Debian package (cargo-deb, installed with cargo when missing), installs it with
+# dpkg into a clean directory root and checks what it installed (packaging/check-deb.sh).
 # The pg://, amqp:// and zmq:// tests start their own PostgreSQL cluster and RabbitMQ node
 # (temp dirs, free ports) and stop them; the packages only have to be installed.
 # CI (.ci/run) calls exactly this script.
@@ -68,3 +70,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 say "tests: unit, host integration (tests/), VM scenarios (vm-tests/)"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+
+say "package: the .deb (cargo-deb), installed with dpkg into a clean root and checked"
+if ! command -v cargo-deb >/dev/null; then
+  say "installing cargo-deb (cargo install cargo-deb --locked)"
+  cargo install cargo-deb --locked --quiet
+fi
+bash packaging/build-deb.sh
+bash packaging/check-deb.sh target/debian/emperor_*.deb
