@@ -13,11 +13,5 @@ wait_until 60 six_sleeps
 log "emperor $SUT_PID and its vassals:"
 show_sut
 
-kill -KILL "$SUT_PID"
-log "sent SIGKILL to the emperor"
-nothing_left() { [ -z "$(sut_pids)" ]; }
-if ! poll 5 nothing_left; then
-	show_sut
-	fail "left 5 s after SIGKILL to the emperor: $(describe $(sut_pids))"
-fi
+end_sut KILL 5
 pass

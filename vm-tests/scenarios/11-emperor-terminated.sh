@@ -11,13 +11,7 @@ wait_until 60 six_sleeps
 log "emperor $SUT_PID and its vassals:"
 show_sut
 
-kill -TERM "$SUT_PID"
-log "sent SIGTERM to the emperor"
-nothing_left() { [ -z "$(sut_pids)" ]; }
-if ! poll 30 nothing_left; then
-	show_sut
-	fail "left 30 s after SIGTERM to the emperor: $(describe $(sut_pids))"
-fi
+end_sut TERM 30
 wait "$SUT_PID"
 log "emperor exited with status $?"
 pass

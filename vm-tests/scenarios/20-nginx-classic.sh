@@ -70,8 +70,6 @@ fi
 stats "$STATS" > /tmp/stats.json || fail "no stats after the removal"
 [ -z "$(vassal_field /tmp/stats.json "$CONFIG" pid)" ] || fail "the removed vassal is still in the stats: $(cat /tmp/stats.json)"
 
-kill -TERM "$SUT_PID"
-nothing_left() { [ -z "$(sut_pids)" ]; }
-poll 30 nothing_left || fail "left 30 s after SIGTERM to the emperor: $(describe $(sut_pids))"
+end_sut TERM 30
 show_sut_log
 pass

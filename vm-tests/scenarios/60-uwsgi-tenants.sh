@@ -173,8 +173,6 @@ case $(get bob /) in
 *) fail "bob's app does not answer after alice's removal" ;;
 esac
 
-kill -TERM "$SUT_PID"
-nothing_left() { [ -z "$(sut_pids)" ]; }
-poll 30 nothing_left || fail "left 30 s after SIGTERM to the emperor: $(describe $(sut_pids))"
+end_sut TERM 30
 show_sut_log
 pass

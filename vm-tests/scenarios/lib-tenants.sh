@@ -147,8 +147,6 @@ tenants_story() {
 		[ "$pid" = "$rt_bob" ] || [ "$pid" = "$pl_bob" ] || fail "a process of bob's besides his vassal: $(describe "$pid")"
 	done
 
-	kill -TERM "$SUT_PID"
-	nothing_left() { [ -z "$(sut_pids)" ]; }
-	poll 30 nothing_left || fail "left 30 s after SIGTERM to the emperor: $(describe $(sut_pids))"
+	end_sut TERM 30
 	show_sut_log
 }

@@ -171,16 +171,22 @@ uids() {
 	sed -n 's/^Uid:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null | tr -s '\t ' ' '
 }
 
-# terminate_leaving_no_cgroup_process CGROUP_ROOT: SIGTERM to the system under test; within
-# 30 s no process of it may be left, and no cgroup.procs under CGROUP_ROOT may list one.
-terminate_leaving_no_cgroup_process() {
-	kill -TERM "$SUT_PID"
-	log "sent SIGTERM to the emperor"
+# end_sut SIGNAL SECONDS: send SIGNAL (KILL, TERM, ...) to the system under test; within
+# SECONDS nothing of it may be left: the emperor, its helpers, its vassals, their children.
+end_sut() {
+	kill -"$1" "$SUT_PID"
+	log "sent SIG$1 to the emperor"
 	nothing_left() { [ -z "$(sut_pids)" ]; }
-	if ! poll 30 nothing_left; then
+	if ! poll "$2" nothing_left; then
 		show_sut
-		fail "left 30 s after SIGTERM to the emperor: $(describe $(sut_pids))"
+		fail "left $2 s after SIG$1 to the emperor: $(describe $(sut_pids))"
 	fi
+}
+
+# terminate_leaving_no_cgroup_process CGROUP_ROOT: end_sut TERM 30, and no cgroup.procs under
+# CGROUP_ROOT may list a process.
+terminate_leaving_no_cgroup_process() {
+	end_sut TERM 30
 	for procs in $(find "$1" -name cgroup.procs); do
 		[ -s "$procs" ] && fail "$procs still lists $(cat "$procs" | tr '\n' ' ')"
 	done
