@@ -272,7 +272,11 @@ fn a_rewrite_within_one_tick_of_the_clock_is_still_a_change() {
         .unwrap();
     let (_, second) = emperor.running_other_than("app.ini", first);
     emperor.wait_exec(second, "sleep 1002");
-    assert_eq!(emperor.running("app.ini").0, runtime, "reloaded, same runtime");
+    assert_eq!(
+        emperor.running("app.ini").0,
+        runtime,
+        "reloaded, same runtime"
+    );
 }
 
 #[test]
