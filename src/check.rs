@@ -3,7 +3,6 @@
 use crate::config::{self, LoadOptions};
 use crate::policy::{self, JailContext};
 use crate::policy::{payload, uwsgi};
-use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -125,16 +124,14 @@ fn unknown_options(
 
 /// Connect to a stats server (host:port or UNIX path) and print its JSON, indented.
 pub fn print_stats(addr: &str) -> ExitCode {
-    let mut body = String::new();
-    let read = if addr.contains(':') && !addr.starts_with('/') {
-        std::net::TcpStream::connect(addr).and_then(|mut s| s.read_to_string(&mut body))
-    } else {
-        std::os::unix::net::UnixStream::connect(addr).and_then(|mut s| s.read_to_string(&mut body))
+    let fetched = crate::top::client::StatsAddr::parse(addr).fetch(STATS_TIMEOUT);
+    let body = match fetched {
+        Ok(fetched) => fetched.body,
+        Err(e) => {
+            eprintln!("stats {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    if let Err(e) = read {
-        eprintln!("stats {addr}: {e}");
-        return ExitCode::FAILURE;
-    }
     match serde_json::from_str::<serde_json::Value>(&body) {
         Ok(value) => {
             println!("{}", serde_json::to_string_pretty(&value).unwrap_or(body));
@@ -146,3 +143,6 @@ pub fn print_stats(addr: &str) -> ExitCode {
         }
     }
 }
+
+/// How long `emperor stats` waits to connect and for each read of the answer.
+const STATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

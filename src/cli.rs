@@ -170,6 +170,14 @@ pub enum Command {
         /// host:port or a UNIX socket path.
         addr: String,
     },
+    /// A live view of an emperor's vassals over its stats socket (as uwsgitop or htop).
+    ///
+    /// One row per vassal: name, tenant, state, runtime pid, uptime, respawns, loyal, and the
+    /// memory (RSS) and CPU of its runtime and every descendant, from /proc when the emperor is
+    /// on this host (a UNIX socket, or TCP on 127.0.0.0/8 or ::1). Keys: q quit, s next sort
+    /// column, r reverse, t next tenant, / or f type a name filter (Enter keeps it, Esc clears
+    /// it), up/down, PgUp/PgDn, Home/End scroll.
+    Top(TopCommand),
     /// Reload vassals one wave at a time, keeping a minimum of them ready (seed 003).
     Reload(ReloadCommand),
     /// The emperor's clone server (started by the emperor, on its socket at fd 3).
@@ -187,6 +195,42 @@ pub enum Command {
 /// The `emperor` command as clap sees it (for completions and man pages).
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+/// `top ADDR [--interval S] [--tenant T] [--sort KEY]`.
+#[derive(Debug, Args)]
+pub struct TopCommand {
+    /// The stats server: host:port (TCP) or a UNIX socket path.
+    pub addr: String,
+    /// Seconds between refreshes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub interval: f64,
+    /// Show only this tenant's vassals at first (`t` cycles the tenants).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// The column rows are sorted by at first (`s` cycles them, `r` reverses).
+    #[arg(long, value_name = "KEY", value_enum, default_value_t = crate::top::SortKey::Name)]
+    pub sort: crate::top::SortKey,
+}
+
+impl TopCommand {
+    pub fn into_top_args(self) -> Result<crate::top::TopArgs, String> {
+        let interval = Duration::try_from_secs_f64(self.interval)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                format!(
+                    "--interval: {} is not a positive number of seconds",
+                    self.interval
+                )
+            })?;
+        Ok(crate::top::TopArgs {
+            addr: self.addr,
+            interval,
+            tenant: self.tenant,
+            sort: self.sort,
+        })
+    }
 }
 
 /// `config-reader --memory-mib M [--uid U --gid G --keep-caps BITS]`: what the emperor starts

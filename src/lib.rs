@@ -16,4 +16,5 @@ pub mod reload;
 pub mod runtime_args;
 pub mod sockets;
 pub mod terminal_docs;
+pub mod top;
 pub mod vassal;

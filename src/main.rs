@@ -37,6 +37,10 @@ fn main() -> ExitCode {
             (Err(e), _) | (_, Err(e)) => fail(&e),
         },
         Some(Command::Stats { addr }) => check::print_stats(&addr),
+        Some(Command::Top(args)) => match args.into_top_args() {
+            Ok(args) => emperor::top::run(args),
+            Err(e) => fail(&e),
+        },
         Some(Command::CloneServer(args)) => emperor::clone_server::serve(args.identity()),
         Some(Command::Completions { shell }) => {
             emperor::terminal_docs::print_completions(shell);

@@ -41,6 +41,8 @@ packages=(
   "uwsgi-plugin-psgi:/usr/lib/uwsgi/plugins/psgi_plugin.so"
   # tests/metrics.rs: a real Prometheus scrapes --emperor-metrics; promtool checks the format.
   "prometheus:/usr/bin/prometheus"
+  # tests/top.rs: `emperor top` in a real terminal, typed at and read.
+  "tmux:/usr/bin/tmux"
 )
 
 install_missing() {

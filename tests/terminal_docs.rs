@@ -79,6 +79,7 @@ fn man_pages_are_written_for_the_emperor_and_each_subcommand() {
         "emperor",
         "emperor-check",
         "emperor-stats",
+        "emperor-top",
         "emperor-reload",
     ] {
         let path = dir.path().join(format!("{name}.1"));

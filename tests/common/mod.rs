@@ -353,7 +353,7 @@ impl Drop for Emperor {
 
 /// Orphans of a killed emperor come to the test process instead of pid 1 (which does not
 /// reap here), so the harness can collect them.
-fn become_subreaper() {
+pub fn become_subreaper() {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes integer arguments and touches no memory.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
