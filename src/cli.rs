@@ -128,7 +128,9 @@ pub struct EmperorArgs {
     /// Ceiling for every vassal's open files (RLIMIT_NOFILE).
     #[arg(long, value_name = "N")]
     pub vassal_max_fd: Option<u64>,
-    /// cgroup v2 directory for the vassals' cgroups ("none" to disable). Default: /sys/fs/cgroup/emperor when /sys/fs/cgroup is cgroup v2 and we are root.
+    /// cgroup v2 directory for the vassals' cgroups: a path, "self" (the cgroup the emperor was
+    /// started in, as systemd delegates it with Delegate=yes), or "none". Default:
+    /// /sys/fs/cgroup/emperor when /sys/fs/cgroup is cgroup v2 and we are root.
     #[arg(long, value_name = "DIR")]
     pub emperor_cgroup: Option<String>,
     /// Ceiling for every vassal's memory (cgroup memory.max), e.g. 512M.
@@ -463,7 +465,7 @@ impl EmperorArgs {
                 None => Default::default(),
             },
             identity: self.identity()?,
-            cgroup_root: self.cgroup_root(),
+            cgroup_root: self.cgroup_root()?,
             cgroup_ceilings: self.cgroup_ceilings()?,
             tenant_limits: self.tenant_limits()?,
             ceilings: Ceilings {
@@ -495,18 +497,21 @@ impl EmperorArgs {
 }
 
 impl EmperorArgs {
-    /// Where vassal cgroups go: the option, else /sys/fs/cgroup/emperor on a cgroup v2 host
-    /// when we are root.
-    fn cgroup_root(&self) -> Option<PathBuf> {
-        match self.emperor_cgroup.as_deref() {
+    /// Where vassal cgroups go: the option (`self`: the emperor's own cgroup, delegated to it),
+    /// else /sys/fs/cgroup/emperor on a cgroup v2 host when we are root.
+    fn cgroup_root(&self) -> Result<Option<PathBuf>, CliError> {
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        Ok(match self.emperor_cgroup.as_deref() {
             Some("none") => None,
+            Some("self") => Some(own_cgroup(root).map_err(|reason| CliError::BadValue {
+                option: "--emperor-cgroup",
+                value: "self".into(),
+                reason,
+            })?),
             Some(dir) => Some(PathBuf::from(dir)),
-            None => {
-                let root = std::path::Path::new("/sys/fs/cgroup");
-                (nix::unistd::geteuid().is_root() && jail::cgroup::is_cgroup2(root))
-                    .then(|| root.join("emperor"))
-            }
-        }
+            None => (nix::unistd::geteuid().is_root() && jail::cgroup::is_cgroup2(root))
+                .then(|| root.join("emperor")),
+        })
     }
 
     fn cgroup_ceilings(&self) -> Result<jail::cgroup::Limits, CliError> {
@@ -676,6 +681,25 @@ pub fn decode_vassal_args(argv: &[String]) -> Result<crate::runtime_args::Vassal
         Some(Command::Vassal(command)) => command.into_vassal_args(),
         _ => Err(CliError::Parse("not a vassal command line".to_string())),
     }
+}
+
+/// The cgroup v2 directory this process was started in (`0::/system.slice/emperor.service` in
+/// /proc/self/cgroup), which must not be the hierarchy's root.
+fn own_cgroup(mount: &std::path::Path) -> Result<PathBuf, String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("read /proc/self/cgroup: {e}"))?;
+    let path = text
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .ok_or("no cgroup v2 entry in /proc/self/cgroup")?;
+    if path == "/" || !jail::cgroup::is_cgroup2(mount) {
+        return Err(format!(
+            "the emperor was started in the cgroup v2 root ({path}) or without cgroup v2 on {}: \
+             \"self\" needs a cgroup delegated to it (Delegate=yes)",
+            mount.display()
+        ));
+    }
+    Ok(mount.join(path.trim_start_matches('/')))
 }
 
 /// A size option (`512M`), or the error naming it.

@@ -67,18 +67,37 @@ pub fn prepare_root(root: &Path, delegate_to: Option<(u32, u32)>) -> Result<(), 
     if !root.exists() {
         fs::create_dir(root).map_err(|e| io_err("mkdir", root, e))?;
     }
-    if let Some(parent) = root.parent() {
-        enable_controllers(parent)?;
-    }
-    enable_controllers(root)?;
     // The emperor lives in a leaf of its own root: moving a vassal into ROOT/NAME/runtime
     // needs write access to the cgroup.procs of the nearest cgroup holding both, which is
-    // then ROOT, ours, and not whatever root-owned cgroup we were started in.
+    // then ROOT, ours, and not whatever root-owned cgroup we were started in. First, for a
+    // cgroup we were started in (delegated): a cgroup with processes of its own cannot give
+    // its children controllers, so we and whatever we started there (helpers) move down.
     let leaf = root.join(EMPEROR_LEAF);
     if !leaf.exists() {
         fs::create_dir(&leaf).map_err(|e| io_err("mkdir", &leaf, e))?;
     }
     write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+    let procs = root.join("cgroup.procs");
+    let others = fs::read_to_string(&procs).map_err(|e| io_err("read", &procs, e))?;
+    for pid in others.lines().filter(|l| !l.is_empty()) {
+        // One that exited meanwhile is gone from the list too.
+        if let Err(e) = write(&leaf.join("cgroup.procs"), pid) {
+            if e.errno != Errno::ESRCH {
+                return Err(e);
+            }
+        }
+    }
+    // The parent is touched only when the root lacks a controller: a cgroup delegated to us
+    // (systemd's Delegate=yes) has them already, and its parent is not ours.
+    let has_all = fs::read_to_string(root.join("cgroup.controllers")).is_ok_and(|have| {
+        CONTROLLERS
+            .iter()
+            .all(|c| have.split_whitespace().any(|h| h == *c))
+    });
+    if let Some(parent) = root.parent().filter(|_| !has_all) {
+        enable_controllers(parent)?;
+    }
+    enable_controllers(root)?;
     if let Some((uid, gid)) = delegate_to {
         for path in [
             root.to_path_buf(),

@@ -26,13 +26,7 @@ cgroup_of() { echo "$SLICE/$(echo "$DIR/$1.ini" | tr / _)"; }
 event() { sed -n "s/^$2 //p" "$1" 2>/dev/null; }
 
 quiet_pid=
-quiet_up() {
-	stats "$STATS" > /tmp/stats.json || return 1
-	rt=$(vassal_field /tmp/stats.json "$DIR/quiet.ini" pid)
-	[ -n "$rt" ] && [ "$rt" -gt 0 ] || return 1
-	quiet_pid=$(children "$rt")
-	[ -n "$quiet_pid" ]
-}
+quiet_up() { payload_of "$STATS" "$DIR/quiet.ini" && quiet_pid=$payload; }
 poll 60 quiet_up || fail "the quiet vassal's payload did not start: $(cat /tmp/stats.json)"
 log "quiet payload: $(describe "$quiet_pid")"
 for v in bomb hog quiet; do

@@ -64,9 +64,10 @@ as_user() {
 }
 
 # start_sut CMD...: start the system under test in the background, in the root cgroup rather
-# than the harness's, so that sut_pids sees it and all it starts. Its pid is in SUT_PID.
+# than the harness's (or in SUT_CGROUP, a cgroup directory, when set), so that sut_pids sees it
+# and all it starts. Its pid is in SUT_PID.
 start_sut() {
-	sh -c 'echo $$ > /sys/fs/cgroup/cgroup.procs && exec "$@"' start_sut "$@" &
+	sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "${SUT_CGROUP:-/sys/fs/cgroup}" "$@" &
 	SUT_PID=$!
 }
 
@@ -159,6 +160,17 @@ vassal_field() {
 		index($0, "\"config\":") { inside = index($0, config) > 0 }
 		inside && $1 == key { v = $2; sub(/,$/, "", v); gsub(/"/, "", v); print v; exit }
 	' "$1"
+}
+
+# payload_of STATS CONFIG: sets payload to the pid of CONFIG's payload (the child of its
+# runtime) from the stats at STATS; status 1 while it has none.
+payload=
+payload_of() {
+	stats "$1" > /tmp/stats.json || return 1
+	_rt=$(vassal_field /tmp/stats.json "$2" pid)
+	[ -n "$_rt" ] && [ "$_rt" -gt 0 ] || return 1
+	payload=$(children "$_rt")
+	[ -n "$payload" ]
 }
 
 # children PID: the children of PID (every thread's), space separated.

@@ -24,6 +24,7 @@ scenarios! {
     scenario_31_unprivileged_emperor => "31-unprivileged-emperor",
     scenario_40_cgroup_limits => "40-cgroup-limits",
     scenario_41_tenant_slices => "41-tenant-slices",
+    scenario_42_delegated_cgroup => "42-delegated-cgroup",
     scenario_50_escape => "50-escape",
     scenario_60_uwsgi_tenants => "60-uwsgi-tenants",
 }
