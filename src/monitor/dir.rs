@@ -16,7 +16,9 @@ use tracing::{debug, warn};
 use super::local_fs::inotify_sees_every_change;
 use super::stat::FileState;
 use super::tracker::{Candidate, Tracker};
-use super::watch::{classify, config_name, drain, new_inotify, Happening, DIR_EVENTS};
+use super::watch::{
+    classify, config_name, new_inotify, poll_watched, watched_by_fields, Happening, DIR_EVENTS,
+};
 use super::{Event, Monitor, MonitorError, MonitorOptions};
 use crate::config::is_config_name;
 
@@ -69,7 +71,7 @@ impl DirMonitor {
     }
 
     /// Returns true on queue overflow.
-    fn handle(&mut self, event: InotifyEvent, now: Instant, events: &mut Vec<Event>) -> bool {
+    fn handle_event(&mut self, event: InotifyEvent, now: Instant, events: &mut Vec<Event>) -> bool {
         match classify(event.mask) {
             Happening::Overflow => return true,
             Happening::WatchGone => self.drop_watch(event.wd),
@@ -157,6 +159,8 @@ impl DirMonitor {
     }
 }
 
+watched_by_fields!(DirMonitor);
+
 impl Monitor for DirMonitor {
     fn spec(&self) -> &str {
         &self.spec
@@ -167,17 +171,7 @@ impl Monitor for DirMonitor {
     }
 
     fn poll(&mut self, now: Instant) -> Vec<Event> {
-        let mut events = Vec::new();
-        let mut overflow = false;
-        for event in drain(&self.inotify, &self.spec) {
-            overflow |= self.handle(event, now, &mut events);
-        }
-        if overflow {
-            warn!("{}: inotify queue overflowed, rescanning", self.spec);
-            events.extend(self.rescan());
-        }
-        events.extend(self.tracker.settle_due(now));
-        events
+        poll_watched(self, now)
     }
 
     fn rescan(&mut self) -> Vec<Event> {
@@ -199,6 +193,7 @@ impl Monitor for DirMonitor {
 
 #[cfg(test)]
 mod tests {
+    use crate::monitor::watch::drain;
     use std::io::Write;
     use std::os::unix::fs::symlink;
     use std::path::Path;

@@ -9,11 +9,13 @@ use std::time::Instant;
 
 use glob::{MatchOptions, Pattern};
 use nix::sys::inotify::{Inotify, InotifyEvent, WatchDescriptor};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::stat::FileState;
 use super::tracker::{Candidate, Tracker};
-use super::watch::{classify, config_name, drain, new_inotify, Happening, DIR_EVENTS};
+use super::watch::{
+    classify, config_name, new_inotify, poll_watched, watched_by_fields, Happening, DIR_EVENTS,
+};
 use super::{Event, Monitor, MonitorError, MonitorOptions};
 use crate::config::is_config_name;
 
@@ -119,7 +121,7 @@ impl GlobMonitor {
     }
 
     /// Returns true on queue overflow.
-    fn handle(&mut self, event: InotifyEvent, now: Instant, events: &mut Vec<Event>) -> bool {
+    fn handle_event(&mut self, event: InotifyEvent, now: Instant, events: &mut Vec<Event>) -> bool {
         match classify(event.mask) {
             Happening::Overflow => return true,
             Happening::WatchGone => {
@@ -163,6 +165,8 @@ fn directory_part(pattern: &str) -> &str {
     }
 }
 
+watched_by_fields!(GlobMonitor);
+
 impl Monitor for GlobMonitor {
     fn spec(&self) -> &str {
         &self.spec
@@ -173,17 +177,7 @@ impl Monitor for GlobMonitor {
     }
 
     fn poll(&mut self, now: Instant) -> Vec<Event> {
-        let mut events = Vec::new();
-        let mut overflow = false;
-        for event in drain(&self.inotify, &self.spec) {
-            overflow |= self.handle(event, now, &mut events);
-        }
-        if overflow {
-            warn!("{}: inotify queue overflowed, rescanning", self.spec);
-            events.extend(self.rescan());
-        }
-        events.extend(self.tracker.settle_due(now));
-        events
+        poll_watched(self, now)
     }
 
     fn rescan(&mut self) -> Vec<Event> {

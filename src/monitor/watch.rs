@@ -5,7 +5,11 @@ use std::ffi::OsString;
 
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
+use std::time::Instant;
 use tracing::warn;
+
+use super::tracker::Tracker;
+use super::{Event, Monitor};
 
 use crate::config::is_config_name;
 
@@ -80,6 +84,56 @@ pub(crate) fn drain(inotify: &Inotify, spec: &str) -> Vec<InotifyEvent> {
         }
     }
     all
+}
+
+/// What dir:// and glob:// have in common: an inotify fd whose events each handles its own
+/// way, a full rescan, and a tracker that settles what they saw.
+pub(crate) trait Watched: Monitor {
+    fn inotify(&self) -> &Inotify;
+    fn tracker_mut(&mut self) -> &mut Tracker;
+    /// Handle one inotify event; true when it says the queue overflowed.
+    fn on_inotify(&mut self, event: InotifyEvent, now: Instant, events: &mut Vec<Event>) -> bool;
+}
+
+/// `Watched` for a monitor with `inotify` and `tracker` fields and a `handle_event` method.
+macro_rules! watched_by_fields {
+    ($monitor:ty) => {
+        impl $crate::monitor::watch::Watched for $monitor {
+            fn inotify(&self) -> &nix::sys::inotify::Inotify {
+                &self.inotify
+            }
+
+            fn tracker_mut(&mut self) -> &mut $crate::monitor::tracker::Tracker {
+                &mut self.tracker
+            }
+
+            fn on_inotify(
+                &mut self,
+                event: nix::sys::inotify::InotifyEvent,
+                now: std::time::Instant,
+                events: &mut Vec<$crate::monitor::Event>,
+            ) -> bool {
+                self.handle_event(event, now, events)
+            }
+        }
+    };
+}
+pub(crate) use watched_by_fields;
+
+/// One poll of a watched monitor: every queued event handled, a rescan after an overflow,
+/// then the configs that settled.
+pub(crate) fn poll_watched(monitor: &mut impl Watched, now: Instant) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut overflow = false;
+    for event in drain(monitor.inotify(), monitor.spec()) {
+        overflow |= monitor.on_inotify(event, now, &mut events);
+    }
+    if overflow {
+        warn!("{}: inotify queue overflowed, rescanning", monitor.spec());
+        events.extend(monitor.rescan());
+    }
+    events.extend(monitor.tracker_mut().settle_due(now));
+    events
 }
 
 /// The event's file name if it names a config (non-UTF-8 names never do).
