@@ -137,6 +137,18 @@ fn prometheus_scrapes_the_vassals_their_tenants_and_the_loop() {
         String::from_utf8_lossy(&checked.stderr)
     );
     assert!(get(port, "/").unwrap().starts_with("HTTP/1.0 404"));
+    // A request that arrives in pieces is answered once its head is complete (the server
+    // closed a client whose first read was partial, which reset its connection).
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(b"GET /metr").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stream.write_all(b"ics HTTP/1.0\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stream.write_all(b"\r\n").unwrap();
+    let mut pieces = String::new();
+    stream.read_to_string(&mut pieces).unwrap();
+    assert!(pieces.starts_with("HTTP/1.0 200 OK\r\n"), "{pieces}");
 
     let prometheus = Prometheus::start(port);
     let up = emperor.wait_for("Prometheus has scraped web.ini as up", || {

@@ -324,6 +324,13 @@ impl StatsServer {
         }
     }
 
+    /// HTTP: whether the client is still sending its request (not yet answered).
+    pub fn is_reading(&self, slot: usize) -> bool {
+        self.clients[slot]
+            .as_ref()
+            .is_some_and(|c| c.request.is_some())
+    }
+
     /// HTTP: read what the client sent; its request target once the head is complete (the
     /// caller then [`Self::answer`]s). A client that sends too much or goes is closed.
     pub fn read_request(&mut self, slot: usize, epoll: &Epoll) -> Option<String> {

@@ -36,12 +36,12 @@ impl Emperor {
             return;
         };
         if let Some(slot) = server.slot_of(token) {
-            match server.read_request(slot, &self.epoll) {
-                Some(target) => {
-                    let response = super::metrics::http_answer(&target, || self.metrics_document());
-                    server.answer(slot, &self.epoll, response);
-                }
-                None => server.on_writable(slot, &self.epoll),
+            if !server.is_reading(slot) {
+                server.on_writable(slot, &self.epoll);
+            } else if let Some(target) = server.read_request(slot, &self.epoll) {
+                // Else its request is not complete yet: wait for more.
+                let response = super::metrics::http_answer(&target, || self.metrics_document());
+                server.answer(slot, &self.epoll, response);
             }
         }
         self.metrics = Some(server);
