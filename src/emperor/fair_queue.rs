@@ -2,7 +2,9 @@
 //! at once waits behind itself, while another tenant's next spawn waits for at most one
 //! spawn of each other tenant with work queued.
 
-use std::collections::{HashMap, VecDeque};
+use super::table::{State, Table, Vassal};
+use super::throttle::Blacklist;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Whose vassal it is, for fairness and quotas: the config's owner in tyrant mode, else the
 /// monitor it came from.
@@ -29,6 +31,40 @@ impl Tenant {
             Tenant::Monitor(monitor) => format!("tenant-{}", jail::cgroup::sanitize(monitor)),
         }
     }
+}
+
+/// Whose vassal it is: its config's owner in tyrant mode, else the monitor it came from.
+pub fn tenant_of(v: &Vassal, tyrant: bool) -> Tenant {
+    match (tyrant, v.owner) {
+        (true, Some((uid, _))) => Tenant::Owner(uid),
+        _ => Tenant::Monitor(v.monitor.clone()),
+    }
+}
+
+/// One tenant's vassals, as the stats and the metrics show them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TenantCounts {
+    pub vassals: usize,
+    pub running: usize,
+    pub over_quota: usize,
+    pub blacklisted: usize,
+}
+
+/// Every tenant with vassals in `table`, in the tenants' order, with their counts.
+pub fn count_by_tenant(
+    table: &Table,
+    tyrant: bool,
+    blacklist: &Blacklist,
+) -> BTreeMap<Tenant, TenantCounts> {
+    let mut tenants = BTreeMap::<Tenant, TenantCounts>::new();
+    for (_, v) in table.iter() {
+        let counts = tenants.entry(tenant_of(v, tyrant)).or_default();
+        counts.vassals += 1;
+        counts.running += usize::from(v.pid().is_some());
+        counts.over_quota += usize::from(v.state == State::OverQuota);
+        counts.blacklisted += usize::from(blacklist.get(&v.id).is_some());
+    }
+    tenants
 }
 
 /// One FIFO queue per tenant and the order in which tenants take their turns.

@@ -1,7 +1,7 @@
 //! A vassal's life as the emperor sees it: config events, spawns through the throttle, the
 //! bytes it sends, its death and respawn or burial. Every handler touches one vassal (O(1)).
 
-use super::fair_queue::Tenant;
+use super::fair_queue::tenant_of;
 use super::table::{State, Vassal};
 use super::timers::TimerKind;
 use super::{Emperor, TOKEN_VASSAL};
@@ -759,12 +759,4 @@ impl Emperor {
 fn force_stop(process: &super::table::Process) {
     let _ = process.running.signal(libc::SIGKILL);
     let _ = process.link.shutdown(std::net::Shutdown::Both);
-}
-
-/// Whose vassal it is: its config's owner in tyrant mode, else the monitor it came from.
-pub(super) fn tenant_of(v: &Vassal, tyrant: bool) -> Tenant {
-    match (tyrant, v.owner) {
-        (true, Some((uid, _))) => Tenant::Owner(uid),
-        _ => Tenant::Monitor(v.monitor.clone()),
-    }
 }

@@ -2,10 +2,9 @@
 //! made in the loop from the vassal table, each tenant, the spawn budget, the loop's own lag
 //! and a histogram of spawn latency (config seen to payload started).
 
-use super::fair_queue::Tenant;
-use super::lifecycle::tenant_of;
+use super::fair_queue::{count_by_tenant, tenant_of, TenantCounts};
 use super::table::{State, Table, Vassal};
-use std::collections::BTreeMap;
+use super::throttle::Blacklist;
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
@@ -70,6 +69,7 @@ pub struct MetricsView<'a> {
     pub table: &'a Table,
     pub tyrant: bool,
     pub tenant_max_vassals: Option<usize>,
+    pub blacklist: &'a Blacklist,
     pub spawn_tokens: u32,
     pub spawn_latency: &'a Histogram,
     pub clock: &'a mut LoopClock,
@@ -87,8 +87,14 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// A vassal cgroup's memory (bytes) and CPU (seconds).
+type Usage = (u64, f64);
+
+/// A vassal with its metric labels and its cgroup's usage.
+type Labelled<'v> = (String, &'v Vassal, Option<Usage>);
+
 /// CPU and memory of a vassal's cgroup, when it has one.
-fn cgroup_usage(v: &Vassal) -> Option<(u64, f64)> {
+fn cgroup_usage(v: &Vassal) -> Option<Usage> {
     let dir = &v.cgroup.as_ref()?.dir;
     let memory = std::fs::read_to_string(dir.join("memory.current")).ok()?;
     let cpu = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
@@ -155,7 +161,8 @@ impl MetricsView<'_> {
 
     fn vassals(&self, out: &mut String) {
         let now = SystemTime::now();
-        let labelled: Vec<(String, &Vassal)> = self
+        // Each vassal's cgroup files are read once per scrape, for both gauges.
+        let labelled: Vec<Labelled> = self
             .table
             .iter()
             .map(|(_, v)| {
@@ -165,17 +172,17 @@ impl MetricsView<'_> {
                     label(&v.name),
                     label(&tenant)
                 );
-                (labels, v)
+                (labels, v, cgroup_usage(v))
             })
             .collect();
         let gauge = |out: &mut String,
                      name: &str,
                      kind: &str,
                      help: &str,
-                     value: &dyn Fn(&Vassal) -> Option<f64>| {
+                     value: &dyn Fn(&Vassal, Option<Usage>) -> Option<f64>| {
             header(out, name, kind, help);
-            for (labels, v) in &labelled {
-                if let Some(value) = value(v) {
+            for (labels, v, usage) in &labelled {
+                if let Some(value) = value(v, *usage) {
                     let _ = writeln!(out, "{name}{{{labels}}} {value}");
                 }
             }
@@ -185,7 +192,7 @@ impl MetricsView<'_> {
             "emperor_vassal_up",
             "gauge",
             "Whether the vassal's runtime runs (1) or not (0).",
-            &|v| Some(if v.pid().is_some() { 1.0 } else { 0.0 }),
+            &|v, _| Some(if v.pid().is_some() { 1.0 } else { 0.0 }),
         );
         header(
             out,
@@ -193,7 +200,7 @@ impl MetricsView<'_> {
             "gauge",
             "The vassal's state (1 for the one it is in).",
         );
-        for (labels, v) in &labelled {
+        for (labels, v, _) in &labelled {
             let _ = writeln!(
                 out,
                 "emperor_vassal_state{{{labels},state=\"{}\"}} 1",
@@ -205,28 +212,28 @@ impl MetricsView<'_> {
             "emperor_vassal_respawns_total",
             "counter",
             "Respawns and reloads of the vassal.",
-            &|v| Some(v.respawns as f64),
+            &|v, _| Some(v.respawns as f64),
         );
         gauge(
             out,
             "emperor_vassal_last_exit_status",
             "gauge",
             "The status its runtime last exited with.",
-            &|v| v.last_exit.map(f64::from),
+            &|v, _| v.last_exit.map(f64::from),
         );
         gauge(
             out,
             "emperor_vassal_loyal",
             "gauge",
             "Whether the vassal is loyal (1) or not (0).",
-            &|v| Some(if v.loyal { 1.0 } else { 0.0 }),
+            &|v, _| Some(if v.loyal { 1.0 } else { 0.0 }),
         );
         gauge(
             out,
             "emperor_vassal_uptime_seconds",
             "gauge",
             "How long its payload has run.",
-            &|v| {
+            &|v, _| {
                 v.pid()?;
                 Some(now.duration_since(v.last_run?).ok()?.as_secs_f64())
             },
@@ -236,42 +243,31 @@ impl MetricsView<'_> {
             "emperor_vassal_memory_bytes",
             "gauge",
             "Memory of the vassal's cgroup (memory.current).",
-            &|v| cgroup_usage(v).map(|(bytes, _)| bytes as f64),
+            &|_, usage| usage.map(|(bytes, _)| bytes as f64),
         );
         gauge(
             out,
             "emperor_vassal_cpu_seconds_total",
             "counter",
             "CPU time of the vassal's cgroup (cpu.stat usage_usec).",
-            &|v| cgroup_usage(v).map(|(_, seconds)| seconds),
+            &|_, usage| usage.map(|(_, seconds)| seconds),
         );
     }
 
     fn tenants(&self, out: &mut String) {
-        #[derive(Default)]
-        struct Counts {
-            vassals: usize,
-            running: usize,
-            over_quota: usize,
-        }
-        let mut tenants = BTreeMap::<Tenant, Counts>::new();
-        for (_, v) in self.table.iter() {
-            let counts = tenants.entry(tenant_of(v, self.tyrant)).or_default();
-            counts.vassals += 1;
-            counts.running += usize::from(v.pid().is_some());
-            counts.over_quota += usize::from(v.state == State::OverQuota);
-        }
-        let each = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&Counts) -> usize| {
-            header(out, name, "gauge", help);
-            for (tenant, counts) in &tenants {
-                let _ = writeln!(
-                    out,
-                    "{name}{{tenant=\"{}\"}} {}",
-                    label(&tenant.to_string()),
-                    value(counts)
-                );
-            }
-        };
+        let tenants = count_by_tenant(self.table, self.tyrant, self.blacklist);
+        let each =
+            |out: &mut String, name: &str, help: &str, value: &dyn Fn(&TenantCounts) -> usize| {
+                header(out, name, "gauge", help);
+                for (tenant, counts) in &tenants {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{tenant=\"{}\"}} {}",
+                        label(&tenant.to_string()),
+                        value(counts)
+                    );
+                }
+            };
         each(
             out,
             "emperor_tenant_vassals",

@@ -497,6 +497,7 @@ impl Emperor {
             table: &self.table,
             tyrant: self.settings.tyrant,
             tenant_max_vassals: self.settings.tenant_max_vassals,
+            blacklist: &self.blacklist,
             spawn_tokens: self.spawn_budget.tokens(now),
             spawn_latency: &self.spawn_latency,
             clock: &mut self.loop_clock,

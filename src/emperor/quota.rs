@@ -3,8 +3,7 @@
 //! is kept, shown `over-quota`, and starts when one of its tenant's vassals goes: nothing is
 //! lost, and no other vassal is touched.
 
-use super::fair_queue::Tenant;
-use super::lifecycle::tenant_of;
+use super::fair_queue::{tenant_of, Tenant};
 use super::table::State;
 use super::Emperor;
 use tracing::{error, info};

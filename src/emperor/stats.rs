@@ -1,8 +1,7 @@
 //! The stats document: one JSON document per connection, uWSGI's field names where uWSGI has
 //! them (so existing tools keep working), plus ours. Read-only. Served by stats_server.rs.
 
-use super::fair_queue::{FairQueue, Tenant};
-use super::lifecycle::tenant_of;
+use super::fair_queue::{count_by_tenant, tenant_of, FairQueue};
 use super::table::{Table, Vassal};
 use super::throttle::{Blacklist, SpawnBudget};
 use serde::Serialize;
@@ -130,7 +129,7 @@ struct Budget {
 }
 
 /// One tenant: the config owner in tyrant mode, else a monitor.
-#[derive(Serialize, Default)]
+#[derive(Serialize)]
 struct TenantStats {
     blacklisted: usize,
     /// `--emperor-tenant-max-vassals` (0: no limit).
@@ -245,23 +244,18 @@ impl StatsView<'_> {
 
     /// Each tenant's vassals, in the tenants' order.
     fn tenants(&self) -> Vec<TenantStats> {
-        let mut tenants = std::collections::BTreeMap::<Tenant, TenantStats>::new();
-        for (_, v) in self.table.iter() {
-            let tenant = tenant_of(v, self.tyrant);
-            let entry = tenants
-                .entry(tenant.clone())
-                .or_insert_with(|| TenantStats {
-                    queued: self.queue.queued_for(&tenant),
-                    max_vassals: self.tenant_max_vassals.unwrap_or(0),
-                    tenant: tenant.to_string(),
-                    ..TenantStats::default()
-                });
-            entry.vassals += 1;
-            entry.over_quota += usize::from(v.state == super::table::State::OverQuota);
-            entry.running += usize::from(v.pid().is_some());
-            entry.blacklisted += usize::from(self.blacklist.get(&v.id).is_some());
-        }
-        tenants.into_values().collect()
+        count_by_tenant(self.table, self.tyrant, self.blacklist)
+            .into_iter()
+            .map(|(tenant, counts)| TenantStats {
+                blacklisted: counts.blacklisted,
+                max_vassals: self.tenant_max_vassals.unwrap_or(0),
+                over_quota: counts.over_quota,
+                queued: self.queue.queued_for(&tenant),
+                running: counts.running,
+                tenant: tenant.to_string(),
+                vassals: counts.vassals,
+            })
+            .collect()
     }
 
     fn vassal<'v>(&self, v: &'v Vassal, uid: u32, gid: u32) -> VassalStats<'v> {
