@@ -203,9 +203,7 @@ impl AppOutcome {
 
 /// The block of `document`, markers included, if it has one.
 pub fn existing_block(document: &str) -> Option<&str> {
-    let start = document.find(BEGIN)?;
-    let end = document[start..].find(END)? + start + END.len();
-    Some(&document[start..end])
+    crate::blocks::find(document, BEGIN, END)
 }
 
 /// What a document with no measured block yet holds in its place.
@@ -219,17 +217,7 @@ pub fn placeholder_block() -> String {
 /// `document` with its block replaced by `block`; a document without one gets it before its
 /// "## Analysis" heading, or at its end.
 pub fn splice(document: &str, block: &str) -> String {
-    if let Some(old) = existing_block(document) {
-        return document.replacen(old, block, 1);
-    }
-    match document.find(&format!("\n{BEFORE}\n")) {
-        Some(at) => format!(
-            "{}\n\n{block}\n\n{}",
-            document[..at].trim_end(),
-            &document[at + 1..]
-        ),
-        None => format!("{}\n\n{block}\n", document.trim_end()),
-    }
+    crate::blocks::splice(document, BEGIN, END, block, Some(BEFORE))
 }
 
 pub const HEADER: [&str; 6] = [

@@ -334,17 +334,13 @@ impl FairnessOutcome {
 
 /// The fairness block of `document`, markers included, if it has one.
 pub fn existing_block(document: &str) -> Option<&str> {
-    let start = document.find(BEGIN)?;
-    let end = document[start..].find(END)? + start + END.len();
-    Some(&document[start..end])
+    crate::blocks::find(document, BEGIN, END)
 }
 
-/// `document` with its fairness block replaced by `block` (appended when it has none).
+/// `document` with its fairness block replaced by `block` (appended when it has none: the
+/// document has no heading it goes before).
 pub fn splice(document: &str, block: &str) -> String {
-    match existing_block(document) {
-        Some(old) => document.replacen(old, block, 1),
-        None => format!("{}\n\n{block}\n", document.trim_end()),
-    }
+    crate::blocks::splice(document, BEGIN, END, block, None)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 mod app;
 mod app_run;
 mod baseline;
+mod blocks;
 mod cpu;
 mod curve;
 mod fairness;
