@@ -36,7 +36,7 @@ impl Emperor {
                     .map(|(slot, v)| (slot, v.pid().is_some()));
                 match found {
                     Some((vassal, true)) => {
-                        self.reload(vassal);
+                        self.handle(vassal, super::machine::Event::ReloadAsked);
                         answer_ok()
                     }
                     Some(_) => answer_error(&format!("{name}: not running")),

@@ -64,7 +64,6 @@ impl Emperor {
         }
         v.waiting_for_fds = Some(needed);
         v.fd_attempts = v.fd_attempts.saturating_add(1);
-        v.state = State::Waiting;
         let delay = self.fd_budget.wait(slot, v.fd_attempts);
         debug!(vassal = %v.name, attempt = v.fd_attempts, retry_ms = delay.as_millis() as u64, "still no file descriptors");
         self.timers
@@ -90,7 +89,7 @@ impl Emperor {
                 .is_some_and(|v| v.state == State::Waiting && v.waiting_for_fds.is_some());
             if waiting {
                 self.timers.cancel(slot, TimerKind::Respawn);
-                self.enqueue(slot);
+                self.handle(slot, super::machine::Event::RespawnDue);
                 return;
             }
         }

@@ -1,14 +1,15 @@
-//! A vassal's life as the emperor sees it: config events, spawns through the throttle, the
-//! bytes it sends, its death and respawn or burial. Every handler touches one vassal (O(1)).
+//! Where a vassal's events come from: its config (the monitors), the bytes its runtime
+//! sends, its runtime's exit, its timers, and the emperor's own stop. Each becomes one event
+//! for the lifecycle table (machine.rs), carried out by the executor (executor.rs). Every
+//! handler touches one vassal (O(1)).
 
-use super::fair_queue::tenant_of;
-use super::table::{State, Vassal};
+use super::machine::{Event as LifeEvent, ExitKind, State};
+use super::table::Vassal;
 use super::timers::TimerKind;
-use super::{Emperor, TOKEN_VASSAL};
+use super::Emperor;
 use crate::monitor::{Event, EventKind};
-use crate::protocol::{Command, Message};
+use crate::protocol::Message;
 use jail::process::{self, Exit};
-use nix::sys::epoll::{EpollEvent, EpollFlags};
 use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
@@ -16,11 +17,6 @@ use tracing::{debug, error, info, warn};
 /// Bytes read from one vassal per wake-up: a vassal flooding its socket gets its turn like
 /// everyone else, and the loop goes on.
 const READ_BUDGET: usize = 256;
-/// Spawns per loop turn.
-const SPAWN_BATCH: usize = 64;
-/// A spawn that failed (cgroup, clone3; a want of fds has its own backoff) is not retried
-/// sooner than this, even with throttling off: retrying at once would spin.
-const SPAWN_RETRY: Duration = Duration::from_secs(1);
 /// At most one log line per this long about a vassal's unknown protocol bytes.
 const UNKNOWN_BYTES_QUIET: Duration = Duration::from_secs(10);
 /// How long the emperor waits for killed strays before it gives up on them.
@@ -46,17 +42,18 @@ impl Emperor {
                 None => return,
             }
         }
-        let Some(slot) = self.table.slot_of(&event.id) else {
-            let mut vassal = Vassal::new(event.id, event.name, event.path, event.monitor);
-            vassal.owner = event.owner;
-            vassal.config = event.config;
-            vassal.store_socket = event.socket;
-            vassal.last_mod = event.mtime;
-            info!(vassal = %vassal.name, "new config");
-            let slot = self.table.insert(vassal);
-            self.warn_near_fd_capacity();
-            self.start_or_wait(slot);
-            return;
+        let slot = match self.table.slot_of(&event.id) {
+            Some(slot) => slot,
+            None => {
+                // A new config: an idle vassal whose config just changed.
+                let mut vassal =
+                    Vassal::new(event.id.clone(), event.name, event.path, event.monitor);
+                vassal.state = State::Idle;
+                info!(vassal = %vassal.name, "new config");
+                let slot = self.table.insert(vassal);
+                self.warn_near_fd_capacity();
+                slot
+            }
         };
         // Every event is news: the monitors report only differences (a file rewritten within
         // one tick of a coarse clock keeps its mtime and is still a change; churn.rs lost
@@ -68,34 +65,8 @@ impl Emperor {
         v.owner = event.owner;
         v.config = event.config;
         v.store_socket = event.socket;
-        match v.state {
-            State::Running | State::Starting => self.reload_changed(slot),
-            State::Reloading => v.changed_while_reloading = true,
-            State::Queued => {}
-            State::Stopping => v.readd = true,
-            State::Waiting | State::Idle | State::OnDemand | State::OverQuota => {
-                info!(vassal = %v.name, "config changed: starting again");
-                v.voluntary = false;
-                self.timers.cancel(slot, TimerKind::Respawn);
-                let id = v.id.clone();
-                self.blacklist.forgive(&id);
-                self.start_or_wait(slot);
-            }
-        }
-    }
-
-    /// A running vassal's config changed: a graceful reload, or a fresh start when the change
-    /// moves its on-demand or pool socket.
-    fn reload_changed(&mut self, slot: usize) {
-        let wishes = self.read_held_wishes(slot);
-        if self.on_demand_changed(slot, &wishes) || self.pool_changed(slot, &wishes) {
-            let v = self.table.get_mut(slot).expect("indexed slot");
-            info!(vassal = %v.name, "config changed its on-demand or pool socket: starting afresh");
-            self.stop(slot);
-            self.table.get_mut(slot).expect("indexed slot").readd = true;
-        } else {
-            self.reload(slot);
-        }
+        let changed = self.config_changed_event(slot);
+        self.handle(slot, changed);
     }
 
     /// Tyrant mode: the config's owner, or None when it is refused (and, if it was running
@@ -150,246 +121,13 @@ impl Emperor {
     }
 
     fn config_removed_slot(&mut self, slot: usize) {
-        let v = self.table.get_mut(slot).expect("indexed slot");
-        match v.state {
-            State::Queued | State::Waiting | State::Idle | State::OnDemand | State::OverQuota => {
-                info!(vassal = %v.name, "config removed");
-                self.bury(slot);
-            }
-            State::Starting | State::Running | State::Reloading => {
-                info!(vassal = %v.name, "config removed: stopping");
-                self.stop(slot);
-            }
-            State::Stopping => {
-                v.readd = false;
-                if let Some(od) = v.on_demand.as_mut() {
-                    od.idle_stop = false;
-                }
-            }
-        }
-    }
-
-    /// Forget a vassal, letting go of any socket held for it.
-    fn bury(&mut self, slot: usize) {
-        if let Some(v) = self.table.get_mut(slot) {
-            v.repeats.flush_all(&v.name);
-        }
-        self.let_go(slot);
-        self.fd_budget.forget(slot);
-        self.timers.cancel_all(slot);
-        let tenant = self
-            .table
-            .get(slot)
-            .map(|v| tenant_of(v, self.settings.tyrant));
-        self.table.remove(slot);
-        if let Some(tenant) = tenant {
-            self.admit_one_over_quota(&tenant);
-        }
-    }
-
-    pub(super) fn enqueue(&mut self, slot: usize) {
-        if let Some(v) = self.table.get_mut(slot) {
-            v.state = State::Queued;
-            let tenant = tenant_of(v, self.settings.tyrant);
-            self.queue.push(tenant, slot);
-        }
-    }
-
-    /// Spawn queued vassals, tenants taking turns, as fast as the spawn budget allows.
-    pub(super) fn process_queue(&mut self, now: Instant) {
-        // A bounded batch per loop turn: a long queue (the initial scan of thousands of
-        // configs, or spawns failing at once) never keeps signals, stats and stops waiting.
-        let mut spawned = 0;
-        while spawned < SPAWN_BATCH {
-            if !self.warming_up && self.spawn_budget.next_allowed(now) > now {
-                return;
-            }
-            let Some(slot) = self.queue.pop() else {
-                break;
-            };
-            // An entry left behind by a vassal that was stopped or removed meanwhile.
-            if self.table.get(slot).map(|v| v.state) != Some(State::Queued) {
-                continue;
-            }
-            self.spawn(slot, now);
-            spawned += 1;
-        }
-        if self.queue.is_empty() {
-            self.warming_up = false;
-        }
-    }
-
-    fn spawn(&mut self, slot: usize, now: Instant) {
-        let extra = super::spawn::RuntimeExtra {
-            fall_back: self.table.get(slot).expect("queued slot").fall_back,
-            sets: self.store_sets(slot),
-        };
-        let (path, owner, text) = {
-            let v = self.table.get(slot).expect("queued slot");
-            // Outside tyrant mode a vassal is the emperor's: its user namespace maps the
-            // emperor's own ids (all an emperor run by an ordinary user may map).
-            let owner = v.owner.filter(|_| self.settings.tyrant);
-            (v.path.clone(), owner, v.config.clone())
-        };
-        if !self.room_for_a_runtime() {
-            self.wait_for_fds(slot);
-            return;
-        }
-        if !self.warming_up {
-            self.spawn_budget.take(now);
-        }
-        let cgroup = match self.vassal_cgroup(slot) {
-            Ok(cgroup) => cgroup,
-            Err(e) => {
-                let v = self.table.get(slot).expect("queued slot");
-                error!(vassal = %v.name, "cannot create its cgroup: {e}");
-                self.schedule_respawn_after(slot, false, SPAWN_RETRY);
-                return;
-            }
-        };
-        let held = self.held_fd(slot);
-        match self
-            .spawner
-            .spawn(&path, owner, cgroup.as_ref(), held, &extra, text.as_deref())
-        {
-            Ok(process) => {
-                let token = TOKEN_VASSAL + slot as u64;
-                if let Err(e) = self
-                    .epoll
-                    .add(&process.link, EpollEvent::new(EpollFlags::EPOLLIN, token))
-                {
-                    error!("epoll_ctl(ADD) for a vassal link: {e}");
-                }
-                let pid = process.running.pid;
-                self.table.set_pid(slot, Some(pid), None);
-                let v = self.table.get_mut(slot).expect("queued slot");
-                v.spawn_started = Some(now);
-                let wall = SystemTime::now();
-                v.born.get_or_insert(wall);
-                v.first_run.get_or_insert(wall);
-                v.last_run = Some(wall);
-                v.process = Some(process);
-                v.state = State::Starting;
-                if let Some(repeated) = v.repeats.admit(&v.name, "spawned", String::new(), now) {
-                    info!(vassal = %v.name, pid = pid.as_raw(), "spawned{repeated}");
-                }
-                self.got_fds(slot);
-                self.watch_idle(slot);
-            }
-            Err(e) if e.out_of_fds() => self.wait_for_fds(slot),
-            Err(e) => {
-                let v = self.table.get_mut(slot).expect("queued slot");
-                error!(vassal = %v.name, "cannot spawn: {e}");
-                self.schedule_respawn_after(slot, false, SPAWN_RETRY);
-            }
-        }
-    }
-
-    /// The vassal's cgroup (created on its first spawn), when the emperor has a cgroup root.
-    fn vassal_cgroup(
-        &mut self,
-        slot: usize,
-    ) -> Result<Option<jail::cgroup::VassalCgroup>, jail::SysError> {
-        let Some(root) = &self.settings.cgroup_root else {
-            return Ok(None);
-        };
-        let tyrant = self.settings.tyrant;
-        let v = self.table.get_mut(slot).expect("slot");
-        if v.cgroup.is_none() {
-            let slice = jail::cgroup::prepare_slice(
-                root,
-                &tenant_of(v, tyrant).cgroup_name(),
-                &self.settings.tenant_limits,
-            )?;
-            let name = jail::cgroup::sanitize(&v.id);
-            // Only root can hand the payload's leaf to its owner; an unprivileged emperor
-            // keeps runtime and payload under the same ceilings, without the leaf.
-            let owner = if nix::unistd::geteuid().is_root() {
-                v.owner
-            } else {
-                None
-            };
-            let ceilings = &self.settings.cgroup_ceilings;
-            v.cgroup = Some(jail::cgroup::VassalCgroup::create(
-                &slice, &name, ceilings, owner,
-            )?);
-        }
-        Ok(v.cgroup.clone())
-    }
-
-    /// After a death (or failed spawn): respawn at once if it was loyal, else after its
-    /// blacklist throttle.
-    fn schedule_respawn(&mut self, slot: usize, loyal: bool) {
-        self.schedule_respawn_after(slot, loyal, Duration::ZERO);
-    }
-
-    /// As [`Self::schedule_respawn`], waiting at least `at_least`.
-    fn schedule_respawn_after(&mut self, slot: usize, loyal: bool, at_least: Duration) {
-        let v = self.table.get_mut(slot).expect("slot");
-        let delay = if loyal {
-            Duration::ZERO
-        } else {
-            self.blacklist.punish(&v.id, SystemTime::now(), at_least)
-        }
-        .max(at_least);
-        if delay.is_zero() {
-            self.enqueue(slot);
-            return;
-        }
-        let throttle_ms = delay.as_millis() as u64;
-        // A loyal vassal is not blacklisted: only the respawn floor holds it back.
-        let why = if loyal {
-            "died soon after its start"
-        } else {
-            "blacklisted"
-        };
-        let text = format!("{why}: throttle_ms={throttle_ms}");
-        if let Some(repeated) = v.repeats.admit(&v.name, "respawn", text, Instant::now()) {
-            info!(vassal = %v.name, throttle_ms, "{why}: respawn delayed{repeated}");
-        }
-        let at = Instant::now() + delay;
-        v.state = State::Waiting;
-        self.timers.arm(slot, TimerKind::Respawn, at);
-    }
-
-    pub(super) fn reload(&mut self, slot: usize) {
-        let Some(v) = self.table.get_mut(slot) else {
-            return;
-        };
-        if v.process.is_none() {
-            return;
-        }
-        info!(vassal = %v.name, "reloading");
-        v.state = State::Reloading;
-        // A reload tries the watched config again, not the fallback it ended on.
-        v.fall_back = 0;
-        v.ready = false;
-        v.accepting = false;
-        v.respawns += 1;
-        v.last_run = Some(SystemTime::now());
-        // A config from a store travels with the reload byte, as a fresh sealed memfd.
-        self.send(slot, Command::Reload);
-    }
-
-    pub(super) fn stop(&mut self, slot: usize) {
-        let Some(v) = self.table.get_mut(slot) else {
-            return;
-        };
-        v.state = State::Stopping;
-        let at = Instant::now() + self.settings.curse_tolerance;
-        self.timers.arm(slot, TimerKind::Kill, at);
-        self.send(slot, Command::Stop);
+        self.handle(slot, LifeEvent::ConfigRemoved);
     }
 
     pub(super) fn reload_all(&mut self) {
         info!("SIGHUP: reloading every vassal");
         for slot in self.table.slots() {
-            if matches!(
-                self.table.get(slot).map(|v| v.state),
-                Some(State::Running | State::Starting)
-            ) {
-                self.reload(slot);
-            }
+            self.handle(slot, LifeEvent::ReloadAsked);
         }
     }
 
@@ -402,7 +140,7 @@ impl Emperor {
         for slot in self.table.slots() {
             if self.table.get(slot).map(|v| v.state) == Some(State::Waiting) {
                 self.timers.cancel(slot, TimerKind::Respawn);
-                self.enqueue(slot);
+                self.handle(slot, LifeEvent::RespawnDue);
             }
         }
     }
@@ -458,20 +196,13 @@ impl Emperor {
                 if let Some(started) = v.spawn_started.take() {
                     self.spawn_latency.observe(started.elapsed());
                 }
-                let reloaded = v.state == State::Reloading;
-                if matches!(v.state, State::Starting | State::Reloading) {
-                    v.state = State::Running;
-                }
                 if let Some(repeated) =
                     v.repeats
                         .admit(&v.name, "running", String::new(), Instant::now())
                 {
                     info!(vassal = %v.name, "running{repeated}");
                 }
-                if reloaded && std::mem::take(&mut v.changed_while_reloading) {
-                    info!(vassal = %v.name, "its config changed during the reload: reloading again");
-                    self.reload_changed(slot);
-                }
+                self.handle(slot, LifeEvent::PayloadStarted);
             }
             Message::Ready => {
                 v.accepting = true;
@@ -491,12 +222,8 @@ impl Emperor {
                 let due = Instant::now() + required;
                 self.timers.arm(slot, TimerKind::Heartbeat, due);
             }
-            Message::VoluntaryShutdown => {
-                info!(vassal = %v.name, "asks to shut down");
-                v.voluntary = true;
-                self.send(slot, Command::Stop);
-            }
-            Message::FallBack => v.fall_back_asked = true,
+            Message::VoluntaryShutdown => self.handle(slot, LifeEvent::AsksToStop),
+            Message::FallBack => self.handle(slot, LifeEvent::FallBackAsked),
             Message::ConfigRequest | Message::Broodlord => {
                 debug!(vassal = %v.name, "{message:?}: not supported for file configs");
             }
@@ -536,31 +263,32 @@ impl Emperor {
     fn on_vassal_exit(&mut self, slot: usize, exit: Exit) {
         self.table.set_pid(slot, None, Some(exit.pid));
         let v = self.table.get_mut(slot).expect("slot of a known pid");
+        let mut last_words = Vec::new();
         if let Some(mut process) = v.process.take() {
             if !process.link_closed {
-                // A shutdown request (22) sent just before the runtime went still counts.
+                // A shutdown request (22) or fallback (40) sent just before the runtime went
+                // still counts.
                 let mut buf = [0u8; READ_BUDGET];
                 let n = process.link.read(&mut buf).unwrap_or(0);
-                if buf[..n].contains(&Message::VoluntaryShutdown.byte()) {
-                    v.voluntary = true;
-                }
-                if buf[..n].contains(&Message::FallBack.byte()) {
-                    v.fall_back_asked = true;
-                }
+                last_words.extend_from_slice(&buf[..n]);
                 let _ = self.epoll.delete(&process.link);
             }
             // Its link and pidfd close here: room for a vassal waiting for fds.
             drop(process);
             self.wake_fd_waiter();
         }
+        for byte in last_words {
+            match Message::from_byte(byte) {
+                Message::VoluntaryShutdown => self.handle(slot, LifeEvent::AsksToStop),
+                Message::FallBack => self.handle(slot, LifeEvent::FallBackAsked),
+                _ => {}
+            }
+        }
         let v = self.table.get_mut(slot).expect("slot of a known pid");
         v.last_exit = Some(exit.status);
-        // Whatever starts next reads the config as it is then.
-        v.changed_while_reloading = false;
         v.ready = false;
         v.accepting = false;
-        let loyal = std::mem::take(&mut v.loyal);
-        let name = v.name.clone();
+        debug!(vassal = %v.name, status = exit.status, signal = ?exit.signal, "runtime exited");
         if exit.signal.is_some() {
             // A runtime killed by a signal could not take its payload's tree with it: whatever
             // it left was reparented to us, or is still in its cgroup.
@@ -573,70 +301,18 @@ impl Emperor {
         // Its process is gone: nothing left to kill, no heartbeat to wait for.
         self.timers.cancel(slot, TimerKind::Kill);
         self.timers.cancel(slot, TimerKind::Heartbeat);
-        let v = self.table.get_mut(slot).expect("slot");
         if self.ragnarok.is_some() {
-            info!(vassal = %name, status = exit.status, "stopped");
             self.stop_waves.exited();
-            self.bury(slot);
-            return;
         }
-        // An on-demand vassal that ends well (stopped for idleness, exited 0 or asked to stop)
-        // waits for its next connection; one that crashed is respawned like any other.
-        let on_demand_rests = v.on_demand.as_ref().is_some_and(|od| {
-            od.idle_stop
-                || (v.state != State::Stopping
-                    && (v.voluntary || (exit.status == 0 && exit.signal.is_none())))
-        });
-        match v.state {
-            State::Stopping if v.readd => {
-                v.readd = false;
-                info!(vassal = %name, "config is back: starting again");
-                self.start_or_wait(slot);
-            }
-            _ if on_demand_rests => {
-                info!(vassal = %name, status = exit.status, "stopped: waiting for the next connection");
-                self.wait_for_connection(slot);
-            }
-            State::Stopping => {
-                info!(vassal = %name, status = exit.status, "stopped and removed");
-                self.bury(slot);
-            }
-            // Only the runtime's own word means "a new jail": any other exit during a reload
-            // is a death like any other, throttled and counted once.
-            State::Reloading
-                if exit.status == crate::protocol::EXIT_RESPAWN && exit.signal.is_none() =>
-            {
-                info!(vassal = %name, status = exit.status, "restarting afresh (its reload needs a new jail)");
-                v.respawns += 1;
-                self.schedule_respawn(slot, true);
-            }
-            _ if v.voluntary => {
-                info!(vassal = %name, "stopped on its own request");
-                v.state = State::Idle;
-            }
-            _ if std::mem::take(&mut v.fall_back_asked) => {
-                // Not a crash to throttle: uWSGI would have exec'd the fallback at once.
-                v.fall_back += 1;
-                info!(vassal = %name, levels = v.fall_back, "its payload failed to start: starting afresh on its fallback-config");
-                v.respawns += 1;
-                self.enqueue(slot);
-            }
-            _ => {
-                v.fall_back = 0;
-                let text = format!("status={} loyal={loyal}", exit.status);
-                if let Some(repeated) = v.repeats.admit(&name, "died", text, Instant::now()) {
-                    warn!(vassal = %name, status = exit.status, loyal, "died{repeated}");
-                }
-                v.respawns += 1;
-                let ran_for = v
-                    .last_run
-                    .and_then(|at| at.elapsed().ok())
-                    .unwrap_or_default();
-                let floor = v
-                    .respawn_floor
-                    .after_death(ran_for, loyal, self.settings.max_throttle);
-                self.schedule_respawn_after(slot, loyal, floor);
-            }
+        let kind = match (exit.status, exit.signal) {
+            (crate::protocol::EXIT_RESPAWN, None) => ExitKind::FreshJail,
+            (0, None) => ExitKind::Clean,
+            _ => ExitKind::Died,
+        };
+        self.handle(slot, LifeEvent::Exited(kind));
+        // Loyalty is a run's: the next one earns its own (a death's backoff has read it).
+        if let Some(v) = self.table.get_mut(slot) {
+            v.loyal = false;
         }
     }
 
@@ -672,18 +348,14 @@ impl Emperor {
                 continue;
             };
             match kind {
-                TimerKind::Respawn if v.state == State::Waiting => self.enqueue(slot),
+                TimerKind::Respawn => self.handle(slot, LifeEvent::RespawnDue),
                 TimerKind::Kill => {
                     if let Some(process) = &v.process {
                         warn!(vassal = %v.name, "did not stop within the curse tolerance: SIGKILL");
                         force_stop(process);
                     }
                 }
-                TimerKind::Heartbeat if v.state == State::Running => {
-                    warn!(vassal = %v.name, "sent no heartbeat in time: reloading");
-                    self.reload(slot);
-                }
-                TimerKind::Respawn | TimerKind::Heartbeat => {}
+                TimerKind::Heartbeat => self.handle(slot, LifeEvent::HeartbeatMissed),
             }
         }
     }
@@ -703,7 +375,7 @@ impl Emperor {
             if self.table.get(slot).is_some_and(|v| v.process.is_some()) {
                 running.push(slot);
             } else {
-                self.bury(slot);
+                self.handle(slot, LifeEvent::Shutdown);
             }
         }
         self.stop_waves = super::stop_waves::StopWaves::new(running);
@@ -714,8 +386,7 @@ impl Emperor {
     pub(super) fn tell_stop_wave(&mut self, now: Instant) {
         for slot in self.stop_waves.due(now) {
             if self.table.get(slot).is_some_and(|v| v.process.is_some()) {
-                self.send(slot, Command::Stop);
-                self.table.get_mut(slot).expect("slot").state = State::Stopping;
+                self.handle(slot, LifeEvent::Shutdown);
             } else {
                 // Gone while it waited for its wave: nothing of it is under way.
                 self.stop_waves.exited();

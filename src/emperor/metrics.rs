@@ -13,18 +13,6 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-const STATES: [State; 9] = [
-    State::Queued,
-    State::Waiting,
-    State::Starting,
-    State::Running,
-    State::Reloading,
-    State::Stopping,
-    State::Idle,
-    State::OnDemand,
-    State::OverQuota,
-];
-
 /// A Prometheus histogram of durations.
 #[derive(Debug, Default)]
 pub struct Histogram {
@@ -116,9 +104,14 @@ impl MetricsView<'_> {
 
     fn emperor(&mut self, out: &mut String) {
         header(out, "emperor_vassals", "gauge", "Vassals by state.");
-        for state in STATES {
-            let n = self.table.iter().filter(|(_, v)| v.state == state).count();
-            let _ = writeln!(out, "emperor_vassals{{state=\"{}\"}} {n}", state.name());
+        let mut counts = [0usize; State::NAMES.len()];
+        for (_, v) in self.table.iter() {
+            if let Some(i) = State::NAMES.iter().position(|&name| name == v.state.name()) {
+                counts[i] += 1;
+            }
+        }
+        for (name, n) in State::NAMES.iter().zip(counts) {
+            let _ = writeln!(out, "emperor_vassals{{state=\"{name}\"}} {n}");
         }
         header(
             out,

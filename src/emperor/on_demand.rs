@@ -8,7 +8,7 @@
 
 use super::activity::Snapshot;
 use super::held::HeldError;
-use super::table::State;
+use super::machine::{Event, Park};
 use super::{Emperor, TOKEN_ON_DEMAND};
 use crate::config;
 use crate::config_reader::{ReadReply, ReadRequest};
@@ -46,8 +46,6 @@ pub struct OnDemandVassal {
     armed: bool,
     /// Since when its socket has been seen unused (while it runs).
     idle_since: Option<Instant>,
-    /// It is being stopped for idleness: it waits for a connection again once gone.
-    pub idle_stop: bool,
 }
 
 /// Running on-demand vassals with an `idle` time, and when their sockets are sampled next.
@@ -82,34 +80,26 @@ pub(super) struct HeldWishes {
 }
 
 impl Emperor {
-    /// A config asks for its vassal to run: an on-demand one gets its socket held and waits
-    /// for a connection; any other is queued for a spawn. A refused on-demand setting leaves
+    /// The held sockets a start needs: an on-demand vassal gets its socket held (it then
+    /// waits for a connection), a pool member joins its pool's socket, any other is queued
+    /// for a spawn. A refused setting (or a uWSGI application with no uWSGI binary) leaves
     /// the vassal idle, with an error naming the file and option, until its config changes.
-    pub(super) fn start_or_wait(&mut self, slot: usize) {
-        if !self.within_quota(slot) {
-            return;
-        }
+    pub(super) fn prepare_held_sockets(&mut self, slot: usize) -> Park {
         let wishes = self.read_held_wishes(slot);
         if let Some(message) = &wishes.missing_uwsgi {
             // Not a respawn loop: it waits, idle, until its config or the emperor changes.
-            self.refuse_start(slot, message);
-            return;
+            return self.refuse_start(slot, message);
         }
         let wanted = match wishes.on_demand {
             Ok(wanted) => wanted,
-            Err(message) => {
-                self.refuse_start(slot, &message);
-                return;
-            }
+            Err(message) => return self.refuse_start(slot, &message),
         };
         let Some(wanted) = wanted else {
             self.let_go(slot);
             if let Err(message) = wishes.pool.and_then(|pool| self.join_pool(slot, pool)) {
-                self.refuse_start(slot, &message);
-                return;
+                return self.refuse_start(slot, &message);
             }
-            self.enqueue(slot);
-            return;
+            return Park::Queue;
         };
         let identity = self.held_identity(slot);
         let v = self.table.get_mut(slot).expect("slot");
@@ -120,8 +110,7 @@ impl Emperor {
         if !same {
             self.let_go(slot);
             if let Err(e) = self.hold(&wanted.socket, identity) {
-                self.refuse_start(slot, &e.to_string());
-                return;
+                return self.refuse_start(slot, &e.to_string());
             }
         }
         let v = self.table.get_mut(slot).expect("slot");
@@ -136,11 +125,10 @@ impl Emperor {
                     idle: wanted.idle,
                     armed: false,
                     idle_since: None,
-                    idle_stop: false,
                 })
             }
         }
-        self.wait_for_connection(slot);
+        Park::Hold
     }
 
     fn hold(&mut self, socket: &SocketSpec, identity: Option<(u32, u32)>) -> Result<(), HeldError> {
@@ -155,11 +143,11 @@ impl Emperor {
         self.held.acquire(socket, identity)
     }
 
-    pub(super) fn refuse_start(&mut self, slot: usize, message: &str) {
+    fn refuse_start(&mut self, slot: usize, message: &str) -> Park {
         self.let_go(slot);
-        let v = self.table.get_mut(slot).expect("slot");
+        let v = self.table.get(slot).expect("slot");
         error!(vassal = %v.name, "{message}: not started");
-        v.state = State::Idle;
+        Park::Refused
     }
 
     /// Tyrant mode: the socket is bound with its tenant's filesystem identity.
@@ -302,10 +290,7 @@ impl Emperor {
         let Some(od) = v.on_demand.as_mut() else {
             return;
         };
-        v.state = State::OnDemand;
-        v.voluntary = false;
         od.idle_since = None;
-        od.idle_stop = false;
         self.idle.slots_remove(slot);
         if od.armed {
             return;
@@ -331,14 +316,7 @@ impl Emperor {
     /// vassal; the connection waits in the backlog until the payload accepts it.
     pub(super) fn on_connection(&mut self, slot: usize) {
         self.disarm(slot);
-        let Some(v) = self.table.get(slot) else {
-            return;
-        };
-        if v.state != State::OnDemand {
-            return;
-        }
-        info!(vassal = %v.name, "connection on its on-demand socket: starting");
-        self.enqueue(slot);
+        self.handle(slot, Event::Connection);
     }
 
     fn disarm(&mut self, slot: usize) {
@@ -406,10 +384,11 @@ impl Emperor {
                 self.idle.slots_remove(slot);
                 continue;
             };
-            let (Some(idle), false) = (od.idle, od.idle_stop) else {
+            let Some(idle) = od.idle else {
                 continue;
             };
-            if !matches!(v.state, State::Starting | State::Running | State::Reloading) {
+            // Not one already stopping (for idleness or otherwise).
+            if !v.state.is_live() {
                 continue;
             }
             let busy = match &od.socket.address {
@@ -428,12 +407,7 @@ impl Emperor {
         }
         for slot in idle_out {
             self.idle.slots_remove(slot);
-            let v = self.table.get_mut(slot).expect("watched slot");
-            info!(vassal = %v.name, "idle: stopping until the next connection");
-            self.stop(slot);
-            if let Some(od) = self.table.get_mut(slot).and_then(|v| v.on_demand.as_mut()) {
-                od.idle_stop = true;
-            }
+            self.handle(slot, Event::IdleTimeout);
         }
         self.idle.next = match (self.idle.slots.is_empty(), period) {
             (true, _) => None,

@@ -4,12 +4,13 @@
 //! lost, and no other vassal is touched.
 
 use super::fair_queue::{tenant_of, Tenant};
+use super::machine::Event;
 use super::table::State;
 use super::Emperor;
-use tracing::{error, info};
+use tracing::error;
 
 impl Emperor {
-    /// Whether `slot`'s tenant has room for it; if not, it waits `over-quota`.
+    /// Whether `slot`'s tenant has room for it (if not, the table parks it `over-quota`).
     pub(super) fn within_quota(&mut self, slot: usize) -> bool {
         let Some(max) = self.settings.tenant_max_vassals else {
             return true;
@@ -28,7 +29,7 @@ impl Emperor {
         if others < max {
             return true;
         }
-        let v = self.table.get_mut(slot).expect("slot");
+        let v = self.table.get(slot).expect("slot");
         if v.state != State::OverQuota {
             error!(
                 vassal = %v.name,
@@ -37,7 +38,6 @@ impl Emperor {
                  --emperor-tenant-max-vassals allows; it starts when one of them goes"
             );
         }
-        v.state = State::OverQuota;
         false
     }
 
@@ -53,9 +53,7 @@ impl Emperor {
             .find(|(_, v)| v.state == State::OverQuota && tenant_of(v, tyrant) == *tenant)
             .map(|(slot, _)| slot);
         if let Some(slot) = waiting {
-            let name = &self.table.get(slot).expect("slot").name;
-            info!(vassal = %name, %tenant, "its tenant has room again: starting");
-            self.start_or_wait(slot);
+            self.handle(slot, Event::QuotaRoom);
         }
     }
 }

@@ -9,44 +9,7 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 /// Where a vassal is in its life (the emperor's view).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Waiting in the spawn queue for the spawn budget and its tenant's turn.
-    Queued,
-    /// Dead, waiting for its respawn time (blacklisted or after a crash).
-    Waiting,
-    /// The runtime is started; the payload is not reported yet.
-    Starting,
-    /// The payload runs.
-    Running,
-    /// Asked to reload; the runtime restarts its payload.
-    Reloading,
-    /// Asked to stop because its config is gone (or the emperor stops).
-    Stopping,
-    /// Stopped on its own request (byte 22); back when its config changes.
-    Idle,
-    /// On demand: not running; the emperor holds its socket and starts it on a connection.
-    OnDemand,
-    /// Its tenant has as many vassals as `--emperor-tenant-max-vassals` allows: it starts
-    /// when one of them goes.
-    OverQuota,
-}
-
-impl State {
-    pub fn name(self) -> &'static str {
-        match self {
-            State::Queued => "queued",
-            State::Waiting => "waiting",
-            State::Starting => "starting",
-            State::Running => "running",
-            State::Reloading => "reloading",
-            State::Stopping => "stopping",
-            State::Idle => "idle",
-            State::OnDemand => "on-demand",
-            State::OverQuota => "over-quota",
-        }
-    }
-}
+pub use super::machine::State;
 
 /// A vassal's runtime process and the emperor's end of its protocol socket.
 #[derive(Debug)]
@@ -85,15 +48,6 @@ pub struct Vassal {
     pub last_heartbeat: Option<SystemTime>,
     pub respawns: u64,
     pub last_exit: Option<i32>,
-    /// Stopped on request (byte 22): do not respawn.
-    pub voluntary: bool,
-    /// The config came back while the old instance was stopping.
-    pub readd: bool,
-    /// The config changed while a reload was under way (its runtime may have read the
-    /// config before the change): reloaded again once the reload is done.
-    pub changed_while_reloading: bool,
-    /// Its runtime said its payload failed to start (byte 40): the next one goes down a level.
-    pub fall_back_asked: bool,
     /// Fallback levels the next runtime goes down at once (`--fall-back`).
     pub fall_back: u32,
     /// Payloads started (byte 1) over its life: a reload is done when this grows.
@@ -147,10 +101,6 @@ impl Vassal {
             last_heartbeat: None,
             respawns: 0,
             last_exit: None,
-            voluntary: false,
-            readd: false,
-            changed_while_reloading: false,
-            fall_back_asked: false,
             fall_back: 0,
             starts: 0,
             seen_in_proc: Default::default(),
@@ -260,22 +210,12 @@ impl Table {
 
     /// The vassals' counts by state, for systemd's STATUS=: "3 vassals: 2 running, 1 waiting".
     pub fn status_line(&self) -> String {
-        const ORDER: [State; 9] = [
-            State::Running,
-            State::Starting,
-            State::Reloading,
-            State::Queued,
-            State::Waiting,
-            State::OnDemand,
-            State::Idle,
-            State::OverQuota,
-            State::Stopping,
-        ];
+        const ORDER: [&str; 9] = State::NAMES;
         let mut counts = [0usize; ORDER.len()];
         let mut total = 0;
         for (_, v) in self.iter() {
             total += 1;
-            if let Some(i) = ORDER.iter().position(|&state| state == v.state) {
+            if let Some(i) = ORDER.iter().position(|&name| name == v.state.name()) {
                 counts[i] += 1;
             }
         }
@@ -283,7 +223,7 @@ impl Table {
             .iter()
             .zip(counts)
             .filter(|&(_, n)| n > 0)
-            .map(|(state, n)| format!("{n} {}", state.name()))
+            .map(|(name, n)| format!("{n} {name}"))
             .collect();
         match parts.is_empty() {
             true => format!("{total} vassals"),
