@@ -2,8 +2,10 @@
 //! the vassal, named by `UWSGI_EMPEROR_FD` (uWSGI-compatible, so a uWSGI-aware payload that
 //! inherits the fd can speak it too).
 
-/// The runtime's exit status for "the config is unusable" (uWSGI's, which also triggers
-/// fallback-config).
+/// The runtime's exit status when it fails (uWSGI's status 1: the config is unusable, or the
+/// jail or the payload could not be set up), as `vassal::RuntimeError::exit_code` gives it.
+/// uWSGI runs `fallback-config` on it; the runtime does for the failures
+/// `RuntimeError::may_fall_back` names.
 pub const EXIT_CONFIG_ERROR: i32 = 1;
 /// The runtime's exit status asking the emperor to start the vassal afresh: a reload changed
 /// its jail, which a running runtime cannot redo.

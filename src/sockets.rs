@@ -23,9 +23,23 @@ fn is_held(option: &str) -> bool {
     option == ON_DEMAND_OPTION || option == POOL_OPTION
 }
 
+/// A socket that could not be bound (or taken from the emperor): its config line, option and
+/// value, and the error, as `app.ini:3: option "http-socket": bind 127.0.0.1:80: Permission denied`.
+#[derive(Debug, thiserror::Error)]
+#[error("{place}: option \"{option}\": bind {value}: {source}")]
+pub struct BindError {
+    pub place: String,
+    pub option: String,
+    pub value: String,
+    pub source: std::io::Error,
+}
+
 /// Bind every socket, in order, taking the on-demand or pool one from `held` when the emperor gave
 /// it; the first failure names its option and address.
-pub fn bind_all(specs: &[SocketSpec], held: Option<BorrowedFd<'_>>) -> Result<Vec<Bound>, String> {
+pub fn bind_all(
+    specs: &[SocketSpec],
+    held: Option<BorrowedFd<'_>>,
+) -> Result<Vec<Bound>, BindError> {
     specs
         .iter()
         .map(|spec| {
@@ -38,11 +52,11 @@ pub fn bind_all(specs: &[SocketSpec], held: Option<BorrowedFd<'_>>) -> Result<Ve
                     spec: spec.clone(),
                     fd,
                 })
-                .map_err(|e| {
-                    format!(
-                        "{}: option \"{}\": bind {}: {e}",
-                        spec.place, spec.option, spec.value
-                    )
+                .map_err(|source| BindError {
+                    place: spec.place.clone(),
+                    option: spec.option.clone(),
+                    value: spec.value.clone(),
+                    source,
                 })
         })
         .collect()

@@ -36,6 +36,8 @@ pub enum OutputError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("no log file to reopen or rotate: this vassal has no logto")]
+    NoLogFile,
 }
 
 /// The config's log options; a uWSGI application keeps them for uWSGI.
@@ -185,14 +187,14 @@ impl PayloadOutput {
 
     /// The master FIFO's `l` (reopen the log file, moved away by logrotate) and `L` (rotate
     /// it now); the file's path, or why there is none to act on.
-    pub fn reopen(&mut self, rotate: bool) -> Result<PathBuf, String> {
+    pub fn reopen(&mut self, rotate: bool) -> Result<PathBuf, OutputError> {
         let Some(file) = self.file.as_mut() else {
-            return Err("no log file to reopen or rotate: this vassal has no logto".to_string());
+            return Err(OutputError::NoLogFile);
         };
         if rotate {
             file.rotate();
         } else {
-            *file = LogFile::open(file.path.clone(), file.max_size).map_err(|e| e.to_string())?;
+            *file = LogFile::open(file.path.clone(), file.max_size)?;
         }
         Ok(file.path.clone())
     }

@@ -28,6 +28,43 @@ pub enum ReadyCheck {
     },
 }
 
+/// Why a `ready-check` value is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadReadyCheck {
+    #[error("expected tcp:HOST:PORT, http://HOST:PORT/PATH or payload")]
+    UnknownForm,
+    #[error("the path holds a space or a control character")]
+    BadPath,
+    #[error("\"{0}\" has no :PORT")]
+    NoPort(String),
+    #[error("\"{0}\" is not a port number")]
+    BadPort(String),
+    #[error("\"{0}\" is not an IP address (or localhost)")]
+    NotIp(String),
+    #[error("\"{0}\" is not an address")]
+    NotAddress(String),
+}
+
+/// Why one probe found the payload not ready yet.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("connect {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("GET http://{host}{path}: {source}")]
+    Request {
+        host: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("GET http://{host}{path}: no HTTP status line")]
+    NoStatusLine { host: String, path: String },
+    #[error("GET {path}: status {code}")]
+    Status { path: String, code: u16 },
+}
+
 impl ReadyCheck {
     /// The config's `ready-check`, or the first thing wrong with it.
     pub fn from_config(config: &Config) -> Result<ReadyCheck, ConfigError> {
@@ -49,7 +86,7 @@ impl ReadyCheck {
     }
 
     /// One attempt; `Err` says why it is not ready yet.
-    pub fn probe(&self) -> Result<(), String> {
+    pub fn probe(&self) -> Result<(), NotReady> {
         match self {
             ReadyCheck::AtStart | ReadyCheck::Payload => Ok(()),
             ReadyCheck::Tcp(addr) => connect(addr).map(drop),
@@ -58,7 +95,10 @@ impl ReadyCheck {
                     if (200..400).contains(&code) {
                         Ok(())
                     } else {
-                        Err(format!("GET {path}: status {code}"))
+                        Err(NotReady::Status {
+                            path: path.clone(),
+                            code,
+                        })
                     }
                 })
             }
@@ -66,7 +106,7 @@ impl ReadyCheck {
     }
 }
 
-fn parse(value: &str) -> Result<ReadyCheck, String> {
+fn parse(value: &str) -> Result<ReadyCheck, BadReadyCheck> {
     if value == "payload" {
         return Ok(ReadyCheck::Payload);
     }
@@ -79,7 +119,7 @@ fn parse(value: &str) -> Result<ReadyCheck, String> {
             None => (rest, "/"),
         };
         if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("the path holds a space or a control character".into());
+            return Err(BadReadyCheck::BadPath);
         }
         return Ok(ReadyCheck::Http {
             addr: resolve(host)?,
@@ -87,17 +127,17 @@ fn parse(value: &str) -> Result<ReadyCheck, String> {
             path: path.to_string(),
         });
     }
-    Err("expected tcp:HOST:PORT, http://HOST:PORT/PATH or payload".into())
+    Err(BadReadyCheck::UnknownForm)
 }
 
 /// HOST:PORT with an IP address or `localhost` (no DNS: a probe must not wait on a resolver).
-fn resolve(target: &str) -> Result<SocketAddr, String> {
+fn resolve(target: &str) -> Result<SocketAddr, BadReadyCheck> {
     let (host, port) = target
         .rsplit_once(':')
-        .ok_or_else(|| format!("\"{target}\" has no :PORT"))?;
+        .ok_or_else(|| BadReadyCheck::NoPort(target.to_string()))?;
     let port: u16 = port
         .parse()
-        .map_err(|_| format!("\"{port}\" is not a port number"))?;
+        .map_err(|_| BadReadyCheck::BadPort(port.to_string()))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = if host == "localhost" {
         "127.0.0.1"
@@ -106,22 +146,29 @@ fn resolve(target: &str) -> Result<SocketAddr, String> {
     };
     let ip: std::net::IpAddr = host
         .parse()
-        .map_err(|_| format!("\"{host}\" is not an IP address (or localhost)"))?;
+        .map_err(|_| BadReadyCheck::NotIp(host.to_string()))?;
     (ip, port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("\"{target}\" is not an address"))
+        .ok_or_else(|| BadReadyCheck::NotAddress(target.to_string()))
 }
 
-fn connect(addr: &SocketAddr) -> Result<TcpStream, String> {
-    TcpStream::connect_timeout(addr, PROBE_TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))
+fn connect(addr: &SocketAddr) -> Result<TcpStream, NotReady> {
+    TcpStream::connect_timeout(addr, PROBE_TIMEOUT).map_err(|source| NotReady::Connect {
+        addr: *addr,
+        source,
+    })
 }
 
 /// The status code of `GET path` at `addr`.
-fn http_status(addr: &SocketAddr, host: &str, path: &str) -> Result<u16, String> {
+fn http_status(addr: &SocketAddr, host: &str, path: &str) -> Result<u16, NotReady> {
     let mut stream = connect(addr)?;
-    let fail = |e: std::io::Error| format!("GET http://{host}{path}: {e}");
+    let fail = |source| NotReady::Request {
+        host: host.to_string(),
+        path: path.to_string(),
+        source,
+    };
     stream.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(fail)?;
     stream
         .set_write_timeout(Some(PROBE_TIMEOUT))
@@ -137,7 +184,10 @@ fn http_status(addr: &SocketAddr, host: &str, path: &str) -> Result<u16, String>
             n => got += n,
         }
     }
-    status_code(&head[..got]).ok_or_else(|| format!("GET http://{host}{path}: no HTTP status line"))
+    status_code(&head[..got]).ok_or_else(|| NotReady::NoStatusLine {
+        host: host.to_string(),
+        path: path.to_string(),
+    })
 }
 
 fn status_code(head: &[u8]) -> Option<u16> {
@@ -173,15 +223,23 @@ mod tests {
         assert!(
             matches!(parse("http://127.0.0.1:80"), Ok(ReadyCheck::Http { path, .. }) if path == "/")
         );
-        assert!(parse("tcp:example.org:80")
-            .unwrap_err()
-            .contains("not an IP address"));
-        assert!(parse("tcp:127.0.0.1").unwrap_err().contains("has no :PORT"));
-        assert!(parse("tcp:127.0.0.1:x")
-            .unwrap_err()
-            .contains("not a port number"));
-        assert!(parse("http://127.0.0.1:80/a b").is_err());
-        assert!(parse("udp:1.2.3.4:5").unwrap_err().starts_with("expected"));
+        let refused = [
+            (
+                "tcp:example.org:80",
+                BadReadyCheck::NotIp("example.org".into()),
+            ),
+            ("tcp:127.0.0.1", BadReadyCheck::NoPort("127.0.0.1".into())),
+            ("tcp:127.0.0.1:x", BadReadyCheck::BadPort("x".into())),
+            ("http://127.0.0.1:80/a b", BadReadyCheck::BadPath),
+            ("udp:1.2.3.4:5", BadReadyCheck::UnknownForm),
+        ];
+        for (value, why) in refused {
+            assert_eq!(parse(value), Err(why), "{value}");
+        }
+        assert_eq!(
+            BadReadyCheck::NotIp("example.org".into()).to_string(),
+            "\"example.org\" is not an IP address (or localhost)"
+        );
     }
 
     #[test]
@@ -209,12 +267,16 @@ mod tests {
                 c.write_all(answer.as_bytes()).unwrap();
             }
         });
-        assert_eq!(check.probe(), Err("GET /: status 503".into()));
-        assert_eq!(check.probe(), Ok(()));
+        let busy = check.probe().unwrap_err();
+        assert!(
+            matches!(busy, NotReady::Status { code: 503, .. }),
+            "{busy:?}"
+        );
+        assert_eq!(busy.to_string(), "GET /: status 503");
+        assert!(check.probe().is_ok());
         server.join().unwrap();
-        assert!(ReadyCheck::Tcp(addr)
-            .probe()
-            .unwrap_err()
-            .starts_with("connect"));
+        let refused = ReadyCheck::Tcp(addr).probe().unwrap_err();
+        assert!(matches!(refused, NotReady::Connect { .. }), "{refused:?}");
+        assert!(refused.to_string().starts_with("connect"), "{refused}");
     }
 }
