@@ -182,6 +182,10 @@ pub enum Command {
     Top(TopCommand),
     /// Reload vassals one wave at a time, keeping a minimum of them ready (seed 003).
     Reload(ReloadCommand),
+    /// Replace the running emperor by the binary now installed at its path, in the same pid,
+    /// every vassal kept running (as SIGUSR2). Exit 0 once the new binary has taken over, 1
+    /// when the upgrade failed (the old binary goes on), 2 when the emperor cannot be asked.
+    Upgrade(UpgradeCommand),
     /// The emperor's clone server (started by the emperor, on its socket at fd 3).
     #[command(hide = true)]
     CloneServer(CloneServerCommand),
@@ -267,6 +271,16 @@ impl CloneServerCommand {
             keep: CapSet(self.keep_caps?),
         })
     }
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeCommand {
+    /// The emperor's control socket (its --emperor-control).
+    #[arg(long, value_name = "PATH")]
+    pub control: PathBuf,
+    /// Seconds after which it stops waiting for the outcome.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]

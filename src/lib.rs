@@ -17,4 +17,5 @@ pub mod runtime_args;
 pub mod sockets;
 pub mod terminal_docs;
 pub mod top;
+pub mod upgrade_command;
 pub mod vassal;

@@ -58,6 +58,13 @@ fn main() -> ExitCode {
         Some(Command::ConfigReader(args)) => {
             emperor::config_reader::serve(args.identity.identity(), args.memory_mib)
         }
+        Some(Command::Upgrade(args)) => match Duration::try_from_secs_f64(args.timeout) {
+            Ok(timeout) => ExitCode::from(emperor::upgrade_command::run(&args.control, timeout)),
+            Err(_) => fail(&format!(
+                "--timeout: {} is not a number of seconds",
+                args.timeout
+            )),
+        },
         Some(Command::Reload(args)) => {
             let seconds = |s: f64, what: &str| {
                 Duration::try_from_secs_f64(s)
@@ -82,6 +89,7 @@ fn main() -> ExitCode {
             }
         }
         None => match cli.emperor.settings() {
+            Ok(_) if supervisor::upgrade::is_probe() => supervisor::upgrade::answer_probe(),
             Ok(settings) => match supervisor::run(settings) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),

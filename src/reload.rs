@@ -48,13 +48,13 @@ impl ReloadError {
 }
 
 /// A line-per-request conversation with the emperor.
-struct Control {
+pub(crate) struct Control {
     path: PathBuf,
     reader: BufReader<UnixStream>,
 }
 
 impl Control {
-    fn connect(path: &Path) -> Result<Control, ReloadError> {
+    pub(crate) fn connect(path: &Path) -> Result<Control, ReloadError> {
         let stream = UnixStream::connect(path).map_err(|source| ReloadError::Io {
             path: path.to_path_buf(),
             what: "connect",
@@ -66,7 +66,7 @@ impl Control {
         })
     }
 
-    fn ask(&mut self, request: &str) -> Result<Value, ReloadError> {
+    pub(crate) fn ask(&mut self, request: &str) -> Result<Value, ReloadError> {
         let io = |what| {
             let path = self.path.clone();
             move |source| ReloadError::Io { path, what, source }

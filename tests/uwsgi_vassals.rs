@@ -7,8 +7,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 const UWSGI: &str = "/usr/bin/uwsgi";
@@ -47,59 +45,6 @@ fn app_ini(port: u16, app: &Path, greeting: &str) -> String {
 /// `GET /` body, or None when the request failed.
 fn body(port: u16) -> Option<String> {
     http_get(port).map(|r| r.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
-}
-
-/// Requests one after another until stopped; counts the failed ones.
-struct RequestLoop {
-    stop: Arc<AtomicBool>,
-    failed: Arc<AtomicU64>,
-    done: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RequestLoop {
-    fn start(ports: Vec<u16>) -> RequestLoop {
-        let stop = Arc::new(AtomicBool::new(false));
-        let failed = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicU64::new(0));
-        let thread = {
-            let (stop, failed, done) = (stop.clone(), failed.clone(), done.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    for &port in &ports {
-                        if http_get(port).is_none() {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        };
-        RequestLoop {
-            stop,
-            failed,
-            done,
-            thread: Some(thread),
-        }
-    }
-
-    /// Wait until it has made `n` more requests.
-    fn wait_for_more(&self, n: u64) {
-        let from = self.done.load(Ordering::Relaxed);
-        wait_until("the request loop goes on", PATIENCE, || {
-            self.done.load(Ordering::Relaxed) >= from + n
-        });
-    }
-
-    /// Stop it: (requests made, requests failed).
-    fn finish(mut self) -> (u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
-        (
-            self.done.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
-    }
 }
 
 /// Every process of a vassal: its runtime and all it started.

@@ -15,6 +15,7 @@ pub mod mount;
 pub mod ns;
 pub mod plan;
 pub mod process;
+pub mod reexec;
 pub mod seccomp;
 pub mod signals;
 mod sys;

@@ -49,6 +49,16 @@ pub struct CloneServer {
 }
 
 impl CloneServer {
+    /// Its process and socket, for the binary that replaces the emperor (an upgrade).
+    pub fn handover(&self) -> (&Running, BorrowedFd<'_>) {
+        (&self.running, self.socket.as_fd())
+    }
+
+    /// The server the emperor this one replaces started (an upgrade).
+    pub fn adopt(running: Running, socket: OwnedFd) -> Self {
+        CloneServer { running, socket }
+    }
+
     /// Start `binary clone-server` (the runtime binary), taking `identity` once started, and
     /// wait until it says it is ready. `env` is its environment (the log settings), `dev_null`
     /// its stdin.

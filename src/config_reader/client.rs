@@ -72,6 +72,32 @@ impl ConfigReader {
         Ok(reader)
     }
 
+    /// Its process and socket, for the binary that replaces the emperor (an upgrade).
+    pub fn handover(&self) -> Option<(&Running, std::os::fd::BorrowedFd<'_>)> {
+        self.running
+            .as_ref()
+            .map(|r| (&r.process, r.socket.as_fd()))
+    }
+
+    /// The reader the emperor this one replaces started (an upgrade): its first start is
+    /// behind it (a reader started again has no capabilities to keep).
+    pub fn adopt(
+        binary: &Path,
+        identity: Option<EmperorIdentity>,
+        env: Vec<(String, String)>,
+        memory_mib: u64,
+        running: Option<(Running, UnixStream)>,
+    ) -> Self {
+        ConfigReader {
+            binary: binary.to_path_buf(),
+            identity,
+            env,
+            memory_mib,
+            running: running.map(|(process, socket)| Reader { process, socket }),
+            starts: 1,
+        }
+    }
+
     pub fn pid(&self) -> Option<nix::unistd::Pid> {
         self.running.as_ref().map(|r| r.process.pid)
     }

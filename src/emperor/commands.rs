@@ -27,7 +27,16 @@ impl Emperor {
 
     fn answer(&mut self, request: Request) -> Vec<u8> {
         match request {
-            Request::Status => answer_with(json!({ "vassals": self.control_status() })),
+            Request::Status => answer_with(json!({
+                "vassals": self.control_status(),
+                "emperor": self.life_status(),
+            })),
+            Request::Upgrade if self.ragnarok.is_some() => answer_error("the emperor is stopping"),
+            Request::Upgrade => {
+                // At the end of this loop turn, once this answer is on its way.
+                self.upgrade_asked = true;
+                answer_ok()
+            }
             Request::Reload(name) => {
                 let found = self
                     .table
@@ -46,6 +55,25 @@ impl Emperor {
             // Answered by the control server itself, never handed over.
             Request::Lock | Request::Unlock => answer_ok(),
         }
+    }
+
+    /// The emperor's version and upgrades (what `emperor upgrade` waits on).
+    pub(super) fn life_status(&self) -> Value {
+        let seconds = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        };
+        let life = &self.life;
+        json!({
+            "version": crate::cli::VERSION,
+            "started": seconds(Some(life.started)),
+            "upgrades": life.upgrades,
+            "upgraded": seconds(life.upgraded),
+            "last_upgrade_failure": life.last_failure.as_ref().map(|(at, why)| json!({
+                "at_ms": at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+                "reason": why,
+            })),
+        })
     }
 
     /// Per vassal what a rolling reload needs: is it serving, and which start of its payload.

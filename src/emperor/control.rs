@@ -45,6 +45,8 @@ pub enum Request {
     Unlock,
     Status,
     Reload(String),
+    /// Execute the binary at the emperor's path in its place (an upgrade).
+    Upgrade,
 }
 
 impl Request {
@@ -54,10 +56,11 @@ impl Request {
             (Some("lock"), None) => Request::Lock,
             (Some("unlock"), None) => Request::Unlock,
             (Some("status"), None) => Request::Status,
+            (Some("upgrade"), None) => Request::Upgrade,
             (Some("reload"), Some(name)) => Request::Reload(name.to_string()),
             _ => {
                 return Err(format!(
-                    "unknown request \"{line}\" (lock, unlock, status, reload NAME)"
+                    "unknown request \"{line}\" (lock, unlock, status, reload NAME, upgrade)"
                 ))
             }
         };
@@ -203,6 +206,22 @@ impl ControlServer {
             clients: (0..MAX_CLIENTS).map(|_| None).collect(),
             lock: None,
         })
+    }
+
+    /// A control server on the listener the emperor this one replaces bound (an upgrade).
+    pub fn adopt(path: &Path, fd: std::os::fd::OwnedFd, token: u64, token_base: u64) -> Self {
+        ControlServer {
+            listener: UnixListener::from(fd),
+            gate: AcceptGate::new("control socket", token, token_base, MAX_CLIENTS),
+            path: path.to_path_buf(),
+            clients: (0..MAX_CLIENTS).map(|_| None).collect(),
+            lock: None,
+        }
+    }
+
+    /// Its listening socket (handed over by an upgrade).
+    pub fn listener_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.listener.as_fd()
     }
 
     /// Watch the listener in the emperor's epoll.

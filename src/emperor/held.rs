@@ -132,6 +132,37 @@ impl HeldSockets {
         Ok(())
     }
 
+    /// Every held socket, for the binary that replaces this emperor (an upgrade).
+    pub fn handover(&self) -> Vec<crate::emperor::upgrade::snapshot::HeldSocket> {
+        use std::os::fd::AsRawFd;
+        self.by_address
+            .iter()
+            .map(
+                |(address, held)| crate::emperor::upgrade::snapshot::HeldSocket {
+                    address: address.clone(),
+                    fd: held.fd.as_raw_fd(),
+                    identity: held.identity,
+                    users: held.users,
+                    file: held.file.as_ref().map(|f| (f.path.clone(), f.dev, f.ino)),
+                },
+            )
+            .collect()
+    }
+
+    /// A socket the emperor this one replaces held (an upgrade), with its fd.
+    pub fn adopt(&mut self, socket: crate::emperor::upgrade::snapshot::HeldSocket, fd: OwnedFd) {
+        let file = socket
+            .file
+            .map(|(path, dev, ino)| SocketFile { path, dev, ino });
+        let held = Held {
+            fd,
+            identity: socket.identity,
+            users: socket.users,
+            file,
+        };
+        self.by_address.insert(socket.address, held);
+    }
+
     /// One vassal less on `address`; the last one closes it (and removes its socket file).
     pub fn release(&mut self, address: &SocketAddress) {
         let Some(held) = self.by_address.get_mut(address) else {

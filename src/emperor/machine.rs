@@ -11,7 +11,7 @@ mod model_tests;
 mod tests;
 
 /// Where a vassal is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum State {
     /// Waiting in the spawn queue for the spawn budget and its tenant's turn.
     Queued,
@@ -35,7 +35,7 @@ pub enum State {
 }
 
 /// What comes once a stopping vassal's runtime is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Then {
     /// Its config is gone (or the emperor stops): forget it.
     Bury,

@@ -33,6 +33,7 @@ mod surfaces;
 mod table;
 pub mod throttle;
 mod timers;
+pub mod upgrade;
 
 use crate::config_reader::ConfigReader;
 use crate::helper_identity::EmperorIdentity;
@@ -121,6 +122,8 @@ pub enum EmperorError {
     Reader(#[from] crate::config_reader::ReaderError),
     #[error("dropping the emperor to uid {uid}: {reason}")]
     Drop { uid: u32, reason: String },
+    #[error("taking over from the previous emperor: {0}")]
+    Takeover(String),
 }
 
 const TOKEN_SIGNALS: u64 = 0;
@@ -178,11 +181,33 @@ pub struct Emperor {
     notify: notify::Notifier,
     /// The open-files limit, what it holds, and the vassals waiting for fds.
     fd_budget: fd_budget::FdBudget,
+    /// Its start, upgrades and binary (see [`upgrade`]).
+    life: upgrade::Life,
+    /// SIGUSR2 or `emperor upgrade` asked for an upgrade, done at the end of the loop turn.
+    upgrade_asked: bool,
+}
+
+/// The signals the emperor handles, blocked and read from a signalfd.
+fn emperor_signals() -> Result<SignalEvents, EmperorError> {
+    Ok(SignalEvents::new(&[
+        Sig::SIGINT,
+        Sig::SIGTERM,
+        Sig::SIGQUIT,
+        Sig::SIGHUP,
+        Sig::SIGUSR1,
+        Sig::SIGUSR2,
+        Sig::SIGURG,
+        Sig::SIGWINCH,
+        Sig::SIGCHLD,
+    ])?)
 }
 
 /// Run an emperor until it is told to stop.
 pub fn run(settings: Settings) -> Result<(), EmperorError> {
-    Emperor::new(settings)?.run()
+    match upgrade::take_over_if_asked(&settings) {
+        Some(emperor) => emperor?.run(),
+        None => Emperor::new(settings)?.run(),
+    }
 }
 
 impl Emperor {
@@ -193,16 +218,7 @@ impl Emperor {
         // Before any thread exists: it takes systemd's variables out of the environment.
         let notify = notify::Notifier::from_env();
         // Signals are blocked before any thread exists, so every thread inherits the mask.
-        let signals = SignalEvents::new(&[
-            Sig::SIGINT,
-            Sig::SIGTERM,
-            Sig::SIGQUIT,
-            Sig::SIGHUP,
-            Sig::SIGUSR1,
-            Sig::SIGURG,
-            Sig::SIGWINCH,
-            Sig::SIGCHLD,
-        ])?;
+        let signals = emperor_signals()?;
         jail::process::become_subreaper()?;
         let options = MonitorOptions {
             nofollow: settings.nofollow,
@@ -240,10 +256,13 @@ impl Emperor {
         }
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| jail::SysError::new("epoll_create1", e))?;
-        let mut spawner = Spawner::new(&settings).map_err(|source| EmperorError::Io {
-            what: "preparing spawns",
-            source,
-        })?;
+        let mut spawner =
+            Spawner::new(&settings, spawn::CloneServerSource::Start).map_err(|source| {
+                EmperorError::Io {
+                    what: "preparing spawns",
+                    source,
+                }
+            })?;
         // Two fds per vassal: thousands of vassals need more than the usual 1024.
         let open_files = jail::process::raise_open_files_limit()?;
         spawner.give_back_open_files_limit(open_files.was);
@@ -281,6 +300,8 @@ impl Emperor {
             reader: std::cell::RefCell::new(reader),
             notify,
             fd_budget: fd_budget::FdBudget::new(open_files.now, fd_budget::open_now()),
+            life: upgrade::Life::begin(),
+            upgrade_asked: false,
         };
         emperor.log_fd_capacity(open_files.was);
         if let Some(identity) = emperor.settings.identity {
@@ -369,6 +390,9 @@ impl Emperor {
             let table = &self.table;
             self.notify.tick(now, ready, || table.status_line());
             self.loop_clock.turn_took(turn.elapsed());
+            if std::mem::take(&mut self.upgrade_asked) {
+                self.upgrade();
+            }
         }
         // Its socket closes: it exits, and is collected before the strays are.
         self.spawner.stop_clone_server();
@@ -462,6 +486,7 @@ impl Emperor {
                     self.reload_all()
                 }
                 Sig::SIGUSR1 => self.log_table(),
+                Sig::SIGUSR2 => self.upgrade_asked = true,
                 Sig::SIGURG => self.clear_blacklist(),
                 Sig::SIGWINCH => {
                     self.next_rescan = Instant::now();
@@ -490,6 +515,9 @@ impl Emperor {
             queue: &self.queue,
             tenant_max_vassals: self.settings.tenant_max_vassals,
             blacklist: &self.blacklist,
+            started: self.life.started,
+            upgrades: self.life.upgrades,
+            upgraded: self.life.upgraded,
         }
         .document()
     }

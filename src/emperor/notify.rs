@@ -20,6 +20,8 @@ pub struct Notifier {
     next_watchdog: Option<Instant>,
     ready_sent: bool,
     last_status: Option<(Instant, String)>,
+    /// The variables it was made from, for the binary that replaces the emperor.
+    variables: Vec<(String, String)>,
 }
 
 impl Notifier {
@@ -30,7 +32,11 @@ impl Notifier {
         let address = std::env::var("NOTIFY_SOCKET").ok();
         let watchdog_usec = std::env::var("WATCHDOG_USEC").ok();
         let watchdog_pid = std::env::var("WATCHDOG_PID").ok();
+        let mut variables = Vec::new();
         for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            if let Ok(value) = std::env::var(key) {
+                variables.push((key.to_string(), value));
+            }
             std::env::remove_var(key);
         }
         let socket = address.and_then(|address| match connect(&address) {
@@ -50,8 +56,14 @@ impl Notifier {
             socket,
             watchdog_every,
             next_watchdog: watchdog_every.map(|every| Instant::now() + every),
+            variables,
             ..Notifier::default()
         }
+    }
+
+    /// systemd's variables as the emperor found them (an upgrade hands them on).
+    pub fn variables(&self) -> &[(String, String)] {
+        &self.variables
     }
 
     /// When the loop must wake for the next WATCHDOG=1.

@@ -48,6 +48,18 @@ pub struct OnDemandVassal {
     idle_since: Option<Instant>,
 }
 
+impl OnDemandVassal {
+    /// Its socket held (not yet watched) and its idle time.
+    pub fn new(socket: SocketSpec, idle: Option<Duration>) -> Self {
+        OnDemandVassal {
+            socket,
+            idle,
+            armed: false,
+            idle_since: None,
+        }
+    }
+}
+
 /// Running on-demand vassals with an `idle` time, and when their sockets are sampled next.
 /// Empty (and no deadline) when there is none: the loop then never wakes for them.
 #[derive(Debug, Default)]
@@ -119,14 +131,7 @@ impl Emperor {
                 od.idle = wanted.idle;
                 od.socket = wanted.socket;
             }
-            None => {
-                v.on_demand = Some(OnDemandVassal {
-                    socket: wanted.socket,
-                    idle: wanted.idle,
-                    armed: false,
-                    idle_since: None,
-                })
-            }
+            None => v.on_demand = Some(OnDemandVassal::new(wanted.socket, wanted.idle)),
         }
         Park::Hold
     }

@@ -37,6 +37,20 @@ impl Outbox {
         self.pending.pop_front();
     }
 
+    /// What it holds, as protocol bytes (an upgrade hands them on).
+    pub fn bytes(&self) -> Vec<u8> {
+        self.pending.iter().map(|c| c.byte()).collect()
+    }
+
+    /// An outbox holding what `bytes` named (unknown bytes are dropped).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut outbox = Outbox::default();
+        for command in bytes.iter().filter_map(|&b| Command::from_byte(b)) {
+            outbox.push(command);
+        }
+        outbox
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }

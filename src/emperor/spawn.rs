@@ -14,7 +14,7 @@ use jail::cgroup::VassalCgroup;
 use jail::launch::LaunchError;
 use jail::ns::Namespaces;
 use std::cell::RefCell;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use tracing::{info, warn};
@@ -110,8 +110,16 @@ pub struct Spawner {
     clone_server: RefCell<Option<CloneServer>>,
 }
 
+/// Where the spawner's clone server comes from.
+pub enum CloneServerSource {
+    /// Started now, if runtimes need one.
+    Start,
+    /// Handed over by the emperor this one replaces (an upgrade).
+    HandedOver(Option<CloneServer>),
+}
+
 impl Spawner {
-    pub fn new(settings: &Settings) -> std::io::Result<Self> {
+    pub fn new(settings: &Settings, source: CloneServerSource) -> std::io::Result<Self> {
         let binary = super::runtime_binary::choose(settings.runtime_binary.as_deref())?;
         let path = std::env::var("PATH").unwrap_or_else(|_| payload::DEFAULT_PATH.to_string());
         let uwsgi = uwsgi::find_binary(settings.uwsgi_binary.as_deref(), &path);
@@ -146,7 +154,9 @@ impl Spawner {
             held_fd: None,
         };
         // Started now, while the emperor is small and has its full privileges.
-        let clone_server = if cloned.contains(Namespaces::USER) {
+        let clone_server = if let CloneServerSource::HandedOver(server) = source {
+            server
+        } else if cloned.contains(Namespaces::USER) {
             match CloneServer::start(&binary, settings.identity, &env, dev_null.as_fd()) {
                 Ok(server) => {
                     info!(pid = server.pid().as_raw(), "clone server started");
@@ -326,6 +336,18 @@ impl Spawner {
     }
 
     /// The emperor is done spawning: the server's socket closes and it exits.
+    /// The clone server's process and socket, for the binary that replaces the emperor.
+    pub fn clone_server_handover(&self) -> Option<(nix::unistd::Pid, RawFd, RawFd)> {
+        let server = self.clone_server.borrow();
+        let (running, socket) = server.as_ref()?.handover();
+        Some((running.pid, running.pidfd.as_raw_fd(), socket.as_raw_fd()))
+    }
+
+    /// The open-files soft limit the emperor started with (given back to its runtimes).
+    pub fn open_files(&self) -> Option<u64> {
+        self.open_files
+    }
+
     pub fn stop_clone_server(&self) {
         self.clone_server.borrow_mut().take();
     }

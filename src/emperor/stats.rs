@@ -86,6 +86,10 @@ pub struct StatsView<'a> {
     pub queue: &'a FairQueue,
     pub tenant_max_vassals: Option<usize>,
     pub blacklist: &'a Blacklist,
+    /// When this emperor's pid started, and its upgrades in place (count, last one).
+    pub started: std::time::SystemTime,
+    pub upgrades: u32,
+    pub upgraded: Option<std::time::SystemTime>,
 }
 
 // The document is serialized straight from these borrowed structs: a serde_json::Value tree
@@ -102,12 +106,17 @@ struct Document<'a> {
     gid: u32,
     pid: u32,
     spawn_budget: Budget,
+    /// Unix time the emperor (this pid) started; upgrades in place keep it.
+    started: u64,
     tenants: Vec<TenantStats>,
     /// How long the next spawn waits for the spawn budget (uWSGI's name).
     throttle_level: u64,
     throttle_level_ms: u64,
     totals: Totals,
     uid: u32,
+    /// Upgrades in place of this pid, and the Unix time of the last one (0: none).
+    upgraded: u64,
+    upgrades: u32,
     vassals: Vec<VassalStats<'a>>,
     version: &'static str,
 }
@@ -222,6 +231,7 @@ impl StatsView<'_> {
                     tokens,
                 }
             },
+            started: unix_time(Some(self.started)),
             tenants: self.tenants(),
             throttle_level: wait.as_secs(),
             throttle_level_ms: millis(wait),
@@ -232,6 +242,8 @@ impl StatsView<'_> {
                 vassals: self.table.len(),
             },
             uid,
+            upgraded: unix_time(self.upgraded),
+            upgrades: self.upgrades,
             vassals: self
                 .table
                 .iter()

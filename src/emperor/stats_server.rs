@@ -178,6 +178,33 @@ impl StatsServer {
         })
     }
 
+    /// A server on the listener the emperor this one replaces bound at `addr` (an upgrade).
+    pub fn adopt(
+        addr: &str,
+        fd: std::os::fd::OwnedFd,
+        token: u64,
+        token_base: u64,
+        http: bool,
+    ) -> Self {
+        let listener = if addr.contains(':') && !addr.starts_with('/') {
+            Listener::Tcp(TcpListener::from(fd))
+        } else {
+            Listener::Unix(UnixListener::from(fd), PathBuf::from(addr))
+        };
+        StatsServer {
+            listener,
+            http,
+            gate: AcceptGate::new("stats server", token, token_base, MAX_CLIENTS),
+            clients: (0..MAX_CLIENTS).map(|_| None).collect(),
+            newest: None,
+        }
+    }
+
+    /// Its listening socket (handed over by an upgrade).
+    pub fn listener_fd(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+
     /// An HTTP server on `addr`: each client's request head is read before it is answered.
     pub fn bind_http(addr: &str, token: u64, token_base: u64) -> Result<Self, StatsError> {
         let mut server = Self::bind(addr, token, token_base)?;

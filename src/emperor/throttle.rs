@@ -95,7 +95,7 @@ pub const QUICK_DEATH: Duration = Duration::from_secs(1);
 pub const SETTLED_RUN: Duration = Duration::from_secs(10);
 
 /// One vassal's streak of failing runs, and the floor it sets under its next respawn.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RespawnFloor {
     streak: u32,
 }
@@ -119,7 +119,7 @@ impl RespawnFloor {
 }
 
 /// One blacklisted vassal.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Punishment {
     /// How long its respawn waits: the grown delta, or more where a floor asked for more.
     pub throttle: Duration,
@@ -179,6 +179,11 @@ impl Blacklist {
 
     pub fn get(&self, id: &str) -> Option<&Punishment> {
         self.entries.get(id)
+    }
+
+    /// Entries handed over by the emperor this one replaces (an upgrade).
+    pub fn restore(&mut self, entries: Vec<(String, Punishment)>) {
+        self.entries.extend(entries);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Punishment)> {

@@ -6,7 +6,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum TimerKind {
     /// A waiting (throttled) vassal may start again.
     Respawn,
@@ -41,6 +43,14 @@ impl Timers {
         for kind in [TimerKind::Respawn, TimerKind::Kill, TimerKind::Heartbeat] {
             self.cancel(slot, kind);
         }
+    }
+
+    /// The slot's armed timers.
+    pub fn armed_for(&self, slot: usize) -> Vec<(TimerKind, Instant)> {
+        [TimerKind::Respawn, TimerKind::Kill, TimerKind::Heartbeat]
+            .into_iter()
+            .filter_map(|kind| self.armed.get(&(slot, kind)).map(|&at| (kind, at)))
+            .collect()
     }
 
     /// The earliest deadline, if any timer is armed.

@@ -186,6 +186,14 @@ impl Monitor for DirMonitor {
         self.tracker.deadline()
     }
 
+    fn known(&self) -> serde_json::Value {
+        self.tracker.known()
+    }
+
+    fn adopt_known(&mut self, known: serde_json::Value) {
+        self.tracker.adopt_known(known);
+    }
+
     fn needs_periodic_rescan(&self) -> bool {
         self.watch.is_none() || !self.local || !self.followed_symlinks.is_empty()
     }

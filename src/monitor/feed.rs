@@ -21,7 +21,7 @@ use super::{Event, EventKind, Monitor, MonitorError};
 use crate::config::is_config_name;
 
 /// Where a config's text is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Source {
     /// Given by the store itself: it reaches the runtime as a sealed memfd.
     Text(Arc<str>),
@@ -30,7 +30,7 @@ pub(crate) enum Source {
 }
 
 /// One vassal as a store describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Record {
     /// The vassal's name, with a config extension (`app.ini`).
     pub name: String,
@@ -267,6 +267,20 @@ impl Monitor for FeedMonitor {
 
     fn deadline(&self) -> Option<Instant> {
         None
+    }
+
+    fn known(&self) -> serde_json::Value {
+        let known: Vec<&Record> = self.known.values().collect();
+        serde_json::to_value(known).unwrap_or_default()
+    }
+
+    fn adopt_known(&mut self, known: serde_json::Value) {
+        let Ok(known) = serde_json::from_value::<Vec<Record>>(known) else {
+            return;
+        };
+        for record in known {
+            self.known.insert(record.name.clone(), record);
+        }
     }
 }
 

@@ -189,6 +189,14 @@ impl Monitor for GlobMonitor {
     fn deadline(&self) -> Option<Instant> {
         self.tracker.deadline()
     }
+
+    fn known(&self) -> serde_json::Value {
+        self.tracker.known()
+    }
+
+    fn adopt_known(&mut self, known: serde_json::Value) {
+        self.tracker.adopt_known(known);
+    }
 }
 
 #[cfg(test)]

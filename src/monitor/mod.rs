@@ -86,6 +86,11 @@ pub trait Monitor: Send {
     fn needs_periodic_rescan(&self) -> bool {
         true
     }
+    /// The configs it has reported (an upgrade hands them to the next emperor's monitor).
+    fn known(&self) -> serde_json::Value;
+    /// Take what the emperor this one replaces had been told of: events are then only the
+    /// differences from it.
+    fn adopt_known(&mut self, known: serde_json::Value);
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::warn;
 
 /// What a config file looked like when last checked; any difference is a Change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FileState {
     /// Full nanosecond mtime: uWSGI's seconds missed a second write within the same second.
     pub mtime: SystemTime,

@@ -12,7 +12,7 @@ use super::watch::Happening;
 use super::{Event, EventKind, MonitorOptions};
 
 /// A file that may be a config: how events will name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Candidate {
     pub id: String,
     pub name: String,
@@ -162,6 +162,25 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
+    /// The configs it has reported, for the emperor that replaces this one (an upgrade).
+    pub fn known(&self) -> serde_json::Value {
+        let known: Vec<&(Candidate, FileState)> = self.table.known.values().collect();
+        serde_json::to_value(known).unwrap_or_default()
+    }
+
+    /// Take the configs the emperor this one replaces had been told of: a rescan reports
+    /// only what changed since.
+    pub fn adopt_known(&mut self, known: serde_json::Value) {
+        let Ok(known) = serde_json::from_value::<Vec<(Candidate, FileState)>>(known) else {
+            return;
+        };
+        for (candidate, state) in known {
+            self.table
+                .known
+                .insert(candidate.id.clone(), (candidate, state));
+        }
+    }
+
     pub fn new(spec: &str, opts: &MonitorOptions) -> Self {
         Tracker {
             table: Table {

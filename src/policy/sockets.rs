@@ -60,7 +60,7 @@ impl fmt::Display for PortList {
 pub const SOCKET_OPTIONS: [&str; 3] = ["socket", "http-socket", "shared-socket"];
 
 /// Where a vassal socket listens.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SocketAddress {
     Tcp(std::net::SocketAddr),
     Unix(PathBuf),
@@ -69,7 +69,7 @@ pub enum SocketAddress {
 }
 
 /// One socket the runtime binds and hands to every payload it starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SocketSpec {
     /// `file:line`, for errors.
     pub place: String,

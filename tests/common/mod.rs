@@ -16,7 +16,8 @@ use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long a wait may take before the test fails: generous, the machine may be loaded.
@@ -679,4 +680,57 @@ pub fn wrk_clean_report(output: &std::process::Output) -> String {
         "wrk saw non-2xx responses: {report}"
     );
     report
+}
+
+/// Requests one after another until stopped; counts the failed ones.
+pub struct RequestLoop {
+    stop: Arc<AtomicBool>,
+    failed: Arc<AtomicU64>,
+    done: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RequestLoop {
+    pub fn start(ports: Vec<u16>) -> RequestLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, failed, done) = (stop.clone(), failed.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for &port in &ports {
+                        if http_get(port).is_none() {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        RequestLoop {
+            stop,
+            failed,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Wait until it has made `n` more requests.
+    pub fn wait_for_more(&self, n: u64) {
+        let from = self.done.load(Ordering::Relaxed);
+        wait_until("the request loop goes on", PATIENCE, || {
+            self.done.load(Ordering::Relaxed) >= from + n
+        });
+    }
+
+    /// Stop it: (requests made, requests failed).
+    pub fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        (
+            self.done.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
 }

@@ -1,0 +1,326 @@
+//! The emperor made from a snapshot, in the process that took over: every fd the snapshot
+//! names is adopted, every vassal entered in the table and watched again, its timers armed
+//! again; monitors start from the view the old emperor had, so their first rescan reports
+//! only what changed meanwhile.
+
+use super::super::on_demand::OnDemandVassal;
+use super::super::spawn::{CloneServerSource, Spawner};
+use super::super::table::{Process, Table, Vassal};
+use super::super::{
+    control, fair_queue, fd_budget, notify, stats_server, stop_waves, throttle, timers,
+};
+use super::super::{Emperor, EmperorError, Settings};
+use super::super::{
+    TOKEN_CONTROL, TOKEN_CONTROL_CLIENT, TOKEN_METRICS, TOKEN_METRICS_CLIENT, TOKEN_STATS,
+    TOKEN_STATS_CLIENT, TOKEN_VASSAL,
+};
+use super::snapshot::{Helper, Snapshot, VassalSnapshot};
+use super::Life;
+use crate::config_reader::ConfigReader;
+use crate::monitor::{self, MonitorOptions};
+use jail::launch::Running;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::unistd::Pid;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant, SystemTime};
+use tracing::{info, warn};
+
+fn adopt(fd: i32) -> Result<OwnedFd, EmperorError> {
+    Ok(jail::fd::adopt_inherited(fd)?)
+}
+
+fn adopt_helper(helper: &Helper) -> Result<(Running, OwnedFd), EmperorError> {
+    let running = Running {
+        pid: Pid::from_raw(helper.pid),
+        pidfd: adopt(helper.pidfd)?,
+    };
+    Ok((running, adopt(helper.socket)?))
+}
+
+impl Emperor {
+    /// The emperor the snapshot describes, in this process. `rollback`: why the upgrade
+    /// that wrote it failed, when this is the old binary taking its snapshot back.
+    pub(super) fn take_over(
+        settings: Settings,
+        snapshot: &Snapshot,
+        rollback: Option<String>,
+    ) -> Result<Self, EmperorError> {
+        // systemd's variables, back where the notifier reads them.
+        for (key, value) in &snapshot.notify {
+            std::env::set_var(key, value);
+        }
+        let notify = notify::Notifier::from_env();
+        let signals = super::super::emperor_signals()?;
+        jail::process::become_subreaper()?;
+        let options = MonitorOptions {
+            nofollow: settings.nofollow,
+            debounce: Duration::from_millis(0),
+            freq: settings.freq,
+        };
+        let mut monitors = settings
+            .monitors
+            .iter()
+            .map(|spec| monitor::open(spec, &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (monitor, known) in monitors.iter_mut().zip(&snapshot.monitors) {
+            monitor.adopt_known(known.clone());
+        }
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| jail::SysError::new("epoll_create1", e))?;
+        // Everything fallible without the snapshot's fds is behind us: from here on they are
+        // adopted (a failure before this point leaves them for a rollback).
+        let clone_server = match &snapshot.clone_server {
+            Some(helper) => {
+                let (running, socket) = adopt_helper(helper)?;
+                Some(crate::clone_server::CloneServer::adopt(running, socket))
+            }
+            None => None,
+        };
+        let mut spawner = Spawner::new(&settings, CloneServerSource::HandedOver(clone_server))
+            .map_err(|source| EmperorError::Io {
+                what: "preparing spawns",
+                source,
+            })?;
+        let open_files = jail::process::raise_open_files_limit()?;
+        spawner.give_back_open_files_limit(snapshot.open_files.unwrap_or(open_files.was));
+        let reader = match &snapshot.reader {
+            Some(helper) => {
+                let (running, socket) = adopt_helper(helper)?;
+                Some((running, UnixStream::from(socket)))
+            }
+            None => None,
+        };
+        let reader = ConfigReader::adopt(
+            spawner.binary(),
+            settings.identity,
+            spawner.runtime_env(),
+            settings.reader_memory_mib,
+            reader,
+        );
+        let listeners = Listeners::adopt(&settings, snapshot)?;
+        let now = SystemTime::now();
+        let life = Life {
+            started: snapshot.started,
+            upgrades: snapshot.upgrades + u32::from(rollback.is_none()),
+            upgraded: if rollback.is_none() {
+                Some(now)
+            } else {
+                snapshot.upgraded
+            },
+            binary_path: snapshot.binary_path.clone(),
+            argv: std::env::args_os().collect(),
+            last_failure: rollback.clone().map(|reason| (now, reason)),
+        };
+        let mut blacklist = throttle::Blacklist::new(settings.throttle, settings.max_throttle);
+        blacklist.restore(snapshot.blacklist.clone());
+        let mut emperor = Emperor {
+            spawn_budget: throttle::SpawnBudget::new(settings.spawn_rate, settings.spawn_burst),
+            blacklist,
+            next_rescan: Instant::now() + settings.freq,
+            rescan_all: false,
+            monitors,
+            signals,
+            epoll,
+            stats: listeners.stats,
+            metrics: listeners.metrics,
+            spawn_latency: Default::default(),
+            loop_clock: Default::default(),
+            control: listeners.control,
+            table: Table::default(),
+            queue: fair_queue::FairQueue::default(),
+            timers: timers::Timers::default(),
+            spawner,
+            warming_up: true,
+            ragnarok: None,
+            stop_waves: stop_waves::StopWaves::default(),
+            refused: snapshot.refused.iter().cloned().collect(),
+            held: Default::default(),
+            idle: Default::default(),
+            reader: std::cell::RefCell::new(reader),
+            notify,
+            fd_budget: fd_budget::FdBudget::new(open_files.now, fd_budget::open_now()),
+            life,
+            upgrade_asked: false,
+            settings,
+        };
+        if let Some(identity) = emperor.settings.identity {
+            jail::reexec::settle_caps(identity.uid, identity.gid, identity.keep)?;
+        }
+        emperor.register_sources()?;
+        for held in &snapshot.held {
+            let fd = adopt(held.fd)?;
+            emperor.held.adopt(held.clone(), fd);
+        }
+        for vassal in &snapshot.vassals {
+            emperor.restore_vassal(vassal)?;
+        }
+        match rollback {
+            Some(reason) => warn!(
+                "the upgrade failed ({reason}): this binary took its emperor back, every vassal untouched"
+            ),
+            None => info!(
+                from = %snapshot.version,
+                to = crate::cli::VERSION,
+                vassals = emperor.table.len(),
+                upgrades = emperor.life.upgrades,
+                "took over from the previous binary"
+            ),
+        }
+        Ok(emperor)
+    }
+
+    fn restore_vassal(&mut self, snap: &VassalSnapshot) -> Result<(), EmperorError> {
+        let mut v = Vassal::new(
+            snap.id.clone(),
+            snap.name.clone(),
+            snap.path.clone(),
+            snap.monitor.clone(),
+        );
+        v.owner = snap.owner;
+        v.config = snap.config.as_deref().map(std::sync::Arc::from);
+        v.last_mod = snap.last_mod;
+        v.state = snap.state;
+        v.born = snap.born;
+        v.first_run = snap.first_run;
+        v.last_run = snap.last_run;
+        v.loyal = snap.loyal;
+        v.last_loyal = snap.last_loyal;
+        v.ready = snap.ready;
+        v.last_ready = snap.last_ready;
+        v.accepting = snap.accepting;
+        v.last_accepting = snap.last_accepting;
+        v.last_heartbeat = snap.last_heartbeat;
+        v.respawns = snap.respawns;
+        v.last_exit = snap.last_exit;
+        v.fall_back = snap.fall_back;
+        v.starts = snap.starts;
+        v.cgroup = snap
+            .cgroup
+            .clone()
+            .map(|dir| jail::cgroup::VassalCgroup { dir });
+        v.respawn_floor = snap.respawn_floor.clone();
+        v.on_demand = snap.on_demand.as_ref().map(|od| {
+            OnDemandVassal::new(od.socket.clone(), od.idle_ms.map(Duration::from_millis))
+        });
+        v.pool = snap.pool.clone();
+        v.store_socket = snap.store_socket.clone();
+        let slot = self.table.insert(v);
+        if let Some(runtime) = &snap.runtime {
+            let running = Running {
+                pid: Pid::from_raw(runtime.pid),
+                pidfd: adopt(runtime.pidfd)?,
+            };
+            let link = UnixStream::from(adopt(runtime.link)?);
+            let outbox = super::super::outbox::Outbox::from_bytes(&runtime.outbox);
+            let mut flags = EpollFlags::EPOLLIN;
+            if !outbox.is_empty() {
+                flags |= EpollFlags::EPOLLOUT;
+            }
+            if !runtime.link_closed {
+                let token = TOKEN_VASSAL + slot as u64;
+                if let Err(e) = self.epoll.add(&link, EpollEvent::new(flags, token)) {
+                    warn!(vassal = %snap.name, "epoll_ctl(ADD) for its link: {e}");
+                }
+            }
+            self.table.set_pid(slot, Some(running.pid), None);
+            let v = self.table.get_mut(slot).expect("inserted");
+            v.process = Some(Process {
+                running,
+                link,
+                link_closed: runtime.link_closed,
+                watching_out: !outbox.is_empty(),
+                outbox,
+            });
+            self.watch_idle(slot);
+        }
+        let now = Instant::now();
+        for &(kind, ms) in &snap.timers {
+            self.timers.arm(slot, kind, now + Duration::from_millis(ms));
+        }
+        match snap.state {
+            super::super::machine::State::Queued => self.enqueue(slot),
+            super::super::machine::State::OnDemand => self.wait_for_connection(slot),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The stats, metrics and control listeners: adopted when handed over, bound when the
+/// settings name one the old emperor did not have.
+struct Listeners {
+    stats: Option<stats_server::StatsServer>,
+    metrics: Option<stats_server::StatsServer>,
+    control: Option<control::ControlServer>,
+}
+
+impl Listeners {
+    fn adopt(settings: &Settings, snapshot: &Snapshot) -> Result<Self, EmperorError> {
+        let server = |addr: &Option<String>,
+                      fd: Option<i32>,
+                      token,
+                      base,
+                      http|
+         -> Result<Option<stats_server::StatsServer>, EmperorError> {
+            let Some(addr) = addr else {
+                // Handed over but no longer asked for: closed.
+                fd.map(adopt).transpose()?;
+                return Ok(None);
+            };
+            match fd {
+                Some(fd) => Ok(Some(stats_server::StatsServer::adopt(
+                    addr,
+                    adopt(fd)?,
+                    token,
+                    base,
+                    http,
+                ))),
+                None if http => Ok(Some(stats_server::StatsServer::bind_http(
+                    addr, token, base,
+                )?)),
+                None => Ok(Some(stats_server::StatsServer::bind(addr, token, base)?)),
+            }
+        };
+        let stats = server(
+            &settings.stats,
+            snapshot.stats,
+            TOKEN_STATS,
+            TOKEN_STATS_CLIENT,
+            false,
+        )?;
+        let metrics = server(
+            &settings.metrics,
+            snapshot.metrics,
+            TOKEN_METRICS,
+            TOKEN_METRICS_CLIENT,
+            true,
+        )?;
+        let control = match (&settings.control, snapshot.control) {
+            (Some(path), Some(fd)) => Some(control::ControlServer::adopt(
+                path,
+                adopt(fd)?,
+                TOKEN_CONTROL,
+                TOKEN_CONTROL_CLIENT,
+            )),
+            (Some(path), None) => {
+                let owner = settings.identity.map(|id| (id.uid, id.gid));
+                Some(control::ControlServer::bind(
+                    path,
+                    TOKEN_CONTROL,
+                    TOKEN_CONTROL_CLIENT,
+                    owner,
+                )?)
+            }
+            (None, fd) => {
+                fd.map(adopt).transpose()?;
+                None
+            }
+        };
+        Ok(Listeners {
+            stats,
+            metrics,
+            control,
+        })
+    }
+}
