@@ -368,6 +368,13 @@ pub struct VassalCommand {
     /// The uWSGI binary a config without a binary patch runs (default: `uwsgi` on PATH).
     #[arg(long = "binary-path", value_name = "PATH")]
     pub binary_path: Option<PathBuf>,
+    /// The vassal's name as the emperor knows it (its log records' VASSAL field under
+    /// journald; default: the config's file name).
+    #[arg(long = "name", hide = true)]
+    pub name: Option<String>,
+    /// The vassal's tenant as the emperor counts it (its log records' TENANT field).
+    #[arg(long = "tenant", hide = true)]
+    pub tenant: Option<String>,
     /// The vassal's config file.
     pub config: PathBuf,
 }
@@ -668,6 +675,8 @@ impl VassalCommand {
             fallback_tried: self.fallback_tried,
             fall_back: self.fall_back,
             uwsgi_binary: self.binary_path,
+            name: self.name,
+            tenant: self.tenant,
         })
     }
 

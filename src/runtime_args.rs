@@ -23,6 +23,11 @@ pub struct VassalArgs {
     /// The uWSGI binary a config without a binary patch runs (`--binary-path`; None: `uwsgi`
     /// on the payload's PATH).
     pub uwsgi_binary: Option<PathBuf>,
+    /// The vassal's name as the emperor knows it (the config's file name when not given):
+    /// the VASSAL field of its runtime's log records under journald.
+    pub name: Option<String>,
+    /// Its tenant as the emperor counts it: the TENANT field of those records.
+    pub tenant: Option<String>,
 }
 
 impl VassalArgs {
@@ -70,6 +75,12 @@ impl VassalArgs {
         }
         if self.fall_back > 0 {
             flag("--fall-back", Some(self.fall_back.to_string()));
+        }
+        if let Some(name) = &self.name {
+            flag("--name", Some(name.clone()));
+        }
+        if let Some(tenant) = &self.tenant {
+            flag("--tenant", Some(tenant.clone()));
         }
         for tried in &self.fallback_tried {
             flag("--fallback-tried", Some(tried.display().to_string()));
@@ -123,6 +134,8 @@ mod tests {
             fallback_tried: vec!["/etc/vassals/a.ini".into(), "/etc/vassals/b.ini".into()],
             fall_back: 2,
             uwsgi_binary: Some("/usr/bin/uwsgi".into()),
+            name: Some("app.ini".into()),
+            tenant: Some("uid 2001".into()),
         }
     }
 
@@ -145,6 +158,8 @@ mod tests {
             fallback_tried: Vec::new(),
             fall_back: 0,
             uwsgi_binary: None,
+            name: None,
+            tenant: None,
         };
         assert_eq!(args.to_argv(), ["vassal", "app.ini"]);
         assert_eq!(

@@ -3,7 +3,8 @@
 # apt, only when missing), checks formatting and lints, then runs the three tiers:
 #   1. unit tests (cargo test, next to the code)
 #   2. host integration tests (tests/: the real binary, real namespaces; root for the jail ones)
-#   3. VM scenarios (vm-tests/: QEMU boots Debian's kernel with the binary, busybox and nginx)
+#   3. VM scenarios (vm-tests/: QEMU boots Debian's kernel with the binary, busybox and nginx;
+#      one with the host's systemd as the guest's PID 1)
 # and builds the Debian package (cargo-deb, installed with cargo when missing), installs it with
 # dpkg into a clean directory root and checks what it installed (packaging/check-deb.sh).
 # The pg://, amqp:// and zmq:// tests start their own PostgreSQL cluster and RabbitMQ node
@@ -24,7 +25,8 @@ packages=(
   "curl:/usr/bin/curl"
   "wrk:/usr/bin/wrk"
   "python3:/usr/bin/python3"
-  # systemd-analyze verifies the shipped unit file.
+  # systemd-analyze verifies the shipped unit file; VM scenario 70-systemd boots systemd
+  # (with journald, systemctl and journalctl) as the guest's PID 1.
   "systemd:/usr/bin/systemd-analyze"
   # The network monitors' tests: each starts a throwaway server of its own (never the
   # system's) and drives it with a real client.

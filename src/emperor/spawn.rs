@@ -35,11 +35,12 @@ pub(super) const PARK_FLOOR: i32 = 1024;
 
 /// Environment variables the emperor hands down to its runtimes (log settings only).
 /// The log settings: the runtimes log as the emperor does (filter, format, the journal).
-const PASSED_ENV: [&str; 4] = [
+const PASSED_ENV: [&str; 5] = [
     "RUST_LOG",
     "EMPEROR_LOG",
     crate::logging::FORMAT_VARIABLE,
     "JOURNAL_STREAM",
+    crate::logging::journal::SOCKET_VARIABLE,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,9 @@ pub struct RuntimeExtra {
     /// Options set before its config's own (`--set`), after the emperor's `vassal-set`s: the
     /// on-demand socket a store gave in its own column.
     pub sets: Vec<(String, String)>,
+    /// Its name and tenant, for its runtime's log records (`--name`, `--tenant`).
+    pub name: String,
+    pub tenant: String,
 }
 
 /// What every spawn needs, prepared once.
@@ -198,6 +202,8 @@ impl Spawner {
             fallback_tried: Vec::new(),
             fall_back: extra.fall_back,
             uwsgi_binary: self.uwsgi.as_ref().ok().cloned(),
+            name: Some(extra.name.clone()),
+            tenant: Some(extra.tenant.clone()),
         }
     }
 

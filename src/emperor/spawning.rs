@@ -38,8 +38,11 @@ impl Emperor {
     }
 
     fn spawn(&mut self, slot: usize, now: Instant) {
+        let v = self.table.get(slot).expect("queued slot");
         let extra = super::spawn::RuntimeExtra {
-            fall_back: self.table.get(slot).expect("queued slot").fall_back,
+            fall_back: v.fall_back,
+            name: v.name.clone(),
+            tenant: tenant_of(v, self.settings.tyrant).to_string(),
             sets: self.store_sets(slot),
         };
         let (path, owner, text) = {

@@ -96,6 +96,8 @@ mod tests {
             fallback_tried: vec!["/v/a.ini".into()],
             fall_back: 0,
             uwsgi_binary: None,
+            name: None,
+            tenant: None,
         };
         let error = fall_back(&args, Path::new("/v/a.ini"), &[]);
         assert!(!error.may_fall_back());

@@ -29,6 +29,12 @@ pub use error::RuntimeError;
 /// Run the vassal until it is stopped; returns the process exit status.
 pub fn run(args: VassalArgs) -> i32 {
     let name = args.config.display().to_string();
+    let vassal = args.name.clone().unwrap_or_else(|| {
+        args.config
+            .file_name()
+            .map_or_else(|| name.clone(), |f| f.to_string_lossy().into_owned())
+    });
+    crate::logging::journal::set_process_vassal(vassal, args.tenant.clone());
     let span = tracing::info_span!("vassal", config = %name);
     let _enter = span.enter();
     match run_inner(&args) {

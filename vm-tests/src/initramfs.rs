@@ -73,6 +73,7 @@ pub fn build(out: &Path, emperor: &Path, vm_tests_dir: &Path) -> Result<(), Stri
     add_nginx_files(&mut archive, vm_tests_dir)?;
     add_uwsgi(&mut archive)?;
     add_users(&mut archive);
+    add_systemd(&mut archive, vm_tests_dir)?;
     add_tree(
         &mut archive,
         &vm_tests_dir.join("scenarios"),
@@ -205,6 +206,70 @@ fn python_of(library: &str) -> Option<&str> {
     python.starts_with("python3.").then_some(python)
 }
 
+/// systemd's binaries as the host has them.
+const SYSTEMD_BINARIES: [&str; 4] = [
+    "/lib/systemd/systemd",
+    "/lib/systemd/systemd-journald",
+    "/usr/bin/systemctl",
+    "/usr/bin/journalctl",
+];
+/// Where systemd looks for the units it ships.
+const SYSTEMD_UNIT_DIR: &str = "/usr/lib/systemd/system";
+/// The few of the host's units a guest booted by systemd needs: the targets a service with
+/// default dependencies (the emperor's unit) is ordered after, and journald's.
+const SYSTEMD_UNITS: [&str; 17] = [
+    "sysinit.target",
+    "basic.target",
+    "sockets.target",
+    "paths.target",
+    "slices.target",
+    "timers.target",
+    "local-fs-pre.target",
+    "local-fs.target",
+    "swap.target",
+    "network-pre.target",
+    "network.target",
+    "multi-user.target",
+    "shutdown.target",
+    "systemd-journald.service",
+    "systemd-journald.socket",
+    "systemd-journald-dev-log.socket",
+    "systemd-journald-audit.socket",
+];
+
+/// What a scenario booted with systemd as PID 1 needs (see guest/init.sh): systemd, journald,
+/// systemctl and journalctl with their libraries, the units above, the unit that runs the
+/// scenario, and what the emperor ships for systemd under /vm/packaging (its unit and its
+/// /etc/emperor/emperor.ini), for the scenario to install as an administrator would.
+fn add_systemd(archive: &mut Archive, vm_tests_dir: &Path) -> Result<(), String> {
+    for binary in SYSTEMD_BINARIES {
+        add_binary(archive, Path::new(binary), binary)?;
+    }
+    for unit in SYSTEMD_UNITS {
+        let path = format!("{SYSTEMD_UNIT_DIR}/{unit}");
+        archive.file(&path, 0o644, read(Path::new(&path))?);
+    }
+    archive.file(
+        "/etc/systemd/system/vm-scenario.service",
+        0o644,
+        read(&vm_tests_dir.join("guest/vm-scenario.service"))?,
+    );
+    let workspace = vm_tests_dir.parent().unwrap_or(vm_tests_dir);
+    for (shipped, name) in [
+        ("examples/systemd/emperor.service", "emperor.service"),
+        ("packaging/emperor.ini", "emperor.ini"),
+    ] {
+        let contents = read(&workspace.join(shipped))?;
+        archive.file(&format!("/vm/packaging/{name}"), 0o644, contents);
+    }
+    // The README's example vassals that need nothing busybox lacks.
+    for example in ["clock.ini", "worker.yml"] {
+        let contents = read(&workspace.join("examples/vassals").join(example))?;
+        archive.file(&format!("/vm/packaging/vassals/{example}"), 0o644, contents);
+    }
+    Ok(())
+}
+
 /// root, the accounts nginx may run as, and three tenants with a private home (0700) and
 /// subordinate id ranges for user namespaces.
 fn add_users(archive: &mut Archive) {
@@ -213,7 +278,8 @@ fn add_users(archive: &mut Archive) {
          www-data:x:33:33:www-data:/var/www:/bin/false\n\
          nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     );
-    let mut group = String::from("root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n");
+    let mut group =
+        String::from("root:x:0:\nwww-data:x:33:\nsystemd-journal:x:999:\nnogroup:x:65534:\n");
     let mut shadow = String::from("root:*:19000:0:99999:7:::\n");
     let mut subid = String::new();
     for (name, id, first_sub) in TENANTS {

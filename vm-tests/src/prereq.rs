@@ -25,6 +25,9 @@ pub fn check() -> Result<Host, String> {
         ("/usr/sbin/nginx", "nginx"),
         (UWSGI, "uwsgi-core"),
         (UWSGI_PYTHON_PLUGIN, "uwsgi-plugin-python3"),
+        ("/lib/systemd/systemd", "systemd"),
+        ("/lib/systemd/systemd-journald", "systemd"),
+        ("/usr/bin/journalctl", "systemd"),
     ] {
         if !Path::new(path).is_file() {
             return Err(format!("{path} not found (apt-get install {package})"));

@@ -27,6 +27,7 @@ scenarios! {
     scenario_42_delegated_cgroup => "42-delegated-cgroup",
     scenario_50_escape => "50-escape",
     scenario_60_uwsgi_tenants => "60-uwsgi-tenants",
+    scenario_70_systemd => "70-systemd",
 }
 
 /// A script without a test above would never run.

@@ -3,13 +3,18 @@
 //! (`EMPEROR_LOG_FORMAT`, which `--log-format` sets):
 //! - `text`: a timestamp, the level, the message and its fields (the default on a terminal or
 //!   a file);
-//! - `journal`: no timestamp (journald adds its own) and a syslog priority prefix (`<3>` error
-//!   to `<7>` debug) that journald reads, chosen by default when stderr is the journal stream
-//!   systemd named in `JOURNAL_STREAM`;
+//! - `journal`: chosen by default when stderr is the journal stream systemd named in
+//!   `JOURNAL_STREAM`. Each record then goes to journald's socket in its native protocol, with
+//!   the vassal it is about as a field (`journalctl VASSAL=app.ini`, see [`journal`]); where
+//!   that socket cannot be reached (or stderr is not the journal), a line on stderr with no
+//!   timestamp (journald adds its own) and a syslog priority prefix (`<3>` error to `<7>`
+//!   debug) that journald reads;
 //! - `json`: one JSON object per line, for log shippers.
 
+pub mod journal;
+
 use std::fmt;
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -50,11 +55,23 @@ pub fn init() {
     let filter = std::env::var("EMPEROR_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_string());
+    let format = Format::from_env();
+    if format == Format::Journal && stderr_is_the_journal() {
+        if let Ok(socket) = journal::Journal::connect_default() {
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::util::SubscriberInitExt;
+            tracing_subscriber::registry()
+                .with(tracing_subscriber::EnvFilter::new(filter))
+                .with(journal::JournalLayer::new(socket))
+                .init();
+            return;
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false);
-    match Format::from_env() {
+    match format {
         Format::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
@@ -108,12 +125,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let priority = match *event.metadata().level() {
-            Level::ERROR => 3,
-            Level::WARN => 4,
-            Level::INFO => 6,
-            Level::DEBUG | Level::TRACE => 7,
-        };
+        let priority = journal::priority(event.metadata().level());
         write!(writer, "<{priority}>")?;
         self.0.format_event(ctx, writer, event)
     }
