@@ -68,6 +68,24 @@ install_missing() {
 
 install_missing
 
+# The toolchain rust-toolchain.toml pins (with rustfmt and clippy), or a clear message.
+check_toolchain() {
+  local wanted
+  wanted=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+  if ! rustc --version 2>/dev/null | grep -q "^rustc $wanted "; then
+    echo "this project builds with Rust $wanted (rust-toolchain.toml); found: $(rustc --version 2>&1 | head -1)"
+    echo "install it with: rustup toolchain install $wanted --component rustfmt,clippy"
+    exit 1
+  fi
+  for tool in "cargo fmt" "cargo clippy"; do
+    if ! $tool --version >/dev/null 2>&1; then
+      echo "Rust $wanted lacks ${tool#cargo }: rustup component add --toolchain $wanted ${tool#cargo }"
+      exit 1
+    fi
+  done
+}
+check_toolchain
+
 say "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
