@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::io::ErrorKind;
-use std::os::fd::{AsFd, BorrowedFd};
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -17,7 +17,8 @@ use super::local_fs::inotify_sees_every_change;
 use super::stat::FileState;
 use super::tracker::{Candidate, Tracker};
 use super::watch::{
-    classify, config_name, new_inotify, poll_watched, watched_by_fields, Happening, DIR_EVENTS,
+    classify, config_name, new_inotify, watched_by_fields, watched_monitor_methods, Happening,
+    DIR_EVENTS,
 };
 use super::{Event, Monitor, MonitorError, MonitorOptions};
 use crate::config::is_config_name;
@@ -162,17 +163,7 @@ impl DirMonitor {
 watched_by_fields!(DirMonitor);
 
 impl Monitor for DirMonitor {
-    fn spec(&self) -> &str {
-        &self.spec
-    }
-
-    fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.inotify.as_fd())
-    }
-
-    fn poll(&mut self, now: Instant) -> Vec<Event> {
-        poll_watched(self, now)
-    }
+    watched_monitor_methods!();
 
     fn rescan(&mut self) -> Vec<Event> {
         self.ensure_watch();
@@ -180,18 +171,6 @@ impl Monitor for DirMonitor {
             Some(found) => self.tracker.diff(found),
             None => Vec::new(),
         }
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        self.tracker.deadline()
-    }
-
-    fn known(&self) -> serde_json::Value {
-        self.tracker.known()
-    }
-
-    fn adopt_known(&mut self, known: serde_json::Value) {
-        self.tracker.adopt_known(known);
     }
 
     fn needs_periodic_rescan(&self) -> bool {

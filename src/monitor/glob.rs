@@ -3,7 +3,7 @@
 //! (refreshed at rescan, so a directory created later is only noticed by the next rescan).
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd};
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -14,7 +14,8 @@ use tracing::debug;
 use super::stat::FileState;
 use super::tracker::{Candidate, Tracker};
 use super::watch::{
-    classify, config_name, new_inotify, poll_watched, watched_by_fields, Happening, DIR_EVENTS,
+    classify, config_name, new_inotify, watched_by_fields, watched_monitor_methods, Happening,
+    DIR_EVENTS,
 };
 use super::{Event, Monitor, MonitorError, MonitorOptions};
 use crate::config::is_config_name;
@@ -168,34 +169,12 @@ fn directory_part(pattern: &str) -> &str {
 watched_by_fields!(GlobMonitor);
 
 impl Monitor for GlobMonitor {
-    fn spec(&self) -> &str {
-        &self.spec
-    }
-
-    fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.inotify.as_fd())
-    }
-
-    fn poll(&mut self, now: Instant) -> Vec<Event> {
-        poll_watched(self, now)
-    }
+    watched_monitor_methods!();
 
     fn rescan(&mut self) -> Vec<Event> {
         self.refresh_watches();
         let found = self.list();
         self.tracker.diff(found)
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        self.tracker.deadline()
-    }
-
-    fn known(&self) -> serde_json::Value {
-        self.tracker.known()
-    }
-
-    fn adopt_known(&mut self, known: serde_json::Value) {
-        self.tracker.adopt_known(known);
     }
 }
 

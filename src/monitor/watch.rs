@@ -120,6 +120,37 @@ macro_rules! watched_by_fields {
 }
 pub(crate) use watched_by_fields;
 
+/// The [`crate::monitor::Monitor`] methods a watched monitor (dir://, glob://) has from its
+/// fields alone (`spec`, `inotify`, `tracker`); each writes its own `rescan`.
+macro_rules! watched_monitor_methods {
+    () => {
+        fn spec(&self) -> &str {
+            &self.spec
+        }
+
+        fn watch_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+            Some(std::os::fd::AsFd::as_fd(&self.inotify))
+        }
+
+        fn poll(&mut self, now: std::time::Instant) -> Vec<$crate::monitor::Event> {
+            $crate::monitor::watch::poll_watched(self, now)
+        }
+
+        fn deadline(&self) -> Option<std::time::Instant> {
+            self.tracker.deadline()
+        }
+
+        fn known(&self) -> serde_json::Value {
+            self.tracker.known()
+        }
+
+        fn adopt_known(&mut self, known: serde_json::Value) {
+            self.tracker.adopt_known(known);
+        }
+    };
+}
+pub(crate) use watched_monitor_methods;
+
 /// One poll of a watched monitor: every queued event handled, a rescan after an overflow,
 /// then the configs that settled.
 pub(crate) fn poll_watched(monitor: &mut impl Watched, now: Instant) -> Vec<Event> {

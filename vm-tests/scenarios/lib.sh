@@ -183,6 +183,19 @@ uids() {
 	sed -n 's/^Uid:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null | tr -s '\t ' ' '
 }
 
+# The emperor over three sleeper vassals (fixtures/sleepers: each payload is
+# `sh -c "sleep 1000 & sleep 1000"`, a shell that forks one sleep and becomes the other),
+# returned once all six sleeps run, grandchildren and all.
+start_sleepers() {
+	mkdir /tmp/vassals
+	cp "$FIXTURES"/sleepers/*.ini /tmp/vassals/
+	start_sut emperor --emperor /tmp/vassals
+	six_sleeps() { [ "$(count_sut sleep)" -ge 6 ]; }
+  wait_until 60 six_sleeps
+  log "emperor $SUT_PID and its vassals:"
+  show_sut
+}
+
 # end_sut SIGNAL SECONDS: send SIGNAL (KILL, TERM, ...) to the system under test; within
 # SECONDS nothing of it may be left: the emperor, its helpers, its vassals, their children.
 end_sut() {
