@@ -113,7 +113,7 @@ fn a_failed_start_is_refused_with_its_step_and_the_server_serves_on() {
     let (_output, output_write) = std::io::pipe().unwrap();
     match server.start_runtime(&missing, &[output_write.as_fd()]) {
         Err(Failure::Refused(reason)) => assert!(
-            reason.starts_with("execve (before execve /nonexistent/runtime): ENOENT"),
+            reason.starts_with("execve(\"/nonexistent/runtime\"): ENOENT"),
             "{reason}"
         ),
         other => panic!("expected a refusal, got {other:?}"),

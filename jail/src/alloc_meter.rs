@@ -103,8 +103,7 @@ fn refused(size: usize) -> bool {
         ),
     );
     let text = buffer.as_bytes();
-    // SAFETY: write(2) of a valid, initialized buffer of `text.len()` bytes to stderr.
-    let _ = unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
+    let _ = crate::sys::write(2, text);
     true
 }
 

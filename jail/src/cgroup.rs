@@ -146,36 +146,28 @@ pub fn apply_limits(dir: &Path, limits: &Limits) -> Result<(), SysError> {
 /// Write `limits` into the cgroup directory `dir` names (the runtime holds its payload's
 /// cgroup as an fd: after pivot_root no path reaches it).
 pub fn apply_limits_at(dir: &OwnedFd, limits: &Limits) -> Result<(), SysError> {
-    use nix::fcntl::{openat, OFlag};
-    use nix::sys::stat::Mode;
     use std::os::fd::AsRawFd;
-    let write_at = |file: &'static str, value: String| -> Result<(), SysError> {
+    let write_at = |file: &'static std::ffi::CStr, value: String| -> Result<(), SysError> {
         use std::io::Write;
-        use std::os::fd::FromRawFd;
-        let raw = openat(
-            Some(dir.as_raw_fd()),
-            file,
-            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| SysError::with_path("openat", file, e))?;
-        // SAFETY: openat returned a fresh fd that nothing else owns; the File closes it.
-        let mut handle = unsafe { fs::File::from_raw_fd(raw) };
+        let name = file.to_string_lossy();
+        let fd = crate::sys::openat(dir.as_raw_fd(), file, libc::O_WRONLY | libc::O_CLOEXEC)
+            .map_err(|e| SysError::with_path("openat", name.as_ref(), e))?;
+        let mut handle = fs::File::from(fd);
         handle
             .write_all(value.as_bytes())
-            .map_err(|e| io_err("write", Path::new(file), e))
+            .map_err(|e| io_err("write", Path::new(name.as_ref()), e))
     };
     if let Some(bytes) = limits.memory_max {
-        write_at("memory.max", bytes.to_string())?;
+        write_at(c"memory.max", bytes.to_string())?;
     }
     if let Some(n) = limits.pids_max {
-        write_at("pids.max", n.to_string())?;
+        write_at(c"pids.max", n.to_string())?;
     }
     if let Some((quota, period)) = limits.cpu_max {
-        write_at("cpu.max", format!("{quota} {period}"))?;
+        write_at(c"cpu.max", format!("{quota} {period}"))?;
     }
     if let Some(weight) = limits.cpu_weight {
-        write_at("cpu.weight", weight.to_string())?;
+        write_at(c"cpu.weight", weight.to_string())?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use crate::error::SysError;
 use crate::sys;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -27,10 +27,8 @@ pub fn make_mounts_private() -> Result<(), SysError> {
 /// Open a mount target as O_PATH without following any symlink on the way.
 fn open_target(target: &Path) -> Result<OwnedFd, SysError> {
     let flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    let fd = sys::openat2(libc::AT_FDCWD, &cpath(target)?, flags, RESOLVE_NO_SYMLINKS)
-        .map_err(|e| SysError::with_path("openat2(RESOLVE_NO_SYMLINKS)", target, e))?;
-    // SAFETY: openat2 returned a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    sys::openat2(libc::AT_FDCWD, &cpath(target)?, flags, RESOLVE_NO_SYMLINKS)
+        .map_err(|e| SysError::with_path("openat2(RESOLVE_NO_SYMLINKS)", target, e))
 }
 
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;
@@ -161,4 +159,43 @@ pub fn pivot_root(new_root: &Path) -> Result<(), SysError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TempDir;
+    use crate::testing::{expect_eq, in_forked_child, private_mount_namespace, root_or_skip};
+    use nix::errno::Errno;
+
+    /// A tenant plants a symlink where a mount target should be, aiming at a directory of the
+    /// host: the bind fails with ELOOP and nothing is mounted there. The control, a real
+    /// directory, is mounted.
+    #[test]
+    fn a_bind_mount_refuses_a_planted_symlink() {
+        if !root_or_skip("a_bind_mount_refuses_a_planted_symlink") {
+            return;
+        }
+        let tmp = TempDir::new("planted-symlink");
+        let (source, real, host) = (tmp.dir("source"), tmp.dir("real"), tmp.dir("host/inner"));
+        std::fs::write(source.join("marker"), "").unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&host, &link).unwrap();
+        let link_dir = tmp.path().join("link-dir");
+        std::os::unix::fs::symlink(host.parent().unwrap(), &link_dir).unwrap();
+        in_forked_child(|| {
+            private_mount_namespace()?;
+            bind(&source, &real, false, true).map_err(|e| e.to_string())?;
+            expect_eq("the control is mounted", real.join("marker").exists(), true)?;
+            for target in [link.clone(), link_dir.join("inner")] {
+                let refused = bind(&source, &target, false, true)
+                    .err()
+                    .ok_or(format!("{} was mounted", target.display()))?;
+                expect_eq("the call", refused.call, "openat2(RESOLVE_NO_SYMLINKS)")?;
+                expect_eq("the errno", refused.errno, Errno::ELOOP)?;
+                expect_eq("mounted through it", host.join("marker").exists(), false)?;
+            }
+            Ok(())
+        });
+    }
 }

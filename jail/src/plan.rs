@@ -111,3 +111,65 @@ pub fn apply(steps: &[Step]) -> Result<(), StepError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TempDir;
+    use crate::testing::{expect_eq, in_forked_child, private_mount_namespace, root_or_skip};
+
+    fn tmpfs(target: &std::path::Path) -> Step {
+        Step::Tmpfs {
+            target: target.to_path_buf(),
+            size: None,
+        }
+    }
+
+    fn bind(source: &std::path::Path, target: &std::path::Path) -> Step {
+        Step::BindMount {
+            source: source.to_path_buf(),
+            target: target.to_path_buf(),
+            read_only: true,
+            nosuid_nodev: true,
+        }
+    }
+
+    /// A tmpfs then a bind over it shows the bound tree; the other way round the tmpfs hides
+    /// it. So what a directory shows after `apply` tells which step ran last.
+    #[test]
+    fn steps_run_in_plan_order_and_stop_at_the_first_failure() {
+        if !root_or_skip("steps_run_in_plan_order_and_stop_at_the_first_failure") {
+            return;
+        }
+        let tmp = TempDir::new("plan-order");
+        let (source, first, second, untouched) = (
+            tmp.dir("source"),
+            tmp.dir("first"),
+            tmp.dir("second"),
+            tmp.dir("untouched"),
+        );
+        std::fs::write(source.join("marker"), "").unwrap();
+        std::fs::write(untouched.join("marker"), "").unwrap();
+        let missing = tmp.path().join("missing");
+        in_forked_child(|| {
+            private_mount_namespace()?;
+            apply(&[tmpfs(&first), bind(&source, &first)]).map_err(|e| e.to_string())?;
+            expect_eq("bind last shows", first.join("marker").exists(), true)?;
+            apply(&[bind(&source, &second), tmpfs(&second)]).map_err(|e| e.to_string())?;
+            expect_eq("tmpfs last shows", second.join("marker").exists(), false)?;
+
+            let failed = apply(&[tmpfs(&missing), tmpfs(&untouched)]).unwrap_err();
+            expect_eq("the failed step", &failed.step, &tmpfs(&missing))?;
+            expect_eq(
+                "the failed call",
+                failed.source.call,
+                "openat2(RESOLVE_NO_SYMLINKS)",
+            )?;
+            expect_eq(
+                "the step after it ran",
+                untouched.join("marker").exists(),
+                true,
+            )
+        });
+    }
+}

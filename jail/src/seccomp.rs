@@ -301,4 +301,5 @@ const AUDIT_ARCH: u32 = 62 | 0x8000_0000 | 0x4000_0000;
 const AUDIT_ARCH: u32 = 183 | 0x8000_0000 | 0x4000_0000;
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests;

@@ -11,6 +11,7 @@
 use crate::error::{Errno, SysError};
 use crate::sys::CloneArgs;
 use std::ffi::c_void;
+use std::os::fd::{OwnedFd, RawFd};
 
 /// Whether this architecture has the clone below.
 pub const AVAILABLE: bool = cfg!(target_arch = "x86_64");
@@ -108,20 +109,80 @@ impl Drop for SignalsBlocked {
     }
 }
 
-/// The child's first and only Rust frame: `arg` is what the parent passed; it never returns.
-pub type ChildEntry = extern "C" fn(arg: *const c_void) -> !;
+/// The child's first Rust frame: `arg` is what the parent passed; it never returns.
+type ChildEntry = extern "C" fn(arg: *const c_void) -> !;
+
+/// What the child runs, and on what: the parent keeps it in its frame until the child has
+/// exec'ed or exited.
+struct Entry<'a, T> {
+    child: &'a T,
+    run: fn(&T) -> !,
+}
+
+/// The first frame of a child sharing the parent's memory.
+#[cfg(target_arch = "x86_64")]
+extern "C" fn trampoline<T>(arg: *const c_void) -> ! {
+    // SAFETY: `clone_sharing_memory` passes a pointer to a live `Entry<T>` in its frame, which
+    // the suspended parent keeps in place until this child has exec'ed or exited.
+    let entry = unsafe { &*(arg as *const Entry<'_, T>) };
+    (entry.run)(entry.child)
+}
+
+/// clone3 with CLONE_VM|CLONE_VFORK|CLONE_PIDFD added to `args`, the child running
+/// `run(child)` on a stack of its own with every signal blocked. Returns the child's pid and
+/// pidfd once it has exec'ed or exited.
+///
+/// # Safety
+/// `run` must run only async-signal-safe code (raw system calls on values prepared before
+/// the clone), change nothing of the shared memory but its own stack and buffers the parent
+/// no longer reads, never return, and never change what lives in the memory descriptor
+/// (credentials, which reset the dumpable flag; prctls of the mm).
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn clone_sharing_memory<T>(
+    args: &mut CloneArgs,
+    child: &T,
+    run: fn(&T) -> !,
+) -> Result<(libc::pid_t, OwnedFd), SysError> {
+    let stack = ChildStack::new()?;
+    let _blocked = SignalsBlocked::new()?;
+    let entry = Entry { child, run };
+    let mut pidfd: RawFd = -1;
+    args.flags |= libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut RawFd as u64;
+    // SAFETY: the caller keeps the contract above for `run`; `entry` and `pidfd` live in this
+    // frame, which stays put while the kernel suspends the thread until the child's execve or
+    // exit.
+    let pid = unsafe {
+        clone3_sharing_memory(
+            args,
+            &stack,
+            trampoline::<T>,
+            &entry as *const Entry<'_, T> as *const c_void,
+        )
+    };
+    args.pidfd = 0;
+    let pid = pid.map_err(|e| SysError::new("clone3 (CLONE_VM|CLONE_VFORK)", e))?;
+    // SAFETY: the clone succeeded, so the kernel stored a new pidfd in the local.
+    Ok((pid, unsafe { crate::sys::take_pidfd(pidfd) }))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn clone_sharing_memory<T>(
+    _: &mut CloneArgs,
+    _: &T,
+    _: fn(&T) -> !,
+) -> Result<(libc::pid_t, OwnedFd), SysError> {
+    unreachable!("vfork::AVAILABLE is false on this architecture")
+}
 
 /// clone3 with CLONE_VM|CLONE_VFORK added to `args`, the child running `entry(arg)` on
 /// `stack`. Returns the child's pid once it has exec'ed or exited.
 ///
 /// # Safety
-/// `entry` must run only async-signal-safe code (raw system calls on values prepared before
-/// the clone), change nothing of the shared memory but its own stack and buffers the parent
-/// no longer reads, never return, and never change what lives in the memory descriptor
-/// (credentials, which reset the dumpable flag; prctls of the mm). `arg` must stay valid
-/// until this returns, which it does, since the parent is suspended until then.
+/// As [`clone_sharing_memory`]; `arg` must stay valid until this returns, which it does,
+/// since the parent is suspended until then.
 #[cfg(target_arch = "x86_64")]
-pub unsafe fn clone3_sharing_memory(
+unsafe fn clone3_sharing_memory(
     args: &mut CloneArgs,
     stack: &ChildStack,
     entry: ChildEntry,

@@ -44,29 +44,24 @@ pub fn fork_worker(
     limits: WorkerLimits,
     work: impl FnOnce(&mut File, &mut File),
 ) -> Result<Worker, SysError> {
-    if thread_count() != Some(1) {
-        // After fork only the calling thread exists: a lock another thread held (the
-        // allocator's) would stay locked forever in the child.
-        return Err(SysError::new(
-            "fork (a worker needs a single-threaded parent)",
-            Errno::EDEADLK,
-        ));
-    }
     let pipe =
         || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SysError::new("pipe2", e));
     let (input_read, input_write) = pipe()?;
     let (output_read, output_write) = pipe()?;
-    // SAFETY: the process has one thread (checked above), so the child is an exact copy with
-    // every lock in a consistent state, and may allocate and run ordinary Rust code. The child
+    // The child of a single-threaded process may allocate and run ordinary Rust code. It
     // never returns into the caller's frames: it runs `work` under catch_unwind and _exits.
-    match unsafe { nix::unistd::fork() } {
+    match sys::fork_single_threaded() {
+        Err(Errno::EDEADLK) => Err(SysError::new(
+            "fork (a worker needs a single-threaded parent)",
+            Errno::EDEADLK,
+        )),
         Err(e) => Err(SysError::new("fork", e)),
-        Ok(nix::unistd::ForkResult::Child) => {
+        Ok(sys::Forked::Child) => {
             drop((input_write, output_read));
             let status = run_child(limits, input_read.into(), output_write.into(), work);
             sys::exit_now(status)
         }
-        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Worker {
+        Ok(sys::Forked::Parent(child)) => Ok(Worker {
             pid: child,
             input: Some(input_write.into()),
             output: output_read.into(),
@@ -130,11 +125,6 @@ fn mapped_bytes() -> Option<u64> {
     crate::process::stat("self").map(|stat| stat.vsize)
 }
 
-/// This process's thread count.
-fn thread_count() -> Option<u64> {
-    crate::process::stat("self").map(|stat| stat.threads)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +151,6 @@ mod tests {
     #[test]
     fn the_mapped_size_and_thread_count_are_read() {
         assert!(mapped_bytes().unwrap() > 1 << 20);
-        assert!(thread_count().unwrap() >= 1);
+        assert!(sys::thread_count().unwrap() >= 1);
     }
 }

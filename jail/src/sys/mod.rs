@@ -4,7 +4,14 @@
 //! may call them before execve even when the parent had other threads.
 
 use nix::errno::Errno;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+mod child;
+mod creds;
+mod fork;
+pub use child::*;
+pub use creds::*;
+pub use fork::*;
 
 /// The kernel's `struct clone_args` (linux/sched.h), version 2 (88 bytes, with `cgroup`).
 #[repr(C)]
@@ -23,16 +30,27 @@ pub struct CloneArgs {
     pub cgroup: u64,
 }
 
-/// clone3(2) without CLONE_VM: fork-like, the child continues on a copy of the stack.
-/// Returns 0 in the child, the child's pid in the parent.
+/// What a clone returned: in the child, nothing; in the parent, the child's pid and pidfd.
+#[derive(Debug)]
+pub enum Cloned {
+    Child,
+    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+}
+
+/// clone3(2) without CLONE_VM: fork-like, the child continues on a copy of the stack. Adds
+/// CLONE_PIDFD: the parent gets the child's pidfd.
 ///
 /// # Safety
 /// The caller must make the child run only async-signal-safe code until it execs or exits:
 /// other threads of the parent do not exist in the child and may have held locks (malloc's).
-pub unsafe fn clone3(args: &mut CloneArgs) -> Result<libc::pid_t, Errno> {
-    // SAFETY: `args` is a valid, exclusively borrowed clone_args of the size we pass; without
-    // CLONE_VM/CLONE_SETTLS the child gets a private copy of memory, so no stack is shared.
-    // The caller upholds the async-signal-safety contract documented above.
+pub unsafe fn clone3(args: &mut CloneArgs) -> Result<Cloned, Errno> {
+    let mut pidfd: RawFd = -1;
+    args.flags |= libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut RawFd as u64;
+    // SAFETY: `args` is a valid, exclusively borrowed clone_args of the size we pass, whose
+    // pidfd field points to a local that outlives the call; without CLONE_VM/CLONE_SETTLS
+    // the child gets a private copy of memory, so no stack is shared. The caller upholds the
+    // async-signal-safety contract documented above.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -40,7 +58,27 @@ pub unsafe fn clone3(args: &mut CloneArgs) -> Result<libc::pid_t, Errno> {
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    Errno::result(ret).map(|pid| pid as libc::pid_t)
+    args.pidfd = 0;
+    match Errno::result(ret)? {
+        0 => Ok(Cloned::Child),
+        pid => Ok(Cloned::Parent {
+            pid: pid as libc::pid_t,
+            // SAFETY: the clone succeeded, so CLONE_PIDFD made the kernel store a new pidfd
+            // in the local, and nothing else has its number.
+            pidfd: unsafe { take_pidfd(pidfd) },
+        }),
+    }
+}
+
+/// Own the pidfd CLONE_PIDFD made the kernel store for a clone that succeeded.
+///
+/// # Safety
+/// `raw` must be the number the kernel stored for that clone, taken once.
+pub(crate) unsafe fn take_pidfd(raw: RawFd) -> OwnedFd {
+    assert!(raw >= 0, "clone3 with CLONE_PIDFD returned no pidfd");
+    // SAFETY: the kernel installed this fd in our table for the clone just made; the caller
+    // takes it once, so nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(raw) }
 }
 
 /// pidfd_send_signal(2): signal the process a pidfd names, immune to pid reuse.
@@ -154,73 +192,6 @@ pub fn set_parent_death_signal(signal: i32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// The kernel's capability header and data (linux/capability.h, version 3: two data words).
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-/// capset(2) on the calling thread: effective, permitted and inheritable as 64-bit masks.
-pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
-    let header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let split = |m: u64| [m as u32, (m >> 32) as u32];
-    let (e, p, i) = (split(effective), split(permitted), split(inheritable));
-    let data = [
-        CapData {
-            effective: e[0],
-            permitted: p[0],
-            inheritable: i[0],
-        },
-        CapData {
-            effective: e[1],
-            permitted: p[1],
-            inheritable: i[1],
-        },
-    ];
-    // SAFETY: header and a two-element data array of the v3 layout, both alive for the call.
-    let ret =
-        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
-    Errno::result(ret).map(drop)
-}
-
-/// capget(2) on the calling thread: (effective, permitted, inheritable).
-pub fn capget() -> Result<(u64, u64, u64), Errno> {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: header and a two-element data array of the v3 layout the kernel fills.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    };
-    Errno::result(ret)?;
-    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
-    Ok((
-        join(data[0].effective, data[1].effective),
-        join(data[0].permitted, data[1].permitted),
-        join(data[0].inheritable, data[1].inheritable),
-    ))
-}
-
 /// prctl(2) with integer arguments only.
 pub fn prctl(option: i32, arg2: u64, arg3: u64) -> Result<i32, Errno> {
     // SAFETY: every option we pass takes integer arguments, no pointers.
@@ -234,39 +205,6 @@ pub fn prctl(option: i32, arg2: u64, arg3: u64) -> Result<i32, Errno> {
         )
     };
     Errno::result(ret)
-}
-
-/// setgroups(2) with a prepared list (empty = no supplementary groups).
-pub fn setgroups(groups: &[libc::gid_t]) -> Result<(), Errno> {
-    // SAFETY: pointer and length of a live slice.
-    let ret = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
-    Errno::result(ret).map(drop)
-}
-
-/// setresgid(2) for the calling thread only (raw syscall: no glibc cross-thread broadcast,
-/// which is not async-signal-safe; the child of a clone has a single thread anyway).
-pub fn setresgid(gid: u32) -> Result<(), Errno> {
-    // SAFETY: integer arguments only.
-    let ret = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
-    Errno::result(ret).map(drop)
-}
-
-/// setresuid(2), raw for the same reason as [`setresgid`].
-pub fn setresuid(uid: u32) -> Result<(), Errno> {
-    // SAFETY: integer arguments only.
-    let ret = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
-    Errno::result(ret).map(drop)
-}
-
-/// getresuid(2) and getresgid(2): ((ruid, euid, suid), (rgid, egid, sgid)).
-pub fn getres_ids() -> ((u32, u32, u32), (u32, u32, u32)) {
-    let (mut ru, mut eu, mut su, mut rg, mut eg, mut sg) = (0, 0, 0, 0, 0, 0);
-    // SAFETY: pointers to six live locals of the right type.
-    unsafe {
-        libc::getresuid(&mut ru, &mut eu, &mut su);
-        libc::getresgid(&mut rg, &mut eg, &mut sg);
-    }
-    ((ru, eu, su), (rg, eg, sg))
 }
 
 /// setrlimit(2) for one resource.
@@ -336,13 +274,13 @@ struct OpenHow {
     resolve: u64,
 }
 
-/// openat2(2) relative to `dir` with RESOLVE_* flags; returns a new fd.
+/// openat2(2) relative to `dir` with RESOLVE_* flags; returns the new fd.
 pub fn openat2(
     dir: RawFd,
     path: &std::ffi::CStr,
     flags: u64,
     resolve: u64,
-) -> Result<RawFd, Errno> {
+) -> Result<OwnedFd, Errno> {
     let how = OpenHow {
         flags,
         mode: 0,
@@ -358,7 +296,17 @@ pub fn openat2(
             std::mem::size_of::<OpenHow>(),
         )
     };
-    Errno::result(ret).map(|fd| fd as RawFd)
+    let fd = Errno::result(ret)? as RawFd;
+    // SAFETY: openat2 returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// openat(2) relative to `dir` (no mode: for files that exist); returns the new fd.
+pub fn openat(dir: RawFd, path: &std::ffi::CStr, flags: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: a NUL-terminated path alive for the call; integer arguments otherwise.
+    let fd = Errno::result(unsafe { libc::openat(dir, path.as_ptr(), flags) })?;
+    // SAFETY: openat returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// mount("proc", "/proc", "proc", nosuid|nodev|noexec): async-signal-safe, for a child that is
@@ -408,19 +356,6 @@ pub fn seccomp_set_mode_filter(program: &[libc::sock_filter]) -> Result<(), Errn
         )
     };
     Errno::result(ret).map(drop)
-}
-
-/// setfsuid(2) for the calling thread; returns the previous fsuid (the call reports no error:
-/// the caller reads the result back to see whether it took).
-pub fn setfsuid(uid: u32) -> u32 {
-    // SAFETY: integer argument only; setfsuid cannot fail in a way that breaks memory safety.
-    unsafe { libc::syscall(libc::SYS_setfsuid, uid) as u32 }
-}
-
-/// setfsgid(2) for the calling thread; returns the previous fsgid.
-pub fn setfsgid(gid: u32) -> u32 {
-    // SAFETY: integer argument only.
-    unsafe { libc::syscall(libc::SYS_setfsgid, gid) as u32 }
 }
 
 /// _exit(2): end this process now, running no exit handlers and flushing no buffers (a forked

@@ -6,6 +6,9 @@ use crate::caps::CapSet;
 use crate::sys;
 use nix::errno::Errno;
 
+mod step;
+pub use step::{DropStep, Ids, Leftover, Resource};
+
 /// Capability numbers (linux/capability.h) the drop checks for.
 const CAP_SETGID: u32 = 6;
 const CAP_SETPCAP: u32 = 8;
@@ -38,12 +41,23 @@ pub struct PrivilegeDrop {
 /// Which step of the drop failed, for the error report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DropFailure {
-    pub step: &'static str,
+    pub step: DropStep,
     pub errno: Errno,
 }
 
-fn fail(step: &'static str) -> impl Fn(Errno) -> DropFailure {
+fn fail(step: DropStep) -> impl Fn(Errno) -> DropFailure {
     move |errno| DropFailure { step, errno }
+}
+
+/// The check found privileges left: a failure of its own (EPERM), naming them.
+fn left(leftover: Leftover) -> Result<(), DropFailure> {
+    if leftover.is_empty() {
+        return Ok(());
+    }
+    Err(DropFailure {
+        step: DropStep::Verify(leftover),
+        errno: Errno::EPERM,
+    })
 }
 
 impl PrivilegeDrop {
@@ -60,15 +74,20 @@ impl PrivilegeDrop {
         for limit in &self.rlimits {
             // Never above the current hard limit: raising it needs CAP_SYS_RESOURCE in the
             // initial user namespace, which no vassal has, and a ceiling is only a ceiling.
-            let (_, current_hard) = sys::getrlimit(limit.resource).map_err(fail("getrlimit"))?;
+            let (_, current_hard) = sys::getrlimit(limit.resource)
+                .map_err(fail(DropStep::Getrlimit(limit.resource)))?;
             let hard = limit.hard.min(current_hard);
-            sys::setrlimit(limit.resource, limit.soft.min(hard), hard)
-                .map_err(fail("setrlimit"))?;
+            let soft = limit.soft.min(hard);
+            sys::setrlimit(limit.resource, soft, hard).map_err(fail(DropStep::Setrlimit {
+                resource: limit.resource,
+                soft,
+                hard,
+            }))?;
         }
         // What we may change depends on what we hold: a runtime started by an ordinary user
         // has no capability, nothing in its bounding set can ever be used again (no_new_privs
         // below stops file capabilities), and its groups are its user's.
-        let (held, _, _) = sys::capget().map_err(fail("capget"))?;
+        let (held, _, _) = sys::capget().map_err(fail(DropStep::Capget))?;
         let can_shrink_bounding = held & (1 << CAP_SETPCAP) != 0;
         let can_set_groups = held & (1 << CAP_SETGID) != 0 && !self.groups_locked;
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before setuid.
@@ -77,62 +96,50 @@ impl PrivilegeDrop {
         }
         clear_ambient()?;
         // Keep permitted capabilities across setuid so `cap = ...` survives the uid change.
-        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
+        set_keepcaps(true)?;
         if can_set_groups || !self.groups.is_empty() {
-            sys::setgroups(&self.groups).map_err(fail("setgroups"))?;
+            sys::setgroups(&self.groups).map_err(fail(DropStep::Setgroups(self.groups.len())))?;
         }
         if let Some(gid) = self.gid {
-            sys::setresgid(gid).map_err(fail("setresgid"))?;
+            sys::setresgid(gid).map_err(fail(DropStep::Setresgid(gid)))?;
         }
         if let Some(uid) = self.uid {
-            sys::setresuid(uid).map_err(fail("setresuid"))?;
+            sys::setresuid(uid).map_err(fail(DropStep::Setresuid(uid)))?;
         }
-        let keep = self.keep_caps.0;
-        sys::capset(keep, keep, keep).map_err(fail("capset"))?;
-        for cap in 0..=last_cap {
-            if self.keep_caps.contains(cap) {
-                sys::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as u64,
-                    u64::from(cap),
-                )
-                .map_err(fail("prctl(PR_CAP_AMBIENT_RAISE)"))?;
-            }
+        let keep = self.keep_caps;
+        sys::capset(keep.0, keep.0, keep.0).map_err(fail(DropStep::Capset(keep)))?;
+        for cap in (0..=last_cap).filter(|&cap| keep.contains(cap)) {
+            let raise = libc::PR_CAP_AMBIENT_RAISE as u64;
+            sys::prctl(libc::PR_CAP_AMBIENT, raise, u64::from(cap))
+                .map_err(fail(DropStep::AmbientRaise(cap)))?;
         }
-        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(fail("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        set_keepcaps(false)?;
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(fail(DropStep::NoNewPrivs))?;
         self.verify(last_cap, can_shrink_bounding)
     }
 
-    /// Never infer the result of a drop: read it back (bubblewrap CVE-2020-5291).
+    /// Never infer the result of a drop: read it back (bubblewrap CVE-2020-5291), and name
+    /// whatever is left.
     fn verify(&self, last_cap: u32, bounding_shrunk: bool) -> Result<(), DropFailure> {
-        let ((ru, eu, su), (rg, eg, sg)) = sys::getres_ids();
-        let leftover = Err(DropFailure {
-            step: "verify the drop",
-            errno: Errno::EPERM,
-        });
-        if let Some(uid) = self.uid {
-            if (ru, eu, su) != (uid, uid, uid) {
-                return leftover;
-            }
+        let (uids, gids) = sys::getres_ids();
+        let mut leftover = Leftover {
+            uids: self.uid.and_then(|uid| Ids::unless_all(uid, uids)),
+            gids: self.gid.and_then(|gid| Ids::unless_all(gid, gids)),
+            ..Leftover::default()
+        };
+        let (effective, permitted, _) = match sys::capget() {
+            Ok(caps) => caps,
+            // Ids left say more than a failed capget.
+            Err(_) if !leftover.is_empty() => return left(leftover),
+            Err(e) => return Err(fail(DropStep::Capget)(e)),
+        };
+        let keep = self.keep_caps.0;
+        leftover.effective = CapSet(effective & !keep);
+        leftover.permitted = CapSet(permitted & !keep);
+        if bounding_shrunk {
+            leftover.bounding = bounding_set(last_cap, self.keep_caps);
         }
-        if let Some(gid) = self.gid {
-            if (rg, eg, sg) != (gid, gid, gid) {
-                return leftover;
-            }
-        }
-        let (effective, permitted, _) = sys::capget().map_err(fail("capget"))?;
-        if effective & !self.keep_caps.0 != 0 || permitted & !self.keep_caps.0 != 0 {
-            return leftover;
-        }
-        for cap in (0..=last_cap).filter(|_| bounding_shrunk) {
-            if !self.keep_caps.contains(cap)
-                && sys::prctl(libc::PR_CAPBSET_READ, u64::from(cap), 0) == Ok(1)
-            {
-                return leftover;
-            }
-        }
-        Ok(())
+        left(leftover)
     }
 }
 
@@ -147,26 +154,23 @@ pub fn become_unprivileged(
 ) -> Result<(), DropFailure> {
     shrink_bounding_set(keep, last_cap)?;
     clear_ambient()?;
-    sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
-    sys::setgroups(&[]).map_err(fail("setgroups"))?;
-    sys::setresgid(gid).map_err(fail("setresgid"))?;
-    sys::setresuid(uid).map_err(fail("setresuid"))?;
-    sys::capset(keep.0, keep.0, 0).map_err(fail("capset"))?;
-    sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
-    let ((ru, eu, su), (rg, eg, sg)) = sys::getres_ids();
-    let (effective, permitted, inheritable) = sys::capget().map_err(fail("capget"))?;
-    if (ru, eu, su) != (uid, uid, uid)
-        || (rg, eg, sg) != (gid, gid, gid)
-        || effective != keep.0
-        || permitted != keep.0
-        || inheritable != 0
-    {
-        return Err(DropFailure {
-            step: "verify the drop",
-            errno: Errno::EPERM,
-        });
-    }
-    Ok(())
+    set_keepcaps(true)?;
+    sys::setgroups(&[]).map_err(fail(DropStep::Setgroups(0)))?;
+    sys::setresgid(gid).map_err(fail(DropStep::Setresgid(gid)))?;
+    sys::setresuid(uid).map_err(fail(DropStep::Setresuid(uid)))?;
+    sys::capset(keep.0, keep.0, 0).map_err(fail(DropStep::Capset(keep)))?;
+    set_keepcaps(false)?;
+    let (uids, gids) = sys::getres_ids();
+    let (effective, permitted, inheritable) = sys::capget().map_err(fail(DropStep::Capget))?;
+    left(Leftover {
+        uids: Ids::unless_all(uid, uids),
+        gids: Ids::unless_all(gid, gids),
+        effective: CapSet(effective & !keep.0),
+        permitted: CapSet(permitted & !keep.0),
+        inheritable: CapSet(inheritable),
+        bounding: CapSet::EMPTY,
+        missing: CapSet(keep.0 & !(effective & permitted)),
+    })
 }
 
 /// Drop every capability but `keep` from the bounding set (needs CAP_SETPCAP).
@@ -175,10 +179,18 @@ fn shrink_bounding_set(keep: CapSet, last_cap: u32) -> Result<(), DropFailure> {
         match sys::prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0) {
             // EINVAL: a capability this kernel does not know.
             Ok(_) | Err(Errno::EINVAL) => {}
-            Err(e) => return Err(fail("prctl(PR_CAPBSET_DROP)")(e)),
+            Err(e) => return Err(fail(DropStep::BoundingDrop(cap))(e)),
         }
     }
     Ok(())
+}
+
+/// The capabilities but `keep` still in the bounding set.
+fn bounding_set(last_cap: u32, keep: CapSet) -> CapSet {
+    (0..=last_cap)
+        .filter(|&cap| !keep.contains(cap))
+        .filter(|&cap| sys::prctl(libc::PR_CAPBSET_READ, u64::from(cap), 0) == Ok(1))
+        .fold(CapSet::EMPTY, CapSet::with)
 }
 
 fn clear_ambient() -> Result<(), DropFailure> {
@@ -188,7 +200,13 @@ fn clear_ambient() -> Result<(), DropFailure> {
         0,
     )
     .map(drop)
-    .map_err(fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))
+    .map_err(fail(DropStep::AmbientClear))
+}
+
+fn set_keepcaps(on: bool) -> Result<(), DropFailure> {
+    sys::prctl(libc::PR_SET_KEEPCAPS, u64::from(on), 0)
+        .map(drop)
+        .map_err(fail(DropStep::KeepCaps(on)))
 }
 
 impl std::fmt::Display for DropFailure {
@@ -196,3 +214,6 @@ impl std::fmt::Display for DropFailure {
         write!(f, "{}: {}", self.step, self.errno)
     }
 }
+
+#[cfg(test)]
+mod tests;
