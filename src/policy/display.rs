@@ -3,48 +3,66 @@
 use super::*;
 
 impl fmt::Display for VassalPlan {
+    /// The whole jail in the order it is made: the runtime's steps, the start hooks as the
+    /// owner, then the payload's child between clone and execve (jail/src/launch/child.rs).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "namespaces: {}", self.namespaces)?;
-        for (i, item) in self.setup.iter().enumerate() {
+        let mut n = 0;
+        let mut step = |f: &mut fmt::Formatter<'_>, text: &dyn fmt::Display| {
+            n += 1;
+            writeln!(f, "  {n:>2}. {text}")
+        };
+        for item in &self.setup {
             match item {
-                SetupItem::Jail(step) => writeln!(f, "  {:>2}. {step}", i + 1)?,
-                SetupItem::HookAsRoot(cmd) => writeln!(f, "  {:>2}. exec-as-root: {cmd}", i + 1)?,
+                SetupItem::Jail(jail_step) => step(f, jail_step)?,
+                SetupItem::HookAsRoot(cmd) => step(f, &format_args!("exec-as-root: {cmd}"))?,
             }
         }
         if self.privileged_payload {
-            writeln!(
+            return step(
                 f,
-                "payload: privileged (runs as the jail's root, before the drop)"
-            )?;
-            return Ok(());
+                &"payload: privileged (runs as the jail's root, before the drop)",
+            );
+        }
+        for hook in &self.user_hooks {
+            step(f, &format_args!("exec-as-user: {hook}"))?;
         }
         if self.payload_as_owner {
-            writeln!(
+            step(
                 f,
-                "payload: in a user namespace of its own, as the owner's uid and gid"
+                &"payload: clone into a user namespace of its own, as the owner's uid and gid",
             )?;
+        } else {
+            step(f, &"payload: clone")?;
         }
-        let id = |v: Option<u32>| v.map_or("unchanged".to_string(), |n| n.to_string());
-        writeln!(
+        step(
             f,
-            "drop: uid {}, gid {}, groups none, caps {}",
-            id(self.drop.uid),
-            id(self.drop.gid),
-            self.drop.keep_caps
+            &"payload: its sockets and 0-2 kept, every other fd closed on exec",
         )?;
         for limit in &self.drop.rlimits {
-            writeln!(
-                f,
-                "  rlimit {}: {}",
-                rlimit_name(limit.resource),
-                limit.hard
-            )?;
+            let name = rlimit_name(limit.resource);
+            step(f, &format_args!("payload: rlimit {name}: {}", limit.hard))?;
         }
-        writeln!(f, "no_new_privs: yes")?;
-        writeln!(f, "seccomp: {}", jail::seccomp::describe(self.seccomp))?;
-        for hook in &self.user_hooks {
-            writeln!(f, "exec-as-user: {hook}")?;
-        }
+        let id = |v: Option<u32>| v.map_or("unchanged".to_string(), |n| n.to_string());
+        step(
+            f,
+            &format_args!(
+                "payload: drop: uid {}, gid {}, groups none, caps {}",
+                id(self.drop.uid),
+                id(self.drop.gid),
+                self.drop.keep_caps
+            ),
+        )?;
+        step(f, &"payload: chdir to its working directory")?;
+        step(f, &"payload: no_new_privs: yes")?;
+        step(
+            f,
+            &format_args!(
+                "payload: seccomp: {}",
+                jail::seccomp::describe(self.seccomp)
+            ),
+        )?;
+        step(f, &"payload: execve")?;
         if self.cgroup != jail::cgroup::Limits::default() {
             writeln!(
                 f,
