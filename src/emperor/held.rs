@@ -60,6 +60,17 @@ struct SocketFile {
     ino: u64,
 }
 
+/// A held socket as an upgrade hands it to the next emperor (its fd by number).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HeldSocket {
+    pub address: SocketAddress,
+    pub fd: std::os::fd::RawFd,
+    pub identity: Option<(u32, u32)>,
+    pub users: usize,
+    /// The UNIX socket file it made (path, dev, ino), removed when it closes.
+    pub file: Option<(PathBuf, u64, u64)>,
+}
+
 #[derive(Debug, Default)]
 pub struct HeldSockets {
     by_address: HashMap<SocketAddress, Held>,
@@ -123,7 +134,7 @@ impl HeldSockets {
             spec.address.clone(),
             Held {
                 // With the vassals' own sockets, out of the way of what a spawn creates.
-                fd: jail::fd::park_above(fd, super::spawn::PARK_FLOOR),
+                fd: jail::fd::park_above(fd, super::fd_budget::PARK_FLOOR),
                 identity,
                 users: 1,
                 file,
@@ -133,24 +144,22 @@ impl HeldSockets {
     }
 
     /// Every held socket, for the binary that replaces this emperor (an upgrade).
-    pub fn handover(&self) -> Vec<crate::emperor::upgrade::snapshot::HeldSocket> {
+    pub fn handover(&self) -> Vec<HeldSocket> {
         use std::os::fd::AsRawFd;
         self.by_address
             .iter()
-            .map(
-                |(address, held)| crate::emperor::upgrade::snapshot::HeldSocket {
-                    address: address.clone(),
-                    fd: held.fd.as_raw_fd(),
-                    identity: held.identity,
-                    users: held.users,
-                    file: held.file.as_ref().map(|f| (f.path.clone(), f.dev, f.ino)),
-                },
-            )
+            .map(|(address, held)| HeldSocket {
+                address: address.clone(),
+                fd: held.fd.as_raw_fd(),
+                identity: held.identity,
+                users: held.users,
+                file: held.file.as_ref().map(|f| (f.path.clone(), f.dev, f.ino)),
+            })
             .collect()
     }
 
     /// A socket the emperor this one replaces held (an upgrade), with its fd.
-    pub fn adopt(&mut self, socket: crate::emperor::upgrade::snapshot::HeldSocket, fd: OwnedFd) {
+    pub fn adopt(&mut self, socket: HeldSocket, fd: OwnedFd) {
         let file = socket
             .file
             .map(|(path, dev, ino)| SocketFile { path, dev, ino });

@@ -20,6 +20,7 @@ pub mod metrics;
 mod notify;
 mod on_demand;
 mod outbox;
+mod parts;
 mod pool;
 mod quota;
 mod repeats;

@@ -9,6 +9,7 @@
 use super::activity::Snapshot;
 use super::held::HeldError;
 use super::machine::{Event, Park};
+use super::parts::OnDemandVassal;
 use super::{Emperor, TOKEN_ON_DEMAND};
 use crate::config;
 use crate::config_reader::{ReadReply, ReadRequest};
@@ -34,31 +35,6 @@ const HELD_SOCKET_OPTIONS: [&str; 7] = [
 
 /// The longest time between two samples of a running on-demand vassal's socket.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
-
-/// The on-demand part of a vassal's entry.
-#[derive(Debug)]
-pub struct OnDemandVassal {
-    /// The socket the emperor holds for it.
-    pub socket: SocketSpec,
-    /// Stop it after this long without a connection; None: never.
-    pub idle: Option<Duration>,
-    /// The held socket is in the epoll set: the vassal waits for a connection.
-    armed: bool,
-    /// Since when its socket has been seen unused (while it runs).
-    idle_since: Option<Instant>,
-}
-
-impl OnDemandVassal {
-    /// Its socket held (not yet watched) and its idle time.
-    pub fn new(socket: SocketSpec, idle: Option<Duration>) -> Self {
-        OnDemandVassal {
-            socket,
-            idle,
-            armed: false,
-            idle_since: None,
-        }
-    }
-}
 
 /// Running on-demand vassals with an `idle` time, and when their sockets are sampled next.
 /// Empty (and no deadline) when there is none: the loop then never wakes for them.

@@ -2,6 +2,7 @@
 //! runtime binary (`emperor-vassal vassal`, see [`super::runtime_binary`]), with a clean
 //! environment and stdin on /dev/null.
 
+use super::fd_budget::PARK_FLOOR;
 use super::identity;
 use super::table::Process;
 use super::Settings;
@@ -25,13 +26,6 @@ const CGROUP_FD: i32 = 4;
 const HELD_FD: i32 = 5;
 /// Where the runtime finds the sealed memfd of a config that came from a store.
 const CONFIG_FD: i32 = 6;
-
-/// The emperor keeps each vassal's protocol socket and pidfd (and the sockets it holds for
-/// on-demand vassals and pools) at or above this fd number, so the few fds a spawn creates
-/// are low and its runtime starts from a copy of just those ([`Launch::fresh_fd_table`]):
-/// with 5000 vassals, copying and closing 10,000 fds made every spawn cost milliseconds more
-/// than the first.
-pub(super) const PARK_FLOOR: i32 = 1024;
 
 /// Environment variables the emperor hands down to its runtimes (log settings only).
 /// The log settings: the runtimes log as the emperor does (filter, format, the journal).

@@ -2,21 +2,11 @@
 //! them (so existing tools keep working), plus ours. Read-only. Served by stats_server.rs.
 
 use super::fair_queue::{count_by_tenant, tenant_of, FairQueue};
+use super::parts::SeenInProc;
 use super::table::{Table, Vassal};
 use super::throttle::{Blacklist, SpawnBudget};
 use serde::Serialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// What the stats read from /proc about a vassal's runtime (the config it runs on, its
-/// payload), kept while the same runtime runs the same payload: two /proc reads per vassal
-/// made every stats answer cost the emperor's loop tens of milliseconds at 5000 vassals.
-#[derive(Debug, Default)]
-pub struct SeenInProc {
-    /// The runtime pid and payload start count it was read for.
-    read_for: Option<(i32, u64)>,
-    running_config: String,
-    payload: Option<i32>,
-}
 
 /// The vassal's running config and payload pid (-1: none), from /proc when its runtime or
 /// payload changed since the last look (a payload that died without a respawn yet, too).

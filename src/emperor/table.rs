@@ -53,7 +53,7 @@ pub struct Vassal {
     /// Payloads started (byte 1) over its life: a reload is done when this grows.
     pub starts: u64,
     /// What the stats last read about it from /proc.
-    pub seen_in_proc: std::cell::RefCell<super::stats::SeenInProc>,
+    pub seen_in_proc: std::cell::RefCell<super::parts::SeenInProc>,
     /// Its cgroup v2 directories, when the emperor has a cgroup root.
     pub cgroup: Option<jail::cgroup::VassalCgroup>,
     /// Unknown protocol bytes since the last warning, and when that was.
@@ -64,7 +64,7 @@ pub struct Vassal {
     /// Its repeated log lines (spawned, died, respawn delayed), collapsed.
     pub repeats: super::repeats::RepeatedLines,
     /// The socket the emperor holds for it and its idle time, when it runs on demand.
-    pub on_demand: Option<super::on_demand::OnDemandVassal>,
+    pub on_demand: Option<super::parts::OnDemandVassal>,
     /// The socket its pool shares (`pool-socket`), held by the emperor.
     pub pool: Option<crate::policy::SocketSpec>,
     /// The on-demand socket a store gave in a column of its own (pg:// column 6, zmq://).

@@ -3,7 +3,7 @@
 //! again; monitors start from the view the old emperor had, so their first rescan reports
 //! only what changed meanwhile.
 
-use super::super::on_demand::OnDemandVassal;
+use super::super::parts::OnDemandVassal;
 use super::super::spawn::{CloneServerSource, Spawner};
 use super::super::table::{Process, Table, Vassal};
 use super::super::{

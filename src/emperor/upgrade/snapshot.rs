@@ -3,10 +3,11 @@
 //! configs. Plain data (JSON in a sealed memfd); fds travel as their numbers, kept open
 //! across the execve.
 
+use super::super::held::HeldSocket;
 use super::super::machine::State;
 use super::super::throttle::{Punishment, RespawnFloor};
 use super::super::timers::TimerKind;
-use crate::policy::{SocketAddress, SocketSpec};
+use crate::policy::SocketSpec;
 use serde::{Deserialize, Serialize};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -52,16 +53,6 @@ pub struct Helper {
     pub pid: i32,
     pub pidfd: RawFd,
     pub socket: RawFd,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HeldSocket {
-    pub address: SocketAddress,
-    pub fd: RawFd,
-    pub identity: Option<(u32, u32)>,
-    pub users: usize,
-    /// The UNIX socket file it made (path, dev, ino), removed when it closes.
-    pub file: Option<(PathBuf, u64, u64)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
