@@ -23,14 +23,6 @@ other_of() { case $1 in alice) echo bob ;; bob) echo alice ;; esac; }
 # it there. (busybox 1.35's wget -T segfaults: timeout(1) bounds it instead.)
 get() { timeout 5 wget -q -O - "http://127.0.0.1:$(port_of "$1")$2" 2>/dev/null; }
 
-# tree PID: PID and all its descendants, one a line.
-tree() {
-	echo "$1"
-	for _child in $(children "$1"); do
-		tree "$_child"
-	done
-}
-
 # runtime_of TENANT: the pid of TENANT's runtime in the stats last saved in /tmp/stats.json.
 runtime_of() { vassal_field /tmp/stats.json "$DIR/$1.ini" pid; }
 

@@ -178,6 +178,14 @@ children() {
 	echo $(cat /proc/"$1"/task/*/children 2>/dev/null)
 }
 
+# tree PID: PID and all its descendants, one a line.
+tree() {
+	echo "$1"
+	for _child in $(children "$1"); do
+		tree "$_child"
+	done
+}
+
 # uids PID: the Uid line of /proc/PID/status (real, effective, saved, filesystem).
 uids() {
 	sed -n 's/^Uid:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null | tr -s '\t ' ' '

@@ -22,6 +22,7 @@ scenarios! {
     scenario_20_nginx_classic => "20-nginx-classic",
     scenario_30_tyrant_tenants => "30-tyrant-tenants",
     scenario_31_unprivileged_emperor => "31-unprivileged-emperor",
+    scenario_32_upgrade => "32-upgrade",
     scenario_40_cgroup_limits => "40-cgroup-limits",
     scenario_41_tenant_slices => "41-tenant-slices",
     scenario_42_delegated_cgroup => "42-delegated-cgroup",
