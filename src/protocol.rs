@@ -11,6 +11,11 @@ pub const EXIT_CONFIG_ERROR: i32 = 1;
 /// its jail, which a running runtime cannot redo.
 pub const EXIT_RESPAWN: i32 = 75;
 
+/// This protocol's version. An emperor upgraded in place keeps talking to the runtimes the
+/// old binary started, so a new binary speaking another version refuses to take over (its
+/// probe says why) and the old emperor goes on: bump it with any change of a byte's meaning.
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// Environment variable naming the vassal's end of the protocol socket.
 pub const ENV_FD: &str = "UWSGI_EMPEROR_FD";
 /// Where the vassal's end of the protocol socket lives in the vassal runtime and its payload.

@@ -373,3 +373,38 @@ fn a_rows_socket_column_makes_an_on_demand_vassal() {
     assert!(body.contains("from the table"), "{body}");
     emperor.running("web.ini");
 }
+
+#[test]
+fn an_upgrade_in_place_keeps_the_fleets_vassals_and_misses_no_row_change() {
+    // A long period: only the new emperor's first look at the table can find a row changed
+    // while the old one was being replaced (its NOTIFY may reach neither).
+    let Some((server, _tmp, emperor)) = server_and_emperor("pg upgrade", true, "3600") else {
+        return;
+    };
+    upsert(&server, "kept.ini", "sleep 1000", 100);
+    upsert(&server, "changed.ini", "sleep 1000", 100);
+    let kept = emperor.running("kept.ini");
+    let changed = emperor.running("changed.ini");
+    emperor.signal(nix::sys::signal::Signal::SIGUSR2);
+    upsert(&server, "changed.ini", "sleep 2000", 200);
+    upsert(&server, "new.ini", "sleep 1000", 100);
+    emperor.wait_until("the upgrade is done", || {
+        emperor.try_stats().is_some_and(|s| s["upgrades"] == 1)
+    });
+    let (runtime, payload) = emperor.running_other_than("changed.ini", changed.1);
+    assert_eq!(runtime, changed.0, "reloaded in its jail");
+    emperor.wait_exec(payload, "sleep 2000");
+    emperor.running("new.ini");
+    assert_eq!(
+        emperor.running("kept.ini"),
+        kept,
+        "an unchanged row's vassal is untouched"
+    );
+    // The new emperor's monitor started from the old one's view: no row was news to it.
+    let log = emperor.log();
+    assert_eq!(
+        log.matches("new config vassal=kept.ini").count(),
+        1,
+        "{log}"
+    );
+}

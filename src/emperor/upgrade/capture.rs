@@ -29,6 +29,7 @@ impl Emperor {
         Snapshot {
             format: super::snapshot::FORMAT,
             version: crate::cli::VERSION.to_string(),
+            protocol: crate::protocol::PROTOCOL_VERSION,
             started: self.life.started,
             upgrades: self.life.upgrades,
             upgraded: self.life.upgraded,

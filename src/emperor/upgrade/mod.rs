@@ -253,6 +253,14 @@ fn read_snapshot(fd: RawFd) -> Result<(Snapshot, OwnedFd), String> {
             snapshot::FORMAT
         ));
     }
+    if snapshot.protocol != crate::protocol::PROTOCOL_VERSION {
+        return Err(format!(
+            "the running vassals speak protocol {}, this binary {}: restart the emperor to \
+             change protocols",
+            snapshot.protocol,
+            crate::protocol::PROTOCOL_VERSION
+        ));
+    }
     Ok((snapshot, sealed))
 }
 

@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub format: u32,
     /// The version of the binary that wrote it.
     pub version: String,
+    /// The protocol its runtimes speak ([`crate::protocol::PROTOCOL_VERSION`]).
+    pub protocol: u32,
     /// When the first emperor of this pid started, and the upgrades since.
     pub started: SystemTime,
     pub upgrades: u32,
