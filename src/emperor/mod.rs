@@ -25,6 +25,7 @@ mod pool;
 mod quota;
 mod repeats;
 mod runtime_binary;
+mod settings;
 mod spawn;
 mod spawning;
 pub mod stats;
@@ -36,96 +37,20 @@ pub mod throttle;
 mod timers;
 pub mod upgrade;
 
+pub use settings::{EmperorError, Settings};
+
 use crate::config_reader::ConfigReader;
-use crate::helper_identity::EmperorIdentity;
 use crate::monitor::{self, Monitor, MonitorOptions};
-use crate::policy::Ceilings;
 use fair_queue::FairQueue;
-use jail::ns::Namespaces;
 use jail::signals::{Sig, SignalEvents};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use spawn::Spawner;
 use stats_server::StatsServer;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use table::Table;
 use throttle::{Blacklist, SpawnBudget};
 use timers::Timers;
 use tracing::info;
-
-/// The emperor's settings (from its command line or its --ini file).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub monitors: Vec<String>,
-    pub nofollow: bool,
-    /// Safety-net rescan period (`--emperor-freq`).
-    pub freq: Duration,
-    pub throttle: Duration,
-    pub max_throttle: Duration,
-    /// The spawn budget: spawns a second after a burst (0: no cap).
-    pub spawn_rate: u32,
-    pub spawn_burst: u32,
-    /// The most vassals one tenant may have (`--emperor-tenant-max-vassals`).
-    pub tenant_max_vassals: Option<usize>,
-    pub required_heartbeat: Duration,
-    /// How long a vassal asked to stop may take before its runtime is killed.
-    pub curse_tolerance: Duration,
-    pub stats: Option<String>,
-    /// Where Prometheus metrics are served over HTTP (`--emperor-metrics`).
-    pub metrics: Option<String>,
-    /// The control socket (`--emperor-control`).
-    pub control: Option<PathBuf>,
-    pub vassal_sets: Vec<(String, String)>,
-    pub vassals_include: Vec<PathBuf>,
-    /// `--vassal-runtime`: the binary that runs each vassal's runtime.
-    pub runtime_binary: Option<PathBuf>,
-    /// `--binary-path`: the uWSGI binary uWSGI applications run (None: `uwsgi` on PATH).
-    pub uwsgi_binary: Option<PathBuf>,
-    /// Namespaces for every vassal (`emperor-use-clone`).
-    pub use_clone: Namespaces,
-    pub tyrant: bool,
-    /// Lowest uid/gid tyrant mode accepts as a config owner (0 is always refused).
-    pub tyrant_min_id: u32,
-    /// Who the emperor becomes after start-up (the unprivileged emperor).
-    pub identity: Option<EmperorIdentity>,
-    pub ceilings: Ceilings,
-    /// Host TCP ports tyrant vassals may bind (`--emperor-tyrant-ports`).
-    pub tyrant_ports: crate::policy::PortList,
-    /// cgroup v2 directory under which each vassal gets its cgroup.
-    pub cgroup_root: Option<PathBuf>,
-    /// The admin's cgroup limits for every vassal.
-    pub cgroup_ceilings: jail::cgroup::Limits,
-    /// Each tenant's slice limits (`--tenant-memory-max`, `--tenant-pids-max`,
-    /// `--tenant-cpu-weight`).
-    pub tenant_limits: jail::cgroup::Limits,
-    /// What a config reader's worker may map to load one config, MiB.
-    pub reader_memory_mib: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EmperorError {
-    #[error("no imperial monitor: give at least one --emperor DIR")]
-    NoMonitor,
-    #[error("{0}")]
-    Monitor(#[from] monitor::MonitorError),
-    #[error("{0}")]
-    Stats(#[from] stats_server::StatsError),
-    #[error("{0}")]
-    Control(#[from] control::ControlError),
-    #[error("{0}")]
-    Sys(#[from] jail::SysError),
-    #[error("{what}: {source}")]
-    Io {
-        what: &'static str,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Reader(#[from] crate::config_reader::ReaderError),
-    #[error("dropping the emperor to uid {uid}: {reason}")]
-    Drop { uid: u32, reason: String },
-    #[error("taking over from the previous emperor: {0}")]
-    Takeover(String),
-}
 
 const TOKEN_SIGNALS: u64 = 0;
 const TOKEN_STATS: u64 = 1;
@@ -495,64 +420,6 @@ impl Emperor {
                 }
                 _ => {}
             }
-        }
-    }
-
-    /// The monitors' specs as logs and stats show them: without passwords.
-    fn shown_monitors(&self) -> Vec<String> {
-        self.settings
-            .monitors
-            .iter()
-            .map(|s| monitor::shown(s))
-            .collect()
-    }
-
-    pub fn stats_document(&self) -> String {
-        stats::StatsView {
-            monitors: &self.shown_monitors(),
-            tyrant: self.settings.tyrant,
-            table: &self.table,
-            spawn_budget: &self.spawn_budget,
-            queue: &self.queue,
-            tenant_max_vassals: self.settings.tenant_max_vassals,
-            blacklist: &self.blacklist,
-            started: self.life.started,
-            upgrades: self.life.upgrades,
-            upgraded: self.life.upgraded,
-        }
-        .document()
-    }
-
-    pub fn metrics_document(&mut self) -> String {
-        let now = Instant::now();
-        metrics::MetricsView {
-            table: &self.table,
-            tyrant: self.settings.tyrant,
-            tenant_max_vassals: self.settings.tenant_max_vassals,
-            blacklist: &self.blacklist,
-            spawn_tokens: self.spawn_budget.tokens(now),
-            spawn_latency: &self.spawn_latency,
-            clock: &mut self.loop_clock,
-        }
-        .document()
-    }
-
-    fn log_table(&self) {
-        info!(
-            "{} vassals, {} blacklisted",
-            self.table.len(),
-            self.blacklist.len()
-        );
-        for (_, v) in self.table.iter() {
-            info!(
-                vassal = %v.name,
-                state = v.state.name(),
-                pid = v.pid().map_or(-1, |p| p.as_raw()),
-                loyal = v.loyal,
-                respawns = v.respawns,
-                blacklisted = self.blacklist.get(&v.id).is_some(),
-                "vassal"
-            );
         }
     }
 }

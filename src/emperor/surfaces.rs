@@ -2,8 +2,10 @@
 //! socket: their wake-ups (write timeouts, idle timeouts, a listener paused for want of fds)
 //! are deadlines of the loop like every other.
 
-use super::Emperor;
+use super::{metrics, stats, Emperor};
+use crate::monitor;
 use std::time::Instant;
+use tracing::info;
 
 impl Emperor {
     /// Accept stats clients and start writing them the document.
@@ -64,6 +66,64 @@ impl Emperor {
         }
         if let Some(control) = self.control.as_mut() {
             control.tick(&self.epoll, now);
+        }
+    }
+
+    /// The monitors' specs as logs and stats show them: without passwords.
+    pub(super) fn shown_monitors(&self) -> Vec<String> {
+        self.settings
+            .monitors
+            .iter()
+            .map(|s| monitor::shown(s))
+            .collect()
+    }
+
+    pub fn stats_document(&self) -> String {
+        stats::StatsView {
+            monitors: &self.shown_monitors(),
+            tyrant: self.settings.tyrant,
+            table: &self.table,
+            spawn_budget: &self.spawn_budget,
+            queue: &self.queue,
+            tenant_max_vassals: self.settings.tenant_max_vassals,
+            blacklist: &self.blacklist,
+            started: self.life.started,
+            upgrades: self.life.upgrades,
+            upgraded: self.life.upgraded,
+        }
+        .document()
+    }
+
+    pub fn metrics_document(&mut self) -> String {
+        let now = Instant::now();
+        metrics::MetricsView {
+            table: &self.table,
+            tyrant: self.settings.tyrant,
+            tenant_max_vassals: self.settings.tenant_max_vassals,
+            blacklist: &self.blacklist,
+            spawn_tokens: self.spawn_budget.tokens(now),
+            spawn_latency: &self.spawn_latency,
+            clock: &mut self.loop_clock,
+        }
+        .document()
+    }
+
+    pub(super) fn log_table(&self) {
+        info!(
+            "{} vassals, {} blacklisted",
+            self.table.len(),
+            self.blacklist.len()
+        );
+        for (_, v) in self.table.iter() {
+            info!(
+                vassal = %v.name,
+                state = v.state.name(),
+                pid = v.pid().map_or(-1, |p| p.as_raw()),
+                loyal = v.loyal,
+                respawns = v.respawns,
+                blacklisted = self.blacklist.get(&v.id).is_some(),
+                "vassal"
+            );
         }
     }
 }
