@@ -4,7 +4,7 @@
 //!
 //! One request per line, one JSON answer per line:
 //! `lock` / `unlock` (one holder at a time, released when its connection closes),
-//! `status`, `reload NAME`.
+//! `status`, `reload NAME`, `upgrade` (the emperor executes its installed binary in its place).
 
 use super::accept_gate::AcceptGate;
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
