@@ -85,8 +85,8 @@ impl Emperor {
                     "name": v.name,
                     "pid": v.pid().map_or(-1, |p| p.as_raw()),
                     "state": v.state.name(),
-                    "accepting": v.accepting,
-                    "starts": v.starts,
+                    "accepting": v.history.accepting,
+                    "starts": v.history.starts,
                     "pool": v.pool.as_ref().map_or("", |s| s.value.as_str()),
                 })
             })

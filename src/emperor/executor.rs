@@ -58,10 +58,10 @@ impl Emperor {
             Action::Reload => self.send_reload(slot),
             Action::Stop => self.send_stop(slot),
             Action::Backoff => self.back_off(slot),
-            Action::CountRespawn => self.with_vassal(slot, |v| v.respawns += 1),
+            Action::CountRespawn => self.with_vassal(slot, |v| v.history.respawns += 1),
             Action::FallBackLevel => self.with_vassal(slot, |v| {
-                v.fall_back += 1;
-                info!(vassal = %v.name, levels = v.fall_back, "its payload failed to start: starting afresh on its fallback-config");
+                v.history.fall_back += 1;
+                info!(vassal = %v.name, levels = v.history.fall_back, "its payload failed to start: starting afresh on its fallback-config");
             }),
             Action::ApplyPendingChange => {
                 let moves_socket = self.change_moves_socket(slot);
@@ -100,7 +100,7 @@ impl Emperor {
     /// Where a start goes: over quota, refused (logged), held on demand, or queued. A start
     /// tries the watched config, not the fallback a previous run ended on.
     fn judge_start(&mut self, slot: usize) -> Park {
-        self.with_vassal(slot, |v| v.fall_back = 0);
+        self.with_vassal(slot, |v| v.history.fall_back = 0);
         if !self.within_quota(slot) {
             return Park::OverQuota;
         }
@@ -123,11 +123,11 @@ impl Emperor {
         }
         info!(vassal = %v.name, "reloading");
         // A reload tries the watched config again, not the fallback it ended on.
-        v.fall_back = 0;
-        v.ready = false;
-        v.accepting = false;
-        v.respawns += 1;
-        v.last_run = Some(SystemTime::now());
+        v.history.fall_back = 0;
+        v.history.ready = false;
+        v.history.accepting = false;
+        v.history.respawns += 1;
+        v.history.last_run = Some(SystemTime::now());
         // A config from a store travels with the reload byte, as a fresh sealed memfd.
         self.send(slot, Command::Reload);
     }
@@ -148,15 +148,16 @@ impl Emperor {
         let Some(v) = self.table.get_mut(slot) else {
             return;
         };
-        v.fall_back = 0;
-        let loyal = std::mem::take(&mut v.loyal);
-        let status = v.last_exit.unwrap_or(-1);
+        v.history.fall_back = 0;
+        let loyal = std::mem::take(&mut v.history.loyal);
+        let status = v.history.last_exit.unwrap_or(-1);
         let text = format!("status={status} loyal={loyal}");
         if let Some(repeated) = v.repeats.admit(&v.name, "died", text, Instant::now()) {
             tracing::warn!(vassal = %v.name, status, loyal, "died{repeated}");
         }
-        v.respawns += 1;
+        v.history.respawns += 1;
         let ran_for = v
+            .history
             .last_run
             .and_then(|at| at.elapsed().ok())
             .unwrap_or_default();

@@ -189,10 +189,10 @@ impl Emperor {
         match message {
             Message::Spawned => {
                 // A new payload: not accepting until it says so (or its check passes).
-                v.starts += 1;
-                v.accepting = false;
-                v.ready = true;
-                v.last_ready = Some(now);
+                v.history.starts += 1;
+                v.history.accepting = false;
+                v.history.ready = true;
+                v.history.last_ready = Some(now);
                 if let Some(started) = v.spawn_started.take() {
                     self.spawn_latency.observe(started.elapsed());
                 }
@@ -205,20 +205,20 @@ impl Emperor {
                 self.handle(slot, LifeEvent::PayloadStarted);
             }
             Message::Ready => {
-                v.accepting = true;
-                v.last_accepting = Some(now);
+                v.history.accepting = true;
+                v.history.last_accepting = Some(now);
             }
             Message::Loyal => {
-                if !v.loyal {
+                if !v.history.loyal {
                     info!(vassal = %v.name, "loyal");
                 }
-                v.loyal = true;
-                v.last_loyal = Some(now);
+                v.history.loyal = true;
+                v.history.last_loyal = Some(now);
                 let id = v.id.clone();
                 self.blacklist.forgive(&id);
             }
             Message::Heartbeat => {
-                v.last_heartbeat = Some(now);
+                v.history.last_heartbeat = Some(now);
                 let due = Instant::now() + required;
                 self.timers.arm(slot, TimerKind::Heartbeat, due);
             }
@@ -285,9 +285,9 @@ impl Emperor {
             }
         }
         let v = self.table.get_mut(slot).expect("slot of a known pid");
-        v.last_exit = Some(exit.status);
-        v.ready = false;
-        v.accepting = false;
+        v.history.last_exit = Some(exit.status);
+        v.history.ready = false;
+        v.history.accepting = false;
         debug!(vassal = %v.name, status = exit.status, signal = ?exit.signal, "runtime exited");
         if exit.signal.is_some() {
             // A runtime killed by a signal could not take its payload's tree with it: whatever
@@ -312,7 +312,7 @@ impl Emperor {
         self.handle(slot, LifeEvent::Exited(kind));
         // Loyalty is a run's: the next one earns its own (a death's backoff has read it).
         if let Some(v) = self.table.get_mut(slot) {
-            v.loyal = false;
+            v.history.loyal = false;
         }
     }
 

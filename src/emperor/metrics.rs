@@ -205,21 +205,21 @@ impl MetricsView<'_> {
             "emperor_vassal_respawns_total",
             "counter",
             "Respawns and reloads of the vassal.",
-            &|v, _| Some(v.respawns as f64),
+            &|v, _| Some(v.history.respawns as f64),
         );
         gauge(
             out,
             "emperor_vassal_last_exit_status",
             "gauge",
             "The status its runtime last exited with.",
-            &|v, _| v.last_exit.map(f64::from),
+            &|v, _| v.history.last_exit.map(f64::from),
         );
         gauge(
             out,
             "emperor_vassal_loyal",
             "gauge",
             "Whether the vassal is loyal (1) or not (0).",
-            &|v, _| Some(if v.loyal { 1.0 } else { 0.0 }),
+            &|v, _| Some(if v.history.loyal { 1.0 } else { 0.0 }),
         );
         gauge(
             out,
@@ -228,7 +228,7 @@ impl MetricsView<'_> {
             "How long its payload has run.",
             &|v, _| {
                 v.pid()?;
-                Some(now.duration_since(v.last_run?).ok()?.as_secs_f64())
+                Some(now.duration_since(v.history.last_run?).ok()?.as_secs_f64())
             },
         );
         gauge(

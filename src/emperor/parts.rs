@@ -3,7 +3,7 @@
 //! below the table and every component, so none of them imports another to know a vassal.
 
 use crate::policy::SocketSpec;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The on-demand part of a vassal's entry.
 #[derive(Debug)]
@@ -39,4 +39,26 @@ pub struct SeenInProc {
     pub(super) read_for: Option<(i32, u64)>,
     pub(super) running_config: String,
     pub(super) payload: Option<i32>,
+}
+
+/// A vassal's history: its runs, loyalty, readiness and counters (what the stats show, and
+/// what an upgrade hands to the next emperor as it is).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct History {
+    pub born: Option<SystemTime>,
+    pub first_run: Option<SystemTime>,
+    pub last_run: Option<SystemTime>,
+    pub loyal: bool,
+    pub last_loyal: Option<SystemTime>,
+    pub ready: bool,
+    pub last_ready: Option<SystemTime>,
+    pub accepting: bool,
+    pub last_accepting: Option<SystemTime>,
+    pub last_heartbeat: Option<SystemTime>,
+    pub respawns: u64,
+    pub last_exit: Option<i32>,
+    /// Fallback levels the next runtime goes down at once (`--fall-back`).
+    pub fall_back: u32,
+    /// Payloads started (byte 1) over its life: a reload is done when this grows.
+    pub starts: u64,
 }

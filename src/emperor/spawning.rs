@@ -40,7 +40,7 @@ impl Emperor {
     fn spawn(&mut self, slot: usize, now: Instant) {
         let v = self.table.get(slot).expect("queued slot");
         let extra = super::spawn::RuntimeExtra {
-            fall_back: v.fall_back,
+            fall_back: v.history.fall_back,
             name: v.name.clone(),
             tenant: tenant_of(v, self.settings.tyrant).to_string(),
             sets: self.store_sets(slot),
@@ -86,9 +86,9 @@ impl Emperor {
                 let v = self.table.get_mut(slot).expect("queued slot");
                 v.spawn_started = Some(now);
                 let wall = SystemTime::now();
-                v.born.get_or_insert(wall);
-                v.first_run.get_or_insert(wall);
-                v.last_run = Some(wall);
+                v.history.born.get_or_insert(wall);
+                v.history.first_run.get_or_insert(wall);
+                v.history.last_run = Some(wall);
                 v.process = Some(process);
                 if let Some(repeated) = v.repeats.admit(&v.name, "spawned", String::new(), now) {
                     info!(vassal = %v.name, pid = pid.as_raw(), "spawned{repeated}");

@@ -15,7 +15,7 @@ fn seen_in_proc(v: &Vassal) -> (String, i32) {
         return (String::new(), -1);
     };
     let mut seen = v.seen_in_proc.borrow_mut();
-    let read_for = Some((runtime, v.starts));
+    let read_for = Some((runtime, v.history.starts));
     if seen.read_for != read_for {
         *seen = SeenInProc {
             read_for,
@@ -227,7 +227,7 @@ impl StatsView<'_> {
             throttle_level_ms: millis(wait),
             totals: Totals {
                 blacklisted: self.blacklist.len(),
-                respawns: self.table.iter().map(|(_, v)| v.respawns).sum(),
+                respawns: self.table.iter().map(|(_, v)| v.history.respawns).sum(),
                 running: self.table.iter().filter(|(_, v)| v.pid().is_some()).count(),
                 vassals: self.table.len(),
             },
@@ -265,23 +265,23 @@ impl StatsView<'_> {
         let punishment = self.blacklist.get(&v.id);
         let (running_config, payload_pid) = seen_in_proc(v);
         VassalStats {
-            accepting: v.accepting.into(),
+            accepting: v.history.accepting.into(),
             blacklisted: punishment.is_some(),
-            born: unix_time(v.born),
+            born: unix_time(v.history.born),
             config: v.path.to_string_lossy(),
             cursed: 0,
             fds_needed: v.waiting_for_fds.unwrap_or(0),
-            first_run: unix_time(v.first_run),
+            first_run: unix_time(v.history.first_run),
             gid: vgid,
             id: &v.name,
-            last_accepting: unix_time(v.last_accepting),
-            last_exit_status: &v.last_exit,
-            last_heartbeat: unix_time(v.last_heartbeat),
-            last_loyal: unix_time(v.last_loyal),
+            last_accepting: unix_time(v.history.last_accepting),
+            last_exit_status: &v.history.last_exit,
+            last_heartbeat: unix_time(v.history.last_heartbeat),
+            last_loyal: unix_time(v.history.last_loyal),
             last_mod: unix_time(v.last_mod),
-            last_ready: unix_time(v.last_ready),
-            last_run: unix_time(v.last_run),
-            loyal: v.loyal.into(),
+            last_ready: unix_time(v.history.last_ready),
+            last_run: unix_time(v.history.last_run),
+            loyal: v.history.loyal.into(),
             monitor: &v.monitor,
             name: &v.name,
             on_demand: v
@@ -291,8 +291,8 @@ impl StatsView<'_> {
             payload_pid,
             pid: v.pid().map_or(-1, |p| p.as_raw()),
             pool: v.pool.as_ref().map_or("", |s| s.value.as_str()),
-            ready: v.ready.into(),
-            respawns: v.respawns,
+            ready: v.history.ready.into(),
+            respawns: v.history.respawns,
             running_config,
             state: v.state.name(),
             tenant: tenant_of(v, self.tyrant).to_string(),

@@ -119,8 +119,8 @@ impl Emperor {
                 vassal = %v.name,
                 state = v.state.name(),
                 pid = v.pid().map_or(-1, |p| p.as_raw()),
-                loyal = v.loyal,
-                respawns = v.respawns,
+                loyal = v.history.loyal,
+                respawns = v.history.respawns,
                 blacklisted = self.blacklist.get(&v.id).is_some(),
                 "vassal"
             );

@@ -181,20 +181,7 @@ impl Emperor {
         v.config = snap.config.as_deref().map(std::sync::Arc::from);
         v.last_mod = snap.last_mod;
         v.state = snap.state;
-        v.born = snap.born;
-        v.first_run = snap.first_run;
-        v.last_run = snap.last_run;
-        v.loyal = snap.loyal;
-        v.last_loyal = snap.last_loyal;
-        v.ready = snap.ready;
-        v.last_ready = snap.last_ready;
-        v.accepting = snap.accepting;
-        v.last_accepting = snap.last_accepting;
-        v.last_heartbeat = snap.last_heartbeat;
-        v.respawns = snap.respawns;
-        v.last_exit = snap.last_exit;
-        v.fall_back = snap.fall_back;
-        v.starts = snap.starts;
+        v.history = snap.history.clone();
         v.cgroup = snap
             .cgroup
             .clone()

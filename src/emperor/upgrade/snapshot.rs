@@ -5,6 +5,7 @@
 
 use super::super::held::HeldSocket;
 use super::super::machine::State;
+use super::super::parts::History;
 use super::super::throttle::{Punishment, RespawnFloor};
 use super::super::timers::TimerKind;
 use crate::policy::SocketSpec;
@@ -84,20 +85,7 @@ pub struct VassalSnapshot {
     pub last_mod: Option<SystemTime>,
     pub state: State,
     pub runtime: Option<RuntimeSnapshot>,
-    pub born: Option<SystemTime>,
-    pub first_run: Option<SystemTime>,
-    pub last_run: Option<SystemTime>,
-    pub loyal: bool,
-    pub last_loyal: Option<SystemTime>,
-    pub ready: bool,
-    pub last_ready: Option<SystemTime>,
-    pub accepting: bool,
-    pub last_accepting: Option<SystemTime>,
-    pub last_heartbeat: Option<SystemTime>,
-    pub respawns: u64,
-    pub last_exit: Option<i32>,
-    pub fall_back: u32,
-    pub starts: u64,
+    pub history: History,
     pub cgroup: Option<PathBuf>,
     pub respawn_floor: RespawnFloor,
     pub on_demand: Option<OnDemandSnapshot>,
