@@ -12,6 +12,7 @@ mod fd_wait;
 mod held;
 mod http_request;
 mod identity;
+mod idle_watch;
 mod inline;
 mod lifecycle;
 mod link;
@@ -99,7 +100,7 @@ pub struct Emperor {
     /// Sockets the emperor binds and holds for its vassals (on-demand sockets).
     held: held::HeldSockets,
     /// Running on-demand vassals whose sockets are sampled for idleness.
-    idle: on_demand::IdleWatch,
+    idle: idle_watch::IdleWatch,
     /// Loads tenants' configs for the emperor, in throwaway workers (see
     /// [`crate::config_reader`]).
     reader: std::cell::RefCell<ConfigReader>,

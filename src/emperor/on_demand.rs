@@ -6,7 +6,6 @@
 //! after S seconds without a connection; the socket stays held and the next connection starts
 //! the vassal again.
 
-use super::activity::Snapshot;
 use super::held::HeldError;
 use super::machine::{Event, Park};
 use super::parts::OnDemandVassal;
@@ -14,11 +13,10 @@ use super::{Emperor, TOKEN_ON_DEMAND};
 use crate::config;
 use crate::config_reader::{ReadReply, ReadRequest};
 use crate::policy::payload;
-use crate::policy::{self, JailContext, SocketAddress, SocketSpec};
+use crate::policy::{self, JailContext, SocketSpec};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
-use std::collections::BTreeSet;
 use std::os::fd::BorrowedFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::{debug, error, info, warn};
 
 /// The options of a config the emperor itself acts on: all the config reader sends back
@@ -32,31 +30,6 @@ const HELD_SOCKET_OPTIONS: [&str; 7] = [
     payload::PAYLOAD_OPTIONS[2],
     payload::PAYLOAD_OPTIONS[3],
 ];
-
-/// The longest time between two samples of a running on-demand vassal's socket.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
-
-/// Running on-demand vassals with an `idle` time, and when their sockets are sampled next.
-/// Empty (and no deadline) when there is none: the loop then never wakes for them.
-#[derive(Debug, Default)]
-pub struct IdleWatch {
-    slots: BTreeSet<usize>,
-    next: Option<Instant>,
-}
-
-impl IdleWatch {
-    pub fn deadline(&self) -> Option<Instant> {
-        self.next
-    }
-
-    /// A vassal that is gone is sampled no more (the last one takes the deadline with it).
-    pub fn slots_remove(&mut self, slot: usize) {
-        self.slots.remove(&slot);
-        if self.slots.is_empty() {
-            self.next = None;
-        }
-    }
-}
 
 /// What a config asks of the emperor's held sockets (each an error naming the file and
 /// option when refused).
@@ -335,88 +308,15 @@ impl Emperor {
 
     /// A spawned on-demand vassal with an `idle` time joins the sampled set.
     pub(super) fn watch_idle(&mut self, slot: usize) {
-        let Some(od) = self.table.get_mut(slot).and_then(|v| v.on_demand.as_mut()) else {
-            return;
-        };
-        od.idle_since = None;
-        let Some(idle) = od.idle else {
-            return;
-        };
-        self.idle.slots.insert(slot);
-        let next = Instant::now() + sample_period(idle);
-        self.idle.next = Some(self.idle.next.map_or(next, |at| at.min(next)));
+        if let Some(od) = self.table.get_mut(slot).and_then(|v| v.on_demand.as_mut()) {
+            self.idle.watch(slot, od, Instant::now());
+        }
     }
 
-    /// Sample every watched vassal's socket (one read of each kernel table per sample) and
-    /// stop those idle for their whole `idle` time.
+    /// Stop the vassals whose sockets were idle for their whole `idle` time (sampled when due).
     pub(super) fn sample_idle(&mut self, now: Instant) {
-        if self.idle.next.is_none_or(|at| at > now) {
-            return;
-        }
-        let mut snapshot = Snapshot::default();
-        let mut period: Option<Duration> = None;
-        let mut idle_out = Vec::new();
-        for slot in self.idle.slots.clone() {
-            let Some(v) = self.table.get_mut(slot) else {
-                self.idle.slots_remove(slot);
-                continue;
-            };
-            let Some(od) = v.on_demand.as_mut() else {
-                self.idle.slots_remove(slot);
-                continue;
-            };
-            let Some(idle) = od.idle else {
-                continue;
-            };
-            // Not one already stopping (for idleness or otherwise).
-            if !v.state.is_live() {
-                continue;
-            }
-            let busy = match &od.socket.address {
-                SocketAddress::Tcp(addr) => snapshot.tcp_busy(*addr),
-                SocketAddress::Unix(path) => snapshot.unix_busy(&path.to_string_lossy()),
-                SocketAddress::Abstract(name) => snapshot.unix_busy(&format!("@{name}")),
-            };
-            if busy {
-                od.idle_since = None;
-            } else if now.duration_since(*od.idle_since.get_or_insert(now)) >= idle {
-                idle_out.push(slot);
-                continue;
-            }
-            let p = sample_period(idle);
-            period = Some(period.map_or(p, |q| q.min(p)));
-        }
-        for slot in idle_out {
-            self.idle.slots_remove(slot);
+        for slot in self.idle.idle_out(&mut self.table, now) {
             self.handle(slot, Event::IdleTimeout);
         }
-        self.idle.next = match (self.idle.slots.is_empty(), period) {
-            (true, _) => None,
-            (false, Some(p)) => Some(now + p),
-            (false, None) => Some(now + SAMPLE_EVERY),
-        };
-    }
-}
-
-/// Once a second, or four times per `idle` when that is shorter.
-fn sample_period(idle: Duration) -> Duration {
-    (idle / 4).clamp(Duration::from_millis(50), SAMPLE_EVERY)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sockets_are_sampled_once_a_second_or_four_times_per_idle_time() {
-        assert_eq!(sample_period(Duration::from_secs(60)), SAMPLE_EVERY);
-        assert_eq!(
-            sample_period(Duration::from_secs(2)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            sample_period(Duration::from_millis(10)),
-            Duration::from_millis(50)
-        );
     }
 }
