@@ -19,8 +19,6 @@ use tracing::{debug, error, info, warn};
 const READ_BUDGET: usize = 256;
 /// At most one log line per this long about a vassal's unknown protocol bytes.
 const UNKNOWN_BYTES_QUIET: Duration = Duration::from_secs(10);
-/// How long the emperor waits for killed strays before it gives up on them.
-const STRAY_PATIENCE: Duration = Duration::from_secs(3);
 
 impl Emperor {
     pub(super) fn on_monitor_events(&mut self, events: Vec<Event>) {
@@ -316,31 +314,6 @@ impl Emperor {
         }
     }
 
-    /// SIGKILL every child of ours that is not a vassal runtime, with its whole tree.
-    pub(super) fn kill_strays(&mut self) {
-        let mut known = self.table.runtime_pids();
-        known.extend(self.spawner.clone_server_pid());
-        known.extend(self.reader.borrow().pid());
-        let me = nix::unistd::getpid();
-        for child in process::children_of(me)
-            .into_iter()
-            .filter(|c| !known.contains(c))
-        {
-            if process::is_alive(child) {
-                warn!(
-                    pid = child.as_raw(),
-                    "killing a stray process left by a dead vassal"
-                );
-                for _ in 0..50 {
-                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                    if process::kill_tree_once(child) == 0 {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
     /// Vassal timers that are due: respawns, kills after the curse tolerance, heartbeats.
     pub(super) fn fire_timers(&mut self, now: Instant) {
         while let Some((slot, kind)) = self.timers.pop_due(now) {
@@ -359,75 +332,12 @@ impl Emperor {
             }
         }
     }
-
-    /// SIGINT/SIGTERM/SIGQUIT: stop every vassal gracefully, kill what remains at the end.
-    pub(super) fn begin_ragnarok(&mut self, signal: jail::signals::Sig) {
-        if self.ragnarok.is_some() {
-            info!("{signal} again: already stopping");
-            return;
-        }
-        info!("{signal}: stopping every vassal");
-        let now = Instant::now();
-        self.ragnarok = Some(now + self.settings.curse_tolerance);
-        self.queue.clear();
-        let mut running = Vec::new();
-        for slot in self.table.slots() {
-            if self.table.get(slot).is_some_and(|v| v.process.is_some()) {
-                running.push(slot);
-            } else {
-                self.handle(slot, LifeEvent::Shutdown);
-            }
-        }
-        self.stop_waves = super::stop_waves::StopWaves::new(running);
-        self.tell_stop_wave(now);
-    }
-
-    /// Tell the next wave of vassals to stop, when it is due.
-    pub(super) fn tell_stop_wave(&mut self, now: Instant) {
-        for slot in self.stop_waves.due(now) {
-            if self.table.get(slot).is_some_and(|v| v.process.is_some()) {
-                self.handle(slot, LifeEvent::Shutdown);
-            } else {
-                // Gone while it waited for its wave: nothing of it is under way.
-                self.stop_waves.exited();
-            }
-        }
-    }
-
-    /// Patience is over: SIGKILL every runtime still there.
-    pub(super) fn brutal_end(&mut self) {
-        for (_, v) in self.table.iter() {
-            if let Some(process) = &v.process {
-                warn!(vassal = %v.name, "still running at the end: SIGKILL");
-                force_stop(process);
-            }
-        }
-    }
-
-    /// Before exiting: no child of ours may outlive us.
-    pub(super) fn bury_strays(&mut self) {
-        let me = nix::unistd::getpid();
-        let deadline = Instant::now() + STRAY_PATIENCE;
-        while Instant::now() < deadline {
-            process::reap_any();
-            let children = process::children_of(me);
-            if children.is_empty() {
-                return;
-            }
-            for child in children {
-                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                process::kill_tree_once(child);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        warn!("some processes did not die before the emperor exited");
-    }
 }
 
 /// SIGKILL a runtime, and close its protocol socket: an unprivileged emperor may not signal a
 /// tenant's runtime, but every runtime kills its payload's tree and exits when the socket
 /// closes.
-fn force_stop(process: &super::table::Process) {
+pub(super) fn force_stop(process: &super::table::Process) {
     let _ = process.running.signal(libc::SIGKILL);
     let _ = process.link.shutdown(std::net::Shutdown::Both);
 }

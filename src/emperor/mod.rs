@@ -27,6 +27,7 @@ mod quota;
 mod repeats;
 mod runtime_binary;
 mod settings;
+mod shutdown;
 mod spawn;
 mod spawning;
 pub mod stats;
