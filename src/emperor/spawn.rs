@@ -336,6 +336,11 @@ impl Spawner {
     }
 
     /// The emperor is done spawning: the server's socket closes and it exits.
+    /// The clone server the emperor this one replaces started (an upgrade).
+    pub fn adopt_clone_server(&mut self, server: CloneServer) {
+        self.clone_server = RefCell::new(Some(server));
+    }
+
     /// The clone server's process and socket, for the binary that replaces the emperor.
     pub fn clone_server_handover(&self) -> Option<(nix::unistd::Pid, RawFd, RawFd)> {
         let server = self.clone_server.borrow();

@@ -68,21 +68,25 @@ impl Emperor {
         }
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| jail::SysError::new("epoll_create1", e))?;
-        // Everything fallible without the snapshot's fds is behind us: from here on they are
-        // adopted (a failure before this point leaves them for a rollback).
-        let clone_server = match &snapshot.clone_server {
-            Some(helper) => {
-                let (running, socket) = adopt_helper(helper)?;
-                Some(crate::clone_server::CloneServer::adopt(running, socket))
-            }
-            None => None,
-        };
-        let mut spawner = Spawner::new(&settings, CloneServerSource::HandedOver(clone_server))
-            .map_err(|source| EmperorError::Io {
-                what: "preparing spawns",
-                source,
+        let mut spawner =
+            Spawner::new(&settings, CloneServerSource::HandedOver(None)).map_err(|source| {
+                EmperorError::Io {
+                    what: "preparing spawns",
+                    source,
+                }
             })?;
         let open_files = jail::process::raise_open_files_limit()?;
+        // Before anything is started: the capabilities the execve carried leave the ambient
+        // and inheritable sets.
+        if let Some(identity) = settings.identity {
+            jail::reexec::settle_caps(identity.uid, identity.gid, identity.keep)?;
+        }
+        // Everything fallible without the snapshot's fds is behind us: from here on they are
+        // adopted (a failure before this point leaves them for a rollback).
+        if let Some(helper) = &snapshot.clone_server {
+            let (running, socket) = adopt_helper(helper)?;
+            spawner.adopt_clone_server(crate::clone_server::CloneServer::adopt(running, socket));
+        }
         spawner.give_back_open_files_limit(snapshot.open_files.unwrap_or(open_files.was));
         let reader = match &snapshot.reader {
             Some(helper) => {
@@ -144,16 +148,11 @@ impl Emperor {
             upgrade_asked: false,
             settings,
         };
-        if let Some(identity) = emperor.settings.identity {
-            jail::reexec::settle_caps(identity.uid, identity.gid, identity.keep)?;
-        }
-        emperor.register_sources()?;
-        for held in &snapshot.held {
-            let fd = adopt(held.fd)?;
-            emperor.held.adopt(held.clone(), fd);
-        }
-        for vassal in &snapshot.vassals {
-            emperor.restore_vassal(vassal)?;
+        if let Err(e) = emperor.restore(snapshot) {
+            // Its fds stay open and its sockets' files in place for the rollback: nothing of
+            // this half-made emperor is dropped.
+            std::mem::forget(emperor);
+            return Err(e);
         }
         match rollback {
             Some(reason) => warn!(
@@ -168,6 +167,19 @@ impl Emperor {
             ),
         }
         Ok(emperor)
+    }
+
+    /// Watch what the emperor holds, and enter every held socket and vassal.
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), EmperorError> {
+        self.register_sources()?;
+        for held in &snapshot.held {
+            let fd = adopt(held.fd)?;
+            self.held.adopt(held.clone(), fd);
+        }
+        for vassal in &snapshot.vassals {
+            self.restore_vassal(vassal)?;
+        }
+        Ok(())
     }
 
     fn restore_vassal(&mut self, snap: &VassalSnapshot) -> Result<(), EmperorError> {
