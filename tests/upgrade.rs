@@ -311,3 +311,49 @@ fn an_unprivileged_tyrant_emperor_keeps_its_identity_and_only_its_two_capabiliti
     assert_eq!(status(payload, "Uid"), "20002 20002 20002 20002");
     assert_eq!(status(payload, "CapEff"), "0000000000000000");
 }
+
+#[test]
+fn a_binary_that_fails_while_taking_over_hands_the_emperor_back_to_the_old_one() {
+    let (tmp, server) = site(SERVER);
+    let root = tmp.path();
+    let emperor = start(root);
+    let port = free_port();
+    emperor.write(
+        "own.ini",
+        &format!(
+            "[uwsgi]\nunprivileged-binary-patch-arg = /usr/bin/python3 {} own {port}\n",
+            server.display()
+        ),
+    );
+    emperor.wait_for("it serves", || http_get(port));
+    let before = emperor.running("own.ini");
+    // It passes the probe (as the real binary), then takes over with a monitor it cannot
+    // open: the takeover fails after the execve, in the emperor's own pid.
+    let wrapper = format!(
+        "#!/bin/sh\nif [ -n \"$EMPEROR_UPGRADE_PROBE_FD\" ]; then exec {BIN} \"$@\"; fi\n\
+         exec {BIN} \"$@\" --emperor 'glob://['\n"
+    );
+    install(root, wrapper.as_bytes());
+    let (code, said) = upgrade_command(root);
+    assert_eq!(code, 1, "{said}\n{}", emperor.log());
+    assert!(said.contains("bad glob pattern"), "{said}");
+    assert!(
+        emperor
+            .log()
+            .contains("executing the previous binary again"),
+        "{}",
+        emperor.log()
+    );
+    assert_eq!(
+        emperor.running("own.ini"),
+        before,
+        "the vassal is untouched"
+    );
+    assert!(http_get(port).is_some());
+    assert_eq!(upgrades(&emperor), 0);
+    // The old binary took its emperor back as it was: it upgrades again as usual.
+    install_current(root);
+    let (code, said) = upgrade_command(root);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(emperor.running("own.ini"), before);
+}

@@ -35,6 +35,12 @@ impl Emperor {
             upgraded: self.life.upgraded,
             old_binary,
             binary_path: self.life.binary_path.clone(),
+            argv: self
+                .life
+                .argv
+                .iter()
+                .map(|a| std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()).to_vec())
+                .collect(),
             open_files: self.spawner.open_files(),
             notify: self.notify.variables().to_vec(),
             stats: self.stats.as_ref().map(|s| s.listener_fd().as_raw_fd()),

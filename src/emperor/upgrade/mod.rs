@@ -316,7 +316,9 @@ fn roll_back(
         return super::EmperorError::Takeover(format!("rolling back: {e}"));
     }
     let env = takeover_env(snapshot, sealed.as_raw_fd(), Some(reason));
-    let argv: Vec<OsString> = std::env::args_os().collect();
+    // The command line the emperor was started with, not this binary's (a wrapper may have
+    // changed it).
+    let argv = snapshot.argv();
     if let Some(identity) = identity {
         // Carried again: a takeover that got far enough took them out of the ambient set.
         if let Err(e) = jail::reexec::carry_caps(identity.keep) {

@@ -113,7 +113,7 @@ impl Emperor {
                 snapshot.upgraded
             },
             binary_path: snapshot.binary_path.clone(),
-            argv: std::env::args_os().collect(),
+            argv: snapshot.argv(),
             last_failure: rollback.clone().map(|reason| (now, reason)),
         };
         let mut blacklist = throttle::Blacklist::new(settings.throttle, settings.max_throttle);

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub old_binary: RawFd,
     /// The path the emperor was started as (where an upgrade finds the new binary).
     pub binary_path: PathBuf,
+    /// Its command line as it was started (what every binary taking over is given).
+    pub argv: Vec<Vec<u8>>,
     /// The open-files soft limit the first emperor started with (given back to runtimes).
     pub open_files: Option<u64>,
     /// systemd's variables, which the emperor takes out of its environment at start.
@@ -96,6 +98,15 @@ pub struct VassalSnapshot {
 }
 
 impl Snapshot {
+    /// The command line the emperor was started with.
+    pub fn argv(&self) -> Vec<std::ffi::OsString> {
+        use std::os::unix::ffi::OsStringExt;
+        self.argv
+            .iter()
+            .map(|a| std::ffi::OsString::from_vec(a.clone()))
+            .collect()
+    }
+
     /// Every fd the snapshot names: what must stay open across the execve.
     pub fn fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.old_binary];
