@@ -203,11 +203,11 @@ fn ten_upgrades_under_load_keep_every_vassal_and_honour_a_change_made_meanwhile(
     });
 }
 
-#[test]
-fn a_binary_that_cannot_take_over_is_refused_and_the_old_one_goes_on() {
+/// An emperor (see [`start`]) with `own.ini` serving on its own port: (its temp dir, the
+/// emperor, the port, the vassal's runtime and payload pids).
+fn one_serving_vassal() -> (tempfile::TempDir, Emperor, u16, (i32, i32)) {
     let (tmp, server) = site(SERVER);
-    let root = tmp.path();
-    let emperor = start(root);
+    let emperor = start(tmp.path());
     let port = free_port();
     emperor.write(
         "own.ini",
@@ -218,6 +218,13 @@ fn a_binary_that_cannot_take_over_is_refused_and_the_old_one_goes_on() {
     );
     emperor.wait_for("it serves", || http_get(port));
     let before = emperor.running("own.ini");
+    (tmp, emperor, port, before)
+}
+
+#[test]
+fn a_binary_that_cannot_take_over_is_refused_and_the_old_one_goes_on() {
+    let (tmp, emperor, port, before) = one_serving_vassal();
+    let root = tmp.path();
     let refused: [(&str, &[u8], &str); 3] = [
         ("a corrupt binary", b"\x7fELF garbage", "cannot execute it"),
         (
@@ -314,19 +321,8 @@ fn an_unprivileged_tyrant_emperor_keeps_its_identity_and_only_its_two_capabiliti
 
 #[test]
 fn a_binary_that_fails_while_taking_over_hands_the_emperor_back_to_the_old_one() {
-    let (tmp, server) = site(SERVER);
+    let (tmp, emperor, port, before) = one_serving_vassal();
     let root = tmp.path();
-    let emperor = start(root);
-    let port = free_port();
-    emperor.write(
-        "own.ini",
-        &format!(
-            "[uwsgi]\nunprivileged-binary-patch-arg = /usr/bin/python3 {} own {port}\n",
-            server.display()
-        ),
-    );
-    emperor.wait_for("it serves", || http_get(port));
-    let before = emperor.running("own.ini");
     // It passes the probe (as the real binary), then takes over with a monitor it cannot
     // open: the takeover fails after the execve, in the emperor's own pid.
     let wrapper = format!(
