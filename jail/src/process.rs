@@ -170,3 +170,11 @@ pub fn raise_open_files_limit() -> Result<OpenFilesLimit, SysError> {
         now: soft.max(hard),
     })
 }
+
+/// Give back the memory a long-lived process dirtied once while it set up and no longer
+/// uses: the heap's free pages and the main thread's stack below the caller. A process that
+/// then sleeps for days (a vassal's runtime) keeps only what it holds.
+pub fn shed_set_up_memory() {
+    sys::trim_heap();
+    sys::discard_stack_below_caller();
+}

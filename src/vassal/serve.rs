@@ -121,8 +121,17 @@ impl<'a> Serve<'a> {
             return Ok(Some(EXIT_RESPAWN));
         }
         self.start_payload(&start, ready_check, timings)?;
+        // What the end of this run may need of the config; the rest of it, the plan and the
+        // payload's description are not kept while the payload runs (for days, in the idle
+        // case), nor is the memory the set-up dirtied.
+        let started = Started {
+            uwsgi: payload.kind == payload::PayloadKind::Uwsgi,
+            fallback: fallback_of(&self.args.config, Some(&config)),
+        };
+        drop((payload, plan, config));
+        jail::process::shed_set_up_memory();
         let outcome = self.supervisor.supervise(self.link, timings);
-        Ok(self.after(outcome, &config, &payload, timings))
+        Ok(self.after(outcome, started, timings))
     }
 
     /// The config, and (the first time) its fallback; a config already failed in a runtime
@@ -195,16 +204,10 @@ impl<'a> Serve<'a> {
 
     /// What a supervised run's end means: `Some` status to exit with, or `None` to read the
     /// config again (a reload).
-    fn after(
-        &mut self,
-        outcome: Outcome,
-        config: &Config,
-        payload: &payload::Payload,
-        timings: Timings,
-    ) -> Option<i32> {
+    fn after(&mut self, outcome: Outcome, started: Started, timings: Timings) -> Option<i32> {
         match outcome {
             Outcome::Exit(code) if self.supervisor.failed_to_start => {
-                Some(self.failed_to_start(code, config, payload))
+                Some(self.failed_to_start(code, started))
             }
             Outcome::Exit(code) => Some(code),
             Outcome::Reload => self.reload(false, timings),
@@ -240,12 +243,12 @@ impl<'a> Serve<'a> {
     /// The payload exited before it was ready (uWSGI) or loyal (a binary patch). uWSGI's
     /// need-app: the payload could not start. Its jail cannot be set up again in this runtime,
     /// so the emperor starts a fresh one on the fallback.
-    fn failed_to_start(&mut self, code: i32, config: &Config, payload: &payload::Payload) -> i32 {
-        let uwsgi = payload.kind == payload::PayloadKind::Uwsgi;
+    fn failed_to_start(&mut self, code: i32, started: Started) -> i32 {
+        let Started { uwsgi, fallback } = started;
         if !is_start_failure(uwsgi, code) {
             return code;
         }
-        if let Some(file) = fallback_of(&self.args.config, Some(config)) {
+        if let Some(file) = fallback {
             warn!(
                 "payload exited with status {code} before it {}: asking the emperor \
                  for a fresh vassal on fallback-config {}",
@@ -256,6 +259,14 @@ impl<'a> Serve<'a> {
         }
         EXIT_CONFIG_ERROR
     }
+}
+
+/// What a supervised run's end needs to know of the config it started from.
+struct Started {
+    /// The payload is uWSGI (else a binary patch).
+    uwsgi: bool,
+    /// The config's `fallback-config`.
+    fallback: Option<PathBuf>,
 }
 
 /// The arguments a plain (non `-arg`) binary patch gets: what uWSGI would get, `--ini FILE`.

@@ -364,3 +364,59 @@ pub fn exit_now(status: i32) -> ! {
     // SAFETY: _exit takes no pointer and never returns; it is async-signal-safe.
     unsafe { libc::_exit(status) }
 }
+
+/// malloc_trim(0): hand every whole free page of the allocator's heap back to the kernel (the
+/// top of the heap by brk, free pages inside it by MADV_DONTNEED).
+pub fn trim_heap() {
+    // SAFETY: no pointer is passed; glibc walks its own arenas under their locks, and only
+    // releases memory no live allocation holds.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// How much of the main thread's stack below the caller is left alone by
+/// [`discard_stack_below_caller`]: this function's own frame, the madvise call's, and margin.
+const STACK_KEPT_BELOW_CALLER: usize = 8 * 1024;
+/// How deep below that the discarded range reaches (deeper than any set-up goes).
+/// Both are multiples of any page size.
+const STACK_DISCARDED: usize = 1024 * 1024;
+
+/// madvise(MADV_DONTNEED) the main thread's stack pages below the caller's frame: memory a
+/// deep set-up dirtied once and that no live frame uses any more. They read back as zero
+/// pages when a later call goes that deep again. On any thread but the main one, nothing.
+#[inline(never)]
+pub fn discard_stack_below_caller() {
+    // SAFETY: integer arguments only.
+    let (pid, tid, page) = unsafe {
+        (
+            libc::getpid(),
+            libc::syscall(libc::SYS_gettid),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let Ok(page) = usize::try_from(page) else {
+        return;
+    };
+    if i64::from(pid) != tid || !page.is_power_of_two() {
+        return;
+    }
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as usize;
+    let top = (here & !(page - 1)).saturating_sub(STACK_KEPT_BELOW_CALLER);
+    let bottom = top.saturating_sub(STACK_DISCARDED);
+    // SAFETY: [bottom, top) lies below this function's frame with 8 KiB to spare, on the
+    // main thread's stack, which grows down: no live frame is there (the callee frames below
+    // ours, madvise's own, are inside the kept 8 KiB), and the range holds no live data
+    // (x86-64's red zone is 128 bytes below a leaf's stack pointer; we are not a leaf and
+    // keep 8 KiB). What else could sit within 1 MiB below the main stack: nothing the kernel
+    // maps on its own (it puts the mmap base at least 128 MiB below the stack top and keeps
+    // a guard gap below a stack), and this process maps nothing MAP_FIXED there; the part of
+    // the range the stack never grew into is unmapped, which madvise reports (ENOMEM, ignored)
+    // after it has discarded the mapped part. Discarded stack pages read back as zeroes.
+    let _ = unsafe {
+        libc::madvise(
+            bottom as *mut libc::c_void,
+            top - bottom,
+            libc::MADV_DONTNEED,
+        )
+    };
+}
