@@ -68,14 +68,13 @@ fn key_value(line: &str, line_no: usize) -> Result<RawEntry, SyntaxError> {
 #[cfg(test)]
 mod tests {
     use super::super::limits::Overrun;
+    use super::super::source::test_support::entries_of;
     use super::*;
 
     fn entries(text: &str, section: &str) -> Vec<(String, String, usize)> {
-        read(text, section)
-            .unwrap()
-            .unwrap()
+        entries_of(read(text, section))
             .into_iter()
-            .map(|e| (e.key, e.value, e.line.unwrap()))
+            .map(|(key, value, line)| (key, value, line.expect("an ini entry has a line")))
             .collect()
     }
 

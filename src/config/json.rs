@@ -200,15 +200,11 @@ fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::super::limits::Overrun;
+    use super::super::source::test_support::entries_of;
     use super::*;
 
     fn read_ok(text: &str, section: &str) -> Vec<(String, String, Option<usize>)> {
-        read(text, section)
-            .unwrap()
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.key, e.value, e.line))
-            .collect()
+        entries_of(read(text, section))
     }
 
     #[test]

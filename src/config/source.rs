@@ -95,6 +95,25 @@ impl<'a> LineCounter<'a> {
 /// A reader's answer: the section's entries, or `None` when the section is not there.
 pub(crate) type ReadResult = Result<Option<Vec<RawEntry>>, SyntaxError>;
 
+/// What the format readers' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// A reader's entries for a config that reads and has the section: (key, value, line).
+    pub fn entries_of(result: super::ReadResult) -> Vec<(String, String, Option<usize>)> {
+        result
+            .expect("it reads")
+            .expect("the section is there")
+            .into_iter()
+            .map(|e| (e.key, e.value, e.line))
+            .collect()
+    }
+
+    /// One expected entry, on `line`.
+    pub fn entry(key: &str, value: &str, line: usize) -> (String, String, Option<usize>) {
+        (key.into(), value.into(), Some(line))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
     Ini,

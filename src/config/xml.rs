@@ -123,19 +123,11 @@ fn option_entry(line: usize, option: Node) -> Result<RawEntry, SyntaxError> {
 #[cfg(test)]
 mod tests {
     use super::super::limits::Overrun;
+    use super::super::source::test_support::{entries_of, entry};
     use super::*;
 
     fn read_ok(text: &str, id: Option<&str>) -> Vec<(String, String, Option<usize>)> {
-        read(text, id)
-            .unwrap()
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.key, e.value, e.line))
-            .collect()
-    }
-
-    fn entry(key: &str, value: &str, line: usize) -> (String, String, Option<usize>) {
-        (key.into(), value.into(), Some(line))
+        entries_of(read(text, id))
     }
 
     #[test]

@@ -179,19 +179,11 @@ fn not_a_scalar(mark: Marker, key: &str) -> SyntaxError {
 #[cfg(test)]
 mod tests {
     use super::super::limits::Overrun;
+    use super::super::source::test_support::{entries_of, entry};
     use super::*;
 
     fn read_ok(text: &str, section: &str) -> Vec<(String, String, Option<usize>)> {
-        read(text, section)
-            .unwrap()
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.key, e.value, e.line))
-            .collect()
-    }
-
-    fn entry(key: &str, value: &str, line: usize) -> (String, String, Option<usize>) {
-        (key.into(), value.into(), Some(line))
+        entries_of(read(text, section))
     }
 
     #[test]
