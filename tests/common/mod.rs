@@ -578,13 +578,23 @@ pub fn open_tempdir() -> tempfile::TempDir {
     tmp
 }
 
-/// A TCP port nobody listens on right now.
+/// A TCP port nobody listens on right now, and never one this test process was given
+/// before: two calls in a row may get the same port back from the kernel (the first one's
+/// listener is closed at once), and two vassals then race for it (reload.rs's stuck and good
+/// vassals did in CI).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<std::collections::BTreeSet<u16>> =
+        Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// `GET /` on 127.0.0.1:PORT: the whole response when it is a 200, None otherwise.
