@@ -3,6 +3,7 @@
 
 mod accept_gate;
 mod activity;
+mod assemble;
 mod commands;
 mod control;
 mod executor;
@@ -42,7 +43,7 @@ pub mod upgrade;
 pub use settings::{EmperorError, Settings};
 
 use crate::config_reader::ConfigReader;
-use crate::monitor::{self, Monitor, MonitorOptions};
+use crate::monitor::Monitor;
 use fair_queue::FairQueue;
 use jail::signals::{Sig, SignalEvents};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -148,35 +149,12 @@ impl Emperor {
         // Signals are blocked before any thread exists, so every thread inherits the mask.
         let signals = emperor_signals()?;
         jail::process::become_subreaper()?;
-        let options = MonitorOptions {
-            nofollow: settings.nofollow,
-            debounce: Duration::from_millis(0),
-            freq: settings.freq,
-        };
-        let monitors = settings
-            .monitors
-            .iter()
-            .map(|spec| monitor::open(spec, &options))
-            .collect::<Result<Vec<_>, _>>()?;
-        let stats = settings
-            .stats
-            .as_deref()
-            .map(|addr| StatsServer::bind(addr, TOKEN_STATS, TOKEN_STATS_CLIENT))
-            .transpose()?;
-        let metrics = settings
-            .metrics
-            .as_deref()
-            .map(|addr| StatsServer::bind_http(addr, TOKEN_METRICS, TOKEN_METRICS_CLIENT))
-            .transpose()?;
-        // Bound before the emperor drops to its identity, so handed to that identity.
-        let control = settings
-            .control
-            .as_deref()
-            .map(|path| {
-                let owner = settings.identity.map(|id| (id.uid, id.gid));
-                control::ControlServer::bind(path, TOKEN_CONTROL, TOKEN_CONTROL_CLIENT, owner)
-            })
-            .transpose()?;
+        let monitors = assemble::open_monitors(&settings)?;
+        // Bound before the emperor drops to its identity, the control socket handed to it.
+        let listeners =
+            assemble::Listeners::open(&settings, assemble::HandedListeners::default(), |fd| {
+                Ok(jail::fd::adopt_inherited(fd)?)
+            })?;
         if let Some(root) = &settings.cgroup_root {
             let delegate = settings.identity.map(|id| (id.uid, id.gid));
             jail::cgroup::prepare_root(root, delegate)?;
@@ -201,36 +179,18 @@ impl Emperor {
             spawner.runtime_env(),
             settings.reader_memory_mib,
         )?;
-        let emperor = Emperor {
-            spawn_budget: SpawnBudget::new(settings.spawn_rate, settings.spawn_burst),
-            blacklist: Blacklist::new(settings.throttle, settings.max_throttle),
-            next_rescan: Instant::now() + settings.freq,
-            rescan_all: false,
-            settings,
-            monitors,
-            signals,
-            epoll,
-            stats,
-            metrics,
-            spawn_latency: Default::default(),
-            loop_clock: Default::default(),
-            control,
-            table: Table::default(),
-            queue: FairQueue::default(),
-            timers: Timers::default(),
-            spawner,
-            warming_up: true,
-            ragnarok: None,
-            stop_waves: stop_waves::StopWaves::default(),
-            refused: Default::default(),
-            held: Default::default(),
-            idle: Default::default(),
-            reader: std::cell::RefCell::new(reader),
+        let parts = assemble::Parts {
             notify,
-            fd_budget: fd_budget::FdBudget::new(open_files.now, fd_budget::open_now()),
+            signals,
+            monitors,
+            epoll,
+            listeners,
+            spawner,
+            reader,
+            open_files: open_files.now,
             life: upgrade::Life::begin(),
-            upgrade_asked: false,
         };
+        let emperor = Emperor::assemble(settings, parts);
         emperor.log_fd_capacity(open_files.was);
         if let Some(identity) = emperor.settings.identity {
             jail::creds::become_unprivileged(

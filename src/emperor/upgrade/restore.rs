@@ -3,21 +3,16 @@
 //! again; monitors start from the view the old emperor had, so their first rescan reports
 //! only what changed meanwhile.
 
+use super::super::assemble;
+use super::super::notify;
 use super::super::parts::OnDemandVassal;
 use super::super::spawn::{CloneServerSource, Spawner};
-use super::super::table::{Process, Table, Vassal};
-use super::super::{
-    control, fair_queue, fd_budget, notify, stats_server, stop_waves, throttle, timers,
-};
+use super::super::table::{Process, Vassal};
+use super::super::TOKEN_VASSAL;
 use super::super::{Emperor, EmperorError, Settings};
-use super::super::{
-    TOKEN_CONTROL, TOKEN_CONTROL_CLIENT, TOKEN_METRICS, TOKEN_METRICS_CLIENT, TOKEN_STATS,
-    TOKEN_STATS_CLIENT, TOKEN_VASSAL,
-};
 use super::snapshot::{Helper, Snapshot, VassalSnapshot};
 use super::Life;
 use crate::config_reader::ConfigReader;
-use crate::monitor::{self, MonitorOptions};
 use jail::launch::Running;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::unistd::Pid;
@@ -53,16 +48,7 @@ impl Emperor {
         let notify = notify::Notifier::from_env();
         let signals = super::super::emperor_signals()?;
         jail::process::become_subreaper()?;
-        let options = MonitorOptions {
-            nofollow: settings.nofollow,
-            debounce: Duration::from_millis(0),
-            freq: settings.freq,
-        };
-        let mut monitors = settings
-            .monitors
-            .iter()
-            .map(|spec| monitor::open(spec, &options))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut monitors = assemble::open_monitors(&settings)?;
         for (monitor, known) in monitors.iter_mut().zip(&snapshot.monitors) {
             monitor.adopt_known(known.clone());
         }
@@ -102,7 +88,12 @@ impl Emperor {
             settings.reader_memory_mib,
             reader,
         );
-        let listeners = Listeners::adopt(&settings, snapshot)?;
+        let handed = assemble::HandedListeners {
+            stats: snapshot.stats,
+            metrics: snapshot.metrics,
+            control: snapshot.control,
+        };
+        let listeners = assemble::Listeners::open(&settings, handed, adopt)?;
         let now = SystemTime::now();
         let life = Life {
             started: snapshot.started,
@@ -116,38 +107,20 @@ impl Emperor {
             argv: snapshot.argv(),
             last_failure: rollback.clone().map(|reason| (now, reason)),
         };
-        let mut blacklist = throttle::Blacklist::new(settings.throttle, settings.max_throttle);
-        blacklist.restore(snapshot.blacklist.clone());
-        let mut emperor = Emperor {
-            spawn_budget: throttle::SpawnBudget::new(settings.spawn_rate, settings.spawn_burst),
-            blacklist,
-            next_rescan: Instant::now() + settings.freq,
-            rescan_all: false,
-            monitors,
-            signals,
-            epoll,
-            stats: listeners.stats,
-            metrics: listeners.metrics,
-            spawn_latency: Default::default(),
-            loop_clock: Default::default(),
-            control: listeners.control,
-            table: Table::default(),
-            queue: fair_queue::FairQueue::default(),
-            timers: timers::Timers::default(),
-            spawner,
-            warming_up: true,
-            ragnarok: None,
-            stop_waves: stop_waves::StopWaves::default(),
-            refused: snapshot.refused.iter().cloned().collect(),
-            held: Default::default(),
-            idle: Default::default(),
-            reader: std::cell::RefCell::new(reader),
+        let parts = assemble::Parts {
             notify,
-            fd_budget: fd_budget::FdBudget::new(open_files.now, fd_budget::open_now()),
+            signals,
+            monitors,
+            epoll,
+            listeners,
+            spawner,
+            reader,
+            open_files: open_files.now,
             life,
-            upgrade_asked: false,
-            settings,
         };
+        let mut emperor = Emperor::assemble(settings, parts);
+        emperor.blacklist.restore(snapshot.blacklist.clone());
+        emperor.refused = snapshot.refused.iter().cloned().collect();
         if let Err(e) = emperor.restore(snapshot) {
             // Its fds stay open and its sockets' files in place for the rollback: nothing of
             // this half-made emperor is dropped.
@@ -243,83 +216,5 @@ impl Emperor {
             _ => {}
         }
         Ok(())
-    }
-}
-
-/// The stats, metrics and control listeners: adopted when handed over, bound when the
-/// settings name one the old emperor did not have.
-struct Listeners {
-    stats: Option<stats_server::StatsServer>,
-    metrics: Option<stats_server::StatsServer>,
-    control: Option<control::ControlServer>,
-}
-
-impl Listeners {
-    fn adopt(settings: &Settings, snapshot: &Snapshot) -> Result<Self, EmperorError> {
-        let server = |addr: &Option<String>,
-                      fd: Option<i32>,
-                      token,
-                      base,
-                      http|
-         -> Result<Option<stats_server::StatsServer>, EmperorError> {
-            let Some(addr) = addr else {
-                // Handed over but no longer asked for: closed.
-                fd.map(adopt).transpose()?;
-                return Ok(None);
-            };
-            match fd {
-                Some(fd) => Ok(Some(stats_server::StatsServer::adopt(
-                    addr,
-                    adopt(fd)?,
-                    token,
-                    base,
-                    http,
-                ))),
-                None if http => Ok(Some(stats_server::StatsServer::bind_http(
-                    addr, token, base,
-                )?)),
-                None => Ok(Some(stats_server::StatsServer::bind(addr, token, base)?)),
-            }
-        };
-        let stats = server(
-            &settings.stats,
-            snapshot.stats,
-            TOKEN_STATS,
-            TOKEN_STATS_CLIENT,
-            false,
-        )?;
-        let metrics = server(
-            &settings.metrics,
-            snapshot.metrics,
-            TOKEN_METRICS,
-            TOKEN_METRICS_CLIENT,
-            true,
-        )?;
-        let control = match (&settings.control, snapshot.control) {
-            (Some(path), Some(fd)) => Some(control::ControlServer::adopt(
-                path,
-                adopt(fd)?,
-                TOKEN_CONTROL,
-                TOKEN_CONTROL_CLIENT,
-            )),
-            (Some(path), None) => {
-                let owner = settings.identity.map(|id| (id.uid, id.gid));
-                Some(control::ControlServer::bind(
-                    path,
-                    TOKEN_CONTROL,
-                    TOKEN_CONTROL_CLIENT,
-                    owner,
-                )?)
-            }
-            (None, fd) => {
-                fd.map(adopt).transpose()?;
-                None
-            }
-        };
-        Ok(Listeners {
-            stats,
-            metrics,
-            control,
-        })
     }
 }
