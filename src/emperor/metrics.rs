@@ -3,7 +3,7 @@
 //! and a histogram of spawn latency (config seen to payload started).
 
 use super::fair_queue::{count_by_tenant, tenant_of, TenantCounts};
-use super::table::{State, Table, Vassal};
+use super::table::{Table, Vassal};
 use super::throttle::Blacklist;
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
@@ -104,13 +104,7 @@ impl MetricsView<'_> {
 
     fn emperor(&mut self, out: &mut String) {
         header(out, "emperor_vassals", "gauge", "Vassals by state.");
-        let mut counts = [0usize; State::NAMES.len()];
-        for (_, v) in self.table.iter() {
-            if let Some(i) = State::NAMES.iter().position(|&name| name == v.state.name()) {
-                counts[i] += 1;
-            }
-        }
-        for (name, n) in State::NAMES.iter().zip(counts) {
+        for (name, n) in self.table.counts_by_state() {
             let _ = writeln!(out, "emperor_vassals{{state=\"{name}\"}} {n}");
         }
         header(

@@ -183,18 +183,10 @@ impl Table {
 
     /// The vassals' counts by state, for systemd's STATUS=: "3 vassals: 2 running, 1 waiting".
     pub fn status_line(&self) -> String {
-        const ORDER: [&str; 9] = State::NAMES;
-        let mut counts = [0usize; ORDER.len()];
-        let mut total = 0;
-        for (_, v) in self.iter() {
-            total += 1;
-            if let Some(i) = ORDER.iter().position(|&name| name == v.state.name()) {
-                counts[i] += 1;
-            }
-        }
-        let parts: Vec<String> = ORDER
-            .iter()
-            .zip(counts)
+        let total = self.len();
+        let parts: Vec<String> = self
+            .counts_by_state()
+            .into_iter()
             .filter(|&(_, n)| n > 0)
             .map(|(name, n)| format!("{n} {name}"))
             .collect();
@@ -202,6 +194,17 @@ impl Table {
             true => format!("{total} vassals"),
             false => format!("{total} vassals: {}", parts.join(", ")),
         }
+    }
+
+    /// How many vassals are in each state, in the order of [`State::NAMES`] (one walk).
+    pub fn counts_by_state(&self) -> [(&'static str, usize); State::NAMES.len()] {
+        let mut counts = State::NAMES.map(|name| (name, 0));
+        for (_, v) in self.iter() {
+            if let Some(count) = counts.iter_mut().find(|(name, _)| *name == v.state.name()) {
+                count.1 += 1;
+            }
+        }
+        counts
     }
 
     /// Runtimes alive now (each holds the emperor's fds).
