@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-const SOURCES: [&str; 3] = ["src", "jail/src", "Cargo.lock"];
+const SOURCES: [&str; 4] = ["src", "jail/src", "jail/keeper/src", "Cargo.lock"];
 
 fn main() {
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));

@@ -53,6 +53,10 @@ pub struct EmperorArgs {
     /// The most a vassal's respawn backoff grows to, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 180_000)]
     pub emperor_max_throttle: u64,
+    /// A runtime with nothing to do for this many milliseconds hibernates: it becomes a
+    /// keeper of a few pages until its vassal needs it (0: never; see docs/PERFORMANCE.md).
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub emperor_hibernate_after: u64,
     /// Spawns at full speed before --emperor-spawn-rate applies: the guard against a spawn
     /// storm, shared round-robin by tenants.
     #[arg(long, value_name = "N", default_value_t = 500)]
@@ -375,6 +379,12 @@ pub struct VassalCommand {
     /// The vassal's tenant as the emperor counts it (its log records' TENANT field).
     #[arg(long = "tenant", hide = true)]
     pub tenant: Option<String>,
+    /// Hibernate after this many milliseconds with nothing to do (none: never).
+    #[arg(long = "hibernate-after", hide = true, value_name = "MS")]
+    pub hibernate_after: Option<u64>,
+    /// The state this runtime left when it hibernated (its keeper woke it).
+    #[arg(long = "resume-fd", hide = true)]
+    pub resume_fd: Option<i32>,
     /// The vassal's config file.
     pub config: PathBuf,
 }
@@ -499,6 +509,8 @@ impl EmperorArgs {
             freq: Duration::from_secs(self.emperor_freq.max(1)),
             throttle: Duration::from_millis(self.emperor_throttle),
             max_throttle: Duration::from_millis(self.emperor_max_throttle),
+            hibernate_after: (self.emperor_hibernate_after > 0)
+                .then(|| Duration::from_millis(self.emperor_hibernate_after)),
             spawn_rate: self.emperor_spawn_rate,
             spawn_burst: self.emperor_spawn_burst,
             tenant_max_vassals: (self.emperor_tenant_max_vassals > 0)
@@ -677,6 +689,8 @@ impl VassalCommand {
             uwsgi_binary: self.binary_path,
             name: self.name,
             tenant: self.tenant,
+            hibernate_after: self.hibernate_after.map(Duration::from_millis),
+            resume_fd: self.resume_fd,
         })
     }
 

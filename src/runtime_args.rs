@@ -28,6 +28,12 @@ pub struct VassalArgs {
     pub name: Option<String>,
     /// Its tenant as the emperor counts it: the TENANT field of those records.
     pub tenant: Option<String>,
+    /// Hibernate after this long with nothing to do (`--hibernate-after`, milliseconds; None:
+    /// never): see src/vassal/hibernate.rs.
+    pub hibernate_after: Option<std::time::Duration>,
+    /// The state a hibernated runtime left in a sealed memfd (`--resume-fd`): this process is
+    /// that runtime, woken by its keeper.
+    pub resume_fd: Option<i32>,
 }
 
 impl VassalArgs {
@@ -82,6 +88,9 @@ impl VassalArgs {
         if let Some(tenant) = &self.tenant {
             flag("--tenant", Some(tenant.clone()));
         }
+        if let Some(after) = self.hibernate_after {
+            flag("--hibernate-after", Some(after.as_millis().to_string()));
+        }
         for tried in &self.fallback_tried {
             flag("--fallback-tried", Some(tried.display().to_string()));
         }
@@ -90,6 +99,7 @@ impl VassalArgs {
             ("--cgroup-fd", jail.cgroup_fd),
             ("--held-fd", jail.held_fd),
             ("--config-fd", self.config_fd),
+            ("--resume-fd", self.resume_fd),
         ] {
             if let Some(fd) = fd {
                 flag(name, Some(fd.to_string()));
@@ -136,6 +146,8 @@ mod tests {
             uwsgi_binary: Some("/usr/bin/uwsgi".into()),
             name: Some("app.ini".into()),
             tenant: Some("uid 2001".into()),
+            hibernate_after: Some(std::time::Duration::from_millis(500)),
+            resume_fd: Some(9),
         }
     }
 
@@ -160,6 +172,8 @@ mod tests {
             uwsgi_binary: None,
             name: None,
             tenant: None,
+            hibernate_after: None,
+            resume_fd: None,
         };
         assert_eq!(args.to_argv(), ["vassal", "app.ini"]);
         assert_eq!(

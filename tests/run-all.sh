@@ -89,6 +89,10 @@ check_toolchain
 say "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# emperor-keeper is a package of its own (no std, panic = abort; built by jail/build.rs).
+cargo fmt --manifest-path jail/keeper/Cargo.toml -- --check
+cargo clippy --manifest-path jail/keeper/Cargo.toml --target-dir target/keeper-lint -- \
+  -D warnings -W clippy::undocumented_unsafe_blocks
 
 say "tests: unit, host integration (tests/), VM scenarios (vm-tests/)"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt

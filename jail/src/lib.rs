@@ -4,7 +4,8 @@
 //! `vfork` (a clone on a stack of its own), `alloc_meter` (a global allocator), `fd` (taking
 //! ownership of fds the kernel hands over), and the one function that clones a launch's child.
 //! Each block says why it is sound. Nothing here knows about configs: callers hand in plain
-//! values.
+//! values. `keeper/` beside this source is `emperor-keeper` (see `keeper`), a no-std package
+//! of its own whose raw calls are its `sys.rs`, each block with its SAFETY comment too.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod error;
 #[allow(unsafe_code)]
 pub mod fd;
 pub mod fsid;
+pub mod keeper;
 pub mod launch;
 pub mod memfd;
 pub mod mount;

@@ -103,6 +103,14 @@ pub fn close_raw_on_exec(fd: RawFd) -> Result<(), SysError> {
         .map_err(|e| SysError::new("fcntl(F_SETFD)", e))
 }
 
+/// One environment entry as execve takes it: `KEY=VALUE`.
+pub fn env_entry((key, value): (OsString, OsString)) -> OsString {
+    let mut entry = key;
+    entry.push("=");
+    entry.push(value);
+    entry
+}
+
 fn cstring(s: OsString) -> Result<CString, Errno> {
     CString::new(s.into_vec()).map_err(|_| Errno::EINVAL)
 }

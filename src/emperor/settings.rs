@@ -17,6 +17,8 @@ pub struct Settings {
     pub freq: Duration,
     pub throttle: Duration,
     pub max_throttle: Duration,
+    /// How long a runtime waits with nothing to do before it hibernates (None: never).
+    pub hibernate_after: Option<Duration>,
     /// The spawn budget: spawns a second after a burst (0: no cap).
     pub spawn_rate: u32,
     pub spawn_burst: u32,

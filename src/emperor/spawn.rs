@@ -101,6 +101,8 @@ pub struct Spawner {
     cloned: Namespaces,
     /// The jail every runtime is told about (its fds are filled in per spawn).
     jail: crate::policy::JailContext,
+    /// When runtimes hibernate (`--emperor-hibernate-after`).
+    hibernate_after: Option<std::time::Duration>,
     /// The open-files soft limit the emperor started with, given back to its runtimes.
     open_files: Option<u64>,
     /// Clones the runtimes that get a user namespace (see [`crate::clone_server`]); None
@@ -178,6 +180,7 @@ impl Spawner {
             cloned,
             jail,
             open_files: None,
+            hibernate_after: settings.hibernate_after,
             clone_server: RefCell::new(clone_server),
         })
     }
@@ -198,6 +201,8 @@ impl Spawner {
             uwsgi_binary: self.uwsgi.as_ref().ok().cloned(),
             name: Some(extra.name.clone()),
             tenant: Some(extra.tenant.clone()),
+            hibernate_after: self.hibernate_after,
+            resume_fd: None,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use crate::protocol::{Command, Message};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -58,6 +58,14 @@ struct ConfigChannel {
     theirs: Option<OwnedFd>,
 }
 
+/// A channel while its runtime hibernates: our ends' fd numbers.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ChannelAsleep {
+    ours: RawFd,
+    config: Option<RawFd>,
+    closed: bool,
+}
+
 /// What the payload said since the last read.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Said {
@@ -108,6 +116,42 @@ impl PayloadChannel {
         if let Some(config) = &mut self.config {
             config.theirs = None;
         }
+    }
+
+    /// Our ends by number, for a hibernation (the payload has its own ends by then).
+    pub fn asleep(&self) -> ChannelAsleep {
+        ChannelAsleep {
+            ours: self.ours.as_raw_fd(),
+            config: self.config.as_ref().map(|c| c.ours.as_raw_fd()),
+            closed: self.closed,
+        }
+    }
+
+    /// Our ends again, in a runtime woken from hibernation.
+    pub fn woken(asleep: &ChannelAsleep) -> Result<Self, jail::SysError> {
+        let adopt = |fd| jail::fd::adopt_inherited(fd).map(UnixStream::from);
+        let config = match asleep.config {
+            Some(fd) => Some(ConfigChannel {
+                ours: adopt(fd)?,
+                theirs: None,
+            }),
+            None => None,
+        };
+        Ok(PayloadChannel {
+            ours: adopt(asleep.ours)?,
+            theirs: None,
+            config,
+            closed: asleep.closed,
+            unknown: UnknownBytes::default(),
+        })
+    }
+
+    /// The fds a hibernation keeps: ours (watched while it is open), the config end.
+    pub fn fds(&self) -> (Option<RawFd>, Option<RawFd>) {
+        (
+            (!self.closed).then(|| self.ours.as_raw_fd()),
+            self.config.as_ref().map(|c| c.ours.as_raw_fd()),
+        )
     }
 
     /// Our end, to poll; None once the payload closed it.

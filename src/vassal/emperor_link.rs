@@ -68,6 +68,11 @@ impl EmperorLink {
         }
     }
 
+    /// Whether a config memfd is waiting for [`Self::take_config`].
+    pub fn has_config(&self) -> bool {
+        self.config.is_some()
+    }
+
     /// The config memfd the last reload brought, if any.
     pub fn take_config(&mut self) -> Option<OwnedFd> {
         self.config.take()

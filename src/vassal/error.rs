@@ -29,6 +29,9 @@ pub enum RuntimeError {
     /// A call the runtime makes for itself: becoming the subreaper, its signalfd.
     #[error(transparent)]
     Init(SysError),
+    /// A runtime woken from hibernation cannot take its state up (`--resume-fd`).
+    #[error(transparent)]
+    Wake(#[from] super::hibernate::WakeError),
     /// A file descriptor the emperor handed down on the command line.
     #[error("{flag}: {source}")]
     InheritedFd {

@@ -64,6 +64,7 @@ pub fn fall_back(args: &VassalArgs, file: &Path, keep: &[BorrowedFd<'_>]) -> Run
     next.fallback_tried.push(args.config.clone());
     next.config = file.to_path_buf();
     next.config_fd = None;
+    next.resume_fd = None;
     next.fall_back = args.fall_back.saturating_sub(1);
     let program = std::env::args()
         .next()
@@ -98,6 +99,8 @@ mod tests {
             uwsgi_binary: None,
             name: None,
             tenant: None,
+            hibernate_after: None,
+            resume_fd: None,
         };
         let error = fall_back(&args, Path::new("/v/a.ini"), &[]);
         assert!(!error.may_fall_back());

@@ -8,6 +8,7 @@ mod emperor_link;
 mod error;
 mod fallback;
 mod fifo;
+mod hibernate;
 mod hooks;
 mod line_budget;
 mod output;
@@ -28,6 +29,13 @@ pub use error::RuntimeError;
 
 /// Run the vassal until it is stopped; returns the process exit status.
 pub fn run(args: VassalArgs) -> i32 {
+    if args.resume_fd.is_some() {
+        // Woken from hibernation: the execve made this process dumpable again.
+        if let Err(e) = jail::keeper::not_dumpable() {
+            error!("{e}");
+            return crate::protocol::EXIT_CONFIG_ERROR;
+        }
+    }
     let name = args.config.display().to_string();
     let vassal = args.name.clone().unwrap_or_else(|| {
         args.config
@@ -69,11 +77,24 @@ fn run_inner(args: &VassalArgs) -> Result<i32, RuntimeError> {
     .map_err(RuntimeError::Init)?;
     let cgroup = inherited(args.jail.cgroup_fd, "--cgroup-fd")?;
     let held = inherited(args.jail.held_fd, "--held-fd")?;
-    let mut supervisor = Supervisor::new(signals, cgroup);
     let held_fd = held.as_ref().map(AsFd::as_fd);
     let source = ConfigSource {
         memfd: inherited(args.config_fd, "--config-fd")?,
     };
+    if let Some(fd) = args.resume_fd {
+        // Woken by the keeper: the payload runs, the jail is set up; no fallback from here.
+        let (asleep, hibernator) = hibernate::wake(fd)?;
+        let mut supervisor = Supervisor::woken(signals, cgroup, &asleep.supervisor, hibernator)
+            .map_err(|source| RuntimeError::InheritedFd {
+                flag: "--resume-fd",
+                source,
+            })?;
+        let mut serve = Serve::new(args, held_fd, source, &mut link, &mut supervisor);
+        return serve.run_woken(asleep.serve);
+    }
+    let mut supervisor = Supervisor::new(signals, cgroup);
+    // Opened before the jail, where /proc/self/exe still names this binary.
+    supervisor.hibernator = hibernate::Hibernator::new(args);
     let mut serve = Serve::new(args, held_fd, source, &mut link, &mut supervisor);
     let error = match serve.run() {
         Ok(code) => return Ok(code),

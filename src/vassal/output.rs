@@ -8,7 +8,7 @@ use crate::config::{Config, ConfigError};
 use crate::policy::payload::PayloadKind;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use tracing::{info, warn};
@@ -124,6 +124,14 @@ impl LogFile {
     }
 }
 
+/// The output while its runtime hibernates: fd numbers and the log file's name and bound.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct OutputAsleep {
+    read: RawFd,
+    closed: bool,
+    file: Option<(PathBuf, RawFd, Option<u64>)>,
+}
+
 /// The read end of the payload's output pipe, and where its lines go.
 #[derive(Debug)]
 pub struct PayloadOutput {
@@ -156,6 +164,51 @@ impl PayloadOutput {
 
     pub fn as_fd(&self) -> Option<BorrowedFd<'_>> {
         (!self.closed).then(|| self.read.as_fd())
+    }
+
+    /// By number, for a hibernation; None while a line is half read (it stays awake for the
+    /// rest, so no line is cut by a sleep).
+    pub fn asleep(&self) -> Option<OutputAsleep> {
+        self.partial.is_empty().then(|| OutputAsleep {
+            read: self.read.as_raw_fd(),
+            closed: self.closed,
+            file: self
+                .file
+                .as_ref()
+                .map(|f| (f.path.clone(), f.file.as_raw_fd(), f.max_size)),
+        })
+    }
+
+    /// The fds a hibernation keeps: the pipe (watched while open) and the log file.
+    pub fn fds(&self) -> (Option<RawFd>, Option<RawFd>) {
+        (
+            (!self.closed).then(|| self.read.as_raw_fd()),
+            self.file.as_ref().map(|f| f.file.as_raw_fd()),
+        )
+    }
+
+    /// Back from its numbers, in a runtime woken from hibernation.
+    pub fn woken(asleep: &OutputAsleep) -> Result<Self, jail::SysError> {
+        let file = match &asleep.file {
+            Some((path, fd, max_size)) => {
+                let file = File::from(jail::fd::adopt_inherited(*fd)?);
+                let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+                Some(LogFile {
+                    path: path.clone(),
+                    file,
+                    written,
+                    max_size: *max_size,
+                })
+            }
+            None => None,
+        };
+        Ok(PayloadOutput {
+            read: File::from(jail::fd::adopt_inherited(asleep.read)?),
+            partial: Vec::new(),
+            file,
+            span: tracing::info_span!("payload"),
+            closed: asleep.closed,
+        })
     }
 
     /// Relay what the payload wrote, at most [`READ_BUDGET`] bytes; how many were read.

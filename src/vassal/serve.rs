@@ -4,6 +4,7 @@
 use super::emperor_link::EmperorLink;
 use super::error::RuntimeError;
 use super::fallback::{fallback_of, is_start_failure};
+use super::hibernate::{self, ServeAsleep};
 use super::ready::ReadyCheck;
 use super::start::{self, Start};
 use super::supervise::{Outcome, Supervisor};
@@ -13,7 +14,7 @@ use crate::policy::timings::{timings, Timings};
 use crate::policy::{self, payload};
 use crate::protocol::{EXIT_CONFIG_ERROR, EXIT_RESPAWN};
 use crate::sockets;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use tracing::{info, warn};
 
@@ -51,8 +52,8 @@ pub struct Serve<'a> {
     pub supervisor: &'a mut Supervisor,
     /// The first config's `fallback-config`, once it is known (for the caller to run).
     pub fallback: Option<PathBuf>,
-    /// The jail's set-up steps, once they ran.
-    jailed: Option<Vec<policy::SetupItem>>,
+    /// The jail's set-up steps, once they ran (see [`jail_print`]).
+    jailed: Option<String>,
     /// Set just before the jail is touched: from then on no failure can fall back here.
     jail_touched: bool,
     bound: Vec<sockets::Bound>,
@@ -130,8 +131,71 @@ impl<'a> Serve<'a> {
         };
         drop((payload, plan, config));
         jail::process::shed_set_up_memory();
-        let outcome = self.supervisor.supervise(self.link, timings);
-        Ok(self.after(outcome, started, timings))
+        Ok(self.supervise(started, timings))
+    }
+
+    /// Supervise the running payload until its run ends, hibernating whenever the supervisor
+    /// has nothing to do; `Some` status when the runtime is done.
+    fn supervise(&mut self, started: Started, timings: Timings) -> Option<i32> {
+        loop {
+            match self.supervisor.supervise(self.link, timings) {
+                Outcome::Hibernate => self.hibernate(&started, timings),
+                outcome => return self.after(outcome, started, timings),
+            }
+        }
+    }
+
+    /// Become the keeper until this runtime is needed (this process executes this binary
+    /// again then, and [`Self::run_woken`] goes on). Returns when it could not; this runtime
+    /// then stays awake for good.
+    fn hibernate(&mut self, started: &Started, timings: Timings) {
+        let Some(mut hibernator) = self.supervisor.hibernator.take() else {
+            return;
+        };
+        let (Some(jail), Some(supervisor)) = (self.jailed.clone(), self.supervisor.asleep()) else {
+            self.supervisor.hibernator = Some(hibernator);
+            return;
+        };
+        let (mut watched, mut kept) = self.supervisor.sleeping_fds();
+        watched.extend(self.link.fd());
+        kept.extend(self.held.map(|fd| fd.as_raw_fd()));
+        let config_fd = self.source.memfd.as_ref().map(AsRawFd::as_raw_fd);
+        kept.extend(config_fd);
+        kept.extend(self.bound.iter().map(|b| b.fd.as_raw_fd()));
+        let serve = ServeAsleep {
+            jail,
+            bound: self
+                .bound
+                .iter()
+                .map(|b| (b.spec.clone(), b.fd.as_raw_fd()))
+                .collect(),
+            fallback: self.fallback.clone(),
+            started: started.clone(),
+            timings: timings.into(),
+        };
+        let error = hibernate::sleep(hibernate::Bedtime {
+            args: self.args,
+            hibernator: &mut hibernator,
+            serve,
+            supervisor,
+            watched,
+            kept,
+            config_fd,
+        });
+        warn!("cannot hibernate, staying awake: {error}");
+    }
+
+    /// Go on where a hibernated runtime left off: supervise the payload it left, then serve
+    /// as ever.
+    pub fn run_woken(&mut self, asleep: ServeAsleep) -> Result<i32, RuntimeError> {
+        self.jailed = Some(asleep.jail);
+        self.jail_touched = true;
+        self.fallback = asleep.fallback;
+        self.bound = hibernate::bound_again(asleep.bound)?;
+        match self.supervise(asleep.started, asleep.timings.timings()) {
+            Some(code) => Ok(code),
+            None => self.run(),
+        }
     }
 
     /// The config, and (the first time) its fallback; a config already failed in a runtime
@@ -164,13 +228,13 @@ impl<'a> Serve<'a> {
         self.bound = sockets::bind_all(&start.plan.sockets, self.held)?;
         self.jail_touched = true;
         start::set_up_jail(start.config, start.plan, start.payload)?;
-        self.jailed = Some(start.plan.setup.clone());
+        self.jailed = Some(jail_print(&start.plan.setup));
         Ok(())
     }
 
     /// Whether a reloaded config asks for another jail or other sockets than this runtime has.
     fn jail_changed(&self, plan: &policy::VassalPlan) -> bool {
-        self.jailed.as_ref() != Some(&plan.setup)
+        self.jailed.as_deref() != Some(jail_print(&plan.setup).as_str())
             || !self.bound.iter().map(|b| &b.spec).eq(plan.sockets.iter())
     }
 
@@ -212,6 +276,7 @@ impl<'a> Serve<'a> {
             Outcome::Exit(code) => Some(code),
             Outcome::Reload => self.reload(false, timings),
             Outcome::ReloadInPlace => self.reload(true, timings),
+            Outcome::Hibernate => unreachable!("Self::supervise hibernates, never passes it on"),
         }
     }
 
@@ -261,8 +326,16 @@ impl<'a> Serve<'a> {
     }
 }
 
+/// The jail's set-up steps as their derived Debug text, which prints every field: two plans
+/// print the same text exactly when their steps are equal, and the text crosses a
+/// hibernation as it is.
+fn jail_print(setup: &[policy::SetupItem]) -> String {
+    format!("{setup:?}")
+}
+
 /// What a supervised run's end needs to know of the config it started from.
-struct Started {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Started {
     /// The payload is uWSGI (else a binary patch).
     uwsgi: bool,
     /// The config's `fallback-config`.

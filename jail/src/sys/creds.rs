@@ -48,9 +48,14 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Er
 
 /// capget(2) on the calling thread: (effective, permitted, inheritable).
 pub fn capget() -> Result<(u64, u64, u64), Errno> {
+    capget_of(0)
+}
+
+/// capget(2) on process `pid` (0: the calling thread).
+pub fn capget_of(pid: i32) -> Result<(u64, u64, u64), Errno> {
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
+        pid,
     };
     let mut data = [CapData::default(); 2];
     // SAFETY: header and a two-element data array of the v3 layout the kernel fills.

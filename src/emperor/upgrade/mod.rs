@@ -131,12 +131,7 @@ fn takeover_env(snapshot: &Snapshot, sealed: RawFd, rollback: Option<&str>) -> V
     let ours = [TAKEOVER_VARIABLE, PROBE_VARIABLE, ROLLBACK_VARIABLE];
     let mut env: Vec<OsString> = std::env::vars_os()
         .filter(|(key, _)| !ours.iter().any(|o| key == o))
-        .map(|(key, value)| {
-            let mut pair = key;
-            pair.push("=");
-            pair.push(value);
-            pair
-        })
+        .map(jail::reexec::env_entry)
         .collect();
     env.extend(
         snapshot

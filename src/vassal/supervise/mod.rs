@@ -30,6 +30,7 @@ macro_rules! fifo_line {
     };
 }
 
+mod hibernate;
 mod master_fifo;
 mod start;
 mod stop;
@@ -58,6 +59,8 @@ pub enum Outcome {
     ReloadInPlace,
     /// Exit the runtime with this status.
     Exit(i32),
+    /// Nothing to do for the hibernator's quiet time: become the keeper (`super::hibernate`).
+    Hibernate,
 }
 
 /// A stop in progress: what comes after, and when patience ends.
@@ -100,6 +103,15 @@ pub struct Supervisor {
     /// What makes the payload ready (byte 5), and when to probe next while it is not.
     pub ready: ReadyCheck,
     probe_at: Option<Instant>,
+    /// The payload is loyal: it said so (uWSGI) or lasted `loyal-after` (a binary patch).
+    loyal: bool,
+    /// When something last happened (a wake-up with work, loyalty), for hibernation.
+    last_event: Instant,
+    /// How this runtime hibernates, if it may.
+    pub hibernator: Option<super::hibernate::Hibernator>,
+    /// Woken from hibernation: look at every source once before waiting (the keeper took
+    /// the SIGCHLD of an exit it woke this runtime for).
+    look_first: bool,
 }
 
 /// How many SIGKILL sweeps over the process tree before giving up, and the pause between
@@ -127,6 +139,10 @@ impl Supervisor {
             failed_to_start: false,
             ready: ReadyCheck::AtStart,
             probe_at: None,
+            loyal: false,
+            last_event: Instant::now(),
+            hibernator: None,
+            look_first: false,
         }
     }
 
@@ -138,20 +154,23 @@ impl Supervisor {
     /// Wait for events until the payload is gone for good (exit) or restarted (reload).
     pub fn supervise(&mut self, link: &mut EmperorLink, timings: Timings) -> Outcome {
         let mut stopping: Option<Stopping> = self.pending_stop.take();
-        // uWSGI declares its own loyalty (byte 17 after a worker's first request).
-        let mut loyal_sent = self.kind == PayloadKind::Uwsgi;
         loop {
             let now = Instant::now();
-            let loyal_at = (!loyal_sent).then(|| self.started_at + timings.loyal_after);
+            let loyal_at = (!self.loyal).then(|| self.started_at + timings.loyal_after);
             let deadline = [
                 loyal_at,
                 stopping.filter(|s| !s.killed).map(|s| s.kill_at),
                 self.probe_at.filter(|_| stopping.is_none()),
+                self.hibernate_at(&stopping, link),
+                std::mem::take(&mut self.look_first).then_some(now),
             ]
             .into_iter()
             .flatten()
             .min();
             let ready = self.wait(link, deadline, now);
+            if ready.any() {
+                self.last_event = Instant::now();
+            }
 
             if ready.signals {
                 while let Some(signal) = self.signals.next_pending() {
@@ -232,10 +251,11 @@ impl Supervisor {
             if stopping.is_none() && self.probe_at.is_some_and(|at| now >= at) {
                 self.probe(link, now);
             }
-            if !loyal_sent && self.payload.is_some() && now >= self.started_at + timings.loyal_after
+            if !self.loyal && self.payload.is_some() && now >= self.started_at + timings.loyal_after
             {
                 link.send(Message::Loyal);
-                loyal_sent = true;
+                self.loyal = true;
+                self.last_event = now;
             }
             if let Some(status) = self.reap_payload() {
                 // What it said and wrote last still counts.
@@ -250,12 +270,18 @@ impl Supervisor {
                     None => {
                         info!(status, "payload exited on its own");
                         self.failed_to_start = match self.kind {
-                            PayloadKind::Patch => !loyal_sent,
+                            PayloadKind::Patch => !self.loyal,
                             PayloadKind::Uwsgi => !self.said_ready,
                         };
                         Outcome::Exit(status)
                     }
                 };
+            }
+            if self
+                .hibernate_at(&stopping, link)
+                .is_some_and(|at| now >= at)
+            {
+                return Outcome::Hibernate;
             }
         }
     }
@@ -371,4 +397,10 @@ struct Ready {
     fifo: bool,
     payload: bool,
     output: bool,
+}
+
+impl Ready {
+    fn any(&self) -> bool {
+        self.signals || self.emperor || self.fifo || self.payload || self.output
+    }
 }

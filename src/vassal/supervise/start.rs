@@ -127,6 +127,9 @@ impl Supervisor {
         self.started_at = Instant::now();
         self.paused = false;
         self.probe_at = self.ready.needs_probing().then_some(self.started_at);
+        // uWSGI declares its own loyalty (byte 17 after a worker's first request).
+        self.loyal = payload.kind == PayloadKind::Uwsgi;
+        self.last_event = self.started_at;
         Ok(running.pid)
     }
 }

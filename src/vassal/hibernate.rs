@@ -1,0 +1,273 @@
+//! Hibernation: a runtime with nothing to do (its payload running, loyal and ready, no stop
+//! under way, no timer armed, no master FIFO) for `--hibernate-after` executes
+//! `emperor-keeper` (jail/keeper/) in its own process. The process keeps what makes it the
+//! vassal's runtime: its pid, namespaces, credentials, its child the payload and the fds
+//! listed here; it gives up its image, heap and stacks, a few hundred KiB, for the keeper's
+//! few pages. The keeper executes this binary again, from an fd opened before the jail, when
+//! the runtime is needed (a signal, the payload's exit, a byte or a hang-up from the emperor,
+//! the payload's channel or its output), with `--resume-fd` naming a sealed memfd that holds
+//! [`Asleep`]: the runtime takes its work up where it left it. A runtime whose privileges an
+//! execve would change does not hibernate (`jail::keeper::exec_keeps_privileges`).
+
+use super::channel::ChannelAsleep;
+use super::output::OutputAsleep;
+use super::VassalArgs;
+use crate::policy::timings::Timings;
+use crate::sockets::Bound;
+use jail::SysError;
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// What lets this runtime hibernate: how long it waits first, its own binary (opened before
+/// the jail) and the keeper's image (sealed once, when first needed).
+#[derive(Debug)]
+pub struct Hibernator {
+    pub quiet: Duration,
+    runtime: OwnedFd,
+    image: Option<OwnedFd>,
+}
+
+impl Hibernator {
+    /// For a runtime asked to hibernate (`--hibernate-after`), where it can: the keeper is
+    /// built for this architecture and an execve keeps this process's privileges as they are.
+    pub fn new(args: &VassalArgs) -> Option<Self> {
+        let quiet = args.hibernate_after?;
+        jail::keeper::image()?;
+        if !jail::keeper::exec_keeps_privileges() {
+            debug!("no hibernation: an execve would change this runtime's privileges");
+            return None;
+        }
+        match jail::keeper::open_own_binary() {
+            Ok(runtime) => Some(Hibernator {
+                quiet,
+                runtime,
+                image: None,
+            }),
+            Err(e) => {
+                warn!("no hibernation: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// What the runtime's parts keep while it sleeps: fds by number (kept open across both
+/// execves), everything else by value.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Asleep {
+    pub serve: ServeAsleep,
+    pub supervisor: SupervisorAsleep,
+    runtime: RawFd,
+    image: RawFd,
+    quiet: Duration,
+}
+
+/// The serving loop's part: the jail it set up (as text: see `serve::JailPrint`), the
+/// sockets it bound, the fallback, and what the end of the current run needs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ServeAsleep {
+    pub jail: String,
+    pub bound: Vec<(crate::policy::SocketSpec, RawFd)>,
+    pub fallback: Option<PathBuf>,
+    pub started: super::serve::Started,
+    pub timings: TimingsAsleep,
+}
+
+/// The supervisor's part, with its running payload.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SupervisorAsleep {
+    pub payload: i32,
+    pub uwsgi: bool,
+    pub channel: Option<ChannelAsleep>,
+    pub output: Option<OutputAsleep>,
+    pub config_frame: Option<Vec<u8>>,
+    pub said_ready: bool,
+    /// How long the payload had run when the runtime fell asleep (its start time is kept as
+    /// an age: Instant cannot cross an execve).
+    pub running_for: Duration,
+    pub pidfile: Option<PathBuf>,
+}
+
+/// [`Timings`] with the stop signal as its number.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct TimingsAsleep {
+    mercy: Duration,
+    loyal_after: Duration,
+    stop_signal: i32,
+    graceful_reload: Duration,
+}
+
+impl From<Timings> for TimingsAsleep {
+    fn from(t: Timings) -> Self {
+        TimingsAsleep {
+            mercy: t.mercy,
+            loyal_after: t.loyal_after,
+            stop_signal: t.stop_signal as i32,
+            graceful_reload: t.graceful_reload,
+        }
+    }
+}
+
+impl TimingsAsleep {
+    pub fn timings(self) -> Timings {
+        Timings {
+            mercy: self.mercy,
+            loyal_after: self.loyal_after,
+            stop_signal: jail::signals::Sig::try_from(self.stop_signal)
+                .unwrap_or(jail::signals::Sig::SIGTERM),
+            graceful_reload: self.graceful_reload,
+        }
+    }
+}
+
+/// Why this runtime stays awake after all (it then never tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum HibernateError {
+    #[error("the keeper's image: {0}")]
+    Image(SysError),
+    #[error("the state to wake up with: {0}")]
+    State(SysError),
+    #[error("keeping fd {fd} across execve: {source}")]
+    Keep { fd: RawFd, source: SysError },
+    #[error("executing the keeper: {0}")]
+    Execute(SysError),
+}
+
+/// Everything [`sleep`] needs: the state and the fds it names.
+pub struct Bedtime<'a> {
+    pub args: &'a VassalArgs,
+    pub hibernator: &'a mut Hibernator,
+    pub serve: ServeAsleep,
+    pub supervisor: SupervisorAsleep,
+    /// The payload's fds the keeper watches (the emperor's link, the payload's channel and
+    /// output), and the others that must stay open.
+    pub watched: Vec<RawFd>,
+    pub kept: Vec<RawFd>,
+    /// The config memfd this runtime reloads from, if any (`--config-fd` when it wakes).
+    pub config_fd: Option<RawFd>,
+}
+
+/// Become the keeper. Returns only when that could not be done; this process is then as it
+/// was, with every fd close-on-exec again.
+pub fn sleep(bed: Bedtime<'_>) -> HibernateError {
+    let Bedtime {
+        args,
+        hibernator,
+        serve,
+        supervisor,
+        watched,
+        mut kept,
+        config_fd,
+    } = bed;
+    if hibernator.image.is_none() {
+        match jail::keeper::sealed_image() {
+            Ok(image) => hibernator.image = Some(image),
+            Err(e) => return HibernateError::Image(e),
+        }
+    }
+    let image = hibernator.image.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+    let payload = supervisor.payload;
+    let asleep = Asleep {
+        serve,
+        supervisor,
+        runtime: hibernator.runtime.as_raw_fd(),
+        image,
+        quiet: hibernator.quiet,
+    };
+    let json = serde_json::to_vec(&asleep).expect("plain data serializes");
+    let state = match jail::memfd::sealed("emperor-vassal asleep", &json) {
+        Ok(state) => state,
+        Err(e) => return HibernateError::State(e),
+    };
+    let mut wake_args = args.clone();
+    wake_args.config_fd = config_fd;
+    wake_args.resume_fd = Some(state.as_raw_fd());
+    kept.extend(&watched);
+    kept.extend([asleep.runtime, image, state.as_raw_fd()]);
+    if let Some(error) = keep_all(&kept) {
+        return error;
+    }
+    let program = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "emperor-vassal".into());
+    let watch_list = match watched.is_empty() {
+        true => "-".to_string(),
+        false => watched
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let mut argv: Vec<OsString> = vec![
+        "emperor-keeper".into(),
+        payload.to_string().into(),
+        asleep.runtime.to_string().into(),
+        watch_list.into(),
+        program,
+    ];
+    argv.extend(wake_args.to_argv().into_iter().map(OsString::from));
+    let env: Vec<OsString> = std::env::vars_os().map(jail::reexec::env_entry).collect();
+    debug!(after = ?asleep.quiet, "hibernating");
+    let error = jail::reexec::execute_fd(image, &argv, &env);
+    for &fd in &kept {
+        let _ = jail::reexec::close_raw_on_exec(fd);
+    }
+    HibernateError::Execute(error)
+}
+
+/// Clear close-on-exec on every fd in `fds`; on a failure, set it again on those done.
+fn keep_all(fds: &[RawFd]) -> Option<HibernateError> {
+    for (i, &fd) in fds.iter().enumerate() {
+        if let Err(source) = jail::reexec::keep_raw(fd) {
+            for &done in &fds[..i] {
+                let _ = jail::reexec::close_raw_on_exec(done);
+            }
+            return Some(HibernateError::Keep { fd, source });
+        }
+    }
+    None
+}
+
+/// Why a woken runtime cannot take its work up.
+#[derive(Debug, thiserror::Error)]
+pub enum WakeError {
+    #[error("--resume-fd: {0}")]
+    Fd(SysError),
+    #[error("--resume-fd: the state is not what this runtime wrote: {0}")]
+    State(String),
+}
+
+/// The state named by `--resume-fd`, and the hibernator it was written with.
+pub fn wake(fd: RawFd) -> Result<(Asleep, Hibernator), WakeError> {
+    let state = jail::fd::adopt_inherited(fd).map_err(WakeError::Fd)?;
+    let bytes = jail::memfd::read_sealed(state.as_fd()).map_err(WakeError::Fd)?;
+    drop(state);
+    let asleep: Asleep =
+        serde_json::from_slice(&bytes).map_err(|e| WakeError::State(e.to_string()))?;
+    let runtime = jail::fd::adopt_inherited(asleep.runtime).map_err(WakeError::Fd)?;
+    let image = jail::fd::adopt_inherited(asleep.image).map_err(WakeError::Fd)?;
+    let hibernator = Hibernator {
+        quiet: asleep.quiet,
+        runtime,
+        image: Some(image),
+    };
+    debug!("woken");
+    Ok((asleep, hibernator))
+}
+
+/// The sockets the runtime bound, back from their numbers.
+pub fn bound_again(
+    bound: Vec<(crate::policy::SocketSpec, RawFd)>,
+) -> Result<Vec<Bound>, WakeError> {
+    bound
+        .into_iter()
+        .map(|(spec, fd)| {
+            let fd = jail::fd::adopt_inherited(fd).map_err(WakeError::Fd)?;
+            Ok(Bound { spec, fd })
+        })
+        .collect()
+}
