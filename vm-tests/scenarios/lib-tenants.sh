@@ -108,6 +108,26 @@ tenants_story() {
 		assert_eq "secret of $t" "$(cat "/home/$t/secret")" "$t's secret"
 	done
 
+	# Idle, each tenant's runtime hibernates: emperor-keeper in the same pid, as the tenant.
+	for t in $TENANT_NAMES; do
+		eval "rt=\$rt_$t"
+		hibernated() { [ "$(cat "/proc/$rt/comm" 2>/dev/null)" = emperor-keeper ]; }
+		poll 30 hibernated || fail "$t's runtime $rt does not hibernate: $(describe "$rt")"
+		uid=$(owner_of "$t")
+		assert_eq "$uid $uid $uid $uid" "$(uids "$rt")" "host uids of $t's hibernated runtime"
+	done
+	log "every tenant's runtime hibernated"
+	# A reload wakes alice's: the same runtime starts her payload again, as her.
+	as_user alice touch "$DIR/alice.ini" || fail "alice cannot touch her config"
+	reloaded() {
+		new=$(children "$rt_alice")
+		[ -n "$new" ] && [ "$new" != "$pl_alice" ] &&
+			[ "$(uids "$new")" = "$(owner_of alice) $(owner_of alice) $(owner_of alice) $(owner_of alice)" ]
+	}
+	poll 30 reloaded || fail "alice's runtime $rt_alice did not start a new payload: $(describe $(sut_pids))"
+	log "alice reloaded: runtime $rt_alice, payload $pl_alice -> $new"
+	pl_alice=$new
+
 	# A config owned by root is refused: nothing runs it, the log names the file.
 	printf '%s\n' '[uwsgi]' 'unprivileged-binary-patch-arg = /bin/sleep 4242' > /tmp/root.ini
 	mv /tmp/root.ini "$DIR/root.ini"
