@@ -150,7 +150,7 @@ impl Emperor {
             stop_waves: stop_waves::StopWaves::default(),
             refused: Default::default(),
             held: Default::default(),
-            idle: Default::default(),
+            on_demand: Default::default(),
             reader: std::cell::RefCell::new(parts.reader),
             notify: parts.notify,
             fd_budget: fd_budget::FdBudget::new(parts.open_files, fd_budget::open_now()),

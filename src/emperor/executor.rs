@@ -6,11 +6,14 @@
 
 use super::fair_queue::tenant_of;
 use super::machine::{self, Action, Context, Event, Park};
+use super::on_demand::OnDemand;
+use super::pool;
 use super::timers::TimerKind;
+use super::wishes::Judge;
 use super::Emperor;
 use crate::protocol::Command;
 use std::time::{Duration, Instant, SystemTime};
-use tracing::{debug, info};
+use tracing::{debug, error, info};
 
 /// A spawn that failed (cgroup, clone3; a want of fds has its own backoff) is not retried
 /// sooner than this, even with throttling off: retrying at once would spin.
@@ -93,8 +96,12 @@ impl Emperor {
     /// Whether the config as it is now moves the running vassal's on-demand or pool socket:
     /// then it starts afresh rather than reloads.
     fn change_moves_socket(&mut self, slot: usize) -> bool {
-        let wishes = self.read_held_wishes(slot);
-        self.on_demand_changed(slot, &wishes) || self.pool_changed(slot, &wishes)
+        let judge = Judge::new(&self.settings, &self.spawner, &self.reader);
+        let Some(v) = self.table.get_mut(slot) else {
+            return false;
+        };
+        let wishes = judge.wishes(v);
+        OnDemand::changed(v, &wishes) || pool::changed(v, &wishes)
     }
 
     /// Where a start goes: over quota, refused (logged), held on demand, or queued. A start
@@ -105,6 +112,38 @@ impl Emperor {
             return Park::OverQuota;
         }
         self.prepare_held_sockets(slot)
+    }
+
+    /// The held sockets a start needs (see [`OnDemand::prepare`]). A refused setting (or a
+    /// uWSGI application with no uWSGI binary) leaves the vassal idle, with an error naming
+    /// the file and option, until its config changes.
+    fn prepare_held_sockets(&mut self, slot: usize) -> Park {
+        let judge = Judge::new(&self.settings, &self.spawner, &self.reader);
+        let Some(v) = self.table.get_mut(slot) else {
+            return Park::Refused;
+        };
+        let wishes = judge.wishes(v);
+        let identity = judge.identity(v);
+        let (held, epoll) = (&mut self.held, &self.epoll);
+        match self
+            .on_demand
+            .prepare(slot, v, wishes, held, epoll, identity)
+        {
+            Ok(park) => park,
+            Err(message) => {
+                self.on_demand.let_go(slot, v, held, epoll);
+                error!(vassal = %v.name, "{message}: not started");
+                Park::Refused
+            }
+        }
+    }
+
+    /// An on-demand vassal back to waiting for a connection on its held socket.
+    pub(super) fn wait_for_connection(&mut self, slot: usize) {
+        if let Some(v) = self.table.get_mut(slot) {
+            let (held, epoll) = (&self.held, &self.epoll);
+            self.on_demand.wait_for_connection(slot, v, held, epoll);
+        }
     }
 
     pub(super) fn enqueue(&mut self, slot: usize) {
@@ -201,16 +240,12 @@ impl Emperor {
     pub(super) fn bury(&mut self, slot: usize) {
         if let Some(v) = self.table.get_mut(slot) {
             v.repeats.flush_all(&v.name);
+            self.on_demand.let_go(slot, v, &mut self.held, &self.epoll);
         }
-        self.let_go(slot);
         self.fd_budget.forget(slot);
         self.timers.cancel_all(slot);
-        let tenant = self
-            .table
-            .get(slot)
-            .map(|v| tenant_of(v, self.settings.tyrant));
-        self.table.remove(slot);
-        if let Some(tenant) = tenant {
+        if let Some(v) = self.table.remove(slot) {
+            let tenant = tenant_of(&v, self.settings.tyrant);
             self.admit_one_over_quota(&tenant);
         }
     }

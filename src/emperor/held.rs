@@ -1,13 +1,15 @@
-//! Listening sockets the emperor binds and holds for its vassals (on-demand sockets today,
-//! later the socket a pool of vassals shares): keyed by address, counted by the vassals that
-//! use it, closed when the last one lets go. Each vassal's runtime gets the held socket as an
-//! fd and hands it to every payload like a socket of its own.
+//! Listening sockets the emperor binds and holds for its vassals (on-demand sockets, and the
+//! socket a pool of vassals shares): a component that owns their fds, keyed by address,
+//! counted by the vassals that use it, closed when the last one lets go. Each vassal's
+//! runtime gets the held socket as an fd and hands it to every payload like a socket of its
+//! own.
 //!
 //! A tenant names the address in its config, so the emperor binds a UNIX path with the
 //! tenant's filesystem identity (`jail::fsid`): the kernel checks the path as it would for the
 //! tenant, the socket file belongs to the tenant, and the stale file bind replaces or the file
 //! unlinked at the end is only ever one the tenant could remove itself.
 
+use super::table::Vassal;
 use crate::policy::{SocketAddress, SocketSpec};
 use crate::sockets;
 use std::collections::HashMap;
@@ -186,6 +188,17 @@ impl HeldSockets {
 
     pub fn fd(&self, address: &SocketAddress) -> Option<BorrowedFd<'_>> {
         self.by_address.get(address).map(|held| held.fd.as_fd())
+    }
+
+    /// The held socket a spawn hands to the vassal's runtime: its on-demand socket, else its
+    /// pool's; None for a vassal that uses neither.
+    pub fn fd_for(&self, v: &Vassal) -> Option<BorrowedFd<'_>> {
+        let socket = match (&v.on_demand, &v.pool) {
+            (Some(od), _) => &od.socket,
+            (None, Some(pool)) => pool,
+            (None, None) => return None,
+        };
+        self.fd(&socket.address)
     }
 
     pub fn is_held(&self, address: &SocketAddress) -> bool {

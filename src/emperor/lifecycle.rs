@@ -4,6 +4,7 @@
 //! handler touches one vassal (O(1)).
 
 use super::machine::{Event as LifeEvent, ExitKind, State};
+use super::on_demand::OnDemand;
 use super::table::Vassal;
 use super::timers::TimerKind;
 use super::Emperor;
@@ -295,7 +296,7 @@ impl Emperor {
             }
             self.kill_strays();
         }
-        self.idle.slots_remove(slot);
+        self.on_demand.stopped(slot);
         // Its process is gone: nothing left to kill, no heartbeat to wait for.
         self.timers.cancel(slot, TimerKind::Kill);
         self.timers.cancel(slot, TimerKind::Heartbeat);
@@ -311,6 +312,23 @@ impl Emperor {
         // Loyalty is a run's: the next one earns its own (a death's backoff has read it).
         if let Some(v) = self.table.get_mut(slot) {
             v.history.loyal = false;
+        }
+    }
+
+    /// A connection arrived on a waiting on-demand vassal's socket: stop watching it and
+    /// start the vassal; the connection waits in the backlog until the payload accepts it.
+    pub(super) fn on_connection(&mut self, slot: usize) {
+        if let Some(v) = self.table.get_mut(slot) {
+            OnDemand::disarm(v, &self.held, &self.epoll);
+        }
+        self.handle(slot, LifeEvent::Connection);
+    }
+
+    /// Stop the on-demand vassals whose sockets were idle for their whole `idle` time
+    /// (sampled when due).
+    pub(super) fn sample_idle(&mut self, now: Instant) {
+        for slot in self.on_demand.idle_out(&mut self.table, now) {
+            self.handle(slot, LifeEvent::IdleTimeout);
         }
     }
 

@@ -39,6 +39,7 @@ mod table;
 pub mod throttle;
 mod timers;
 pub mod upgrade;
+mod wishes;
 
 pub use settings::{EmperorError, Settings};
 
@@ -99,10 +100,10 @@ pub struct Emperor {
     stop_waves: stop_waves::StopWaves,
     /// Tyrant mode: configs whose owner changed while running, with the owner they had.
     refused: std::collections::HashMap<String, (u32, u32)>,
-    /// Sockets the emperor binds and holds for its vassals (on-demand sockets).
+    /// Sockets the emperor binds and holds for its vassals (on-demand and pool sockets).
     held: held::HeldSockets,
-    /// Running on-demand vassals whose sockets are sampled for idleness.
-    idle: idle_watch::IdleWatch,
+    /// On-demand vassals: the running ones' sockets sampled for idleness.
+    on_demand: on_demand::OnDemand,
     /// Loads tenants' configs for the emperor, in throwaway workers (see
     /// [`crate::config_reader`]).
     reader: std::cell::RefCell<ConfigReader>,
@@ -332,7 +333,7 @@ impl Emperor {
             monitors,
             queue,
             rescan,
-            self.idle.deadline(),
+            self.on_demand.deadline(),
             self.notify.deadline(),
             self.ragnarok,
             self.stop_waves.deadline(),

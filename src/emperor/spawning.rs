@@ -43,7 +43,7 @@ impl Emperor {
             fall_back: v.history.fall_back,
             name: v.name.clone(),
             tenant: tenant_of(v, self.settings.tyrant).to_string(),
-            sets: self.store_sets(slot),
+            sets: super::wishes::store_sets(v),
         };
         let (path, owner, text) = {
             let v = self.table.get(slot).expect("queued slot");
@@ -68,7 +68,7 @@ impl Emperor {
                 return;
             }
         };
-        let held = self.held_fd(slot);
+        let held = self.table.get(slot).and_then(|v| self.held.fd_for(v));
         match self
             .spawner
             .spawn(&path, owner, cgroup.as_ref(), held, &extra, text.as_deref())
@@ -95,7 +95,9 @@ impl Emperor {
                 }
                 self.handle(slot, Event::Spawned);
                 self.got_fds(slot);
-                self.watch_idle(slot);
+                if let Some(v) = self.table.get_mut(slot) {
+                    self.on_demand.watch_idle(slot, v, Instant::now());
+                }
             }
             Err(e) if e.out_of_fds() => self.handle(slot, Event::NoFds),
             Err(e) => {

@@ -204,7 +204,7 @@ impl Emperor {
                 watching_out: !outbox.is_empty(),
                 outbox,
             });
-            self.watch_idle(slot);
+            self.on_demand.watch_idle(slot, v, Instant::now());
         }
         let now = Instant::now();
         for &(kind, ms) in &snap.timers {
