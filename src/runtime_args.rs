@@ -34,6 +34,9 @@ pub struct VassalArgs {
     /// The state a hibernated runtime left in a sealed memfd (`--resume-fd`): this process is
     /// that runtime, woken by its keeper.
     pub resume_fd: Option<i32>,
+    /// `emperor-keeper`'s image in a sealed memfd the emperor shares with all its runtimes
+    /// (`--keeper-fd`; without it a runtime seals its own).
+    pub keeper_fd: Option<i32>,
 }
 
 impl VassalArgs {
@@ -100,6 +103,7 @@ impl VassalArgs {
             ("--held-fd", jail.held_fd),
             ("--config-fd", self.config_fd),
             ("--resume-fd", self.resume_fd),
+            ("--keeper-fd", self.keeper_fd),
         ] {
             if let Some(fd) = fd {
                 flag(name, Some(fd.to_string()));
@@ -148,6 +152,7 @@ mod tests {
             tenant: Some("uid 2001".into()),
             hibernate_after: Some(std::time::Duration::from_millis(500)),
             resume_fd: Some(9),
+            keeper_fd: Some(7),
         }
     }
 
@@ -174,6 +179,7 @@ mod tests {
             tenant: None,
             hibernate_after: None,
             resume_fd: None,
+            keeper_fd: None,
         };
         assert_eq!(args.to_argv(), ["vassal", "app.ini"]);
         assert_eq!(

@@ -205,6 +205,9 @@ pub struct VassalCommand {
     /// The state this runtime left when it hibernated (its keeper woke it).
     #[arg(long = "resume-fd", hide = true)]
     pub resume_fd: Option<i32>,
+    /// The keeper's image, sealed by the emperor and shared by its runtimes.
+    #[arg(long = "keeper-fd", hide = true)]
+    pub keeper_fd: Option<i32>,
     /// The vassal's config file.
     pub config: PathBuf,
 }

@@ -88,6 +88,7 @@ impl VassalCommand {
             tenant: self.tenant,
             hibernate_after: self.hibernate_after.map(Duration::from_millis),
             resume_fd: self.resume_fd,
+            keeper_fd: self.keeper_fd,
         })
     }
 

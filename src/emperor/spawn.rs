@@ -26,6 +26,8 @@ const CGROUP_FD: i32 = 4;
 const HELD_FD: i32 = 5;
 /// Where the runtime finds the sealed memfd of a config that came from a store.
 const CONFIG_FD: i32 = 6;
+/// Where the runtime finds the keeper's image it hibernates into.
+const KEEPER_FD: i32 = 7;
 
 /// Environment variables the emperor hands down to its runtimes (log settings only).
 /// The log settings: the runtimes log as the emperor does (filter, format, the journal).
@@ -103,6 +105,8 @@ pub struct Spawner {
     jail: crate::policy::JailContext,
     /// When runtimes hibernate (`--emperor-hibernate-after`).
     hibernate_after: Option<std::time::Duration>,
+    /// The keeper's image, sealed once and handed to every runtime: one copy in memory.
+    keeper: Option<OwnedFd>,
     /// The open-files soft limit the emperor started with, given back to its runtimes.
     open_files: Option<u64>,
     /// Clones the runtimes that get a user namespace (see [`crate::clone_server`]); None
@@ -181,6 +185,7 @@ impl Spawner {
             jail,
             open_files: None,
             hibernate_after: settings.hibernate_after,
+            keeper: settings.hibernate_after.and_then(|_| keeper_image()),
             clone_server: RefCell::new(clone_server),
         })
     }
@@ -203,6 +208,7 @@ impl Spawner {
             tenant: Some(extra.tenant.clone()),
             hibernate_after: self.hibernate_after,
             resume_fd: None,
+            keeper_fd: None,
         }
     }
 
@@ -267,6 +273,7 @@ impl Spawner {
             .map(|text| super::inline::sealed(config, text))
             .transpose()?;
         args.config_fd = memfd.is_some().then_some(CONFIG_FD);
+        args.keeper_fd = self.keeper.is_some().then_some(KEEPER_FD);
         let mut argv = vec![self.binary.display().to_string()];
         argv.extend(args.to_argv());
         // The fds it is handed, each with where it lands; the cgroup it starts in comes last.
@@ -276,6 +283,11 @@ impl Spawner {
             fds.push((payload.as_fd(), CGROUP_FD));
         }
         fds.extend(held.map(|held| (held, HELD_FD)));
+        fds.extend(
+            self.keeper
+                .as_ref()
+                .map(|keeper| (keeper.as_fd(), KEEPER_FD)),
+        );
         let start = RuntimeStart {
             program: self.binary.clone(),
             argv,
@@ -365,5 +377,18 @@ impl Spawner {
     /// The clone server's pid while it runs: a child of the emperor that is not a stray.
     pub fn clone_server_pid(&self) -> Option<nix::unistd::Pid> {
         self.clone_server.borrow().as_ref().map(CloneServer::pid)
+    }
+}
+
+/// The keeper's image sealed in a memfd for every runtime; none (each runtime seals its own,
+/// or cannot hibernate) when that fails.
+fn keeper_image() -> Option<OwnedFd> {
+    jail::keeper::image()?;
+    match jail::keeper::sealed_image() {
+        Ok(image) => Some(jail::fd::park_above(image, PARK_FLOOR)),
+        Err(e) => {
+            warn!("the keeper's image for runtimes to hibernate into: {e}");
+            None
+        }
     }
 }

@@ -65,6 +65,8 @@ pub fn fall_back(args: &VassalArgs, file: &Path, keep: &[BorrowedFd<'_>]) -> Run
     next.config = file.to_path_buf();
     next.config_fd = None;
     next.resume_fd = None;
+    // The keeper's image is not kept: the fallback's runtime seals its own if it needs one.
+    next.keeper_fd = None;
     next.fall_back = args.fall_back.saturating_sub(1);
     let program = std::env::args()
         .next()
@@ -101,6 +103,7 @@ mod tests {
             tenant: None,
             hibernate_after: None,
             resume_fd: None,
+            keeper_fd: None,
         };
         let error = fall_back(&args, Path::new("/v/a.ini"), &[]);
         assert!(!error.may_fall_back());

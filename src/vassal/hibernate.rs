@@ -34,7 +34,8 @@ pub struct Hibernator {
 impl Hibernator {
     /// For a runtime asked to hibernate (`--hibernate-after`), where it can: the keeper is
     /// built for this architecture and an execve keeps this process's privileges as they are.
-    pub fn new(args: &VassalArgs) -> Option<Self> {
+    /// `image` is the keeper's image the emperor shared (`--keeper-fd`), if it did.
+    pub fn new(args: &VassalArgs, image: Option<OwnedFd>) -> Option<Self> {
         let quiet = args.hibernate_after?;
         jail::keeper::image()?;
         if !jail::keeper::exec_keeps_privileges() {
@@ -45,7 +46,7 @@ impl Hibernator {
             Ok(runtime) => Some(Hibernator {
                 quiet,
                 runtime,
-                image: None,
+                image,
             }),
             Err(e) => {
                 warn!("no hibernation: {e}");
@@ -186,6 +187,8 @@ pub fn sleep(bed: Bedtime<'_>) -> HibernateError {
     let mut wake_args = args.clone();
     wake_args.config_fd = config_fd;
     wake_args.resume_fd = Some(state.as_raw_fd());
+    // The image is in the state: named once.
+    wake_args.keeper_fd = None;
     kept.extend(&watched);
     kept.extend([asleep.runtime, image, state.as_raw_fd()]);
     if let Some(error) = keep_all(&kept) {

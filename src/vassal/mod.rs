@@ -92,9 +92,10 @@ fn run_inner(args: &VassalArgs) -> Result<i32, RuntimeError> {
         let mut serve = Serve::new(args, held_fd, source, &mut link, &mut supervisor);
         return serve.run_woken(asleep.serve);
     }
+    let keeper = inherited(args.keeper_fd, "--keeper-fd")?;
     let mut supervisor = Supervisor::new(signals, cgroup);
     // Opened before the jail, where /proc/self/exe still names this binary.
-    supervisor.hibernator = hibernate::Hibernator::new(args);
+    supervisor.hibernator = hibernate::Hibernator::new(args, keeper);
     let mut serve = Serve::new(args, held_fd, source, &mut link, &mut supervisor);
     let error = match serve.run() {
         Ok(code) => return Ok(code),
