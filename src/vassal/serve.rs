@@ -130,7 +130,11 @@ impl<'a> Serve<'a> {
             fallback: fallback_of(&self.args.config, Some(&config)),
         };
         drop((payload, plan, config));
-        jail::process::shed_set_up_memory();
+        if self.supervisor.hibernator.is_none() {
+            // A runtime that hibernates gives its whole image back soon: trimming the heap
+            // first would be work for nothing.
+            jail::process::shed_set_up_memory();
+        }
         Ok(self.supervise(started, timings))
     }
 
