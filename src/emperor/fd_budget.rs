@@ -6,8 +6,10 @@
 //! [`RESERVE`] for what it opens on the way (a spawn's transient socketpair, pipes, cgroup
 //! directories and memfd; stats and control clients).
 
+use super::table::Vassal;
 use std::collections::VecDeque;
 use std::time::Duration;
+use tracing::info;
 
 /// The emperor keeps each vassal's protocol socket and pidfd (and the sockets it holds for
 /// on-demand vassals and pools) at or above this fd number, so the few fds a spawn creates
@@ -91,6 +93,15 @@ impl FdBudget {
     /// The slot is gone or started: it waits no more.
     pub fn forget(&mut self, slot: usize) {
         self.waiters.retain(|&s| s != slot);
+    }
+
+    /// The vassal in `slot` started: it waits for fds no more.
+    pub fn started(&mut self, slot: usize, v: &mut Vassal) {
+        if v.waiting_for_fds.take().is_some() {
+            info!(vassal = %v.name, "got its file descriptors");
+            self.forget(slot);
+        }
+        v.fd_attempts = 0;
     }
 }
 

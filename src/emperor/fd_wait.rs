@@ -54,7 +54,9 @@ impl Emperor {
     pub(super) fn wait_for_fds(&mut self, slot: usize) {
         let needed = self.fds_needed();
         let limit = self.fd_budget.limit();
-        let v = self.table.get_mut(slot).expect("slot");
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
         if v.waiting_for_fds.is_none() {
             error!(
                 vassal = %v.name,
@@ -68,16 +70,6 @@ impl Emperor {
         debug!(vassal = %v.name, attempt = v.fd_attempts, retry_ms = delay.as_millis() as u64, "still no file descriptors");
         self.timers
             .arm(slot, TimerKind::Respawn, Instant::now() + delay);
-    }
-
-    /// The vassal started: it waits for fds no more.
-    pub(super) fn got_fds(&mut self, slot: usize) {
-        let v = self.table.get_mut(slot).expect("slot");
-        if v.waiting_for_fds.take().is_some() {
-            info!(vassal = %v.name, "got its file descriptors");
-            self.fd_budget.forget(slot);
-        }
-        v.fd_attempts = 0;
     }
 
     /// A runtime's fds were freed: the oldest vassal waiting for fds tries again now.

@@ -3,8 +3,12 @@
 //! back to the lifecycle table as an event.
 
 use super::fair_queue::tenant_of;
+use super::held::HeldSockets;
 use super::machine::{Event, State};
-use super::{Emperor, TOKEN_VASSAL};
+use super::spawn::{RuntimeExtra, Spawner};
+use super::table::{Process, Vassal};
+use super::wishes::store_sets;
+use super::{Emperor, Settings, TOKEN_VASSAL};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use std::time::{Instant, SystemTime};
 use tracing::{error, info};
@@ -37,21 +41,9 @@ impl Emperor {
         }
     }
 
+    /// Spawn one queued vassal (when one more runtime fits in the emperor's fds); what the
+    /// spawn led to goes to the table.
     fn spawn(&mut self, slot: usize, now: Instant) {
-        let v = self.table.get(slot).expect("queued slot");
-        let extra = super::spawn::RuntimeExtra {
-            fall_back: v.history.fall_back,
-            name: v.name.clone(),
-            tenant: tenant_of(v, self.settings.tyrant).to_string(),
-            sets: super::wishes::store_sets(v),
-        };
-        let (path, owner, text) = {
-            let v = self.table.get(slot).expect("queued slot");
-            // Outside tyrant mode a vassal is the emperor's: its user namespace maps the
-            // emperor's own ids (all an emperor run by an ordinary user may map).
-            let owner = v.owner.filter(|_| self.settings.tyrant);
-            (v.path.clone(), owner, v.config.clone())
-        };
         if !self.room_for_a_runtime() {
             self.handle(slot, Event::NoFds);
             return;
@@ -59,84 +51,108 @@ impl Emperor {
         if !self.warming_up {
             self.spawn_budget.take(now);
         }
-        let cgroup = match self.vassal_cgroup(slot) {
-            Ok(cgroup) => cgroup,
-            Err(e) => {
-                let v = self.table.get(slot).expect("queued slot");
-                error!(vassal = %v.name, "cannot create its cgroup: {e}");
-                self.handle(slot, Event::SpawnFailed);
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
+        let process = match start_runtime(v, &self.settings, &self.spawner, &self.held) {
+            Ok(process) => process,
+            Err(failed) => {
+                self.handle(slot, failed);
                 return;
             }
         };
-        let held = self.table.get(slot).and_then(|v| self.held.fd_for(v));
-        match self
-            .spawner
-            .spawn(&path, owner, cgroup.as_ref(), held, &extra, text.as_deref())
+        let token = TOKEN_VASSAL + slot as u64;
+        if let Err(e) = self
+            .epoll
+            .add(&process.link, EpollEvent::new(EpollFlags::EPOLLIN, token))
         {
-            Ok(process) => {
-                let token = TOKEN_VASSAL + slot as u64;
-                if let Err(e) = self
-                    .epoll
-                    .add(&process.link, EpollEvent::new(EpollFlags::EPOLLIN, token))
-                {
-                    error!("epoll_ctl(ADD) for a vassal link: {e}");
-                }
-                let pid = process.running.pid;
-                self.table.set_pid(slot, Some(pid), None);
-                let v = self.table.get_mut(slot).expect("queued slot");
-                v.spawn_started = Some(now);
-                let wall = SystemTime::now();
-                v.history.born.get_or_insert(wall);
-                v.history.first_run.get_or_insert(wall);
-                v.history.last_run = Some(wall);
-                v.process = Some(process);
-                if let Some(repeated) = v.repeats.admit(&v.name, "spawned", String::new(), now) {
-                    info!(vassal = %v.name, pid = pid.as_raw(), "spawned{repeated}");
-                }
-                self.handle(slot, Event::Spawned);
-                self.got_fds(slot);
-                if let Some(v) = self.table.get_mut(slot) {
-                    self.on_demand.watch_idle(slot, v, Instant::now());
-                }
-            }
-            Err(e) if e.out_of_fds() => self.handle(slot, Event::NoFds),
-            Err(e) => {
-                let v = self.table.get(slot).expect("queued slot");
-                error!(vassal = %v.name, "cannot spawn: {e}");
-                self.handle(slot, Event::SpawnFailed);
-            }
+            error!("epoll_ctl(ADD) for a vassal link: {e}");
+        }
+        let pid = process.running.pid;
+        record_spawn(v, process, now);
+        self.table.set_pid(slot, Some(pid), None);
+        self.handle(slot, Event::Spawned);
+        if let Some(v) = self.table.get_mut(slot) {
+            self.fd_budget.started(slot, v);
+            self.on_demand.watch_idle(slot, v, Instant::now());
         }
     }
+}
 
-    /// The vassal's cgroup (created on its first spawn), when the emperor has a cgroup root.
-    fn vassal_cgroup(
-        &mut self,
-        slot: usize,
-    ) -> Result<Option<jail::cgroup::VassalCgroup>, jail::SysError> {
-        let Some(root) = &self.settings.cgroup_root else {
-            return Ok(None);
-        };
-        let tyrant = self.settings.tyrant;
-        let v = self.table.get_mut(slot).expect("slot");
-        if v.cgroup.is_none() {
-            let slice = jail::cgroup::prepare_slice(
-                root,
-                &tenant_of(v, tyrant).cgroup_name(),
-                &self.settings.tenant_limits,
-            )?;
-            let name = jail::cgroup::sanitize(&v.id);
-            // Only root can hand the payload's leaf to its owner; an unprivileged emperor
-            // keeps runtime and payload under the same ceilings, without the leaf.
-            let owner = if nix::unistd::geteuid().is_root() {
-                v.owner
-            } else {
-                None
-            };
-            let ceilings = &self.settings.cgroup_ceilings;
-            v.cgroup = Some(jail::cgroup::VassalCgroup::create(
-                &slice, &name, ceilings, owner,
-            )?);
-        }
-        Ok(v.cgroup.clone())
+/// Start the vassal's runtime in its cgroup, with its held socket (on demand, pool). Err:
+/// the event a failed start is for the table (a want of fds, or a failure, logged).
+fn start_runtime(
+    v: &mut Vassal,
+    settings: &Settings,
+    spawner: &Spawner,
+    held: &HeldSockets,
+) -> Result<Process, Event> {
+    let extra = RuntimeExtra {
+        fall_back: v.history.fall_back,
+        name: v.name.clone(),
+        tenant: tenant_of(v, settings.tyrant).to_string(),
+        sets: store_sets(v),
+    };
+    // Outside tyrant mode a vassal is the emperor's: its user namespace maps the emperor's
+    // own ids (all an emperor run by an ordinary user may map).
+    let owner = v.owner.filter(|_| settings.tyrant);
+    let cgroup = vassal_cgroup(v, settings).map_err(|e| {
+        error!(vassal = %v.name, "cannot create its cgroup: {e}");
+        Event::SpawnFailed
+    })?;
+    let held = held.fd_for(v);
+    let text = v.config.as_deref();
+    spawner
+        .spawn(&v.path, owner, cgroup.as_ref(), held, &extra, text)
+        .map_err(|e| {
+            if e.out_of_fds() {
+                return Event::NoFds;
+            }
+            error!(vassal = %v.name, "cannot spawn: {e}");
+            Event::SpawnFailed
+        })
+}
+
+/// A runtime started: its process, its history's times, and a log line (repeats collapsed).
+fn record_spawn(v: &mut Vassal, process: Process, now: Instant) {
+    let pid = process.running.pid;
+    v.spawn_started = Some(now);
+    let wall = SystemTime::now();
+    v.history.born.get_or_insert(wall);
+    v.history.first_run.get_or_insert(wall);
+    v.history.last_run = Some(wall);
+    v.process = Some(process);
+    if let Some(repeated) = v.repeats.admit(&v.name, "spawned", String::new(), now) {
+        info!(vassal = %v.name, pid = pid.as_raw(), "spawned{repeated}");
     }
+}
+
+/// The vassal's cgroup (created on its first spawn), when the emperor has a cgroup root.
+fn vassal_cgroup(
+    v: &mut Vassal,
+    settings: &Settings,
+) -> Result<Option<jail::cgroup::VassalCgroup>, jail::SysError> {
+    let Some(root) = &settings.cgroup_root else {
+        return Ok(None);
+    };
+    if v.cgroup.is_none() {
+        let slice = jail::cgroup::prepare_slice(
+            root,
+            &tenant_of(v, settings.tyrant).cgroup_name(),
+            &settings.tenant_limits,
+        )?;
+        let name = jail::cgroup::sanitize(&v.id);
+        // Only root can hand the payload's leaf to its owner; an unprivileged emperor keeps
+        // runtime and payload under the same ceilings, without the leaf.
+        let owner = if nix::unistd::geteuid().is_root() {
+            v.owner
+        } else {
+            None
+        };
+        let ceilings = &settings.cgroup_ceilings;
+        v.cgroup = Some(jail::cgroup::VassalCgroup::create(
+            &slice, &name, ceilings, owner,
+        )?);
+    }
+    Ok(v.cgroup.clone())
 }
