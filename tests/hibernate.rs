@@ -265,3 +265,51 @@ fn a_privileged_payload_keeps_its_runtime_awake() {
     asleep(&emperor, runtime);
     assert_eq!(comm(awake), "emperor-vassal");
 }
+
+#[test]
+fn a_payload_cannot_read_its_runtime_while_it_falls_asleep_and_wakes() {
+    if !have_root("a_payload_cannot_read_its_runtime") {
+        return;
+    }
+    // Each line wakes the runtime; each pause lets it fall asleep again; every open of its
+    // memory, environment and fds meanwhile must be refused (two execves a round, each
+    // leaving the process dumpable until its first instruction). These are the files a
+    // ptrace access check guards; the dumpable flag is part of that check.
+    let tmp = open_tempdir();
+    let emperor = Emperor::start(tmp.path(), &QUICK);
+    // A script of its own: the config language would expand `$(...)`.
+    let probe = write(
+        &tmp.path().join("probe.sh"),
+        "cat /proc/self/environ >/dev/null && echo self readable\n\
+         i=0\n\
+         while [ $i -lt 60 ]; do\n\
+           i=$((i+1)); echo round $i\n\
+           for f in environ mem fd/0; do\n\
+             (exec 9</proc/$PPID/$f) 2>/dev/null && echo ALLOWED $f\n\
+           done\n\
+           sleep 0.07\n\
+         done\n\
+         echo probe done\n\
+         exec sleep 1000\n",
+    );
+    emperor.write(
+        "probe.ini",
+        &format!(
+            "[uwsgi]\nunprivileged-binary-patch-arg = /bin/sh {}\nloyal-after = 0.05\n",
+            probe.display()
+        ),
+    );
+    emperor.wait_until_for(
+        "the probe's rounds",
+        std::time::Duration::from_secs(60),
+        || emperor.log().contains("probe done"),
+    );
+    let log = emperor.log();
+    assert!(log.contains("self readable"), "the probe can tell: {log}");
+    assert!(
+        !log.contains("ALLOWED"),
+        "the payload reached its runtime:\n{log}"
+    );
+    let (runtime, _) = emperor.running("probe.ini");
+    asleep(&emperor, runtime);
+}
