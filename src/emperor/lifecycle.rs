@@ -57,7 +57,9 @@ impl Emperor {
         // Every event is news: the monitors report only differences (a file rewritten within
         // one tick of a coarse clock keeps its mtime and is still a change; churn.rs lost
         // such updates when this compared mtimes).
-        let v = self.table.get_mut(slot).expect("indexed slot");
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
         v.last_mod = event.mtime;
         // A changed config's first lines are news, not repeats of the old one's.
         v.repeats.flush_all(&v.name);
@@ -96,7 +98,9 @@ impl Emperor {
         let Some(slot) = self.table.slot_of(&event.id) else {
             return Some(owner);
         };
-        let v = self.table.get(slot).expect("indexed slot");
+        let Some(v) = self.table.get(slot) else {
+            return Some(owner);
+        };
         match v.owner {
             Some(previous) if previous != owner => {
                 error!(
@@ -182,10 +186,11 @@ impl Emperor {
     }
 
     fn on_message(&mut self, slot: usize, message: Message) {
-        let required = self.settings.required_heartbeat;
-        let v = self.table.get_mut(slot).expect("slot with a link");
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
         let now = SystemTime::now();
-        match message {
+        let event = match message {
             Message::Spawned => {
                 // A new payload: not accepting until it says so (or its check passes).
                 v.history.starts += 1;
@@ -201,11 +206,12 @@ impl Emperor {
                 {
                     info!(vassal = %v.name, "running{repeated}");
                 }
-                self.handle(slot, LifeEvent::PayloadStarted);
+                Some(LifeEvent::PayloadStarted)
             }
             Message::Ready => {
                 v.history.accepting = true;
                 v.history.last_accepting = Some(now);
+                None
             }
             Message::Loyal => {
                 if !v.history.loyal {
@@ -213,32 +219,28 @@ impl Emperor {
                 }
                 v.history.loyal = true;
                 v.history.last_loyal = Some(now);
-                let id = v.id.clone();
-                self.blacklist.forgive(&id);
+                self.blacklist.forgive(&v.id);
+                None
             }
             Message::Heartbeat => {
                 v.history.last_heartbeat = Some(now);
-                let due = Instant::now() + required;
+                let due = Instant::now() + self.settings.required_heartbeat;
                 self.timers.arm(slot, TimerKind::Heartbeat, due);
+                None
             }
-            Message::VoluntaryShutdown => self.handle(slot, LifeEvent::AsksToStop),
-            Message::FallBack => self.handle(slot, LifeEvent::FallBackAsked),
+            Message::VoluntaryShutdown => Some(LifeEvent::AsksToStop),
+            Message::FallBack => Some(LifeEvent::FallBackAsked),
             Message::ConfigRequest | Message::Broodlord => {
                 debug!(vassal = %v.name, "{message:?}: not supported for file configs");
+                None
             }
             Message::Unknown(byte) => {
-                // A vassal flooding its socket must not flood the log too: one line per
-                // UNKNOWN_BYTES_QUIET, with the count since the last one.
-                v.unknown_bytes += 1;
-                let now = Instant::now();
-                if v.unknown_warned
-                    .is_none_or(|at| now.duration_since(at) >= UNKNOWN_BYTES_QUIET)
-                {
-                    warn!(vassal = %v.name, count = v.unknown_bytes, "ignoring unknown protocol bytes (last: {byte})");
-                    v.unknown_warned = Some(now);
-                    v.unknown_bytes = 0;
-                }
+                note_unknown_byte(v, byte);
+                None
             }
+        };
+        if let Some(event) = event {
+            self.handle(slot, event);
         }
     }
 
@@ -261,7 +263,9 @@ impl Emperor {
 
     fn on_vassal_exit(&mut self, slot: usize, exit: Exit) {
         self.table.set_pid(slot, None, Some(exit.pid));
-        let v = self.table.get_mut(slot).expect("slot of a known pid");
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
         let mut last_words = Vec::new();
         if let Some(mut process) = v.process.take() {
             if !process.link_closed {
@@ -283,7 +287,9 @@ impl Emperor {
                 _ => {}
             }
         }
-        let v = self.table.get_mut(slot).expect("slot of a known pid");
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
         v.history.last_exit = Some(exit.status);
         v.history.ready = false;
         v.history.accepting = false;
@@ -349,6 +355,20 @@ impl Emperor {
                 TimerKind::Heartbeat => self.handle(slot, LifeEvent::HeartbeatMissed),
             }
         }
+    }
+}
+
+/// A vassal flooding its socket must not flood the log too: one line per
+/// UNKNOWN_BYTES_QUIET, with the count since the last one.
+fn note_unknown_byte(v: &mut Vassal, byte: u8) {
+    v.unknown_bytes += 1;
+    let now = Instant::now();
+    if v.unknown_warned
+        .is_none_or(|at| now.duration_since(at) >= UNKNOWN_BYTES_QUIET)
+    {
+        warn!(vassal = %v.name, count = v.unknown_bytes, "ignoring unknown protocol bytes (last: {byte})");
+        v.unknown_warned = Some(now);
+        v.unknown_bytes = 0;
     }
 }
 
