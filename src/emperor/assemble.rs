@@ -2,6 +2,7 @@
 //! binary it replaces (upgrade/restore.rs): its monitors, its listeners (bound, or adopted
 //! from the emperor before it), and the one place its fields are put together.
 
+use super::quota::Quota;
 use super::spawn::Spawner;
 use super::stats_server::StatsServer;
 use super::table::Table;
@@ -130,6 +131,7 @@ impl Emperor {
         Emperor {
             spawn_budget: SpawnBudget::new(settings.spawn_rate, settings.spawn_burst),
             blacklist: Blacklist::new(settings.throttle, settings.max_throttle),
+            quota: Quota::new(&settings),
             next_rescan: Instant::now() + settings.freq,
             rescan_all: false,
             settings,

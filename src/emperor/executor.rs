@@ -5,6 +5,7 @@
 //! that waited for a transition to end, a respawn due at once).
 
 use super::fair_queue::tenant_of;
+use super::link;
 use super::machine::{self, Action, Context, Event, Park};
 use super::on_demand::OnDemand;
 use super::pool;
@@ -108,7 +109,7 @@ impl Emperor {
     /// tries the watched config, not the fallback a previous run ended on.
     fn judge_start(&mut self, slot: usize) -> Park {
         self.with_vassal(slot, |v| v.history.fall_back = 0);
-        if !self.within_quota(slot) {
+        if !self.quota.admits(&self.table, slot) {
             return Park::OverQuota;
         }
         self.prepare_held_sockets(slot)
@@ -168,16 +169,16 @@ impl Emperor {
         v.history.respawns += 1;
         v.history.last_run = Some(SystemTime::now());
         // A config from a store travels with the reload byte, as a fresh sealed memfd.
-        self.send(slot, Command::Reload);
+        link::send(slot, v, &self.epoll, Command::Reload);
     }
 
     fn send_stop(&mut self, slot: usize) {
-        if self.table.get(slot).is_none() {
+        let Some(v) = self.table.get_mut(slot) else {
             return;
-        }
+        };
         let at = Instant::now() + self.settings.curse_tolerance;
         self.timers.arm(slot, TimerKind::Kill, at);
-        self.send(slot, Command::Stop);
+        link::send(slot, v, &self.epoll, Command::Stop);
     }
 
     /// A death: logged (repeats collapsed), counted, and its respawn backed off by its own
@@ -244,9 +245,15 @@ impl Emperor {
         }
         self.fd_budget.forget(slot);
         self.timers.cancel_all(slot);
-        if let Some(v) = self.table.remove(slot) {
-            let tenant = tenant_of(&v, self.settings.tyrant);
-            self.admit_one_over_quota(&tenant);
+        let Some(v) = self.table.remove(slot) else {
+            return;
+        };
+        if self.ragnarok.is_some() {
+            return;
+        }
+        let tenant = tenant_of(&v, self.settings.tyrant);
+        if let Some(next) = self.quota.next_admitted(&self.table, &tenant) {
+            self.handle(next, Event::QuotaRoom);
         }
     }
 }

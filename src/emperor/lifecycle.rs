@@ -3,6 +3,7 @@
 //! for the lifecycle table (machine.rs), carried out by the executor (executor.rs). Every
 //! handler touches one vassal (O(1)).
 
+use super::link;
 use super::machine::{Event as LifeEvent, ExitKind, State};
 use super::on_demand::OnDemand;
 use super::table::Vassal;
@@ -151,16 +152,14 @@ impl Emperor {
     /// Its link is readable or writable: write what its outbox holds, then read what the
     /// vassal sent, at most READ_BUDGET bytes per wake-up.
     pub(super) fn on_vassal_link(&mut self, slot: usize) {
-        if self
-            .table
-            .get(slot)
-            .and_then(|v| v.process.as_ref())
-            .is_some_and(|p| !p.outbox.is_empty())
-        {
-            self.flush_link(slot);
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
+        if v.process.as_ref().is_some_and(|p| !p.outbox.is_empty()) {
+            link::flush(slot, v, &self.epoll);
         }
         let mut buf = [0u8; READ_BUDGET];
-        let Some(process) = self.table.get_mut(slot).and_then(|v| v.process.as_mut()) else {
+        let Some(process) = v.process.as_mut() else {
             return;
         };
         if process.link_closed {

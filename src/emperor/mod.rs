@@ -87,6 +87,8 @@ pub struct Emperor {
     queue: FairQueue,
     spawn_budget: SpawnBudget,
     blacklist: Blacklist,
+    /// Tenant quotas (`--emperor-tenant-max-vassals`).
+    quota: quota::Quota,
     /// Per-vassal wake-ups (respawn, kill, heartbeat); the handler checks what is due.
     timers: Timers,
     spawner: Spawner,

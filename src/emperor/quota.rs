@@ -2,34 +2,49 @@
 //! config: at most `--emperor-tenant-max-vassals` vassals per tenant. A config over the quota
 //! is kept, shown `over-quota`, and starts when one of its tenant's vassals goes: nothing is
 //! lost, and no other vassal is touched.
+//!
+//! [`Quota`] is a component: it keeps the limit and how tenants are told apart, and is handed
+//! the table it counts in.
 
 use super::fair_queue::{tenant_of, Tenant};
-use super::machine::Event;
-use super::table::State;
-use super::Emperor;
+use super::table::{State, Table};
+use super::Settings;
 use tracing::error;
 
-impl Emperor {
-    /// Whether `slot`'s tenant has room for it (if not, the table parks it `over-quota`).
-    pub(super) fn within_quota(&mut self, slot: usize) -> bool {
-        let Some(max) = self.settings.tenant_max_vassals else {
+/// The most vassals a tenant may have (None: no quota), and whether tenants are owners.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    max: Option<usize>,
+    tyrant: bool,
+}
+
+impl Quota {
+    pub fn new(settings: &Settings) -> Self {
+        Quota {
+            max: settings.tenant_max_vassals,
+            tyrant: settings.tyrant,
+        }
+    }
+
+    /// Whether `slot`'s tenant has room for it (if not, the table parks it `over-quota`,
+    /// said once in the log).
+    pub fn admits(&self, table: &Table, slot: usize) -> bool {
+        let Some(max) = self.max else {
             return true;
         };
-        let tyrant = self.settings.tyrant;
-        let Some(tenant) = self.table.get(slot).map(|v| tenant_of(v, tyrant)) else {
+        let Some(v) = table.get(slot) else {
             return false;
         };
-        let others = self
-            .table
+        let tenant = tenant_of(v, self.tyrant);
+        let others = table
             .iter()
             .filter(|&(other, v)| {
-                other != slot && v.state != State::OverQuota && tenant_of(v, tyrant) == tenant
+                other != slot && v.state != State::OverQuota && tenant_of(v, self.tyrant) == tenant
             })
             .count();
         if others < max {
             return true;
         }
-        let v = self.table.get(slot).expect("slot");
         if v.state != State::OverQuota {
             error!(
                 vassal = %v.name,
@@ -41,19 +56,12 @@ impl Emperor {
         false
     }
 
-    /// A vassal of `tenant` is gone: one of its configs waiting over quota starts.
-    pub(super) fn admit_one_over_quota(&mut self, tenant: &Tenant) {
-        if self.settings.tenant_max_vassals.is_none() || self.ragnarok.is_some() {
-            return;
-        }
-        let tyrant = self.settings.tyrant;
-        let waiting = self
-            .table
+    /// A vassal of `tenant` is gone: the one of its configs waiting over quota to start.
+    pub fn next_admitted(&self, table: &Table, tenant: &Tenant) -> Option<usize> {
+        self.max?;
+        table
             .iter()
-            .find(|(_, v)| v.state == State::OverQuota && tenant_of(v, tyrant) == *tenant)
-            .map(|(slot, _)| slot);
-        if let Some(slot) = waiting {
-            self.handle(slot, Event::QuotaRoom);
-        }
+            .find(|(_, v)| v.state == State::OverQuota && tenant_of(v, self.tyrant) == *tenant)
+            .map(|(slot, _)| slot)
     }
 }
