@@ -6,7 +6,7 @@
 
 use super::fair_queue::tenant_of;
 use super::link;
-use super::machine::{self, Action, Context, Event, Park};
+use super::machine::{self, Action, Context, Event, Park, State};
 use super::on_demand::OnDemand;
 use super::pool;
 use super::timers::TimerKind;
@@ -179,6 +179,38 @@ impl Emperor {
         let at = Instant::now() + self.settings.curse_tolerance;
         self.timers.arm(slot, TimerKind::Kill, at);
         link::send(slot, v, &self.epoll, Command::Stop);
+    }
+
+    /// Its spawn found no fds: it waits for its retry, or to be woken sooner.
+    fn wait_for_fds(&mut self, slot: usize) {
+        let needed = self.fds_needed();
+        let Some(v) = self.table.get_mut(slot) else {
+            return;
+        };
+        let delay = self.fd_budget.wait_for(slot, v, needed);
+        self.timers
+            .arm(slot, TimerKind::Respawn, Instant::now() + delay);
+    }
+
+    /// A runtime's fds were freed: the oldest vassal waiting for fds tries again now.
+    pub(super) fn wake_fd_waiter(&mut self) {
+        while let Some(slot) = self.fd_budget.wake_one() {
+            let waiting = self
+                .table
+                .get(slot)
+                .is_some_and(|v| v.state == State::Waiting && v.waiting_for_fds.is_some());
+            if waiting {
+                self.timers.cancel(slot, TimerKind::Respawn);
+                self.handle(slot, Event::RespawnDue);
+                return;
+            }
+        }
+    }
+
+    /// The limit every config the emperor has (and every socket it holds) would need.
+    fn fds_needed(&self) -> u64 {
+        let (configs, held) = (self.table.len() as u64, self.held.count() as u64);
+        self.fd_budget.needed(configs, held)
     }
 
     /// A death: logged (repeats collapsed), counted, and its respawn backed off by its own

@@ -5,11 +5,16 @@
 //! listeners, the clone server's socket and pidfd, /dev/null, epoll, signalfd) and a
 //! [`RESERVE`] for what it opens on the way (a spawn's transient socketpair, pipes, cgroup
 //! directories and memfd; stats and control clients).
+//!
+//! [`FdBudget`] is a component: it keeps the limit and the vassals waiting for fds, and is
+//! handed the counts it judges by and the vassal it tells to wait. A vassal that cannot start
+//! for want of fds is told once in the log, shown in the stats with the limit the emperor
+//! would need, retried with backoff, and woken as soon as another vassal's fds are freed.
 
 use super::table::Vassal;
 use std::collections::VecDeque;
 use std::time::Duration;
-use tracing::info;
+use tracing::{debug, error, info, warn};
 
 /// The emperor keeps each vassal's protocol socket and pidfd (and the sockets it holds for
 /// on-demand vassals and pools) at or above this fd number, so the few fds a spawn creates
@@ -93,6 +98,52 @@ impl FdBudget {
     /// The slot is gone or started: it waits no more.
     pub fn forget(&mut self, slot: usize) {
         self.waiters.retain(|&s| s != slot);
+    }
+
+    /// Log the open-files limit and the vassals it holds (at start).
+    pub fn log_capacity(&self, was: u64) {
+        info!(
+            limit = self.limit(),
+            raised_from = was,
+            vassals = self.capacity(),
+            per_vassal = PER_VASSAL,
+            "open files: room for about {} vassals",
+            self.capacity()
+        );
+    }
+
+    /// A new config, `configs` in all (and `held` held sockets): warn once when the configs
+    /// approach what the limit holds.
+    pub fn warn_near_capacity(&mut self, configs: u64, held: u64) {
+        if self.should_warn(configs) {
+            warn!(
+                configs,
+                limit = self.limit(),
+                "{configs} configs: the emperor has file descriptors for about {} vassals (needs about {} per vassal: raise LimitNOFILE / ulimit -n to {} or more)",
+                self.capacity(),
+                PER_VASSAL,
+                self.needed(configs, held)
+            );
+        }
+    }
+
+    /// The vassal in `slot` found no fds (every config would need a limit of `needed`): said
+    /// once in the log and shown in its stats; the wait before its retry, which backs off
+    /// (it is woken sooner when another vassal frees its fds).
+    pub fn wait_for(&mut self, slot: usize, v: &mut Vassal, needed: u64) -> Duration {
+        let limit = self.limit;
+        if v.waiting_for_fds.is_none() {
+            error!(
+                vassal = %v.name,
+                "cannot start: the emperor is out of file descriptors (limit {limit}, needs about {} per vassal: raise LimitNOFILE / ulimit -n to {needed} or more)",
+                PER_VASSAL
+            );
+        }
+        v.waiting_for_fds = Some(needed);
+        v.fd_attempts = v.fd_attempts.saturating_add(1);
+        let delay = self.wait(slot, v.fd_attempts);
+        debug!(vassal = %v.name, attempt = v.fd_attempts, retry_ms = delay.as_millis() as u64, "still no file descriptors");
+        delay
     }
 
     /// The vassal in `slot` started: it waits for fds no more.

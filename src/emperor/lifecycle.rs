@@ -51,7 +51,9 @@ impl Emperor {
                 vassal.state = State::Idle;
                 info!(vassal = %vassal.name, "new config");
                 let slot = self.table.insert(vassal);
-                self.warn_near_fd_capacity();
+                let (configs, held) = (self.table.len(), self.held.count());
+                self.fd_budget
+                    .warn_near_capacity(configs as u64, held as u64);
                 slot
             }
         };

@@ -9,7 +9,6 @@ mod control;
 mod executor;
 pub mod fair_queue;
 mod fd_budget;
-mod fd_wait;
 mod held;
 mod http_request;
 mod identity;
@@ -194,7 +193,7 @@ impl Emperor {
             life: upgrade::Life::begin(),
         };
         let emperor = Emperor::assemble(settings, parts);
-        emperor.log_fd_capacity(open_files.was);
+        emperor.fd_budget.log_capacity(open_files.was);
         if let Some(identity) = emperor.settings.identity {
             jail::creds::become_unprivileged(
                 identity.uid,

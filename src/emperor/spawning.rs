@@ -44,7 +44,11 @@ impl Emperor {
     /// Spawn one queued vassal (when one more runtime fits in the emperor's fds); what the
     /// spawn led to goes to the table.
     fn spawn(&mut self, slot: usize, now: Instant) {
-        if !self.room_for_a_runtime() {
+        let (running, held) = (self.table.running_count(), self.held.count());
+        if !self
+            .fd_budget
+            .room_for_one_more(running as u64, held as u64)
+        {
             self.handle(slot, Event::NoFds);
             return;
         }
