@@ -271,7 +271,8 @@ fn a_payload_cannot_read_its_runtime_while_it_falls_asleep_and_wakes() {
     if !have_root("a_payload_cannot_read_its_runtime") {
         return;
     }
-    // Each line wakes the runtime; each pause lets it fall asleep again; every open of its
+    // Each line wakes the runtime; a pause lets it fall asleep again (until its quiet time,
+    // doubled by each short sleep, outgrows the pause); every open of its
     // memory, environment and fds meanwhile must be refused (two execves a round, each
     // leaving the process dumpable until its first instruction). These are the files a
     // ptrace access check guards; the dumpable flag is part of that check.

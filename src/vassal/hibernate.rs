@@ -22,10 +22,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tracing::{debug, warn};
 
+/// The longest a runtime woken again and again waits before it sleeps: a vassal whose payload
+/// writes a line every few seconds keeps its runtime awake rather than pay two execves a line.
+pub const LONGEST_QUIET: Duration = Duration::from_secs(64);
+
+/// A sleep shorter than this many quiet periods makes the next quiet period twice as long.
+const SHORT_SLEEP: u32 = 10;
+
 /// What lets this runtime hibernate: how long it waits first, its own binary (opened before
 /// the jail) and the keeper's image (sealed once, when first needed).
 #[derive(Debug)]
 pub struct Hibernator {
+    /// The quiet time before the next sleep: `--hibernate-after`, doubled after each short
+    /// sleep.
     pub quiet: Duration,
     runtime: OwnedFd,
     image: Option<OwnedFd>,
@@ -65,6 +74,8 @@ pub struct Asleep {
     runtime: RawFd,
     image: RawFd,
     quiet: Duration,
+    /// CLOCK_MONOTONIC when it fell asleep (an Instant cannot cross an execve).
+    asleep_at: Duration,
 }
 
 /// The serving loop's part: the jail it set up (as text: see `serve::JailPrint`), the
@@ -178,6 +189,7 @@ pub fn sleep(bed: Bedtime<'_>) -> HibernateError {
         runtime: hibernator.runtime.as_raw_fd(),
         image,
         quiet: hibernator.quiet,
+        asleep_at: monotonic_now(),
     };
     let json = serde_json::to_vec(&asleep).expect("plain data serializes");
     let state = match jail::memfd::sealed("emperor-vassal asleep", &json) {
@@ -244,8 +256,25 @@ pub enum WakeError {
     State(String),
 }
 
+/// The quiet time before the next sleep, after a sleep of `slept` that followed `quiet`: twice
+/// as long after a short sleep (up to [`LONGEST_QUIET`]), `base` again after a long one.
+fn next_quiet(quiet: Duration, base: Duration, slept: Duration) -> Duration {
+    if slept < quiet * SHORT_SLEEP {
+        (quiet * 2).min(LONGEST_QUIET.max(base))
+    } else {
+        base
+    }
+}
+
+/// CLOCK_MONOTONIC, which goes on across execve (Instant's clock, as a number).
+fn monotonic_now() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
 /// The state named by `--resume-fd`, and the hibernator it was written with.
-pub fn wake(fd: RawFd) -> Result<(Asleep, Hibernator), WakeError> {
+pub fn wake(fd: RawFd, args: &VassalArgs) -> Result<(Asleep, Hibernator), WakeError> {
     let state = jail::fd::adopt_inherited(fd).map_err(WakeError::Fd)?;
     let bytes = jail::memfd::read_sealed(state.as_fd()).map_err(WakeError::Fd)?;
     drop(state);
@@ -253,12 +282,14 @@ pub fn wake(fd: RawFd) -> Result<(Asleep, Hibernator), WakeError> {
         serde_json::from_slice(&bytes).map_err(|e| WakeError::State(e.to_string()))?;
     let runtime = jail::fd::adopt_inherited(asleep.runtime).map_err(WakeError::Fd)?;
     let image = jail::fd::adopt_inherited(asleep.image).map_err(WakeError::Fd)?;
+    let base = args.hibernate_after.unwrap_or(asleep.quiet);
+    let slept = monotonic_now().saturating_sub(asleep.asleep_at);
     let hibernator = Hibernator {
-        quiet: asleep.quiet,
+        quiet: next_quiet(asleep.quiet, base, slept),
         runtime,
         image: Some(image),
     };
-    debug!("woken");
+    debug!(?slept, quiet = ?hibernator.quiet, "woken");
     Ok((asleep, hibernator))
 }
 
@@ -273,4 +304,37 @@ pub fn bound_again(
             Ok(Bound { spec, fd })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_sleeps_double_the_quiet_time_up_to_its_ceiling_and_a_long_one_resets_it() {
+        let base = Duration::from_millis(500);
+        let short = Duration::from_secs(1);
+        let mut quiet = base;
+        let mut seen = Vec::new();
+        for _ in 0..9 {
+            quiet = next_quiet(quiet, base, short);
+            seen.push(quiet.as_millis());
+        }
+        assert_eq!(
+            seen,
+            [1000, 2000, 4000, 8000, 16000, 32000, 64000, 64000, 64000]
+        );
+        assert_eq!(next_quiet(quiet, base, Duration::from_secs(641)), base);
+        assert_eq!(
+            next_quiet(base, base, Duration::from_secs(5)),
+            base,
+            "ten quiets"
+        );
+        let slow = Duration::from_secs(100);
+        assert_eq!(
+            next_quiet(slow, slow, Duration::ZERO),
+            slow,
+            "never below the base"
+        );
+    }
 }

@@ -83,7 +83,7 @@ fn run_inner(args: &VassalArgs) -> Result<i32, RuntimeError> {
     };
     if let Some(fd) = args.resume_fd {
         // Woken by the keeper: the payload runs, the jail is set up; no fallback from here.
-        let (asleep, hibernator) = hibernate::wake(fd)?;
+        let (asleep, hibernator) = hibernate::wake(fd, args)?;
         let mut supervisor = Supervisor::woken(signals, cgroup, &asleep.supervisor, hibernator)
             .map_err(|source| RuntimeError::InheritedFd {
                 flag: "--resume-fd",
