@@ -13,6 +13,7 @@ mod curve;
 mod fairness;
 mod http;
 mod interrupt;
+mod limits;
 mod machine_start;
 mod measure;
 mod plot;
@@ -115,6 +116,25 @@ pub struct Args {
     plot: Option<PathBuf>,
 }
 
+impl Args {
+    /// The most vassals one supervisor of this run holds at once (the limits are set for it).
+    fn most_vassals(&self) -> usize {
+        let largest = |sizes: &[usize]| sizes.iter().copied().max().unwrap_or(0);
+        self.workload
+            .iter()
+            .map(|workload| match workload {
+                // The samples added by "new config" run beside the N.
+                Workload::Sleep => largest(&self.sizes) + self.samples,
+                Workload::UwsgiApp => largest(&self.app_sizes),
+                Workload::Fairness => {
+                    (self.fairness_flood + self.samples).max(self.fairness_dropped)
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 fn main() -> ExitCode {
     if let Err(e) = interrupt::install() {
         eprintln!("emperor-bench: blocking signals: {e}");
@@ -123,10 +143,10 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let load_before = run::loadavg();
     let args = Args::parse();
-    let open_files = match run::raise_open_files_limit() {
+    let open_files = match limits::prepare(args.most_vassals()) {
         Ok(limit) => limit,
         Err(e) => {
-            eprintln!("emperor-bench: raising the open-files limit: {e}");
+            eprintln!("emperor-bench: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -38,6 +38,11 @@ pub struct Options {
     pub scan_period: Option<Duration>,
 }
 
+/// Reads of the whole stats document timed once N run (after the quiet period).
+const STATS_READS: usize = 7;
+/// The pause between two timed reads: each read alone, not queued behind the one before.
+const STATS_READ_GAP: Duration = Duration::from_millis(200);
+
 /// uWSGI's 30 s mercy (`emperor-curse-tolerance`), a 3 s scan, and slack.
 const REMOVE_PATIENCE: Duration = Duration::from_secs(40);
 /// Vassals in the orphan check.
@@ -58,6 +63,14 @@ pub struct Memory {
     pub payloads_ignoring: usize,
     /// The SigIgn mask of one payload that ignores signals (hex, as /proc shows it).
     pub sig_ign_example: Option<String>,
+}
+
+/// Whole stats documents read with N running: connect to parsed, as a client sees it.
+#[derive(Debug, Clone, Default)]
+pub struct StatsReads {
+    pub samples: Samples,
+    /// The document's size in bytes (the last read's).
+    pub bytes: usize,
 }
 
 /// CPU and wake-ups over the idle window.
@@ -88,6 +101,7 @@ pub struct SizeResult {
     pub kill_respawn: Samples,
     pub remove_gone: Samples,
     pub memory: Memory,
+    pub stats_reads: StatsReads,
     pub idle: Idle,
     pub stop: StopReport,
 }
@@ -132,6 +146,7 @@ pub fn run_size(
     progress("remove done");
     interrupt::sleep(SETTLE)?;
     let memory = memory(&mut session)?;
+    let stats_reads = stats_reads(&mut session, n)?;
     let idle = idle(&mut session, options.idle_window)?;
     progress("idle done");
     let stop = session.stop()?;
@@ -147,6 +162,7 @@ pub fn run_size(
         kill_respawn,
         remove_gone,
         memory,
+        stats_reads,
         idle,
         stop,
     })
@@ -501,6 +517,29 @@ fn memory(session: &mut Session) -> BenchResult<Memory> {
         payloads_ignoring: ignoring.len(),
         sig_ign_example: ignoring.first().map(|m| m.to_string()),
     })
+}
+
+/// `STATS_READS` timed reads of the whole stats document, each listing all `n` vassals.
+fn stats_reads(session: &mut Session, n: usize) -> BenchResult<StatsReads> {
+    let mut reads = StatsReads::default();
+    for _ in 0..STATS_READS {
+        let (took, bytes, listed) = session.timed_stats_read()?;
+        if listed != n {
+            return Err(format!(
+                "a timed stats read listed {listed} vassals, not {n}"
+            ));
+        }
+        reads.samples.push(took);
+        reads.bytes = bytes;
+        interrupt::sleep(STATS_READ_GAP)?;
+    }
+    progress(&format!(
+        "stats read: median {:.1?}, max {:.1?} ({:.2} MB)",
+        reads.samples.median(),
+        reads.samples.max(),
+        reads.bytes as f64 / 1e6
+    ));
+    Ok(reads)
 }
 
 fn is_zero_mask(mask: &str) -> bool {

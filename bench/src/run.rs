@@ -12,7 +12,6 @@ use crate::samples::Samples;
 use crate::session::{BenchResult, StopReport};
 use crate::target::{self, Jail, Layout, Target};
 use crate::{procfs, Args, Compare};
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use std::path::Path;
 use std::time::Duration;
 
@@ -46,22 +45,6 @@ pub struct Conditions {
     pub load: String,
     /// The RLIMIT_NOFILE both supervisors inherited.
     pub open_files: String,
-}
-
-/// Raise this process's open-files soft limit to its hard limit, so that both supervisors
-/// inherit it (uWSGI's emperor keeps an fd per vassal and never raises its own); returns the
-/// limit as the report shows it.
-pub fn raise_open_files_limit() -> Result<String, String> {
-    let (soft, hard) =
-        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit(RLIMIT_NOFILE): {e}"))?;
-    if soft >= hard {
-        return Ok(format!("{soft} (soft = hard)"));
-    }
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
-        .map_err(|e| format!("setrlimit(RLIMIT_NOFILE, {hard}): {e}"))?;
-    Ok(format!(
-        "{hard} (soft raised from {soft} to the hard limit)"
-    ))
 }
 
 /// This run's command line, as the document shows it.

@@ -17,6 +17,26 @@ use tempfile::TempDir;
 
 pub type BenchResult<T> = Result<T, String>;
 
+/// A stats document as a client keeps it: each vassal's id, pid, state and loyalty (both
+/// supervisors' documents have `id`, `pid` and `loyal`; uWSGI's has no `state`).
+#[derive(serde::Deserialize)]
+struct Listing {
+    vassals: Vec<Listed>,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // Parsed as a client would; the timed read only counts them.
+struct Listed {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    pid: i64,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    loyal: i64,
+}
+
 /// How long the stats server may take to answer.
 const STATS_PATIENCE: Duration = Duration::from_secs(5);
 /// How long after the supervisor's exit its leftovers are counted.
@@ -199,6 +219,21 @@ impl<'t> Session<'t> {
             Ok(_) => Ok(body),
             Err(e) => Err(format!("reading stats (a stuck event loop?): {e}")),
         })
+    }
+
+    /// One stats read as a client sees it: from connect until the whole document is parsed
+    /// into typed entries, as `emperor top` parses it (serde_json checks every byte; the
+    /// fields a client does not keep are skipped, not built into a tree). Returns how long it
+    /// took, the document's size and how many vassals it listed.
+    pub fn timed_stats_read(&mut self) -> BenchResult<(Duration, usize, usize)> {
+        self.check_alive()?;
+        let started = Instant::now();
+        let body = self
+            .read_stats()?
+            .map_err(|silent| format!("timed stats read: {silent}"))?;
+        let listing: Listing =
+            serde_json::from_str(&body).map_err(|e| format!("stats JSON: {e}"))?;
+        Ok((started.elapsed(), body.len(), listing.vassals.len()))
     }
 
     fn parse_stats(&self, body: &str) -> BenchResult<HashMap<String, VassalView>> {
