@@ -35,9 +35,17 @@ impl Tenant {
 
 /// Whose vassal it is: its config's owner in tyrant mode, else the monitor it came from.
 pub fn tenant_of(v: &Vassal, tyrant: bool) -> Tenant {
+    match tenant_owner(v, tyrant) {
+        Some(uid) => Tenant::Owner(uid),
+        None => Tenant::Monitor(v.monitor.clone()),
+    }
+}
+
+/// The owner whose tenant the vassal is (tyrant mode); None: its monitor's.
+pub fn tenant_owner(v: &Vassal, tyrant: bool) -> Option<u32> {
     match (tyrant, v.owner) {
-        (true, Some((uid, _))) => Tenant::Owner(uid),
-        _ => Tenant::Monitor(v.monitor.clone()),
+        (true, Some((uid, _))) => Some(uid),
+        _ => None,
     }
 }
 

@@ -72,7 +72,7 @@ impl OnDemand {
                 od.idle = wanted.idle;
                 od.socket = wanted.socket;
             }
-            None => v.on_demand = Some(OnDemandVassal::new(wanted.socket, wanted.idle)),
+            None => v.on_demand = Some(Box::new(OnDemandVassal::new(wanted.socket, wanted.idle))),
         }
         Ok(Park::Hold)
     }

@@ -30,7 +30,7 @@ pub fn join(
     };
     held.acquire(&socket, identity).map_err(|e| e.to_string())?;
     info!(vassal = %v.name, socket = %socket.value, "in the pool of its socket");
-    v.pool = Some(socket);
+    v.pool = Some(Box::new(socket));
     Ok(())
 }
 

@@ -12,7 +12,7 @@ impl Emperor {
     pub(super) fn answer_stats(&mut self) {
         // Out of self while the document is made from the rest of the emperor.
         if let Some(mut server) = self.stats.take() {
-            server.accept_pending(&self.epoll, || self.stats_document());
+            server.accept_pending(&self.epoll, || self.stats_view().document_bytes());
             self.stats = Some(server);
         }
     }
@@ -79,8 +79,12 @@ impl Emperor {
     }
 
     pub fn stats_document(&self) -> String {
+        self.stats_view().document()
+    }
+
+    fn stats_view(&self) -> stats::StatsView<'_> {
         stats::StatsView {
-            monitors: &self.shown_monitors(),
+            monitors: self.shown_monitors(),
             tyrant: self.settings.tyrant,
             table: &self.table,
             spawn_budget: &self.spawn_budget,
@@ -91,7 +95,6 @@ impl Emperor {
             upgrades: self.life.upgrades,
             upgraded: self.life.upgraded,
         }
-        .document()
     }
 
     pub fn metrics_document(&mut self) -> String {

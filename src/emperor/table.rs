@@ -49,10 +49,11 @@ pub struct Vassal {
     pub respawn_floor: super::throttle::RespawnFloor,
     /// Its repeated log lines (spawned, died, respawn delayed), collapsed.
     pub repeats: super::repeats::RepeatedLines,
-    /// The socket the emperor holds for it and its idle time, when it runs on demand.
-    pub on_demand: Option<super::parts::OnDemandVassal>,
+    /// The socket the emperor holds for it and its idle time, when it runs on demand. Boxed,
+    /// as `pool`: most vassals have neither, and each is a few hundred bytes in every entry.
+    pub on_demand: Option<Box<super::parts::OnDemandVassal>>,
     /// The socket its pool shares (`pool-socket`), held by the emperor.
-    pub pool: Option<crate::policy::SocketSpec>,
+    pub pool: Option<Box<crate::policy::SocketSpec>>,
     /// The on-demand socket a store gave in a column of its own (pg:// column 6, zmq://).
     pub store_socket: Option<String>,
     /// It cannot start for want of fds: the limit the emperor would need (shown in stats).
@@ -218,5 +219,19 @@ impl Table {
 
     pub fn runtime_pids(&self) -> Vec<Pid> {
         self.by_pid.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every vassal's entry lives in one vector: 10,000 of them are the emperor's largest
+    /// allocation (issue 23), so what most vassals do not use stays out of it (boxed). It was
+    /// 784 bytes with the on-demand part and the pool socket inline, 552 without.
+    #[test]
+    fn a_vassal_entry_stays_small() {
+        let size = std::mem::size_of::<Option<Vassal>>();
+        assert!(size <= 600, "Option<Vassal> is {size} bytes");
     }
 }

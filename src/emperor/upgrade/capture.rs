@@ -99,7 +99,7 @@ impl Emperor {
                 socket: od.socket.clone(),
                 idle_ms: od.idle.map(|d| d.as_millis() as u64),
             }),
-            pool: v.pool.clone(),
+            pool: v.pool.as_deref().cloned(),
             store_socket: v.store_socket.clone(),
             timers,
         }

@@ -173,9 +173,12 @@ impl Emperor {
             .map(|dir| jail::cgroup::VassalCgroup { dir });
         v.respawn_floor = snap.respawn_floor.clone();
         v.on_demand = snap.on_demand.as_ref().map(|od| {
-            OnDemandVassal::new(od.socket.clone(), od.idle_ms.map(Duration::from_millis))
+            Box::new(OnDemandVassal::new(
+                od.socket.clone(),
+                od.idle_ms.map(Duration::from_millis),
+            ))
         });
-        v.pool = snap.pool.clone();
+        v.pool = snap.pool.clone().map(Box::new);
         v.store_socket = snap.store_socket.clone();
         let slot = self.table.insert(v);
         if let Some(runtime) = &snap.runtime {
