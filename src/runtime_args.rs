@@ -97,13 +97,13 @@ impl VassalArgs {
         for tried in &self.fallback_tried {
             flag("--fallback-tried", Some(tried.display().to_string()));
         }
-        // The fds handed down, then the config (always last).
+        // The fds handed down (the config's memfd last), then the config (always last).
         for (name, fd) in [
             ("--cgroup-fd", jail.cgroup_fd),
             ("--held-fd", jail.held_fd),
-            ("--config-fd", self.config_fd),
-            ("--resume-fd", self.resume_fd),
             ("--keeper-fd", self.keeper_fd),
+            ("--resume-fd", self.resume_fd),
+            ("--config-fd", self.config_fd),
         ] {
             if let Some(fd) = fd {
                 flag(name, Some(fd.to_string()));
