@@ -7,6 +7,12 @@ use crate::monitor;
 use std::time::Instant;
 use tracing::info;
 
+/// Stats documents this large, once freed, are handed back to the kernel. glibc raises its
+/// mmap threshold to the size of the first large buffer freed, so the next document of the
+/// same size came from the heap and stayed there once freed: 7 MB of the emperor's RSS at
+/// 10,000 vassals, for a document nobody held (issue 23).
+const TRIM_AFTER_DOCUMENTS: usize = 1 << 20;
+
 impl Emperor {
     /// Accept stats clients and start writing them the document.
     pub(super) fn answer_stats(&mut self) {
@@ -15,6 +21,7 @@ impl Emperor {
             server.accept_pending(&self.epoll, || self.stats_view().document_bytes());
             self.stats = Some(server);
         }
+        self.trim_after_stats();
     }
 
     pub(super) fn on_stats_client(&mut self, token: u64) {
@@ -22,6 +29,16 @@ impl Emperor {
             if let Some(slot) = server.slot_of(token) {
                 server.on_writable(slot, &self.epoll);
             }
+        }
+        self.trim_after_stats();
+    }
+
+    /// Once the large documents made are all written (or their clients gone), give their
+    /// memory back: a trim of the heap's free pages.
+    fn trim_after_stats(&mut self) {
+        let freed = self.stats.as_mut().map_or(0, |s| s.freed_documents());
+        if freed >= TRIM_AFTER_DOCUMENTS {
+            jail::process::shed_set_up_memory();
         }
     }
 
@@ -61,6 +78,7 @@ impl Emperor {
         if let Some(server) = self.stats.as_mut() {
             server.tick(&self.epoll, now);
         }
+        self.trim_after_stats();
         if let Some(server) = self.metrics.as_mut() {
             server.tick(&self.epoll, now);
         }

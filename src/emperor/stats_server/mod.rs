@@ -145,6 +145,8 @@ pub struct StatsServer {
     clients: Vec<Option<Client>>,
     /// The document most recently made, while some client still holds it.
     newest: Option<Weak<Vec<u8>>>,
+    /// Bytes of the documents made since [`Self::freed_documents`] last told them.
+    made: usize,
 }
 
 impl StatsServer {
@@ -175,6 +177,7 @@ impl StatsServer {
             gate: AcceptGate::new("stats server", token, token_base, MAX_CLIENTS),
             clients: (0..MAX_CLIENTS).map(|_| None).collect(),
             newest: None,
+            made: 0,
         })
     }
 
@@ -197,6 +200,7 @@ impl StatsServer {
             gate: AcceptGate::new("stats server", token, token_base, MAX_CLIENTS),
             clients: (0..MAX_CLIENTS).map(|_| None).collect(),
             newest: None,
+            made: 0,
         }
     }
 
@@ -286,7 +290,17 @@ impl StatsServer {
         // The document's own buffer, not a copy of it (7 MB at 10,000 vassals).
         let body = Rc::new(make.map_or_else(Vec::new, |make| make().into()));
         self.newest = Some(Rc::downgrade(&body));
+        self.made += body.len();
         body
+    }
+
+    /// Once no client holds a document any more: the bytes of the documents made since the
+    /// last time this said so (then 0 until more are made and freed).
+    pub fn freed_documents(&mut self) -> usize {
+        if self.made == 0 || self.documents_held() > 0 {
+            return 0;
+        }
+        std::mem::take(&mut self.made)
     }
 
     fn documents_held(&self) -> usize {
