@@ -206,6 +206,24 @@ pub fn sleep(bed: Bedtime<'_>) -> HibernateError {
     if let Some(error) = keep_all(&kept) {
         return error;
     }
+    let argv = keeper_argv(payload, asleep.runtime, &watched, &wake_args);
+    let env: Vec<OsString> = std::env::vars_os().map(jail::reexec::env_entry).collect();
+    debug!(after = ?asleep.quiet, "hibernating");
+    let error = jail::reexec::execute_fd(image, &argv, &env);
+    for &fd in &kept {
+        let _ = jail::reexec::close_raw_on_exec(fd);
+    }
+    HibernateError::Execute(error)
+}
+
+/// `emperor-keeper PAYLOAD_PID RUNTIME_FD WATCH_FDS RUNTIME_ARGV...` (jail/keeper/src/main.rs),
+/// the runtime's argv being this program's with `wake_args`.
+fn keeper_argv(
+    payload: i32,
+    runtime: RawFd,
+    watched: &[RawFd],
+    wake_args: &VassalArgs,
+) -> Vec<OsString> {
     let program = std::env::args_os()
         .next()
         .unwrap_or_else(|| "emperor-vassal".into());
@@ -220,18 +238,12 @@ pub fn sleep(bed: Bedtime<'_>) -> HibernateError {
     let mut argv: Vec<OsString> = vec![
         "emperor-keeper".into(),
         payload.to_string().into(),
-        asleep.runtime.to_string().into(),
+        runtime.to_string().into(),
         watch_list.into(),
         program,
     ];
     argv.extend(wake_args.to_argv().into_iter().map(OsString::from));
-    let env: Vec<OsString> = std::env::vars_os().map(jail::reexec::env_entry).collect();
-    debug!(after = ?asleep.quiet, "hibernating");
-    let error = jail::reexec::execute_fd(image, &argv, &env);
-    for &fd in &kept {
-        let _ = jail::reexec::close_raw_on_exec(fd);
-    }
-    HibernateError::Execute(error)
+    argv
 }
 
 /// Clear close-on-exec on every fd in `fds`; on a failure, set it again on those done.
