@@ -6,12 +6,20 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn keeper_file(dir: &Path) -> PathBuf {
-    let path = dir.join("emperor-keeper");
-    std::fs::write(&path, jail::keeper::image().expect("built here")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// The keeper as a file, written once for the whole test binary before any test forks: a
+/// file open for writing while another thread forks would make its execve fail (ETXTBSY).
+fn keeper_file() -> &'static Path {
+    static KEEPER: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = KEEPER.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("emperor-keeper");
+        std::fs::write(&path, jail::keeper::image().expect("built here")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, path)
+    });
     path
 }
 
@@ -76,9 +84,8 @@ fn the_sleep(keeper: &Child) -> u32 {
 
 #[test]
 fn it_reaps_other_children_asleep_and_becomes_the_runtime_when_its_fd_speaks() {
-    let dir = tempfile::tempdir().unwrap();
-    let keeper = keeper_file(dir.path());
-    let mut child = keeper_over_sleep(&keeper, "7", "sh -c 'echo woken; read line; echo $line'");
+    let keeper = keeper_file();
+    let mut child = keeper_over_sleep(keeper, "7", "sh -c 'echo woken; read line; echo $line'");
     let pid = child.id();
     let sleep = the_sleep(&child);
     // The `true` exited: the keeper reaps it without becoming the runtime.
@@ -108,9 +115,8 @@ fn it_reaps_other_children_asleep_and_becomes_the_runtime_when_its_fd_speaks() {
 
 #[test]
 fn a_runtime_it_cannot_execute_takes_the_payload_down_and_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let keeper = keeper_file(dir.path());
-    let mut child = keeper_over_sleep(&keeper, "99", "never");
+    let keeper = keeper_file();
+    let mut child = keeper_over_sleep(keeper, "99", "never");
     let sleep = the_sleep(&child);
     child.stdin.as_mut().unwrap().write_all(b"x").unwrap();
     let status = child.wait().unwrap();
@@ -135,10 +141,9 @@ fn a_runtime_it_cannot_execute_takes_the_payload_down_and_says_why() {
 
 #[test]
 fn a_bad_command_line_is_refused_with_its_usage() {
-    let dir = tempfile::tempdir().unwrap();
-    let keeper = keeper_file(dir.path());
+    let keeper = keeper_file();
     for args in [&[][..], &["1", "2", "3"][..], &["x", "7", "-", "a"][..]] {
-        let out = Command::new(&keeper).args(args).output().unwrap();
+        let out = Command::new(keeper).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).starts_with("emperor-keeper: usage:"),
