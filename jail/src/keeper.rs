@@ -4,6 +4,7 @@
 //! This module holds the two images' fds and says whether an execve keeps the process's
 //! privileges exactly.
 
+use crate::caps::CapSet;
 use crate::error::SysError;
 use crate::sys;
 use std::os::fd::OwnedFd;
@@ -46,16 +47,17 @@ pub fn open_own_binary() -> Result<OwnedFd, SysError> {
 /// never hibernates (see [`payload_cannot_reach`] for why it must hold capabilities).
 pub fn exec_keeps_privileges() -> bool {
     let ((ru, eu, su), _) = sys::getres_ids();
+    if [ru, eu, su] != [0; 3] {
+        return false;
+    }
     let Ok((effective, permitted, _)) = sys::capget() else {
         return false;
     };
     const SECURE_NOROOT: i32 = 1 << 0;
     let noroot =
         sys::prctl(libc::PR_GET_SECUREBITS, 0, 0).map_or(true, |bits| bits & SECURE_NOROOT != 0);
-    let bounding = (0..64u64)
-        .filter(|&cap| sys::prctl(libc::PR_CAPBSET_READ, cap, 0) == Ok(1))
-        .fold(0u64, |set, cap| set | 1 << cap);
-    [ru, eu, su] == [0; 3] && !noroot && effective == bounding && permitted == bounding
+    let bounding = crate::creds::bounding_set(crate::caps::last_cap(), CapSet::EMPTY).0;
+    !noroot && effective == bounding && permitted == bounding
 }
 
 /// Whether process `payload` (this runtime's child) cannot read or trace this process even

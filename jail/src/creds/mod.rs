@@ -186,7 +186,7 @@ fn shrink_bounding_set(keep: CapSet, last_cap: u32) -> Result<(), DropFailure> {
 }
 
 /// The capabilities but `keep` still in the bounding set.
-fn bounding_set(last_cap: u32, keep: CapSet) -> CapSet {
+pub(crate) fn bounding_set(last_cap: u32, keep: CapSet) -> CapSet {
     (0..=last_cap)
         .filter(|&cap| !keep.contains(cap))
         .filter(|&cap| sys::prctl(libc::PR_CAPBSET_READ, u64::from(cap), 0) == Ok(1))
