@@ -166,10 +166,15 @@ impl PayloadOutput {
         (!self.closed).then(|| self.read.as_fd())
     }
 
-    /// By number, for a hibernation; None while a line is half read (it stays awake for the
-    /// rest, so no line is cut by a sleep).
+    /// Whether no line is half read: a runtime stays awake for the rest of one, so no line
+    /// is cut by a sleep.
+    pub fn may_sleep(&self) -> bool {
+        self.partial.is_empty()
+    }
+
+    /// By number, for a hibernation; None while a line is half read ([`Self::may_sleep`]).
     pub fn asleep(&self) -> Option<OutputAsleep> {
-        self.partial.is_empty().then(|| OutputAsleep {
+        self.may_sleep().then(|| OutputAsleep {
             read: self.read.as_raw_fd(),
             closed: self.closed,
             file: self

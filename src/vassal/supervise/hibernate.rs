@@ -21,15 +21,14 @@ impl Supervisor {
         link: &EmperorLink,
     ) -> Option<Instant> {
         let hibernator = self.hibernator.as_ref()?;
-        let idle = self.payload.is_some()
-            && self.loyal
+        let idle = self.loyal
             && stopping.is_none()
             && self.pending_stop.is_none()
             && !self.paused
             && self.probe_at.is_none()
             && self.fifo.is_none()
             && !link.has_config()
-            && self.output.as_ref().is_none_or(|o| o.asleep().is_some())
+            && self.output.as_ref().is_none_or(PayloadOutput::may_sleep)
             && self
                 .payload
                 .is_some_and(|pid| jail::keeper::payload_cannot_reach(pid.as_raw()));

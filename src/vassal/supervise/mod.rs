@@ -154,6 +154,8 @@ impl Supervisor {
     /// Wait for events until the payload is gone for good (exit) or restarted (reload).
     pub fn supervise(&mut self, link: &mut EmperorLink, timings: Timings) -> Outcome {
         let mut stopping: Option<Stopping> = self.pending_stop.take();
+        // Worked out once per round, at its end, when everything that round did is known.
+        let mut hibernate_at = self.hibernate_at(&stopping, link);
         loop {
             let now = Instant::now();
             let loyal_at = (!self.loyal).then(|| self.started_at + timings.loyal_after);
@@ -161,7 +163,7 @@ impl Supervisor {
                 loyal_at,
                 stopping.filter(|s| !s.killed).map(|s| s.kill_at),
                 self.probe_at.filter(|_| stopping.is_none()),
-                self.hibernate_at(&stopping, link),
+                hibernate_at,
                 std::mem::take(&mut self.look_first).then_some(now),
             ]
             .into_iter()
@@ -277,10 +279,8 @@ impl Supervisor {
                     }
                 };
             }
-            if self
-                .hibernate_at(&stopping, link)
-                .is_some_and(|at| now >= at)
-            {
+            hibernate_at = self.hibernate_at(&stopping, link);
+            if hibernate_at.is_some_and(|at| now >= at) {
                 return Outcome::Hibernate;
             }
         }
