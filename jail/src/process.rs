@@ -178,3 +178,11 @@ pub fn shed_set_up_memory() {
     sys::trim_heap();
     sys::discard_stack_below_caller();
 }
+
+/// CLOCK_MONOTONIC as a duration since boot: the clock of `Instant`, as a number that can
+/// cross an execve or go to systemd (0 if the clock cannot be read).
+pub fn monotonic_now() -> std::time::Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(std::time::Duration::from)
+        .unwrap_or_default()
+}

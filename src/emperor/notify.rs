@@ -137,9 +137,7 @@ fn connect(address: &str) -> std::io::Result<(UnixDatagram, SocketAddr)> {
 
 /// CLOCK_MONOTONIC in microseconds, as systemd wants it with RELOADING=1.
 fn monotonic_usec() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
-        .unwrap_or(0)
+    jail::process::monotonic_now().as_micros() as u64
 }
 
 #[cfg(test)]

@@ -189,7 +189,7 @@ pub fn sleep(bed: Bedtime<'_>) -> HibernateError {
         runtime: hibernator.runtime.as_raw_fd(),
         image,
         quiet: hibernator.quiet,
-        asleep_at: monotonic_now(),
+        asleep_at: jail::process::monotonic_now(),
     };
     let json = serde_json::to_vec(&asleep).expect("plain data serializes");
     let state = match jail::memfd::sealed("emperor-vassal asleep", &json) {
@@ -278,13 +278,6 @@ fn next_quiet(quiet: Duration, base: Duration, slept: Duration) -> Duration {
     }
 }
 
-/// CLOCK_MONOTONIC, which goes on across execve (Instant's clock, as a number).
-fn monotonic_now() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(Duration::from)
-        .unwrap_or_default()
-}
-
 /// The state named by `--resume-fd`, and the hibernator it was written with.
 pub fn wake(fd: RawFd, args: &VassalArgs) -> Result<(Asleep, Hibernator), WakeError> {
     let state = jail::fd::adopt_inherited(fd).map_err(WakeError::Fd)?;
@@ -295,7 +288,7 @@ pub fn wake(fd: RawFd, args: &VassalArgs) -> Result<(Asleep, Hibernator), WakeEr
     let runtime = jail::fd::adopt_inherited(asleep.runtime).map_err(WakeError::Fd)?;
     let image = jail::fd::adopt_inherited(asleep.image).map_err(WakeError::Fd)?;
     let base = args.hibernate_after.unwrap_or(asleep.quiet);
-    let slept = monotonic_now().saturating_sub(asleep.asleep_at);
+    let slept = jail::process::monotonic_now().saturating_sub(asleep.asleep_at);
     let hibernator = Hibernator {
         quiet: next_quiet(asleep.quiet, base, slept),
         runtime,
