@@ -175,8 +175,14 @@ pub fn raise_open_files_limit() -> Result<OpenFilesLimit, SysError> {
 /// uses: the heap's free pages and the main thread's stack below the caller. A process that
 /// then sleeps for days (a vassal's runtime) keeps only what it holds.
 pub fn shed_set_up_memory() {
-    sys::trim_heap();
+    trim_heap();
     sys::discard_stack_below_caller();
+}
+
+/// Give the heap's free pages back to the kernel (malloc_trim): after a large allocation a
+/// long-lived process has freed, which glibc would otherwise keep.
+pub fn trim_heap() {
+    sys::trim_heap();
 }
 
 /// CLOCK_MONOTONIC as a duration since boot: the clock of `Instant`, as a number that can

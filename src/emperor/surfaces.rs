@@ -38,7 +38,7 @@ impl Emperor {
     fn trim_after_stats(&mut self) {
         let freed = self.stats.as_mut().map_or(0, |s| s.freed_documents());
         if freed >= TRIM_AFTER_DOCUMENTS {
-            jail::process::shed_set_up_memory();
+            jail::process::trim_heap();
         }
     }
 
