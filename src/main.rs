@@ -41,7 +41,9 @@ fn main() -> ExitCode {
             Ok(args) => emperor::top::run(args),
             Err(e) => fail(&e),
         },
-        Some(Command::CloneServer(args)) => emperor::clone_server::serve(args.identity()),
+        Some(Command::CloneServer(args)) => {
+            emperor::clone_server::serve(args.identity.identity(), args.in_process)
+        }
         Some(Command::Completions { shell }) => {
             emperor::terminal_docs::print_completions(shell);
             ExitCode::SUCCESS

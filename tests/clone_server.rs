@@ -1,7 +1,9 @@
 //! The clone server as the emperor uses it: started from this test process, it starts
 //! user-namespaced programs that are this process's children (it can wait for them), in
 //! their namespaces with their maps and fds, reports a failed start as a local start would,
-//! takes an unprivileged emperor's identity, and exits when its socket closes.
+//! takes an unprivileged emperor's identity, and exits when its socket closes. In process
+//! (the root emperor's server), it runs a vassal runtime in a copy of itself that holds only
+//! the fds, environment and command line its start gives.
 
 mod common;
 
@@ -19,8 +21,14 @@ const RUNTIME_BINARY: &str = env!("CARGO_BIN_EXE_emperor-vassal");
 
 fn server(identity: Option<EmperorIdentity>) -> CloneServer {
     let dev_null = std::fs::File::open("/dev/null").unwrap();
-    CloneServer::start(RUNTIME_BINARY.as_ref(), identity, &[], dev_null.as_fd())
-        .expect("the clone server starts")
+    CloneServer::start(
+        RUNTIME_BINARY.as_ref(),
+        identity,
+        &[],
+        dev_null.as_fd(),
+        false,
+    )
+    .expect("the clone server starts")
 }
 
 /// Root and this file's turn (a test here collects a child it cannot name, which must be its
@@ -194,5 +202,122 @@ fn the_server_exits_when_its_socket_closes() {
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "the server is gone and collected, not a zombie"
+    );
+}
+
+/// `emperor-vassal vassal --name NAME CONFIG`, as the emperor starts a runtime: stdin and its
+/// link to the emperor (fd 3), in no namespace.
+fn runtime_start(config: &std::path::Path) -> RuntimeStart {
+    RuntimeStart {
+        program: RUNTIME_BINARY.into(),
+        argv: [RUNTIME_BINARY, "vassal", "--name", "copied.ini"]
+            .map(String::from)
+            .into_iter()
+            .chain([config.display().to_string()])
+            .collect(),
+        env: vec![
+            ("UWSGI_EMPEROR_FD".into(), "3".into()),
+            ("GREETING".into(), "hello".into()),
+        ],
+        fd_targets: vec![0, 3],
+        into_cgroup: false,
+        namespaces: 0,
+        open_files: None,
+        maps: None,
+    }
+}
+
+/// The targets of a process's fds (`socket:[INODE]`, paths).
+fn fd_targets(pid: i32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .map(|target| target.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_in_process_server_runs_a_runtime_in_a_copy_of_itself_with_only_what_its_start_gives() {
+    if !have_root(
+        "an_in_process_server_runs_a_runtime_in_a_copy_of_itself_with_only_what_its_start_gives",
+    ) {
+        return;
+    }
+    let _turn = timing_lock();
+    let dev_null = std::fs::File::open("/dev/null").unwrap();
+    let server = CloneServer::start(RUNTIME_BINARY.as_ref(), None, &[], dev_null.as_fd(), true)
+        .expect("the clone server starts");
+    assert!(server.starts_every_runtime());
+    let tmp = common::open_tempdir();
+    let said = tmp.path().join("said");
+    // The config reads the runtime's environment ($(VAR)) and hands it to the payload.
+    let config = common::write(
+        &tmp.path().join("copied.ini"),
+        &format!(
+            "[uwsgi]\nenv = SEEN=$(GREETING) $(UWSGI_EMPEROR_FD) $(EMPEROR_TITLE_ROOM:-none)\n\
+             unprivileged-binary-patch-arg = /bin/sh -c 'echo $SEEN > {}; exec sleep 1000'\n",
+            said.display()
+        ),
+    );
+    let (link, their_link) = std::os::unix::net::UnixStream::pair().unwrap();
+    let running = server
+        .start_runtime(
+            &runtime_start(&config),
+            &[dev_null.as_fd(), their_link.as_fd()],
+        )
+        .unwrap_or_else(|failure| panic!("{failure:?}"));
+    drop(their_link);
+    let runtime = running.pid.as_raw();
+    common::wait_until(
+        "the payload says what it saw",
+        std::time::Duration::from_secs(10),
+        || std::fs::read_to_string(&said).is_ok_and(|s| s.ends_with('\n')),
+    );
+    assert_eq!(
+        std::fs::read_to_string(&said).unwrap(),
+        "hello 3 none\n",
+        "exactly the start's environment: the server's own variables are gone"
+    );
+    assert_eq!(
+        common::parent(runtime),
+        Some(std::process::id() as i32),
+        "our child"
+    );
+    assert_eq!(
+        common::cmdline(runtime),
+        format!(
+            "{RUNTIME_BINARY} vassal --name copied.ini {}",
+            config.display()
+        ),
+        "its own command line"
+    );
+    assert_eq!(status_field(running.pid, "Threads"), "1");
+    // None of the server's fds: its socket to us is not among the runtime's.
+    let server_socket = std::fs::read_link(format!("/proc/{}/fd/3", server.pid()))
+        .unwrap()
+        .display()
+        .to_string();
+    let held = fd_targets(runtime);
+    assert!(
+        !held.contains(&server_socket),
+        "{server_socket} in {held:?}"
+    );
+    assert!(
+        held.iter()
+            .all(|t| !t.contains("emperor-vassal") || t.starts_with("/memfd:")),
+        "{held:?}"
+    );
+    // Its link closes: it stops its payload and exits, collected here.
+    let payload = common::payload_pid(runtime).expect("the payload runs");
+    drop(link);
+    let status = waitpid(running.pid, None).expect("the runtime is our child");
+    assert!(matches!(status, WaitStatus::Exited(..)), "{status:?}");
+    common::wait_until(
+        "the payload is gone",
+        std::time::Duration::from_secs(5),
+        || !common::alive(payload),
     );
 }

@@ -2,7 +2,8 @@
 //! stop processes. This is the only crate of the workspace with `unsafe`, and within it only
 //! the modules that must hold it say so (`#[allow(unsafe_code)]`): `sys` (the raw calls),
 //! `vfork` (a clone on a stack of its own), `alloc_meter` (a global allocator), `fd` (taking
-//! ownership of fds the kernel hands over), and the one function that clones a launch's child.
+//! ownership of fds the kernel hands over), `title` (rewriting a copied process's command line),
+//! and the two functions that clone a launch's child.
 //! Each block says why it is sound. Nothing here knows about configs: callers hand in plain
 //! values. `keeper/` beside this source is `emperor-keeper` (see `keeper`), a no-std package
 //! of its own whose raw calls are its `sys.rs`, each block with its SAFETY comment too.
@@ -31,6 +32,8 @@ pub mod signals;
 mod sys;
 #[cfg(test)]
 mod testing;
+#[allow(unsafe_code)]
+pub mod title;
 pub mod userns;
 #[allow(unsafe_code)]
 mod vfork;

@@ -4,7 +4,7 @@
 //! small: the loader relocates every pointer in a binary's read-only data in each process.
 
 use clap::Parser;
-use emperor::cli::{CloneServerCommand, ConfigReaderCommand, VassalCommand};
+use emperor::cli::{CloneServerArgs, ConfigReaderCommand, VassalCommand};
 use emperor::protocol::{SOURCE_STAMP, SOURCE_STAMP_FLAG};
 use std::process::ExitCode;
 
@@ -23,7 +23,7 @@ enum Runtime {
     Vassal(VassalCommand),
     /// The emperor's clone server (started by the emperor, on its socket at fd 3).
     #[command(hide = true)]
-    CloneServer(CloneServerCommand),
+    CloneServer(CloneServerArgs),
     /// The emperor's config reader (started by the emperor, on its socket at fd 3).
     #[command(hide = true)]
     ConfigReader(ConfigReaderCommand),
@@ -44,7 +44,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Runtime::CloneServer(args) => emperor::clone_server::serve(args.identity()),
+        Runtime::CloneServer(args) => {
+            emperor::clone_server::serve(args.identity.identity(), args.in_process)
+        }
         Runtime::ConfigReader(args) => {
             emperor::config_reader::serve(args.identity.identity(), args.memory_mib)
         }

@@ -47,7 +47,7 @@ pub enum Command {
     Upgrade(UpgradeCommand),
     /// The emperor's clone server (started by the emperor, on its socket at fd 3).
     #[command(hide = true)]
-    CloneServer(CloneServerCommand),
+    CloneServer(CloneServerArgs),
     /// The emperor's config reader (started by the emperor, on its socket at fd 3).
     #[command(hide = true)]
     ConfigReader(ConfigReaderCommand),
@@ -84,7 +84,18 @@ pub struct ConfigReaderCommand {
     pub identity: CloneServerCommand,
 }
 
-/// `clone-server [--uid U --gid G --keep-caps BITS]`: what the emperor starts it with.
+/// `clone-server [--in-process] [--uid U --gid G --keep-caps BITS]`: what the emperor starts
+/// it with.
+#[derive(Debug, Args)]
+pub struct CloneServerArgs {
+    /// Start every runtime, each in a copy of the server (the root emperor's server).
+    #[arg(long)]
+    pub in_process: bool,
+    #[command(flatten)]
+    pub identity: CloneServerCommand,
+}
+
+/// `--uid U --gid G --keep-caps BITS`: the identity a helper takes.
 #[derive(Debug, Args)]
 pub struct CloneServerCommand {
     /// The unprivileged emperor's uid, taken at start.

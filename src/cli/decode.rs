@@ -118,6 +118,26 @@ pub fn decode_vassal_args(argv: &[String]) -> Result<crate::runtime_args::Vassal
     }
 }
 
+/// A runtime's whole command line (`PROGRAM vassal ...`), parsed by a parser that knows only
+/// `vassal`: a runtime the clone server runs in a copy of itself builds no more than that.
+pub fn decode_runtime_argv(argv: &[String]) -> Result<crate::runtime_args::VassalArgs, CliError> {
+    #[derive(clap::Parser)]
+    struct RuntimeOnly {
+        #[command(subcommand)]
+        command: RuntimeCommand,
+    }
+    #[derive(clap::Subcommand)]
+    // Parsed once per runtime: the size of the one variant does not matter.
+    #[allow(clippy::large_enum_variant)]
+    enum RuntimeCommand {
+        Vassal(VassalCommand),
+    }
+    let parsed = <RuntimeOnly as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| CliError::Parse(e.to_string()))?;
+    let RuntimeCommand::Vassal(command) = parsed.command;
+    command.into_vassal_args()
+}
+
 /// `KEY=VALUE` (a `--set` or `--vassal-set`) as its two halves, or the error naming `what`.
 pub(super) fn key_value(what: &'static str, value: &str) -> Result<(String, String), CliError> {
     value

@@ -15,11 +15,11 @@ use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
 
 pub use commands::{
-    Cli, CloneServerCommand, Command, ConfigReaderCommand, ReloadCommand, TopCommand,
-    UpgradeCommand, VassalCommand,
+    Cli, CloneServerArgs, CloneServerCommand, Command, ConfigReaderCommand, ReloadCommand,
+    TopCommand, UpgradeCommand, VassalCommand,
 };
-pub use decode::decode_vassal_args;
 use decode::key_value;
+pub use decode::{decode_runtime_argv, decode_vassal_args};
 pub use emperor_args::EmperorArgs;
 
 /// `emperor --version`: the package version and the commit it was built from.

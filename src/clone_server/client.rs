@@ -46,6 +46,8 @@ pub enum Failure {
 pub struct CloneServer {
     running: Running,
     socket: OwnedFd,
+    /// It starts every runtime, in copies of itself (`--in-process`).
+    in_process: bool,
 }
 
 impl CloneServer {
@@ -55,18 +57,31 @@ impl CloneServer {
     }
 
     /// The server the emperor this one replaces started (an upgrade).
+    /// Only an executing server is handed over: one running runtimes in copies of itself
+    /// would go on running the old binary's code.
     pub fn adopt(running: Running, socket: OwnedFd) -> Self {
-        CloneServer { running, socket }
+        CloneServer {
+            running,
+            socket,
+            in_process: false,
+        }
+    }
+
+    /// Whether it starts every runtime (in copies of itself), or only those with a user
+    /// namespace.
+    pub fn starts_every_runtime(&self) -> bool {
+        self.in_process
     }
 
     /// Start `binary clone-server` (the runtime binary), taking `identity` once started, and
     /// wait until it says it is ready. `env` is its environment (the log settings), `dev_null`
-    /// its stdin.
+    /// its stdin; `in_process`: it starts every runtime, in copies of itself.
     pub fn start(
         binary: &Path,
         identity: Option<EmperorIdentity>,
         env: &[(String, String)],
         dev_null: BorrowedFd<'_>,
+        in_process: bool,
     ) -> Result<Self, CloneServerError> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
@@ -78,6 +93,9 @@ impl CloneServer {
         let patience = TimeVal::new(ANSWER_PATIENCE.as_secs() as _, 0);
         setsockopt(&ours, sockopt::ReceiveTimeout, &patience).map_err(CloneServerError::Timeout)?;
         let mut argv = vec![binary.display().to_string(), "clone-server".to_string()];
+        if in_process {
+            argv.push("--in-process".to_string());
+        }
         if let Some(id) = identity {
             argv.extend(id.helper_args());
         }
@@ -88,6 +106,13 @@ impl CloneServer {
         let mut launch = Launch::new(binary, &argv).map_err(launch_error)?;
         for (key, value) in env {
             launch.env(key, value).map_err(launch_error)?;
+        }
+        if in_process {
+            // Room for its copies' command lines (see `in_process`).
+            let room = ".".repeat(super::TITLE_ROOM_BYTES);
+            launch
+                .env(super::TITLE_ROOM_VARIABLE, room)
+                .map_err(launch_error)?;
         }
         // Its own session: a ^C on the emperor's terminal is the emperor's to handle.
         launch
@@ -103,6 +128,7 @@ impl CloneServer {
         let server = CloneServer {
             running,
             socket: ours,
+            in_process,
         };
         let mut buf = [0u8; 64];
         match jail::fd::recv_message(server.socket.as_fd(), &mut buf) {
@@ -125,6 +151,14 @@ impl CloneServer {
         start: &RuntimeStart,
         fds: &[BorrowedFd<'_>],
     ) -> Result<Running, Failure> {
+        self.send_start(start, fds)?;
+        self.receive_started()
+    }
+
+    /// Send the server `start` with `fds`, without waiting: answers come back in the order
+    /// the starts were sent ([`CloneServer::receive_started`]), so a batch of spawns costs
+    /// one wait, not one per spawn. The fds are the message's once it is sent.
+    pub fn send_start(&self, start: &RuntimeStart, fds: &[BorrowedFd<'_>]) -> Result<(), Failure> {
         let request = serde_json::to_vec(start).expect("a start serializes");
         if request.len() > MAX_MESSAGE {
             return Err(Failure::Refused(format!(
@@ -134,7 +168,12 @@ impl CloneServer {
             )));
         }
         jail::fd::send_message(self.socket.as_fd(), &request, fds)
-            .map_err(|e| self.gone(e.to_string()))?;
+            .map_err(|e| self.gone(e.to_string()))
+    }
+
+    /// The answer to the oldest start sent and not yet answered: its runtime, this process's
+    /// child.
+    pub fn receive_started(&self) -> Result<Running, Failure> {
         let mut buf = [0u8; MAX_REPLY];
         let message = jail::fd::recv_message(self.socket.as_fd(), &mut buf).map_err(|e| {
             if e.errno == nix::errno::Errno::EAGAIN {

@@ -1,5 +1,7 @@
 //! The clone server: a small process the emperor starts before it has any vassal, which
-//! clones the runtimes that get a user namespace on the emperor's behalf.
+//! clones runtimes on the emperor's behalf: the root emperor's server every runtime, each
+//! running in a copy of the server (`--in-process`, see [`in_process`]); the unprivileged
+//! emperor's those that get a user namespace, each executing the runtime binary.
 //!
 //! A runtime entering a new user namespace is held between clone and execve while its parent
 //! writes its id maps, so it cannot run in its parent's memory the way other runtimes do
@@ -14,12 +16,21 @@
 //! credentials (it drops to the unprivileged emperor's uid, gid and capabilities itself), has
 //! no input but the emperor's requests on an inherited socket, and exits when that socket
 //! closes. If it is gone, the emperor clones the runtimes itself again.
+//!
+//! In process, a runtime costs a copy of this small process instead of an execve, the
+//! dynamic loader's work and Rust's start-up (the bulk of a runtime's start, see
+//! docs/PERFORMANCE.md). The server has one thread (checked before each copy), so the copy
+//! may run ordinary code; it shares the server's address-space layout (docs/security.md,
+//! "The clone server"). An upgraded emperor starts a new one rather than keep the old
+//! binary's code in use.
 
 mod client;
+mod in_process;
 mod serve;
 mod start;
 
 pub use client::{CloneServer, CloneServerError, Failure};
+pub use in_process::{TITLE_ROOM_BYTES, TITLE_ROOM_VARIABLE};
 pub use serve::serve;
 pub use start::{RuntimeStart, StartError, WireMaps};
 

@@ -1,7 +1,7 @@
 //! How one runtime is started, as a value: the emperor builds it, and either starts it itself
 //! or sends it (with the fds it names) to the clone server, which starts it the same way.
 
-use jail::launch::{Launch, LaunchError, Running};
+use jail::launch::{Forked, Launch, LaunchError, Running};
 use jail::userns::{IdMaps, IdRange};
 use serde::{Deserialize, Serialize};
 use std::os::fd::RawFd;
@@ -22,6 +22,15 @@ pub enum StartError {
     },
     #[error("the start of {0} asks for a user namespace without its id maps, or maps without one")]
     Maps(String),
+}
+
+/// What [`RuntimeStart::fork`] returns on each side.
+#[derive(Debug)]
+pub enum Copied {
+    /// In the server: the runtime, at once.
+    Runtime(Running),
+    /// In the copy: how its steps went (a failure is the copy's to report).
+    Copy(Result<(), LaunchError>),
 }
 
 /// Ranges of a user namespace's maps: (inside, outside, count).
@@ -136,6 +145,28 @@ impl RuntimeStart {
             }
         }
         launched.release()
+    }
+
+    /// Start `launch` as [`RuntimeStart::start`] does, the child running on in a copy of this
+    /// (single-threaded) process instead of executing the program. The parent does not wait
+    /// for the copy to be scheduled: its maps written and the copy released, it has the
+    /// runtime.
+    pub fn fork(&self, launch: &Launch) -> Result<Copied, LaunchError> {
+        match launch.fork()? {
+            Forked::Child(steps) => Ok(Copied::Copy(steps)),
+            Forked::Parent(launched) => {
+                if let Some(maps) = &self.maps {
+                    if let Err(e) = jail::userns::write_maps_from_parent(launched.pid, &maps.into())
+                    {
+                        drop(launched);
+                        return Err(e.into());
+                    }
+                }
+                // Nobody reads the report: a copy whose step failed says so itself.
+                let (running, _report) = launched.release_without_waiting()?;
+                Ok(Copied::Runtime(running))
+            }
+        }
     }
 }
 

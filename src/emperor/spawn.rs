@@ -157,11 +157,21 @@ impl Spawner {
             },
             held_fd: None,
         };
-        // Started now, while the emperor is small and has its full privileges.
+        // Started now, while the emperor is small and has its full privileges. The root
+        // emperor's server starts every runtime, in copies of itself; the unprivileged
+        // emperor's, handed over by an upgrade, only those with a user namespace, executing
+        // the runtime binary (a copy would keep the old binary's code).
+        let in_process = settings.identity.is_none();
         let clone_server = if let CloneServerSource::HandedOver(server) = source {
             server
-        } else if cloned.contains(Namespaces::USER) {
-            match CloneServer::start(&binary, settings.identity, &env, dev_null.as_fd()) {
+        } else if in_process || cloned.contains(Namespaces::USER) {
+            match CloneServer::start(
+                &binary,
+                settings.identity,
+                &env,
+                dev_null.as_fd(),
+                in_process,
+            ) {
                 Ok(server) => {
                     info!(pid = server.pid().as_raw(), "clone server started");
                     Some(server)
@@ -238,7 +248,11 @@ impl Spawner {
     /// `held` is the socket the emperor holds for it (on demand or a pool); `extra` what this
     /// runtime gets besides the others. `text` is the config's text when it came from a
     /// store (`config` is then its name): it reaches the runtime as a sealed memfd on fd 6.
-    pub fn spawn(
+    ///
+    /// A start the clone server takes is only sent here ([`Begun::Sent`]): its answer is
+    /// [`Spawner::finish`]'s, so that a batch of spawns waits for the server once, not once
+    /// per spawn while the server waits for a CPU among the runtimes it started.
+    pub fn begin(
         &self,
         config: &Path,
         owner: Option<(u32, u32)>,
@@ -246,7 +260,7 @@ impl Spawner {
         held: Option<BorrowedFd<'_>>,
         extra: &RuntimeExtra,
         text: Option<&str>,
-    ) -> Result<Process, SpawnError> {
+    ) -> Result<Begun, SpawnError> {
         let (emperor_end, vassal_end) = UnixStream::pair().map_err(SpawnError::SocketPair)?;
         emperor_end
             .set_nonblocking(true)
@@ -306,46 +320,81 @@ impl Spawner {
         };
         let mut handed: Vec<BorrowedFd<'_>> = fds.iter().map(|&(fd, _)| fd).collect();
         handed.extend(cgroup_fds.as_ref().map(|(runtime, _)| runtime.as_fd()));
-        let running = self.start_runtime(&start, &handed)?;
+        // The fds sent with a start are the message's: ours close when this returns.
+        if self.send_to_clone_server(&start, &handed)? {
+            return Ok(Begun::Sent(SentSpawn { link: emperor_end }));
+        }
+        let running = self.start_here(&start, &handed)?;
         drop(vassal_end);
-        Ok(Process {
-            running,
-            link: emperor_end,
-            link_closed: false,
-            outbox: Default::default(),
-            watching_out: false,
-        })
+        Ok(Begun::Started(process(running, emperor_end)))
     }
 
-    /// A runtime with a user namespace is cloned by the clone server while there is one;
-    /// every other runtime, here (in the emperor's memory until its execve).
-    fn start_runtime(
+    /// The runtime of a start sent to the clone server: its answers come in the order the
+    /// starts were sent. A server gone meanwhile fails the start (the vassal is spawned again
+    /// as after any failed spawn, by the emperor itself from then on); a runtime the server
+    /// may have started before it died finds its link closed and stops.
+    pub fn finish(&self, sent: SentSpawn) -> Result<Process, SpawnError> {
+        let mut server = self.clone_server.borrow_mut();
+        let Some(active) = server.as_ref() else {
+            return Err(SpawnError::Refused(
+                "the clone server went away before it answered".to_string(),
+            ));
+        };
+        match active.receive_started() {
+            Ok(running) => {
+                let pidfd = jail::fd::park_above(running.pidfd, PARK_FLOOR);
+                let running = jail::launch::Running {
+                    pid: running.pid,
+                    pidfd,
+                };
+                Ok(process(running, sent.link))
+            }
+            Err(Failure::Refused(reason)) => Err(SpawnError::Refused(reason)),
+            Err(Failure::Gone(reason)) => {
+                warn!(
+                    pid = active.pid().as_raw(),
+                    "the clone server is gone ({reason}): runtimes are cloned by the emperor from now on"
+                );
+                *server = None;
+                Err(SpawnError::Refused(format!(
+                    "the clone server went away before it answered ({reason})"
+                )))
+            }
+        }
+    }
+
+    /// The clone server takes the starts it is for while there is one (all of them, or those
+    /// with a user namespace): true once `start` is sent to it.
+    fn send_to_clone_server(
+        &self,
+        start: &RuntimeStart,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<bool, SpawnError> {
+        let mut server = self.clone_server.borrow_mut();
+        let takes = |server: &&CloneServer| server.starts_every_runtime() || start.user_namespace();
+        let Some(active) = server.as_ref().filter(takes) else {
+            return Ok(false);
+        };
+        match active.send_start(start, fds) {
+            Ok(()) => Ok(true),
+            Err(Failure::Refused(reason)) => Err(SpawnError::Refused(reason)),
+            Err(Failure::Gone(reason)) => {
+                warn!(
+                    pid = active.pid().as_raw(),
+                    "the clone server is gone ({reason}): runtimes are cloned by the emperor from now on"
+                );
+                *server = None;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Start a runtime here, in the emperor's memory until its execve.
+    fn start_here(
         &self,
         start: &RuntimeStart,
         fds: &[BorrowedFd<'_>],
     ) -> Result<jail::launch::Running, SpawnError> {
-        if start.user_namespace() {
-            let mut server = self.clone_server.borrow_mut();
-            if let Some(active) = server.as_ref() {
-                match active.start_runtime(start, fds) {
-                    Ok(running) => {
-                        let pidfd = jail::fd::park_above(running.pidfd, PARK_FLOOR);
-                        return Ok(jail::launch::Running {
-                            pid: running.pid,
-                            pidfd,
-                        });
-                    }
-                    Err(Failure::Refused(reason)) => return Err(SpawnError::Refused(reason)),
-                    Err(Failure::Gone(reason)) => {
-                        warn!(
-                            pid = active.pid().as_raw(),
-                            "the clone server is gone ({reason}): runtimes are cloned by the emperor from now on"
-                        );
-                        *server = None;
-                    }
-                }
-            }
-        }
         let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let mut launch = start.launch(&raw)?;
         launch.fresh_fd_table(PARK_FLOOR);
@@ -358,10 +407,13 @@ impl Spawner {
         self.clone_server = RefCell::new(Some(server));
     }
 
-    /// The clone server's process and socket, for the binary that replaces the emperor.
+    /// The clone server's process and socket, for the binary that replaces the emperor; none
+    /// for a server running runtimes in copies of itself, which would keep this binary's
+    /// code: it exits once the execve closes its socket, and the new emperor starts its own.
     pub fn clone_server_handover(&self) -> Option<(nix::unistd::Pid, RawFd, RawFd)> {
         let server = self.clone_server.borrow();
-        let (running, socket) = server.as_ref()?.handover();
+        let server = server.as_ref().filter(|s| !s.starts_every_runtime())?;
+        let (running, socket) = server.handover();
         Some((running.pid, running.pidfd.as_raw_fd(), socket.as_raw_fd()))
     }
 
@@ -377,6 +429,32 @@ impl Spawner {
     /// The clone server's pid while it runs: a child of the emperor that is not a stray.
     pub fn clone_server_pid(&self) -> Option<nix::unistd::Pid> {
         self.clone_server.borrow().as_ref().map(CloneServer::pid)
+    }
+}
+
+/// A spawn begun by [`Spawner::begin`].
+#[derive(Debug)]
+pub enum Begun {
+    /// Its runtime started here.
+    Started(Process),
+    /// Sent to the clone server: [`Spawner::finish`] takes its answer.
+    Sent(SentSpawn),
+}
+
+/// A start sent to the clone server, waiting for its answer: the emperor's end of the
+/// runtime's link.
+#[derive(Debug)]
+pub struct SentSpawn {
+    link: UnixStream,
+}
+
+fn process(running: jail::launch::Running, link: UnixStream) -> Process {
+    Process {
+        running,
+        link,
+        link_closed: false,
+        outbox: Default::default(),
+        watching_out: false,
     }
 }
 

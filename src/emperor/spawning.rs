@@ -5,7 +5,7 @@
 use super::fair_queue::tenant_of;
 use super::held::HeldSockets;
 use super::machine::{Event, State};
-use super::spawn::{RuntimeExtra, Spawner};
+use super::spawn::{Begun, RuntimeExtra, SentSpawn, Spawner};
 use super::table::{Process, Vassal};
 use super::wishes::store_sets;
 use super::{Emperor, Settings, TOKEN_VASSAL};
@@ -22,48 +22,71 @@ impl Emperor {
         // A bounded batch per loop turn: a long queue (the initial scan of thousands of
         // configs, or spawns failing at once) never keeps signals, stats and stops waiting.
         let mut spawned = 0;
+        // Starts sent to the clone server, answered after the batch (see `Spawner::begin`).
+        let mut sent: Vec<(usize, SentSpawn)> = Vec::new();
         while spawned < SPAWN_BATCH {
             if !self.warming_up && self.spawn_budget.next_allowed(now) > now {
-                return;
+                break;
             }
             let Some(slot) = self.queue.pop() else {
                 break;
             };
-            // An entry left behind by a vassal that was stopped or removed meanwhile.
-            if self.table.get(slot).map(|v| v.state) != Some(State::Queued) {
+            // An entry left behind by a vassal that was stopped or removed meanwhile, or one
+            // whose start is on its way already.
+            if self.table.get(slot).map(|v| v.state) != Some(State::Queued)
+                || sent.iter().any(|&(s, _)| s == slot)
+            {
                 continue;
             }
-            self.spawn(slot, now);
+            if let Some(waiting) = self.begin_spawn(slot, now, sent.len()) {
+                sent.push((slot, waiting));
+            }
             spawned += 1;
+        }
+        for (slot, waiting) in sent {
+            match self.spawner.finish(waiting) {
+                Ok(process) => self.spawned(slot, process, now),
+                Err(e) => {
+                    if let Some(v) = self.table.get(slot) {
+                        error!(vassal = %v.name, "cannot spawn: {e}");
+                    }
+                    self.handle(slot, Event::SpawnFailed);
+                }
+            }
         }
         if self.queue.is_empty() {
             self.warming_up = false;
         }
     }
 
-    /// Spawn one queued vassal (when one more runtime fits in the emperor's fds); what the
-    /// spawn led to goes to the table.
-    fn spawn(&mut self, slot: usize, now: Instant) {
-        let (running, held) = (self.table.running_count(), self.held.count());
+    /// Begin the spawn of one queued vassal (when one more runtime fits in the emperor's fds,
+    /// `in_flight` being the starts sent and not yet answered): what it led to goes to the
+    /// table, unless its start went to the clone server, whose answer is returned for.
+    fn begin_spawn(&mut self, slot: usize, now: Instant, in_flight: usize) -> Option<SentSpawn> {
+        let (running, held) = (self.table.running_count() + in_flight, self.held.count());
         if !self
             .fd_budget
             .room_for_one_more(running as u64, held as u64)
         {
             self.handle(slot, Event::NoFds);
-            return;
+            return None;
         }
         if !self.warming_up {
             self.spawn_budget.take(now);
         }
+        let v = self.table.get_mut(slot)?;
+        match start_runtime(v, &self.settings, &self.spawner, &self.held) {
+            Ok(Begun::Started(process)) => self.spawned(slot, process, now),
+            Ok(Begun::Sent(waiting)) => return Some(waiting),
+            Err(failed) => self.handle(slot, failed),
+        }
+        None
+    }
+
+    /// A runtime started for `slot`: watched, recorded, and told to the table.
+    fn spawned(&mut self, slot: usize, process: Process, now: Instant) {
         let Some(v) = self.table.get_mut(slot) else {
             return;
-        };
-        let process = match start_runtime(v, &self.settings, &self.spawner, &self.held) {
-            Ok(process) => process,
-            Err(failed) => {
-                self.handle(slot, failed);
-                return;
-            }
         };
         let token = TOKEN_VASSAL + slot as u64;
         if let Err(e) = self
@@ -90,7 +113,7 @@ fn start_runtime(
     settings: &Settings,
     spawner: &Spawner,
     held: &HeldSockets,
-) -> Result<Process, Event> {
+) -> Result<Begun, Event> {
     let extra = RuntimeExtra {
         fall_back: v.history.fall_back,
         name: v.name.clone(),
@@ -107,7 +130,7 @@ fn start_runtime(
     let held = held.fd_for(v);
     let text = v.config.as_deref();
     spawner
-        .spawn(&v.path, owner, cgroup.as_ref(), held, &extra, text)
+        .begin(&v.path, owner, cgroup.as_ref(), held, &extra, text)
         .map_err(|e| {
             if e.out_of_fds() {
                 return Event::NoFds;

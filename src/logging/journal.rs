@@ -9,9 +9,10 @@
 //! stream) instead, with its priority prefix: no line is lost.
 
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
@@ -25,6 +26,28 @@ pub const DEFAULT_SOCKET: &str = "/run/systemd/journal/socket";
 /// Names another socket than [`DEFAULT_SOCKET`]: for tests, which listen on a socket of their
 /// own. The emperor hands it to its runtimes.
 pub const SOCKET_VARIABLE: &str = "EMPEROR_JOURNAL_SOCKET";
+
+/// Where the socket is parked: above every fd a launch maps into a child, so that a copy of
+/// this process made by the clone server ([`jail::launch::Launch::fork`]) keeps it at its
+/// number and goes on logging through it.
+const SOCKET_FLOOR: RawFd = 64;
+/// The socket's fd while connected (-1: none).
+static SOCKET_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The journal socket's fd, when this process logs to journald: a copy of the process keeps
+/// it (see [`SOCKET_FLOOR`]).
+pub fn socket_fd() -> Option<RawFd> {
+    Some(SOCKET_FD.load(Ordering::Relaxed)).filter(|&fd| fd >= 0)
+}
+
+/// A datagram socket connected to `path`, parked above [`SOCKET_FLOOR`].
+fn connected(path: &Path) -> io::Result<UnixDatagram> {
+    let socket = UnixDatagram::unbound()?;
+    socket.connect(path)?;
+    let socket = UnixDatagram::from(jail::fd::park_above(socket.into(), SOCKET_FLOOR));
+    SOCKET_FD.store(socket.as_raw_fd(), Ordering::Relaxed);
+    Ok(socket)
+}
 
 /// The vassal (and its tenant) a runtime serves: every record of the process is about it.
 static PROCESS_VASSAL: OnceLock<(String, Option<String>)> = OnceLock::new();
@@ -61,8 +84,7 @@ impl Journal {
     }
 
     pub fn connect(path: &Path) -> io::Result<Journal> {
-        let socket = UnixDatagram::unbound()?;
-        socket.connect(path)?;
+        let socket = connected(path)?;
         Ok(Journal {
             path: path.to_path_buf(),
             socket: Mutex::new(socket),
@@ -81,9 +103,7 @@ impl Journal {
                     Some(libc::ECONNREFUSED | libc::ENOTCONN | libc::ECONNRESET)
                 ) =>
             {
-                let fresh = UnixDatagram::unbound()?;
-                fresh.connect(&self.path)?;
-                *socket = fresh;
+                *socket = connected(&self.path)?;
                 send_on(&socket, record)
             }
             result => result,

@@ -68,9 +68,7 @@ pub fn fall_back(args: &VassalArgs, file: &Path, keep: &[BorrowedFd<'_>]) -> Run
     // The keeper's image is not kept: the fallback's runtime seals its own if it needs one.
     next.keeper_fd = None;
     next.fall_back = args.fall_back.saturating_sub(1);
-    let program = std::env::args()
-        .next()
-        .unwrap_or_else(|| "emperor".to_string());
+    let program = super::program().to_string_lossy().into_owned();
     let argv: Vec<String> = std::iter::once(program).chain(next.to_argv()).collect();
     let env: Vec<(String, String)> = std::env::vars().collect();
     RuntimeError::FallbackExec {

@@ -224,9 +224,7 @@ fn keeper_argv(
     watched: &[RawFd],
     wake_args: &VassalArgs,
 ) -> Vec<OsString> {
-    let program = std::env::args_os()
-        .next()
-        .unwrap_or_else(|| "emperor-vassal".into());
+    let program = super::program();
     let watch_list = match watched.is_empty() {
         true => "-".to_string(),
         false => watched

@@ -27,6 +27,25 @@ use tracing::{error, warn};
 pub use crate::runtime_args::VassalArgs;
 pub use error::RuntimeError;
 
+/// argv[0] of a runtime the clone server runs in a copy of itself, whose own argv now holds
+/// its title (see [`crate::clone_server`]).
+static PROGRAM: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+
+/// Set this runtime's argv[0] (before [`run`]), for a process whose argv is not its own.
+pub fn set_program(program: std::ffi::OsString) {
+    let _ = PROGRAM.set(program);
+}
+
+/// This runtime's argv[0]: what it names itself when it executes itself again (a fallback
+/// config, a wake from hibernation).
+fn program() -> std::ffi::OsString {
+    PROGRAM
+        .get()
+        .cloned()
+        .or_else(|| std::env::args_os().next())
+        .unwrap_or_else(|| crate::protocol::RUNTIME_BINARY.into())
+}
+
 /// Run the vassal until it is stopped; returns the process exit status.
 pub fn run(args: VassalArgs) -> i32 {
     if args.resume_fd.is_some() {

@@ -42,6 +42,9 @@ pub struct Launch {
     pub(super) fresh_fd_table: Option<RawFd>,
     /// The child is our parent's, not ours (CLONE_PARENT): see [`Launch::as_sibling`].
     pub(super) sibling: bool,
+    /// Fds above the mapped ones that a child continuing in this process keeps at their
+    /// numbers (see [`Launch::keep_fd`]), sorted.
+    pub(super) kept_fds: Vec<RawFd>,
 }
 
 impl Launch {
@@ -74,6 +77,7 @@ impl Launch {
             own_pid_env: None,
             fresh_fd_table: None,
             sibling: false,
+            kept_fds: Vec::new(),
         })
     }
 
@@ -196,6 +200,15 @@ impl Launch {
     /// sends the child its [`Launch::parent_death_signal`].
     pub fn as_sibling(&mut self) -> &mut Self {
         self.sibling = true;
+        self
+    }
+
+    /// For [`Launch::fork`]: the child keeps this fd of ours at its number (a log socket its
+    /// code goes on using), where every other fd above the mapped ones is closed.
+    pub fn keep_fd(&mut self, fd: RawFd) -> &mut Self {
+        if let Err(at) = self.kept_fds.binary_search(&fd) {
+            self.kept_fds.insert(at, fd);
+        }
         self
     }
 

@@ -49,67 +49,128 @@ pub(super) fn clone(
     }
 }
 
+/// What [`clone_in_process`] returns on each side.
+pub(super) enum InProcess {
+    /// The child, with the step that failed (it is then the caller's to report and exit).
+    Child(Result<(), (ChildStep<()>, Errno)>),
+    Parent(libc::pid_t, OwnedFd),
+}
+
+/// Clone the child of [`Launch::fork`], in a copy of this single-threaded process: in the
+/// child, how its steps went; in the parent, the child's pid and pidfd.
+#[allow(unsafe_code)]
+pub(super) fn clone_in_process(
+    args: &mut sys::CloneArgs,
+    child: &ChildSide<'_>,
+) -> Result<InProcess, SysError> {
+    // SAFETY: `Launch::fork` checked that this process has one thread, so the copy has every
+    // lock (the allocator's, stdio's) in the state this thread left it: free. The child runs
+    // its steps (system calls on prepared values) and then the caller's code, which owns the
+    // whole copy; glibc's cached thread id in the copy stays the parent's, which only
+    // pthread's owner-checked mutexes would read (Rust's locks are its own futexes).
+    match unsafe { sys::clone3(args) }.map_err(|e| SysError::new("clone3", e))? {
+        sys::Cloned::Child => Ok(InProcess::Child(child.run_in_process())),
+        sys::Cloned::Parent { pid, pidfd } => Ok(InProcess::Parent(pid, pidfd)),
+    }
+}
+
+/// A failed step and its errno.
+type Failed = (ChildStep<()>, Errno);
+
 impl ChildSide<'_> {
     /// The child's steps, in order, up to execve.
     fn exec(&self) -> ! {
-        let launch = self.launch;
-        self.take_own_fd_table();
-        self.wait_until_released();
-        self.become_root();
-        if launch.mount_proc {
-            self.check(sys::mount_proc_at_slash_proc(), ChildStep::MountProc);
-        }
-        if launch.new_session {
-            sys::setsid();
-        }
-        self.map_fds();
-        let highest = launch.fd_map.iter().map(|&(_, t)| t).max();
-        let first_closed = highest.unwrap_or(2).max(2) as u32 + 1;
-        self.check(
-            sys::cloexec_from(first_closed),
-            ChildStep::CloexecFrom(first_closed),
-        );
-        sys::reset_signals();
-        self.set_soft_limits();
-        if let Some(drop) = &launch.drop {
-            if let Err(failure) = drop.apply(launch.last_cap) {
-                self.fail(ChildStep::Drop(failure.step), failure.errno);
-            }
-        }
-        // After the drop: a credential change clears the parent-death signal.
-        self.set_parent_death_signal();
-        if let Some(dir) = &launch.cwd {
-            self.check(sys::chdir(dir), ChildStep::Chdir(()));
-        }
-        self.exec.write_own_pid();
-        if let Some(filter) = &launch.seccomp {
-            self.check(filter.install_in_child(), ChildStep::Seccomp);
+        if let Err((step, errno)) = self.steps(false) {
+            self.fail(step, errno)
         }
         let errno = self.exec.execve();
         self.fail(ChildStep::Execve(()), errno)
     }
 
+    /// The steps of a child that runs on in its copy of the parent, which reports a failure
+    /// itself: the report pipe only closes (nobody waits on it).
+    fn run_in_process(&self) -> Result<(), Failed> {
+        let outcome = self.steps(true);
+        sys::close(self.report);
+        outcome
+    }
+
+    /// Every step but the execve. In process, the child keeps the parent's signal state (the
+    /// code it runs on set it up) and closes the fds it does not keep, as an execve would.
+    fn steps(&self, in_process: bool) -> Result<(), Failed> {
+        let launch = self.launch;
+        self.take_own_fd_table()?;
+        self.wait_until_released()?;
+        self.become_root()?;
+        if launch.mount_proc {
+            check(sys::mount_proc_at_slash_proc(), ChildStep::MountProc)?;
+        }
+        if launch.new_session {
+            sys::setsid();
+        }
+        self.map_fds()?;
+        let highest = launch.fd_map.iter().map(|&(_, t)| t).max();
+        let first_closed = highest.unwrap_or(2).max(2) as u32 + 1;
+        if in_process {
+            check(
+                sys::close_from_except(first_closed, &launch.kept_fds, self.report),
+                ChildStep::CloseFrom(first_closed),
+            )?;
+        } else {
+            check(
+                sys::cloexec_from(first_closed),
+                ChildStep::CloexecFrom(first_closed),
+            )?;
+            sys::reset_signals();
+        }
+        self.set_soft_limits()?;
+        if let Some(drop) = &launch.drop {
+            if let Err(failure) = drop.apply(launch.last_cap) {
+                return Err((ChildStep::Drop(failure.step), failure.errno));
+            }
+        }
+        // After the drop: a credential change clears the parent-death signal.
+        self.set_parent_death_signal()?;
+        if let Some(dir) = &launch.cwd {
+            check(sys::chdir(dir), ChildStep::Chdir(()))?;
+        }
+        if !in_process {
+            self.exec.write_own_pid();
+        }
+        if let Some(filter) = &launch.seccomp {
+            check(filter.install_in_child(), ChildStep::Seccomp)?;
+        }
+        Ok(())
+    }
+
     /// First, while the parent waits: every later step changes our fds.
-    fn take_own_fd_table(&self) {
+    fn take_own_fd_table(&self) -> Result<(), Failed> {
         if let Some((keep_below, unshared)) = self.unshare {
             let keep_below = keep_below as u32;
-            self.check(
+            check(
                 sys::unshare_fds_below(keep_below),
                 ChildStep::UnshareFds { keep_below },
-            );
+            )?;
             sys::signal_and_close(unshared);
         }
+        Ok(())
     }
 
     /// A held child says it is ready, then waits for the parent's go byte.
-    fn wait_until_released(&self) {
+    fn wait_until_released(&self) -> Result<(), Failed> {
         let launch = self.launch;
-        if launch.hold && launch.become_root {
-            // An emperor that changed its uid makes its children non-dumpable, so their
-            // /proc files belong to root and it could not write our id maps. Dumpable while
-            // held is harmless: a tracer needs every capability we hold; the switch to the
-            // jail's root below resets it, and the runtime makes itself non-dumpable again.
-            self.check(sys::prctl(libc::PR_SET_DUMPABLE, 1, 0), ChildStep::Dumpable);
+        let new_user_ns = launch.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
+        if launch.hold && (launch.become_root || new_user_ns) {
+            // A non-dumpable parent has non-dumpable children, whose /proc files belong to the
+            // root of their memory's user namespace: the host's root for the children of an
+            // emperor that changed its uid, and of a runtime running in a copy of the clone
+            // server (its memory was made by an execve in the host's namespace). The parent
+            // could not write our id maps then. Dumpable while held is harmless: a tracer
+            // needs CAP_SYS_PTRACE over our new user namespace, which only processes of our
+            // parent's namespace with our uid have (our parent, its hooks); a change of uid
+            // resets the flag, the runtime makes itself non-dumpable again, and a payload's
+            // execve sets it anew.
+            check(sys::prctl(libc::PR_SET_DUMPABLE, 1, 0), ChildStep::Dumpable)?;
         }
         if let Some(held) = self.held {
             sys::signal_and_close(held);
@@ -119,83 +180,81 @@ impl ChildSide<'_> {
             sys::close(write_end);
             let mut byte = [0u8];
             if sys::read(read_end, &mut byte) != Ok(1) {
-                self.fail(ChildStep::WaitForRelease, Errno::ECHILD);
+                return Err((ChildStep::WaitForRelease, Errno::ECHILD));
             }
         }
+        Ok(())
     }
 
     /// In a new user namespace whose maps the parent has written: become its root.
-    fn become_root(&self) {
+    fn become_root(&self) -> Result<(), Failed> {
         let launch = self.launch;
         if !launch.become_root {
-            return;
+            return Ok(());
         }
         if !launch.groups_denied {
-            self.check(sys::setgroups(&[]), ChildStep::RootGroups);
+            check(sys::setgroups(&[]), ChildStep::RootGroups)?;
         }
-        self.check(sys::setresgid(0), ChildStep::RootGid);
-        self.check(sys::setresuid(0), ChildStep::RootUid);
+        check(sys::setresgid(0), ChildStep::RootGid)?;
+        check(sys::setresuid(0), ChildStep::RootUid)
     }
 
-    fn set_soft_limits(&self) {
+    fn set_soft_limits(&self) -> Result<(), Failed> {
         for &(resource, soft) in &self.launch.soft_limits {
             match sys::getrlimit(resource) {
                 Ok((_, hard)) => {
                     let soft = soft.min(hard);
-                    self.check(
+                    check(
                         sys::setrlimit(resource, soft, hard),
                         ChildStep::Setrlimit {
                             resource,
                             soft,
                             hard,
                         },
-                    )
+                    )?
                 }
-                Err(e) => self.fail(ChildStep::Getrlimit(resource), e),
+                Err(e) => return Err((ChildStep::Getrlimit(resource), e)),
             }
         }
+        Ok(())
     }
 
-    fn set_parent_death_signal(&self) {
+    fn set_parent_death_signal(&self) -> Result<(), Failed> {
         let launch = self.launch;
         let Some(signal) = launch.parent_death_signal else {
-            return;
+            return Ok(());
         };
-        self.check(
+        check(
             sys::set_parent_death_signal(signal),
             ChildStep::ParentDeathSignal(signal),
-        );
+        )?;
         // The parent may have died before the prctl: then no signal will ever come.
         // In a new pid namespace getppid() is 0 and the protocol socket tells instead.
         let new_pid_ns = launch.clone_flags & libc::CLONE_NEWPID as u64 != 0;
         if !new_pid_ns && sys::getppid() != self.parent {
             let parent = self.parent;
-            self.fail(ChildStep::ParentDied { parent }, Errno::ECHILD);
+            return Err((ChildStep::ParentDied { parent }, Errno::ECHILD));
         }
-    }
-
-    fn check<T>(&self, result: Result<T, Errno>, step: ChildStep<()>) {
-        if let Err(errno) = result {
-            self.fail(step, errno);
-        }
+        Ok(())
     }
 
     /// Two passes so a source fd is never overwritten by an earlier target: first dup every
     /// source above all of them, then onto its target (dup2 clears close-on-exec).
-    fn map_fds(&self) {
+    fn map_fds(&self) -> Result<(), Failed> {
         let mut staged = [0 as RawFd; MAX_MAPPED_FDS];
         for (i, &(source, target)) in self.launch.fd_map.iter().enumerate() {
             match sys::dup_from(source, self.scratch_base) {
                 Ok(fd) => staged[i] = fd,
-                Err(e) => self.fail(ChildStep::StageFd { source, target }, e),
+                Err(e) => return Err((ChildStep::StageFd { source, target }, e)),
             }
         }
         for (i, &(source, target)) in self.launch.fd_map.iter().enumerate() {
-            self.check(
+            check(
                 sys::dup2(staged[i], target),
                 ChildStep::MapFd { source, target },
-            );
+            )?;
         }
+        Ok(())
     }
 
     /// Report the failed step and errno to the parent and exit without running any
@@ -209,4 +268,9 @@ impl ChildSide<'_> {
         let _ = sys::write(self.report, &bytes);
         sys::exit_now(EXEC_FAILED_STATUS)
     }
+}
+
+/// `step` failed when `result` is an error.
+fn check<T>(result: Result<T, Errno>, step: ChildStep<()>) -> Result<(), Failed> {
+    result.map(drop).map_err(|errno| (step, errno))
 }

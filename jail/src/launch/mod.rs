@@ -16,6 +16,7 @@ mod parent;
 mod step;
 
 pub use builder::Launch;
+pub use parent::Report;
 pub use step::ChildStep;
 
 use crate::error::{Errno, SysError};
@@ -62,6 +63,16 @@ pub struct Launched {
     exec_report: OwnedFd,
     program: PathBuf,
     cwd: Option<PathBuf>,
+}
+
+/// Which side of [`Launch::fork`] this is.
+#[derive(Debug)]
+pub enum Forked {
+    /// The child, running on in a copy of this process (see [`Launch::fork`]): its steps
+    /// done, or the one that failed (the child should then say so and exit).
+    Child(Result<(), LaunchError>),
+    /// The parent, with the child as [`Launch::start`] gives it.
+    Parent(Launched),
 }
 
 /// A child that has exec'ed its program.

@@ -4,7 +4,7 @@
 
 use super::child::{self, ChildSide};
 use super::step::{self, REPORT_WORDS};
-use super::{Launch, LaunchError, Launched, Running, MAX_MAPPED_FDS};
+use super::{Forked, Launch, LaunchError, Launched, Running, MAX_MAPPED_FDS};
 use crate::error::{Errno, SysError};
 use crate::sys;
 use nix::fcntl::OFlag;
@@ -35,7 +35,10 @@ impl Pipes {
         Ok(Pipes {
             report: pipe()?,
             go: pipe_if(launch.hold)?,
-            held: pipe_if(launch.hold)?,
+            // A held child makes itself dumpable before it says it is held, so that a parent
+            // that changed its uid can write its maps; a dumpable parent's child is dumpable
+            // from the clone, and the parent may go on at once.
+            held: pipe_if(launch.hold && !this_process_is_dumpable())?,
             unshared: pipe_if(launch.fresh_fd_table.is_some())?,
         })
     }
@@ -67,22 +70,80 @@ impl Launch {
         }
         let exec = sys::ExecArgs::new(&self.program, &self.argv, &self.envp, self.own_pid_env);
         let pipes = Pipes::new(self)?;
+        let child = self.child_side(&exec, &pipes);
+        let mut args = self.clone_args();
+        let (pid, pidfd) = child::clone(&mut args, &child, self.may_share_memory())?;
+        Ok(self.after_clone(Pid::from_raw(pid), pidfd, pipes)?)
+    }
+
+    /// Clone the child as [`Launch::start`] does, except that after its steps it does not
+    /// execute the program: it returns [`Forked::Child`] here, in a copy of this process,
+    /// holding only its mapped fds, 0-2 and the [`Launch::keep_fd`] ones, with this process's
+    /// signal dispositions and mask (a program would start with defaults), and how its steps
+    /// went: a failure is the child's to report. The parent gets [`Forked::Parent`]; its
+    /// [`Launched::release_without_waiting`] does not wait for the child to be scheduled.
+    ///
+    /// The child runs ordinary code, so this process must have one thread (EDEADLK
+    /// otherwise): another thread's locks (the allocator's) would stay held in the copy. The
+    /// launch must not share the fd table ([`Launch::fresh_fd_table`]); its program only names
+    /// what runs, in errors. The child must leave by `std::process::exit` (or `_exit`), never
+    /// by returning into the caller's frames: their fds are no longer its own.
+    pub fn fork(&self) -> Result<Forked, LaunchError> {
+        if self.fd_map.len() > MAX_MAPPED_FDS {
+            return Err(LaunchError::TooManyFds(self.fd_map.len()));
+        }
+        if self.fresh_fd_table.is_some() {
+            return Err(
+                SysError::new("clone3 in process with a shared fd table", Errno::EINVAL).into(),
+            );
+        }
+        if sys::thread_count() != Some(1) {
+            return Err(SysError::new("clone3 in process (other threads)", Errno::EDEADLK).into());
+        }
+        let exec = sys::ExecArgs::new(&self.program, &self.argv, &self.envp, self.own_pid_env);
+        let pipes = Pipes::new(self)?;
+        let child = self.child_side(&exec, &pipes);
+        let mut args = self.clone_args();
+        match child::clone_in_process(&mut args, &child)? {
+            child::InProcess::Child(outcome) => {
+                // The child closed every pipe end it had (or never kept it): their owners
+                // here must not close those numbers again, which may be reused by now.
+                std::mem::forget(pipes);
+                Ok(Forked::Child(outcome.map_err(|(step, errno)| {
+                    let cwd = self
+                        .cwd
+                        .as_ref()
+                        .map(|dir| PathBuf::from(OsStr::from_bytes(dir.as_bytes())));
+                    LaunchError::Child {
+                        step: Box::new(step.with_paths(&self.program_path, cwd.as_deref())),
+                        program: self.program_path.clone(),
+                        errno,
+                    }
+                })))
+            }
+            child::InProcess::Parent(pid, pidfd) => Ok(Forked::Parent(self.after_clone(
+                Pid::from_raw(pid),
+                pidfd,
+                pipes,
+            )?)),
+        }
+    }
+
+    /// What the child needs, all prepared before the clone.
+    fn child_side<'a>(&'a self, exec: &'a sys::ExecArgs<'a>, pipes: &Pipes) -> ChildSide<'a> {
         let raw = |pair: &Option<(OwnedFd, OwnedFd)>| {
             pair.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd()))
         };
-        let child = ChildSide {
+        ChildSide {
             launch: self,
-            exec: &exec,
+            exec,
             report: pipes.report.1.as_raw_fd(),
             go: raw(&pipes.go),
             held: raw(&pipes.held).map(|(_, w)| w),
             unshare: raw(&pipes.unshared).map(|(_, w)| (pipes.keep_below(self), w)),
             scratch_base: self.scratch_base(pipes.report.1.as_raw_fd()),
             parent: self.parent_pid(),
-        };
-        let mut args = self.clone_args();
-        let (pid, pidfd) = child::clone(&mut args, &child, self.may_share_memory())?;
-        Ok(self.after_clone(Pid::from_raw(pid), pidfd, pipes)?)
+        }
     }
 
     /// The first fd number above every source and target: where the child stages its fds.
@@ -166,14 +227,46 @@ impl Launch {
 impl Launched {
     /// Let a held child go on, then wait until it has exec'ed (or failed to).
     pub fn release(self) -> Result<Running, LaunchError> {
+        let (running, report) = self.release_without_waiting()?;
+        report.read().map(|()| running)
+    }
+
+    /// Let a held child go on and return at once: whether its steps worked comes later, on
+    /// its [`Report`] (its failure also makes it exit with status 127).
+    pub fn release_without_waiting(self) -> Result<(Running, Report), LaunchError> {
         if let Some(go) = &self.go {
             nix::unistd::write(go, &[1]).map_err(|e| SysError::new("write go byte", e))?;
         }
         drop(self.go);
+        let report = Report {
+            pipe: self.exec_report,
+            program: self.program,
+            cwd: self.cwd,
+        };
+        let running = Running {
+            pid: self.pid,
+            pidfd: self.pidfd,
+        };
+        Ok((running, report))
+    }
+}
+
+/// How a released child's steps went, once it has exec'ed (or, started by [`Launch::fork`],
+/// finished its steps) or failed: its pipe is readable then.
+#[derive(Debug)]
+pub struct Report {
+    pipe: OwnedFd,
+    program: PathBuf,
+    cwd: Option<PathBuf>,
+}
+
+impl Report {
+    /// The outcome, blocking until it is known.
+    pub fn read(self) -> Result<(), LaunchError> {
         let mut bytes = [0u8; REPORT_WORDS * 8];
         let mut got = 0;
         while got < bytes.len() {
-            match nix::unistd::read(self.exec_report.as_raw_fd(), &mut bytes[got..]) {
+            match nix::unistd::read(self.pipe.as_raw_fd(), &mut bytes[got..]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(Errno::EINTR) => continue,
@@ -181,10 +274,7 @@ impl Launched {
             }
         }
         if got == 0 {
-            return Ok(Running {
-                pid: self.pid,
-                pidfd: self.pidfd,
-            });
+            return Ok(());
         }
         // The child has exited (status 127); the caller's reaper collects it.
         let words: Vec<u64> = bytes[..got]
@@ -242,6 +332,10 @@ fn wait_readable(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> Result<(), SysErr
             Err(e) => return Err(SysError::new("poll for the child's own fd table", e)),
         }
     }
+}
+
+fn this_process_is_dumpable() -> bool {
+    sys::prctl(libc::PR_GET_DUMPABLE, 0, 0) == Ok(1)
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {

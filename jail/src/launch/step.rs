@@ -43,6 +43,8 @@ pub enum ChildStep<P = PathBuf> {
     },
     /// close_range(CLOSE_RANGE_CLOEXEC) from this fd up.
     CloexecFrom(u32),
+    /// close_range from this fd up, but the kept ones (a child running on in process).
+    CloseFrom(u32),
     Getrlimit(u32),
     Setrlimit {
         resource: u32,
@@ -83,6 +85,7 @@ impl ChildStep<()> {
             StageFd { source, target } => StageFd { source, target },
             MapFd { source, target } => MapFd { source, target },
             CloexecFrom(fd) => CloexecFrom(fd),
+            CloseFrom(fd) => CloseFrom(fd),
             Getrlimit(resource) => Getrlimit(resource),
             Setrlimit {
                 resource,
@@ -124,6 +127,7 @@ impl fmt::Display for ChildStep {
             }
             MapFd { source, target } => write!(f, "dup2 to pass fd {source} as fd {target}"),
             CloexecFrom(first) => write!(f, "close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)"),
+            CloseFrom(first) => write!(f, "close_range({first}, ~0) but the kept fds"),
             Getrlimit(resource) => write!(f, "getrlimit({})", Resource(*resource)),
             Setrlimit {
                 resource,
@@ -223,6 +227,7 @@ pub(super) fn encode(step: ChildStep<()>, errno: Errno) -> Report {
         Chdir(()) => (16, [0; 3]),
         Seccomp => (17, [0; 3]),
         Execve(()) => (18, [0; 3]),
+        CloseFrom(first) => (19, [first.into(), 0, 0]),
         Unknown(code) => (code, [0; 3]),
     };
     w.put(number).put(errno as i32 as u64).put_all(&args);
@@ -270,6 +275,7 @@ pub(super) fn decode(words: &[u64]) -> (ChildStep<()>, Errno) {
         16 => Chdir(()),
         17 => Seccomp,
         18 => Execve(()),
+        19 => CloseFrom(a as u32),
         other => Unknown(other),
     };
     (step, errno)

@@ -179,3 +179,86 @@ fn a_child_step_names_the_call_and_its_argument() {
         assert_eq!(step.to_string(), text);
     }
 }
+
+/// The fds open in this process, sorted (the listing's own fd left out).
+fn own_fds() -> Vec<RawFd> {
+    let mut fds = open_fds(Pid::this());
+    fds.retain(|&fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok());
+    fds.sort();
+    fds
+}
+
+/// Fork `launch` in process with a pipe mapped at fd 3: the child writes there what `says`
+/// makes of how its steps went and exits; the parent returns what it heard and the child's
+/// pid (in a single-threaded copy of the test: see `in_forked_child`).
+fn fork_and_hear(
+    launch: &mut Launch,
+    says: impl FnOnce(Result<(), LaunchError>) -> String,
+) -> Result<(String, Pid), String> {
+    let (mut output, output_write) = std::io::pipe().map_err(|e| e.to_string())?;
+    launch.map_fd(output_write.as_raw_fd(), 3);
+    match launch.fork().map_err(|e| e.to_string())? {
+        Forked::Child(steps) => {
+            let _ = crate::sys::write(3, says(steps).as_bytes());
+            crate::sys::exit_now(0)
+        }
+        Forked::Parent(launched) => {
+            let (running, _report) = launched.release_without_waiting().unwrap();
+            drop(output_write);
+            let mut heard = String::new();
+            output.read_to_string(&mut heard).unwrap();
+            nix::sys::wait::waitpid(running.pid, None).unwrap();
+            Ok((heard, running.pid))
+        }
+    }
+}
+
+/// Forked in process, the child runs on here with its mapped fds, 0-2 and the kept one, every
+/// other fd of ours closed, in its own session; the parent learns its pid at once.
+#[test]
+fn a_launch_forked_in_process_runs_on_with_only_its_mapped_and_kept_fds() {
+    crate::testing::in_forked_child(|| {
+        let dev_null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+        let kept = crate::fd::park_above(dev_null.try_clone().unwrap().into(), 70);
+        let mut launch = Launch::new(Path::new("/proc/self/exe"), &["copy"]).unwrap();
+        launch.keep_fd(kept.as_raw_fd()).new_session();
+        let (heard, pid) = fork_and_hear(&mut launch, |steps| match steps {
+            Ok(()) => format!("{:?} {}", own_fds(), nix::unistd::getsid(None).unwrap()),
+            Err(e) => e.to_string(),
+        })?;
+        // `dev_null` stays open here: the copy closed its own.
+        drop(dev_null);
+        let expected = format!("{:?} {pid}", [0, 1, 2, 3, kept.as_raw_fd()]);
+        crate::testing::expect_eq("fds and session of the copy", heard, expected)
+    });
+}
+
+/// A step that fails in process is the child's to say: it learns which, with its path.
+#[test]
+fn a_step_failing_in_process_is_the_childs_to_report() {
+    crate::testing::in_forked_child(|| {
+        let mut launch = Launch::new(Path::new("/bin/true"), &["true"]).unwrap();
+        launch.cwd(Path::new("/nonexistent/dir")).unwrap();
+        let (heard, _) = fork_and_hear(&mut launch, |steps| match steps {
+            Ok(()) => "no failure".to_string(),
+            Err(e) => e.to_string(),
+        })?;
+        let expected = format!(
+            "chdir(\"/nonexistent/dir\") (before execve /bin/true): {}",
+            Errno::ENOENT
+        );
+        crate::testing::expect_eq("the failed step", heard, expected)
+    });
+}
+
+/// A process with another thread cannot continue in a copy of itself.
+#[test]
+fn a_launch_in_process_needs_a_single_threaded_parent() {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || stopped.recv());
+    let launch = Launch::new(Path::new("/bin/true"), &["true"]).unwrap();
+    let error = launch.fork().expect_err("refused with another thread");
+    assert!(error.to_string().contains("EDEADLK"), "{error}");
+    stop.send(()).unwrap();
+    let _ = other.join();
+}

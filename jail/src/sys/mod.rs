@@ -110,6 +110,45 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// close_range(2) of every fd from `first` up but `kept` (sorted) and `also_kept`, as a gap
+/// between them at a time. Async-signal-safe: no allocation.
+pub fn close_from_except(first: u32, kept: &[RawFd], also_kept: RawFd) -> Result<(), Errno> {
+    let mut from = first;
+    let mut close_until = |fd: RawFd| -> Result<(), Errno> {
+        let Ok(fd) = u32::try_from(fd) else {
+            return Ok(());
+        };
+        if fd >= from {
+            if fd > from {
+                close_range(from, fd - 1)?;
+            }
+            from = fd + 1;
+        }
+        Ok(())
+    };
+    // The two lists merged in order, without allocating.
+    let mut also = Some(also_kept);
+    for &fd in kept {
+        if let Some(extra) = also.filter(|&extra| extra < fd) {
+            close_until(extra)?;
+            also = None;
+        }
+        close_until(fd)?;
+    }
+    if let Some(extra) = also {
+        close_until(extra)?;
+    }
+    close_range(from, u32::MAX)
+}
+
+/// close_range(2) of fds `first` to `last`.
+fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments. The caller holds no Rust owner of these numbers that
+    // it will use again (a child closing what it does not keep).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    Errno::result(ret).map(drop)
+}
+
 /// close_range(2) with CLOSE_RANGE_UNSHARE from `first` to the last fd: a process that shares
 /// its fd table (CLONE_FILES) gets a private one holding only the fds below `first`; the
 /// shared table, and every fd in it, stays the other process's, untouched.

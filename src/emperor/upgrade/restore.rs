@@ -54,12 +54,16 @@ impl Emperor {
         }
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| jail::SysError::new("epoll_create1", e))?;
+        // The root emperor starts its own clone server (the old one ran the old binary's code
+        // in its copies); the unprivileged emperor adopts the old one's below.
+        let clone_server = match settings.identity {
+            None => CloneServerSource::Start,
+            Some(_) => CloneServerSource::HandedOver(None),
+        };
         let mut spawner =
-            Spawner::new(&settings, CloneServerSource::HandedOver(None)).map_err(|source| {
-                EmperorError::Io {
-                    what: "preparing spawns",
-                    source,
-                }
+            Spawner::new(&settings, clone_server).map_err(|source| EmperorError::Io {
+                what: "preparing spawns",
+                source,
             })?;
         let open_files = jail::process::raise_open_files_limit()?;
         // Before anything is started: the capabilities the execve carried leave the ambient
