@@ -96,11 +96,11 @@ fn vassals_without_fds_are_told_once_shown_in_stats_and_start_when_fds_free_up()
             &ini("sleep 1000", &[]),
         );
     }
-    // 96 fds: the emperor's own, its reserve, and room for about 30 vassals of 2 fds each.
+    // 64 fds: the emperor's own, its reserve, and room for about 30 vassals of 1 fd each.
     let emperor = Emperor::launch(
         tmp.path(),
         Options {
-            binary: Some(under_prlimit(tmp.path(), 96, 96)),
+            binary: Some(under_prlimit(tmp.path(), 64, 64)),
             args: vec!["--emperor-throttle".into(), "10".into()],
             env: vec![("EMPEROR_LOG", "debug".into())],
             ..Options::default()
@@ -134,9 +134,9 @@ fn vassals_without_fds_are_told_once_shown_in_stats_and_start_when_fds_free_up()
         .collect();
     for v in &waiting {
         assert_eq!(v["state"], "waiting", "{v}");
-        // The emperor's own fds, its reserve and 2 per config: more than the 96 it has.
+        // The emperor's own fds, its reserve and 1 per config: more than the 64 it has.
         let needed = v["fds_needed"].as_u64().unwrap();
-        assert!(needed > 96 && needed >= 2 * CONFIGS as u64, "{v}");
+        assert!(needed > 64 && needed >= CONFIGS as u64, "{v}");
     }
     // Each waiting vassal retries (with backoff) but is named in the log once.
     let name = waiting[0]["name"].as_str().unwrap().to_string();

@@ -185,10 +185,43 @@ pub fn trim_heap() {
     sys::trim_heap();
 }
 
+/// Whether the machine has more tasks ready to run than CPUs online, now: /proc/loadavg's
+/// count of runnable tasks (this one among them) against the CPUs. False when either cannot
+/// be read (a jail without /proc).
+pub fn machine_is_busy() -> bool {
+    static CPUS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let Some(cpus) = *CPUS.get_or_init(sys::online_cpus) else {
+        return false;
+    };
+    runnable_tasks(&std::fs::read_to_string("/proc/loadavg").unwrap_or_default())
+        .is_some_and(|runnable| runnable > cpus)
+}
+
+/// The runnable tasks of /proc/loadavg (`0.50 0.40 0.30 RUNNABLE/TOTAL LAST_PID`).
+fn runnable_tasks(loadavg: &str) -> Option<u64> {
+    let (runnable, _) = loadavg.split_whitespace().nth(3)?.split_once('/')?;
+    runnable.parse().ok()
+}
+
 /// CLOCK_MONOTONIC as a duration since boot: the clock of `Instant`, as a number that can
 /// cross an execve or go to systemd (0 if the clock cannot be read).
 pub fn monotonic_now() -> std::time::Duration {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(std::time::Duration::from)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runnable_count_is_loadavgs_fourth_field_before_the_slash() {
+        assert_eq!(runnable_tasks("2.55 4.09 4.41 2/111 14663\n"), Some(2));
+        assert_eq!(runnable_tasks("0.00 0.00 0.00 17/4523 1"), Some(17));
+        assert_eq!(runnable_tasks("0.00 0.00"), None);
+        assert_eq!(runnable_tasks(""), None);
+        // This process is runnable while it reads: the machine is busy only past the CPUs.
+        assert!(runnable_tasks(&std::fs::read_to_string("/proc/loadavg").unwrap()).unwrap() >= 1);
+    }
 }

@@ -277,7 +277,7 @@ impl Emperor {
                 last_words.extend_from_slice(&buf[..n]);
                 let _ = self.epoll.delete(&process.link);
             }
-            // Its link and pidfd close here: room for a vassal waiting for fds.
+            // Its link closes here: room for a vassal waiting for fds.
             drop(process);
             self.wake_fd_waiter();
         }
@@ -377,6 +377,6 @@ fn note_unknown_byte(v: &mut Vassal, byte: u8) {
 /// tenant's runtime, but every runtime kills its payload's tree and exits when the socket
 /// closes.
 pub(super) fn force_stop(process: &super::table::Process) {
-    let _ = process.running.signal(libc::SIGKILL);
+    let _ = process.running.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = process.link.shutdown(std::net::Shutdown::Both);
 }

@@ -326,7 +326,7 @@ impl Spawner {
         }
         let running = self.start_here(&start, &handed)?;
         drop(vassal_end);
-        Ok(Begun::Started(process(running, emperor_end)))
+        Ok(Begun::Started(process(running.into(), emperor_end)))
     }
 
     /// The runtime of a start sent to the clone server: its answers come in the order the
@@ -341,14 +341,7 @@ impl Spawner {
             ));
         };
         match active.receive_started() {
-            Ok(running) => {
-                let pidfd = jail::fd::park_above(running.pidfd, PARK_FLOOR);
-                let running = jail::launch::Running {
-                    pid: running.pid,
-                    pidfd,
-                };
-                Ok(process(running, sent.link))
-            }
+            Ok(running) => Ok(process(running.into(), sent.link)),
             Err(Failure::Refused(reason)) => Err(SpawnError::Refused(reason)),
             Err(Failure::Gone(reason)) => {
                 warn!(
@@ -448,7 +441,7 @@ pub struct SentSpawn {
     link: UnixStream,
 }
 
-fn process(running: jail::launch::Running, link: UnixStream) -> Process {
+fn process(running: super::table::Runtime, link: UnixStream) -> Process {
     Process {
         running,
         link,

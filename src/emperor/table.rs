@@ -1,7 +1,6 @@
 //! The emperor's vassal table: one entry per config, found by id in O(1), with a slot number
 //! that names it in epoll tokens and timers.
 
-use jail::Running;
 use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -11,10 +10,32 @@ use std::time::{Instant, SystemTime};
 /// Where a vassal is in its life (the emperor's view).
 pub use super::machine::State;
 
+/// A runtime process: the emperor's child (cloned by the emperor, or by its clone server with
+/// CLONE_PARENT), so its pid names it, and nothing else, until the emperor reaps it; the
+/// emperor keeps no pidfd for it, one fd per vassal fewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runtime {
+    pub pid: Pid,
+}
+
+impl Runtime {
+    /// Signal the runtime (not reaped yet: it is in the table).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> nix::Result<()> {
+        nix::sys::signal::kill(self.pid, signal)
+    }
+}
+
+impl From<jail::launch::Running> for Runtime {
+    /// The runtime of a start, its pidfd closed.
+    fn from(running: jail::launch::Running) -> Self {
+        Runtime { pid: running.pid }
+    }
+}
+
 /// A vassal's runtime process and the emperor's end of its protocol socket.
 #[derive(Debug)]
 pub struct Process {
-    pub running: Running,
+    pub running: Runtime,
     pub link: UnixStream,
     /// The link is closed (EOF) and deregistered; only the exit is still to come.
     pub link_closed: bool,

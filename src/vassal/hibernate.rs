@@ -38,9 +38,28 @@ pub struct Hibernator {
     pub quiet: Duration,
     runtime: OwnedFd,
     image: Option<OwnedFd>,
+    /// How long this sleep was put off because the machine was busy.
+    put_off: Duration,
 }
 
 impl Hibernator {
+    /// Put the sleep that is due off by one more quiet period, when the machine has more
+    /// tasks ready to run than CPUs (a mass start): falling asleep costs CPU (an execve, the
+    /// runtime's pages freed) that starting vassals need now, and only saves memory, which
+    /// can wait. Not past [`LONGEST_QUIET`] in all, so a machine that stays busy still gets
+    /// its memory back.
+    pub fn put_off_while_busy(&mut self) -> bool {
+        let busy = jail::process::machine_is_busy;
+        match put_off_again(self.put_off, self.quiet, busy) {
+            Some(put_off) => {
+                self.put_off = put_off;
+                debug!(?put_off, "the machine is busy: hibernating later");
+                true
+            }
+            None => false,
+        }
+    }
+
     /// For a runtime asked to hibernate (`--hibernate-after`), where it can: the keeper is
     /// built for this architecture and an execve keeps this process's privileges as they are.
     /// `image` is the keeper's image the emperor shared (`--keeper-fd`), if it did.
@@ -56,6 +75,7 @@ impl Hibernator {
                 quiet,
                 runtime,
                 image,
+                put_off: Duration::ZERO,
             }),
             Err(e) => {
                 warn!("no hibernation: {e}");
@@ -266,6 +286,16 @@ pub enum WakeError {
     State(String),
 }
 
+/// The time a sleep is put off once more (`put_off` so far, by `quiet` each time) while
+/// `busy`; None: sleep now (asked only while within [`LONGEST_QUIET`]).
+fn put_off_again(
+    put_off: Duration,
+    quiet: Duration,
+    busy: impl FnOnce() -> bool,
+) -> Option<Duration> {
+    (put_off + quiet <= LONGEST_QUIET && busy()).then_some(put_off + quiet)
+}
+
 /// The quiet time before the next sleep, after a sleep of `slept` that followed `quiet`: twice
 /// as long after a short sleep (up to [`LONGEST_QUIET`]), `base` again after a long one.
 fn next_quiet(quiet: Duration, base: Duration, slept: Duration) -> Duration {
@@ -291,6 +321,7 @@ pub fn wake(fd: RawFd, args: &VassalArgs) -> Result<(Asleep, Hibernator), WakeEr
         quiet: next_quiet(asleep.quiet, base, slept),
         runtime,
         image: Some(image),
+        put_off: Duration::ZERO,
     };
     debug!(?slept, quiet = ?hibernator.quiet, "woken");
     Ok((asleep, hibernator))
@@ -312,6 +343,24 @@ pub fn bound_again(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sleep_is_put_off_while_the_machine_is_busy_up_to_the_longest_quiet_in_all() {
+        let quiet = Duration::from_millis(500);
+        let mut put_off = Duration::ZERO;
+        let mut times = 0;
+        while let Some(more) = put_off_again(put_off, quiet, || true) {
+            put_off = more;
+            times += 1;
+        }
+        assert_eq!(times, 128, "64 s of 500 ms periods");
+        assert_eq!(put_off, LONGEST_QUIET);
+        assert_eq!(
+            put_off_again(Duration::ZERO, quiet, || false),
+            None,
+            "idle: sleep now"
+        );
+    }
 
     #[test]
     fn short_sleeps_double_the_quiet_time_up_to_its_ceiling_and_a_long_one_resets_it() {

@@ -404,6 +404,13 @@ pub fn exit_now(status: i32) -> ! {
     unsafe { libc::_exit(status) }
 }
 
+/// sysconf(_SC_NPROCESSORS_ONLN): the CPUs online; None when glibc cannot tell.
+pub fn online_cpus() -> Option<u64> {
+    // SAFETY: sysconf with a valid name has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u64::try_from(cpus).ok().filter(|&n| n > 0)
+}
+
 /// malloc_trim(0): hand every whole free page of the allocator's heap back to the kernel (the
 /// top of the heap by brk, free pages inside it by MADV_DONTNEED).
 pub fn trim_heap() {

@@ -71,7 +71,7 @@ impl Emperor {
     fn vassal_snapshot(&self, slot: usize, v: &Vassal, now: Instant) -> VassalSnapshot {
         let runtime = v.process.as_ref().map(|p| RuntimeSnapshot {
             pid: p.running.pid.as_raw(),
-            pidfd: p.running.pidfd.as_raw_fd(),
+            pidfd: None,
             link: p.link.as_raw_fd(),
             link_closed: p.link_closed,
             outbox: p.outbox.bytes(),

@@ -1,7 +1,7 @@
 //! Upgrading the emperor in place (SIGUSR2, `emperor upgrade`): the running emperor executes
 //! the binary now installed at the path it was started as, in its own pid, and hands it
-//! everything it holds (snapshot.rs). The vassals' runtimes notice nothing: their links,
-//! pidfds and held sockets stay open across the execve, and they keep their parent.
+//! everything it holds (snapshot.rs). The vassals' runtimes notice nothing: their links and
+//! held sockets stay open across the execve, and they keep their parent.
 //!
 //! The new binary is first run as a probe on the snapshot (a child that reads it and says it
 //! can take over): a binary that does not execute, does not understand the snapshot or exits

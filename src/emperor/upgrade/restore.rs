@@ -186,9 +186,11 @@ impl Emperor {
         v.store_socket = snap.store_socket.clone();
         let slot = self.table.insert(v);
         if let Some(runtime) = &snap.runtime {
-            let running = Running {
+            if let Some(pidfd) = runtime.pidfd {
+                drop(adopt(pidfd)?);
+            }
+            let running = super::super::table::Runtime {
                 pid: Pid::from_raw(runtime.pid),
-                pidfd: adopt(runtime.pidfd)?,
             };
             let link = UnixStream::from(adopt(runtime.link)?);
             let outbox = super::super::outbox::Outbox::from_bytes(&runtime.outbox);

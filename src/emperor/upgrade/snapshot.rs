@@ -63,7 +63,9 @@ pub struct Helper {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RuntimeSnapshot {
     pub pid: i32,
-    pub pidfd: RawFd,
+    /// Written by emperors that kept a pidfd per runtime (the new one closes it); none now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pidfd: Option<RawFd>,
     pub link: RawFd,
     pub link_closed: bool,
     /// Commands its link had not taken yet, as protocol bytes.
@@ -120,7 +122,8 @@ impl Snapshot {
         }
         fds.extend(self.held.iter().map(|h| h.fd));
         for runtime in self.vassals.iter().filter_map(|v| v.runtime.as_ref()) {
-            fds.extend([runtime.pidfd, runtime.link]);
+            fds.extend(runtime.pidfd);
+            fds.push(runtime.link);
         }
         fds
     }

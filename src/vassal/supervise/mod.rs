@@ -5,6 +5,7 @@
 use super::channel::PayloadChannel;
 use super::emperor_link::{EmperorLink, Heard};
 use super::fifo::MasterFifo;
+use super::hibernate::Hibernator;
 use super::output::PayloadOutput;
 use super::ready::{ReadyCheck, PROBE_EVERY};
 use crate::policy::payload::PayloadKind;
@@ -281,7 +282,15 @@ impl Supervisor {
             }
             hibernate_at = self.hibernate_at(&stopping, link);
             if hibernate_at.is_some_and(|at| now >= at) {
-                return Outcome::Hibernate;
+                if !self
+                    .hibernator
+                    .as_mut()
+                    .is_some_and(Hibernator::put_off_while_busy)
+                {
+                    return Outcome::Hibernate;
+                }
+                self.last_event = now;
+                hibernate_at = self.hibernate_at(&stopping, link);
             }
         }
     }
