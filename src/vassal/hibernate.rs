@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 /// The longest a runtime woken again and again waits before it sleeps: a vassal whose payload
@@ -38,20 +38,23 @@ pub struct Hibernator {
     pub quiet: Duration,
     runtime: OwnedFd,
     image: Option<OwnedFd>,
-    /// How long this sleep was put off because the machine was busy.
+    /// How long this sleep was put off because the machine was busy, and until when.
     put_off: Duration,
+    pub not_before: Option<Instant>,
 }
 
 impl Hibernator {
-    /// Put the sleep that is due off by one more quiet period, when the machine has more
-    /// tasks ready to run than CPUs (a mass start): falling asleep costs CPU (an execve, the
-    /// runtime's pages freed) that starting vassals need now, and only saves memory, which
-    /// can wait. Not past [`LONGEST_QUIET`] in all, so a machine that stays busy still gets
-    /// its memory back.
-    pub fn put_off_while_busy(&mut self) -> bool {
+    /// Put the sleep that is due at `now` off when the machine has more tasks ready to run
+    /// than CPUs (a mass start): falling asleep costs CPU (an execve, the runtime's pages
+    /// freed) that starting vassals need now, and only saves memory, which can wait. Each
+    /// time twice as long as the time before (a quiet period first), so a runtime asks the
+    /// machine a few times in a long start, not twice a second; not past [`LONGEST_QUIET`] in
+    /// all, so a machine that stays busy still gets its memory back.
+    pub fn put_off_while_busy(&mut self, now: Instant) -> bool {
         let busy = jail::process::machine_is_busy;
         match put_off_again(self.put_off, self.quiet, busy) {
             Some(put_off) => {
+                self.not_before = Some(now + (put_off - self.put_off));
                 self.put_off = put_off;
                 debug!(?put_off, "the machine is busy: hibernating later");
                 true
@@ -76,6 +79,7 @@ impl Hibernator {
                 runtime,
                 image,
                 put_off: Duration::ZERO,
+                not_before: None,
             }),
             Err(e) => {
                 warn!("no hibernation: {e}");
@@ -286,14 +290,16 @@ pub enum WakeError {
     State(String),
 }
 
-/// The time a sleep is put off once more (`put_off` so far, by `quiet` each time) while
-/// `busy`; None: sleep now (asked only while within [`LONGEST_QUIET`]).
+/// The time a sleep is put off in all once more while `busy`: by a quiet period the first
+/// time, then by as long as it was put off so far (the wait doubles); None: sleep now (asked
+/// only while within [`LONGEST_QUIET`]).
 fn put_off_again(
     put_off: Duration,
     quiet: Duration,
     busy: impl FnOnce() -> bool,
 ) -> Option<Duration> {
-    (put_off + quiet <= LONGEST_QUIET && busy()).then_some(put_off + quiet)
+    let more = put_off + put_off.max(quiet);
+    (more <= LONGEST_QUIET && busy()).then_some(more)
 }
 
 /// The quiet time before the next sleep, after a sleep of `slept` that followed `quiet`: twice
@@ -322,6 +328,7 @@ pub fn wake(fd: RawFd, args: &VassalArgs) -> Result<(Asleep, Hibernator), WakeEr
         runtime,
         image: Some(image),
         put_off: Duration::ZERO,
+        not_before: None,
     };
     debug!(?slept, quiet = ?hibernator.quiet, "woken");
     Ok((asleep, hibernator))
@@ -348,12 +355,16 @@ mod tests {
     fn a_sleep_is_put_off_while_the_machine_is_busy_up_to_the_longest_quiet_in_all() {
         let quiet = Duration::from_millis(500);
         let mut put_off = Duration::ZERO;
-        let mut times = 0;
+        let mut waits = Vec::new();
         while let Some(more) = put_off_again(put_off, quiet, || true) {
+            waits.push((more - put_off).as_millis());
             put_off = more;
-            times += 1;
         }
-        assert_eq!(times, 128, "64 s of 500 ms periods");
+        assert_eq!(
+            waits,
+            [500, 500, 1000, 2000, 4000, 8000, 16000, 32000],
+            "doubling"
+        );
         assert_eq!(put_off, LONGEST_QUIET);
         assert_eq!(
             put_off_again(Duration::ZERO, quiet, || false),

@@ -32,7 +32,12 @@ impl Supervisor {
             && self
                 .payload
                 .is_some_and(|pid| jail::keeper::payload_cannot_reach(pid.as_raw()));
-        idle.then(|| self.last_event + hibernator.quiet)
+        let due = self.last_event + hibernator.quiet;
+        idle.then(|| {
+            hibernator
+                .not_before
+                .map_or(due, |put_off| due.max(put_off))
+        })
     }
 
     /// What it keeps while asleep; None when it cannot sleep now.

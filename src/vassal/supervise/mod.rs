@@ -5,7 +5,6 @@
 use super::channel::PayloadChannel;
 use super::emperor_link::{EmperorLink, Heard};
 use super::fifo::MasterFifo;
-use super::hibernate::Hibernator;
 use super::output::PayloadOutput;
 use super::ready::{ReadyCheck, PROBE_EVERY};
 use crate::policy::payload::PayloadKind;
@@ -282,14 +281,10 @@ impl Supervisor {
             }
             hibernate_at = self.hibernate_at(&stopping, link);
             if hibernate_at.is_some_and(|at| now >= at) {
-                if !self
-                    .hibernator
-                    .as_mut()
-                    .is_some_and(Hibernator::put_off_while_busy)
-                {
+                let put_off = self.hibernator.as_mut().map(|h| h.put_off_while_busy(now));
+                if put_off != Some(true) {
                     return Outcome::Hibernate;
                 }
-                self.last_event = now;
                 hibernate_at = self.hibernate_at(&stopping, link);
             }
         }
