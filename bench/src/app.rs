@@ -45,8 +45,9 @@ const REQUEST_PATIENCE: Duration = Duration::from_secs(60);
 /// How long after the last app reloaded the request loop goes on (failures right after a
 /// reload count too).
 const RELOAD_TAIL: Duration = Duration::from_secs(2);
-/// Quiet time before the memory reading.
-const SETTLE: Duration = Duration::from_secs(1);
+/// Quiet time before the memory reading: our runtimes put their sleep off by up to 8 s while
+/// the apps' start keeps the machine busy.
+const SETTLE: Duration = Duration::from_secs(10);
 /// uWSGI's emperor stops a removed vassal within its 30 s mercy, after a 3 s scan.
 const REMOVE_LIMIT: Duration = Duration::from_secs(40);
 /// /proc polling period of the removal.

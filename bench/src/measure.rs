@@ -20,8 +20,12 @@ const SLOW_STATS_POLL: Duration = Duration::from_secs(1);
 const TASKS_PER_VASSAL: usize = 2;
 /// Any single wait longer than this is a failure.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
-/// Quiet time before memory and idle readings (loyalty messages, stats threads).
+/// Quiet time before the orphan check's stop (loyalty messages, stats threads).
 const SETTLE: Duration = Duration::from_secs(1);
+/// Quiet time before the memory and idle readings: the steady state of N running vassals,
+/// our runtimes asleep (a runtime puts its sleep off by up to 8 s while a mass start, or the
+/// samples' spawns, keep the machine busy, then sleeps after its 500 ms quiet time).
+const MEMORY_SETTLE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -144,7 +148,7 @@ pub fn run_size(
         sample_each(&added, |name| remove_gone(&mut session, name))?
     };
     progress("remove done");
-    interrupt::sleep(SETTLE)?;
+    interrupt::sleep(MEMORY_SETTLE)?;
     let memory = memory(&mut session)?;
     let stats_reads = stats_reads(&mut session, n)?;
     let idle = idle(&mut session, options.idle_window)?;

@@ -1,7 +1,9 @@
 //! The child's side of a launch, between clone3 and execve. Async-signal-safe only: system
 //! calls (through [`crate::sys`]) on values the parent prepared before the clone, no
 //! allocation, no locks, no Rust std I/O. A failed step is reported as a fixed-size record
-//! ([`super::step`]) on the report pipe, then the child leaves with status 127.
+//! ([`super::step`]) on the report pipe, then the child leaves with status 127. A child of
+//! [`super::Launch::fork`] takes the same steps (keeping its parent's signal state, closing
+//! what it does not keep) and returns how they went to the code it runs on.
 
 use super::step::{self, ChildStep};
 use super::{Launch, MAX_MAPPED_FDS};

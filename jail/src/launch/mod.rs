@@ -5,6 +5,9 @@
 //! Everything the child needs is prepared before the clone (C strings, pointer arrays, fd
 //! tables), so the child between clone and execve runs only async-signal-safe system calls:
 //! the emperor may have other threads, whose locks the child would otherwise inherit held.
+//! [`Launch::fork`] is the one exception, for a single-threaded parent (the clone server):
+//! its child takes the same steps, then runs on in its copy of the parent instead of
+//! executing a program.
 //!
 //! One file a job: [`builder`] describes a launch, [`parent`] prepares and clones it and reads
 //! the child's report, [`child`] is what the child does until execve, and [`step`] names the
