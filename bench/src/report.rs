@@ -339,6 +339,8 @@ pub struct Compared {
 pub enum Absent {
     NotInstalled,
     NotRun,
+    /// Left out at this size by `--uwsgi-sizes`.
+    NotAtThisSize,
     Failed,
     /// uWSGI 2.0's emperor clones a user namespace but maps no uid or gid into it: its
     /// vassals come up as the overflow user and are cursed (tried: every one, at every size).
@@ -355,6 +357,7 @@ impl Absent {
         match self {
             Absent::NotInstalled => "not installed",
             Absent::NotRun => "not run",
+            Absent::NotAtThisSize => "not run at this size (`--uwsgi-sizes`)",
             Absent::Failed => "failed (see below)",
             Absent::NoUserNamespace => {
                 "not run: uWSGI 2.0 maps no uid/gid into a vassal's user namespace (its vassals are cursed)"

@@ -34,6 +34,8 @@ pub struct Outcome {
     pub spawns: Vec<(Jail, Samples)>,
     pub supervisors: Vec<String>,
     pub sizes: Vec<usize>,
+    /// The sizes uWSGI was run at (`--uwsgi-sizes`; all of `sizes` by default).
+    pub uwsgi_sizes: Vec<usize>,
     pub jails: Vec<String>,
     pub failures: Vec<String>,
 }
@@ -107,6 +109,7 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
         spawns: Vec::new(),
         supervisors: Vec::new(),
         sizes: args.sizes.clone(),
+        uwsgi_sizes: uwsgi_sizes.clone(),
         jails: args.jail.clone(),
         failures: Vec::new(),
     };
@@ -332,6 +335,7 @@ impl Outcome {
                 let column = match (&theirs, self.uwsgi_absence(jail)) {
                     (Some(rows), _) => Ok(rows.as_slice()),
                     (None, Some(absent)) => Err(absent),
+                    (None, None) if !self.uwsgi_sizes.contains(&n) => Err(Absent::NotAtThisSize),
                     (None, None) => Err(Absent::Failed),
                 };
                 out.push((
