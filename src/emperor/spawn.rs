@@ -344,11 +344,7 @@ impl Spawner {
             Ok(running) => Ok(process(running.into(), sent.link)),
             Err(Failure::Refused(reason)) => Err(SpawnError::Refused(reason)),
             Err(Failure::Gone(reason)) => {
-                warn!(
-                    pid = active.pid().as_raw(),
-                    "the clone server is gone ({reason}): runtimes are cloned by the emperor from now on"
-                );
-                *server = None;
+                lose_clone_server(&mut server, &reason);
                 Err(SpawnError::Refused(format!(
                     "the clone server went away before it answered ({reason})"
                 )))
@@ -372,11 +368,7 @@ impl Spawner {
             Ok(()) => Ok(true),
             Err(Failure::Refused(reason)) => Err(SpawnError::Refused(reason)),
             Err(Failure::Gone(reason)) => {
-                warn!(
-                    pid = active.pid().as_raw(),
-                    "the clone server is gone ({reason}): runtimes are cloned by the emperor from now on"
-                );
-                *server = None;
+                lose_clone_server(&mut server, &reason);
                 Ok(false)
             }
         }
@@ -422,6 +414,16 @@ impl Spawner {
     /// The clone server's pid while it runs: a child of the emperor that is not a stray.
     pub fn clone_server_pid(&self) -> Option<nix::unistd::Pid> {
         self.clone_server.borrow().as_ref().map(CloneServer::pid)
+    }
+}
+
+/// The clone server is gone (it has been killed): say so, and start runtimes here from now on.
+fn lose_clone_server(server: &mut Option<CloneServer>, reason: &str) {
+    if let Some(gone) = server.take() {
+        warn!(
+            pid = gone.pid().as_raw(),
+            "the clone server is gone ({reason}): runtimes are cloned by the emperor from now on"
+        );
     }
 }
 
