@@ -88,8 +88,30 @@ pub struct Filter {
 }
 
 /// Compile `profile` for the architecture being built. `None` for [`Profile::Unconfined`].
-/// Call this before the clone: it allocates.
+/// Call this before the clone: it allocates. A profile compiled once in this process (or
+/// before the fork that made it, see [`build_ahead`]) is not compiled again: the program
+/// depends on the profile alone.
 pub fn build(profile: Profile) -> Option<Filter> {
+    let mut compiled = COMPILED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(filter) = compiled.iter().find(|f| f.profile == profile) {
+        return Some(filter.clone());
+    }
+    let filter = compile(profile)?;
+    compiled.push(filter.clone());
+    Some(filter)
+}
+
+/// Compile `profile` now, for this process's later copies (the clone server's runtimes).
+pub fn build_ahead(profile: Profile) {
+    drop(build(profile));
+}
+
+/// The profiles this process compiled, at most one program each.
+static COMPILED: std::sync::Mutex<Vec<Filter>> = std::sync::Mutex::new(Vec::new());
+
+fn compile(profile: Profile) -> Option<Filter> {
     let policy = Policy::of(profile)?;
     Some(Filter {
         profile,

@@ -31,7 +31,11 @@ pub fn serve(identity: Option<EmperorIdentity>, run_in_copies: bool) -> ExitCode
         return ExitCode::FAILURE;
     };
     let mode = match run_in_copies {
-        true => Mode::InProcess(TitleRoom::of_this_process()),
+        true => {
+            // Compiled once here, the default program is every copy's without compiling.
+            jail::seccomp::build_ahead(jail::seccomp::Profile::Default);
+            Mode::InProcess(TitleRoom::of_this_process())
+        }
         false => Mode::Execute,
     };
     if let Err(e) = jail::fd::send_message(socket.as_fd(), READY, &[]) {

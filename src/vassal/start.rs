@@ -117,7 +117,7 @@ impl Start<'_> {
     ) {
         // Who it runs as, seen from the host (the jail's ids through its user namespace's map),
         // and in which namespaces: the first thing a newcomer should see of the jail.
-        let (uid, gid) = host_ids(running);
+        let (uid, gid) = host_ids(&self.plan.drop);
         info!(
             pid = running.as_raw(),
             program = %self.payload.program.display(),
@@ -139,36 +139,32 @@ impl Start<'_> {
     }
 }
 
-/// A process's real uid and gid as the host sees them: read in our (the jail's) view, then
-/// through our user namespace's maps (-1 when it is gone or an id is unmapped).
-fn host_ids(pid: nix::unistd::Pid) -> (i64, i64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let first = |key: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-    };
-    let outside = |id: Option<u64>, map: &str| -> i64 {
+/// The payload's real uid and gid as the host sees them: the ids its privilege drop set (it
+/// verified them before its execve, or it would not run), else ours, which it kept; then
+/// through our user namespace's maps (-1 when an id is unmapped). Not read back from
+/// /proc/PID/status: that file is built afresh on each read, a cost every start would pay.
+fn host_ids(drop: &jail::creds::PrivilegeDrop) -> (i64, i64) {
+    let outside = |id: u32, map: &str| -> i64 {
         let map = std::fs::read_to_string(format!("/proc/self/{map}")).unwrap_or_default();
-        id.and_then(|id| {
-            map.lines().find_map(|line| {
-                let n: Vec<u64> = line
-                    .split_whitespace()
-                    .filter_map(|f| f.parse().ok())
-                    .collect();
-                let &[inside, outside, count] = n.as_slice() else {
-                    return None;
-                };
-                (id >= inside && id - inside < count).then(|| outside + (id - inside))
-            })
-        })
-        .map_or(-1, |id| id as i64)
+        map_to_outside(u64::from(id), &map).map_or(-1, |id| id as i64)
     };
-    (
-        outside(first("Uid:"), "uid_map"),
-        outside(first("Gid:"), "gid_map"),
-    )
+    let uid = drop.uid.unwrap_or_else(|| nix::unistd::getuid().as_raw());
+    let gid = drop.gid.unwrap_or_else(|| nix::unistd::getgid().as_raw());
+    (outside(uid, "uid_map"), outside(gid, "gid_map"))
+}
+
+/// `id` through a /proc/PID/uid_map or gid_map text (`INSIDE OUTSIDE COUNT` lines).
+fn map_to_outside(id: u64, map: &str) -> Option<u64> {
+    map.lines().find_map(|line| {
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let &[inside, outside, count] = n.as_slice() else {
+            return None;
+        };
+        (id >= inside && id - inside < count).then(|| outside + (id - inside))
+    })
 }
 
 /// Every value of a path option, relative ones taken from the config's directory.
@@ -198,4 +194,19 @@ fn bind_fifo(supervisor: &mut Supervisor, config: &Config) -> Result<(), Runtime
         supervisor.fifo = Some(fifo);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_to_outside;
+
+    #[test]
+    fn an_id_goes_through_the_line_of_the_map_that_holds_it() {
+        let map = "         0     100000      65536\n     65536       1000          1\n";
+        assert_eq!(map_to_outside(0, map), Some(100_000));
+        assert_eq!(map_to_outside(1000, map), Some(101_000));
+        assert_eq!(map_to_outside(65536, map), Some(1000));
+        assert_eq!(map_to_outside(70_000, map), None, "unmapped");
+        assert_eq!(map_to_outside(0, ""), None, "no map at all");
+    }
 }

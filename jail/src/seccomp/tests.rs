@@ -630,6 +630,23 @@ fn seccomp_profiles_compile_within_the_kernel_limit() {
     }
 }
 
+#[test]
+fn seccomp_a_profile_built_again_is_the_program_compiled_first() {
+    build_ahead(Profile::Strict);
+    for profile in [Profile::Default, Profile::Strict] {
+        let again = build(profile).unwrap();
+        let compiled = compile(profile).unwrap();
+        assert_eq!(again.profile(), profile);
+        let words = |f: &Filter| -> Vec<(u16, u8, u8, u32)> {
+            f.program
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect()
+        };
+        assert_eq!(words(&again), words(&compiled), "{profile}");
+    }
+}
+
 fn allowed_numbers(profile: Profile) -> std::collections::BTreeSet<i64> {
     let policy = Policy::of(profile).unwrap();
     let checked = policy.arg_rules.iter().map(|rule| rule.syscall.1);
