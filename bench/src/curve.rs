@@ -5,6 +5,7 @@
 
 use crate::cpu::CpuSplit;
 use crate::report::verdict;
+use crate::start_runs;
 use std::time::Duration;
 
 /// How the machine baseline's rows are named.
@@ -19,8 +20,10 @@ const LINEAR_FROM: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct Point {
     pub n: usize,
-    /// Err: why there is no figure.
+    /// Err: why there is no figure. Ok: the median run's.
     pub start_all: Result<Duration, String>,
+    /// Every run's start-all (`--start-runs`), in the order measured.
+    pub runs: Vec<Duration>,
     pub cpu: Option<CpuSplit>,
     /// The machine baseline's start-all at the same jail and size (None for its own rows).
     pub machine: Option<Duration>,
@@ -99,7 +102,7 @@ pub fn curve_cells(curves: &[Curve]) -> Vec<Vec<String>> {
             };
             previous = time.map(|t| (point.n, t));
             let start = match &point.start_all {
-                Ok(t) => format!("{:.2} s", t.as_secs_f64()),
+                Ok(t) => start_runs::describe(*t, &point.runs),
                 Err(e) => e.clone(),
             };
             let mut row = vec![
@@ -248,6 +251,7 @@ mod tests {
         Point {
             n,
             start_all: Ok(secs(start)),
+            runs: vec![secs(start)],
             cpu: None,
             machine: machine.map(secs),
         }
@@ -363,6 +367,7 @@ mod tests {
             points: vec![Point {
                 n: 10,
                 start_all: Err("unshare: not installed".into()),
+                runs: Vec::new(),
                 cpu: None,
                 machine: None,
             }],

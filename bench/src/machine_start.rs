@@ -11,6 +11,7 @@ use crate::measure::{STATS_POLL, WAIT_LIMIT};
 use crate::probed::{Probed, PROBED_PAYLOAD};
 use crate::samples::poll_until;
 use crate::session::BenchResult;
+use crate::start_runs;
 use crate::target::Jail;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,35 @@ pub struct MachineRun {
     pub start_all: Duration,
     /// The window's CPU; the tree is the N `unshare` trees.
     pub cpu: Option<CpuSplit>,
+    /// Every run's start-all at this jail and size, in the order measured (this one's
+    /// among them).
+    pub runs: Vec<Duration>,
+}
+
+impl MachineStart {
+    /// The baseline at one (jail, size) from its runs: the median of those that worked (a
+    /// failed run is left out; all failed: the first failure).
+    pub fn from_runs(jail: &Jail, n: usize, runs: Vec<Result<MachineRun, String>>) -> Self {
+        let (worked, failed): (Vec<_>, Vec<_>) = runs.into_iter().partition(Result::is_ok);
+        let mut worked: Vec<MachineRun> = worked.into_iter().flatten().collect();
+        let times: Vec<Duration> = worked.iter().map(|run| run.start_all).collect();
+        let result = match start_runs::median_index(&times) {
+            Some(median) => {
+                let mut run = worked.swap_remove(median);
+                run.runs = times;
+                Ok(run)
+            }
+            None => Err(failed
+                .into_iter()
+                .find_map(Result::err)
+                .unwrap_or_else(|| "not measured".into())),
+        };
+        MachineStart {
+            jail: jail.name.clone(),
+            vassals: n,
+            result,
+        }
+    }
 }
 
 /// `unshare`'s flags for each of the jail's namespaces (`--emperor-use-clone` names).
@@ -57,18 +87,13 @@ pub fn argv(jail: &Jail) -> Vec<&'static str> {
         .collect()
 }
 
-/// The machine baseline for `n` vassals of `jail`. Only an interrupt is an error: any other
-/// failure is the result's, and the run goes on.
-pub fn measure(jail: &Jail, n: usize) -> BenchResult<MachineStart> {
-    let result = match start_all(&argv(jail), n) {
-        Err(e) if e == "interrupted" => return Err(e),
-        other => other,
-    };
-    Ok(MachineStart {
-        jail: jail.name.clone(),
-        vassals: n,
-        result,
-    })
+/// One run of the machine baseline for `n` vassals of `jail`. Only an interrupt is an
+/// error: any other failure is the result's, and the run goes on.
+pub fn measure(jail: &Jail, n: usize) -> BenchResult<Result<MachineRun, String>> {
+    match start_all(&argv(jail), n) {
+        Err(e) if e == "interrupted" => Err(e),
+        other => Ok(other),
+    }
 }
 
 /// Spawn `n` trees one after the other, then poll them in spawn order (each tree is
@@ -107,9 +132,11 @@ fn start_all(argv: &[&str], n: usize) -> BenchResult<MachineRun> {
             .sum()
     });
     trees.stop_all()?;
+    let start_all = at - started;
     Ok(MachineRun {
-        start_all: at - started,
+        start_all,
         cpu,
+        runs: vec![start_all],
     })
 }
 
@@ -166,5 +193,31 @@ mod tests {
         };
         assert!(run.start_all > Duration::ZERO);
         assert!(run.cpu.is_some());
+    }
+
+    #[test]
+    fn the_median_run_speaks_for_the_baseline_and_a_failed_run_is_left_out() {
+        let run = |ms, cpu: Option<CpuSplit>| {
+            Ok(MachineRun {
+                start_all: Duration::from_millis(ms),
+                cpu,
+                runs: vec![Duration::from_millis(ms)],
+            })
+        };
+        let jail = Jail::parse("full").unwrap();
+        let split = CpuSplit::default();
+        let runs = vec![
+            run(300, None),
+            Err("stuck".into()),
+            run(100, None),
+            run(200, Some(split)),
+        ];
+        let baseline = MachineStart::from_runs(&jail, 5, runs).result.unwrap();
+        assert_eq!(baseline.start_all, Duration::from_millis(200));
+        assert!(baseline.cpu.is_some(), "the median run's own CPU split");
+        let in_order: Vec<u64> = baseline.runs.iter().map(|d| d.as_millis() as u64).collect();
+        assert_eq!(in_order, [300, 100, 200]);
+        let none = MachineStart::from_runs(&jail, 5, vec![Err("stuck".into())]);
+        assert_eq!(none.result.unwrap_err(), "stuck");
     }
 }

@@ -23,6 +23,7 @@ mod report;
 mod run;
 mod samples;
 mod session;
+mod start_runs;
 mod target;
 
 use clap::{Parser, ValueEnum};
@@ -99,6 +100,10 @@ pub struct Args {
     /// The emperor binary (default: `emperor` next to this executable).
     #[arg(long, value_name = "PATH")]
     emperor: Option<PathBuf>,
+    /// Start-all runs of the emperor and of the machine baseline at each jail and size,
+    /// alternating; the median run is reported (uWSGI starts once).
+    #[arg(long, default_value_t = 3)]
+    start_runs: usize,
     /// Seconds of the idle CPU window.
     #[arg(long, default_value_t = 10)]
     idle_secs: u64,

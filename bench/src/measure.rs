@@ -6,6 +6,7 @@ use crate::interrupt;
 use crate::procfs::{self, Pid};
 use crate::samples::{poll_until, Samples};
 use crate::session::{initial_name, sigkill, BenchResult, Session, StopReport};
+use crate::start_runs;
 use crate::target::{Target, FORKING_PAYLOAD, PAYLOAD, PAYLOAD_COMM};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -95,9 +96,12 @@ pub struct SizeResult {
     pub target: String,
     pub jail: String,
     pub vassals: usize,
+    /// The median of the start-all runs at this size (`--start-runs`).
     pub start_all: Duration,
-    /// Where the CPU went while they started (None: /proc/stat unreadable).
+    /// Where the CPU went while they started, in that run (None: /proc/stat unreadable).
     pub start_cpu: Option<CpuSplit>,
+    /// Every start-all run at this size, in the order measured.
+    pub start_runs: Vec<Duration>,
     pub new_config: Samples,
     /// The part of new_config until the runtime process existed.
     pub new_config_forked: Samples,
@@ -160,6 +164,7 @@ pub fn run_size(
         vassals: n,
         start_all: started.elapsed,
         start_cpu: started.cpu,
+        start_runs: vec![started.elapsed],
         new_config,
         new_config_forked,
         touch_reload,
@@ -187,10 +192,42 @@ fn sample_each(
     Ok(samples)
 }
 
+impl SizeResult {
+    /// This size with the start-all runs measured before its own (`earlier`, in order):
+    /// start-all and its CPU become the median run's.
+    pub fn with_earlier_starts(mut self, earlier: Vec<StartAll>) -> Self {
+        let own = StartAll {
+            elapsed: self.start_all,
+            cpu: self.start_cpu.take(),
+        };
+        let mut runs = earlier;
+        runs.push(own);
+        self.start_runs = runs.iter().map(|run| run.elapsed).collect();
+        let median = start_runs::median_index(&self.start_runs).unwrap_or(runs.len() - 1);
+        let median = runs.swap_remove(median);
+        self.start_all = median.elapsed;
+        self.start_cpu = median.cpu;
+        self
+    }
+}
+
 /// Start-all: how long, and where the CPU went meanwhile.
-struct StartAll {
-    elapsed: Duration,
-    cpu: Option<CpuSplit>,
+#[derive(Debug, Clone)]
+pub struct StartAll {
+    pub elapsed: Duration,
+    pub cpu: Option<CpuSplit>,
+}
+
+/// One more start-all for `n` vassals under `target`, and a stop that must leave nothing
+/// alive: a run beside the one `run_size` measures everything else in.
+pub fn start_only(target: &dyn Target, n: usize) -> BenchResult<StartAll> {
+    let (mut session, started) = start_supervisor(target, n, PAYLOAD)?;
+    let stop = session.stop()?;
+    if stop.orphans > 0 {
+        return Err(format!("its stop left {} processes alive", stop.orphans));
+    }
+    progress(&format!("stopped in {:.2?}", stop.elapsed));
+    Ok(started)
 }
 
 /// Start the supervisor over `n` configs running `payload` and wait until its stats list

@@ -5,6 +5,7 @@ use crate::baseline::{Baseline, Until};
 use crate::measure::{Idle, SizeResult, PROC_POLL};
 use crate::run::Conditions;
 use crate::samples::Samples;
+use crate::start_runs;
 use crate::target::Jail;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,7 +132,7 @@ pub fn rows(r: &SizeResult, tick_hz: u64) -> Vec<Row> {
     let ticks_ms = |t: u64| t * 1000 / tick_hz.max(1);
     let m = &r.memory;
     let idle = &r.idle;
-    let start_value = format!("{:.2} s", r.start_all.as_secs_f64());
+    let start_value = start_runs::describe(r.start_all, &r.start_runs);
     let start_number = Some(r.start_all.as_secs_f64());
     let total_rss = m.supervisor_rss + m.runtimes_rss;
     let total_private = m.supervisor_private + m.runtimes_private;

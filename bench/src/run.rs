@@ -4,8 +4,8 @@
 
 use crate::baseline::{self, Baseline};
 use crate::curve::{self, Curve, Point, MACHINE};
-use crate::machine_start::{self, MachineStart};
-use crate::measure::{self, Options, SizeResult};
+use crate::machine_start::{self, MachineRun, MachineStart};
+use crate::measure::{self, Options, SizeResult, StartAll};
 use crate::plot::{self, Panel, Series};
 use crate::report::{self, Absent, Compared};
 use crate::samples::Samples;
@@ -130,7 +130,24 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
             } else {
                 args.idle_secs
             };
-            outcome.machine_start(jail, n)?;
+            let mut machine_runs = Vec::new();
+            let mut earlier_starts = Vec::new();
+            for run in 1..args.start_runs.max(1) {
+                machine_runs.push(outcome.machine_run(jail, n)?);
+                eprintln!(
+                    "{}: {n} vassals, jail {}, start-all run {run}",
+                    ours.name(),
+                    jail.name
+                );
+                let what = format!("{n} vassals, jail {}, start-all run {run}", jail.name);
+                if let Some(start) = outcome.checked(&ours, &what, measure::start_only(&ours, n))? {
+                    earlier_starts.push(start);
+                }
+            }
+            machine_runs.push(outcome.machine_run(jail, n)?);
+            outcome
+                .machine_starts
+                .push(MachineStart::from_runs(jail, n, machine_runs));
             let ours_options = Options {
                 samples: args.samples.max(1),
                 idle_window: Duration::from_secs(idle),
@@ -138,7 +155,7 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
                 patience: Duration::ZERO,
                 scan_period: None,
             };
-            outcome.size(&ours, jail, n, &ours_options)?;
+            outcome.size(&ours, jail, n, &ours_options, earlier_starts)?;
             if let Some(u) = theirs.as_ref().filter(|_| uwsgi_sizes.contains(&n)) {
                 let options = Options {
                     samples: args.uwsgi_samples.max(1),
@@ -147,7 +164,7 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
                     patience: UWSGI_PATIENCE,
                     scan_period: Some(UWSGI_SCAN_PERIOD),
                 };
-                outcome.size(u, jail, n, &options)?;
+                outcome.size(u, jail, n, &options, Vec::new())?;
             }
         }
         eprintln!("orphan check, jail {}", jail.name);
@@ -183,14 +200,15 @@ pub fn everything(args: &Args, emperor: &Path) -> BenchResult<Outcome> {
 }
 
 impl Outcome {
-    /// One size of one target; a failure is recorded and the run goes on (but an interrupt
-    /// ends it).
+    /// One size of one target, with the start-all runs measured before it; a failure is
+    /// recorded and the run goes on (but an interrupt ends it).
     fn size(
         &mut self,
         target: &dyn Target,
         jail: &Jail,
         n: usize,
         options: &Options,
+        earlier_starts: Vec<StartAll>,
     ) -> BenchResult<()> {
         eprintln!("{}: {n} vassals, jail {}", target.name(), jail.name);
         let what = format!("{n} vassals, jail {}", jail.name);
@@ -199,22 +217,23 @@ impl Outcome {
             &what,
             measure::run_size(target, &jail.name, n, options),
         )? {
-            self.results.push(result);
+            self.results
+                .push(result.with_earlier_starts(earlier_starts));
         }
         Ok(())
     }
 
-    /// The machine baseline at one jail and size; a failure is its row's, not the run's.
-    fn machine_start(&mut self, jail: &Jail, n: usize) -> BenchResult<()> {
+    /// One run of the machine baseline at one jail and size; a failure is its row's, not
+    /// the run's.
+    fn machine_run(&mut self, jail: &Jail, n: usize) -> BenchResult<Result<MachineRun, String>> {
         let argv = machine_start::argv(jail).join(" ");
         eprintln!("{MACHINE}: {n} x `{argv}`");
         let measured = machine_start::measure(jail, n)?;
-        match &measured.result {
+        match &measured {
             Ok(run) => eprintln!("  {n} running after {:.2?}", run.start_all),
             Err(e) => eprintln!("  failed: {e}"),
         }
-        self.machine_starts.push(measured);
-        Ok(())
+        Ok(measured)
     }
 
     fn checked<T>(
@@ -271,6 +290,7 @@ impl Outcome {
                     .map(|r| Point {
                         n: r.vassals,
                         start_all: Ok(r.start_all),
+                        runs: r.start_runs.clone(),
                         cpu: r.start_cpu.clone(),
                         machine: machine(r.vassals),
                     })
@@ -294,6 +314,10 @@ impl Outcome {
                         .as_ref()
                         .map(|run| run.start_all)
                         .map_err(Clone::clone),
+                    runs: m
+                        .result
+                        .as_ref()
+                        .map_or_else(|_| Vec::new(), |run| run.runs.clone()),
                     cpu: m.result.as_ref().ok().and_then(|run| run.cpu.clone()),
                     machine: None,
                 })
