@@ -32,6 +32,9 @@ pub fn sealed_image() -> Result<OwnedFd, SysError> {
 /// This process's own binary, opened (close-on-exec) while /proc/self/exe still names it: in
 /// the jail's mount namespace the path may not resolve, the open file always executes.
 pub fn open_own_binary() -> Result<OwnedFd, SysError> {
+    if let Some(opened) = crate::ahead::take_own_binary() {
+        return Ok(opened);
+    }
     sys::openat(
         libc::AT_FDCWD,
         c"/proc/self/exe",

@@ -9,6 +9,7 @@
 //! of its own whose raw calls are its `sys.rs`, each block with its SAFETY comment too.
 #![deny(unsafe_code)]
 
+pub mod ahead;
 #[allow(unsafe_code)]
 pub mod alloc_meter;
 pub mod caps;

@@ -89,7 +89,11 @@ impl fmt::Display for Namespaces {
 /// unshare(2) the calling process into new namespaces.
 pub fn unshare(namespaces: Namespaces) -> Result<(), SysError> {
     nix::sched::unshare(CloneFlags::from_bits_truncate(namespaces.0 as i32))
-        .map_err(|e| SysError::new("unshare", e))
+        .map_err(|e| SysError::new("unshare", e))?;
+    if namespaces.0 & libc::CLONE_NEWUSER as u64 != 0 {
+        crate::userns::forget_own_namespace();
+    }
+    Ok(())
 }
 
 pub fn set_hostname(name: &str) -> Result<(), SysError> {

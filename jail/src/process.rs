@@ -136,7 +136,11 @@ pub struct ProcStat {
 
 /// `pid`'s stat (`self` for this process); None when it is gone or unreadable.
 pub fn stat(pid: impl std::fmt::Display) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// A /proc/PID/stat line's fields.
+pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
     // The command name may hold spaces and parentheses: the fields start after its last ')'.
     let (_, rest) = text.rsplit_once(") ")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -189,12 +193,29 @@ pub fn trim_heap() {
 /// count of runnable tasks (this one among them) against the CPUs. False when either cannot
 /// be read (a jail without /proc).
 pub fn machine_is_busy() -> bool {
-    static CPUS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    let Some(cpus) = *CPUS.get_or_init(sys::online_cpus) else {
+    let Some(cpus) = online_cpus() else {
         return false;
     };
-    runnable_tasks(&std::fs::read_to_string("/proc/loadavg").unwrap_or_default())
-        .is_some_and(|runnable| runnable > cpus)
+    runnable_tasks(&read_loadavg()).is_some_and(|runnable| runnable > cpus)
+}
+
+/// The CPUs online, read once per process (a copy of it inherits the count: see
+/// [`crate::ahead`]).
+pub(crate) fn online_cpus() -> Option<u64> {
+    static CPUS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(sys::online_cpus)
+}
+
+/// /proc/loadavg's text: from the start of the file opened ahead (a read at offset 0 makes
+/// procfs write it afresh), else opened now; empty when unreadable.
+pub(crate) fn read_loadavg() -> String {
+    if let Some(fd) = crate::ahead::loadavg() {
+        let mut buf = [0u8; 128];
+        if let Ok(n) = sys::pread(fd, &mut buf, 0) {
+            return String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+    }
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default()
 }
 
 /// The runnable tasks of /proc/loadavg (`0.50 0.40 0.30 RUNNABLE/TOTAL LAST_PID`).

@@ -5,6 +5,7 @@ use crate::error::SysError;
 use nix::unistd::Pid;
 use std::fmt;
 use std::io::Write;
+use std::sync::{Mutex, MutexGuard};
 
 /// One line of /proc/PID/uid_map or gid_map: `inside outside count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +71,65 @@ pub fn setgroups_denied_by_us() -> bool {
 /// Whether setgroups(2) is denied in this process's user namespace (/proc/self/setgroups says
 /// "deny": an ancestor namespace was mapped by a writer without CAP_SETGID).
 pub fn setgroups_locked_here() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+    own_namespace().is_ok_and(|own| own.setgroups_denied)
+}
+
+/// What this process's user namespace says of itself: /proc/self/setgroups, uid_map and
+/// gid_map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnNamespace {
+    pub setgroups_denied: bool,
+    /// `inside outside count` lines.
+    pub uid_map: String,
+    pub gid_map: String,
+}
+
+/// [`OwnNamespace`], once read in a mapped namespace: each map is written once, and
+/// setgroups only before the gid map, so it cannot change. Kept because every runtime asks at
+/// each payload start, and in a jail with a fresh procfs each read instantiates /proc/self's
+/// entries anew, behind path walks that grow with the host's mount namespaces. A copy of this
+/// process ([`crate::launch::Launch::fork`]) keeps it unless cloned into a new user namespace;
+/// [`crate::ns::unshare`] into one forgets it.
+static OWN_NAMESPACE: Mutex<Option<OwnNamespace>> = Mutex::new(None);
+
+fn own_namespace_kept() -> MutexGuard<'static, Option<OwnNamespace>> {
+    // Nothing panics while holding it; a poisoned value is still a whole one.
+    OWN_NAMESPACE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This process's user namespace, read once it is mapped (see [`OWN_NAMESPACE`]).
+pub fn own_namespace() -> Result<OwnNamespace, SysError> {
+    // Held only to copy in or out, never across the reads: a test forks while other threads
+    // run, and a lock held at the fork stays held in the child.
+    if let Some(own) = own_namespace_kept().as_ref() {
+        return Ok(own.clone());
+    }
+    let read = |file: &str| {
+        let path = format!("/proc/self/{file}");
+        std::fs::read_to_string(&path).map_err(|e| {
+            let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+            SysError::with_path("read", &path, errno)
+        })
+    };
+    // setgroups first: once the gid map is seen written, the setgroups read before it is
+    // final too (it can be denied only before that write).
+    let setgroups = read("setgroups")?;
+    let own = OwnNamespace {
+        setgroups_denied: setgroups.trim() == "deny",
+        uid_map: read("uid_map")?,
+        gid_map: read("gid_map")?,
+    };
+    let mapped = !own.uid_map.trim().is_empty() && !own.gid_map.trim().is_empty();
+    if mapped {
+        *own_namespace_kept() = Some(own.clone());
+    }
+    Ok(own)
+}
+
+/// This process is in another user namespace than the one it read (a new one, entered by a
+/// clone or an unshare).
+pub(crate) fn forget_own_namespace() {
+    *own_namespace_kept() = None;
 }
 
 fn write_once(pid: Pid, file: &str, text: &str) -> Result<(), SysError> {
@@ -83,4 +142,29 @@ fn write_once(pid: Pid, file: &str, text: &str) -> Result<(), SysError> {
         .map_err(|e| SysError::with_path("open", &path, errno(e)))?;
     f.write_all(text.as_bytes())
         .map_err(|e| SysError::with_path("write", &path, errno(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{expect_eq, in_forked_child};
+
+    /// Kept in the namespace it was read in, forgotten in a new one (unmapped there: read
+    /// again at every ask until its maps are written).
+    #[test]
+    fn a_namespace_read_is_kept_until_this_process_enters_another() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: unshare(CLONE_NEWUSER) as a test here needs root");
+            return;
+        }
+        in_forked_child(|| {
+            let host = own_namespace().map_err(|e| e.to_string())?;
+            expect_eq("kept", own_namespace_kept().clone(), Some(host))?;
+            crate::ns::unshare(crate::ns::Namespaces::USER).map_err(|e| e.to_string())?;
+            let new = own_namespace().map_err(|e| e.to_string())?;
+            expect_eq("a new namespace's own map", new.uid_map.as_str(), "")?;
+            expect_eq("setgroups", new.setgroups_denied, false)?;
+            expect_eq("kept while unmapped", own_namespace_kept().clone(), None)
+        });
+    }
 }

@@ -34,6 +34,10 @@ pub struct Worker {
     /// Taken and dropped (closed) once the input is written: the worker sees its end.
     pub input: Option<File>,
     pub output: File,
+    /// Its /proc/PID/stat, opened at the fork and read from the start at each
+    /// [`Worker::stat`]: asked after every piece of work, a read of an open file spares the
+    /// path walk.
+    stat: Option<File>,
 }
 
 /// Fork a worker that runs `work` with the read end of one pipe (its input, which may arrive
@@ -65,6 +69,8 @@ pub fn fork_worker(
             pid: child,
             input: Some(input_write.into()),
             output: output_read.into(),
+            // Ours and not yet collected: the pid is the worker's.
+            stat: File::open(format!("/proc/{child}/stat")).ok(),
         }),
     }
 }
@@ -114,6 +120,14 @@ impl Worker {
         }
     }
 
+    /// Its /proc/PID/stat now; None when unreadable.
+    pub fn stat(&self) -> Option<crate::process::ProcStat> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 4096];
+        let n = self.stat.as_ref()?.read_at(&mut buf, 0).ok()?;
+        crate::process::parse_stat(&String::from_utf8_lossy(&buf[..n]))
+    }
+
     /// SIGKILL it (it is ours and not yet collected, so the pid is still its own).
     pub fn kill(&self) {
         let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
@@ -146,6 +160,29 @@ mod tests {
         assert_eq!(error.errno, Errno::EDEADLK);
         other.thread().unpark();
         other.join().unwrap();
+    }
+
+    /// In a forked copy of the test, which has one thread: the worker's stat is read through
+    /// the file opened at its fork, each time afresh.
+    #[test]
+    fn a_workers_stat_is_read_again_from_the_file_opened_at_its_fork() {
+        crate::testing::in_forked_child(|| {
+            let limits = WorkerLimits {
+                extra_address_space: 64 << 20,
+                cpu_seconds: 5,
+            };
+            let mut worker = fork_worker(limits, |input, _| {
+                let _ = std::io::Read::read(input, &mut [0u8; 1]);
+            })
+            .map_err(|e| e.to_string())?;
+            let first = worker.stat().ok_or("no stat")?;
+            let again = worker.stat().ok_or("no stat the second time")?;
+            crate::testing::expect_eq("threads", (first.threads, again.threads), (1, 1))?;
+            crate::testing::expect_eq("vsize", first.vsize > 1 << 20, true)?;
+            drop(worker.input.take());
+            worker.wait().map_err(|e| e.to_string())?;
+            crate::testing::expect_eq("gone", worker.stat().map(|s| s.state), None)
+        });
     }
 
     #[test]

@@ -34,6 +34,16 @@ pub fn serve(identity: Option<EmperorIdentity>, run_in_copies: bool) -> ExitCode
         true => {
             // Compiled once here, the default program is every copy's without compiling.
             jail::seccomp::build_ahead(jail::seccomp::Profile::Default);
+            // Read once here, our user namespace is every copy's that stays in it (a copy
+            // cloned into a new one reads its own).
+            if let Err(e) = jail::userns::own_namespace() {
+                debug!("clone server: {e}");
+            }
+            // Opened once here, every copy keeps them (its binary to hibernate with,
+            // /proc/loadavg to ask whether the machine is busy).
+            if let Err(e) = jail::ahead::open_for_copies() {
+                debug!("clone server: {e}");
+            }
             Mode::InProcess(TitleRoom::of_this_process())
         }
         false => Mode::Execute,

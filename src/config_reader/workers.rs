@@ -183,7 +183,7 @@ fn killed_by(signal: i32, limits: WorkerLimits) -> String {
 /// The CPU time a worker has used and its address space (bytes); None when it cannot be
 /// read.
 fn usage(worker: &Worker) -> Option<(Duration, u64)> {
-    let stat = jail::process::stat(worker.pid)?;
+    let stat = worker.stat()?;
     // Clock ticks: USER_HZ is 100 on every architecture Linux runs on.
     Some((Duration::from_millis(stat.cpu_ticks * 10), stat.vsize))
 }

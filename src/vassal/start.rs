@@ -141,16 +141,21 @@ impl Start<'_> {
 
 /// The payload's real uid and gid as the host sees them: the ids its privilege drop set (it
 /// verified them before its execve, or it would not run), else ours, which it kept; then
-/// through our user namespace's maps (-1 when an id is unmapped). Not read back from
-/// /proc/PID/status: that file is built afresh on each read, a cost every start would pay.
+/// through our user namespace's maps (-1 when an id is unmapped), as this process read them
+/// once (`jail::userns::own_namespace`). Not read back from /proc/PID/status: that file is
+/// built afresh on each read, a cost every start would pay.
 fn host_ids(drop: &jail::creds::PrivilegeDrop) -> (i64, i64) {
-    let outside = |id: u32, map: &str| -> i64 {
-        let map = std::fs::read_to_string(format!("/proc/self/{map}")).unwrap_or_default();
-        map_to_outside(u64::from(id), &map).map_or(-1, |id| id as i64)
+    let own = jail::userns::own_namespace().ok();
+    let outside = |id: u32, map: Option<&str>| -> i64 {
+        map.and_then(|map| map_to_outside(u64::from(id), map))
+            .map_or(-1, |id| id as i64)
     };
     let uid = drop.uid.unwrap_or_else(|| nix::unistd::getuid().as_raw());
     let gid = drop.gid.unwrap_or_else(|| nix::unistd::getgid().as_raw());
-    (outside(uid, "uid_map"), outside(gid, "gid_map"))
+    (
+        outside(uid, own.as_ref().map(|own| own.uid_map.as_str())),
+        outside(gid, own.as_ref().map(|own| own.gid_map.as_str())),
+    )
 }
 
 /// `id` through a /proc/PID/uid_map or gid_map text (`INSIDE OUTSIDE COUNT` lines).

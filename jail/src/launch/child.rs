@@ -25,6 +25,9 @@ pub(super) struct ChildSide<'a> {
     pub unshare: Option<(RawFd, RawFd)>,
     pub scratch_base: RawFd,
     pub parent: libc::pid_t,
+    /// In process: the fds kept above the mapped ones, sorted (the launch's and
+    /// [`crate::ahead`]'s).
+    pub kept_fds: &'a [RawFd],
 }
 
 /// Clone the child that runs `child.exec()`: in the parent's memory when `share_memory`
@@ -115,7 +118,7 @@ impl ChildSide<'_> {
         let first_closed = highest.unwrap_or(2).max(2) as u32 + 1;
         if in_process {
             check(
-                sys::close_from_except(first_closed, &launch.kept_fds, self.report),
+                sys::close_from_except(first_closed, self.kept_fds, self.report),
                 ChildStep::CloseFrom(first_closed),
             )?;
         } else {

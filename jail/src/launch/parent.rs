@@ -70,7 +70,7 @@ impl Launch {
         }
         let exec = sys::ExecArgs::new(&self.program, &self.argv, &self.envp, self.own_pid_env);
         let pipes = Pipes::new(self)?;
-        let child = self.child_side(&exec, &pipes);
+        let child = self.child_side(&exec, &pipes, &self.kept_fds);
         let mut args = self.clone_args();
         let (pid, pidfd) = child::clone(&mut args, &child, self.may_share_memory())?;
         Ok(self.after_clone(Pid::from_raw(pid), pidfd, pipes)?)
@@ -97,18 +97,35 @@ impl Launch {
                 SysError::new("clone3 in process with a shared fd table", Errno::EINVAL).into(),
             );
         }
+        // A copy keeps what this process opened for its copies, whoever launches it.
+        let mut kept_fds = self.kept_fds.clone();
+        kept_fds.extend(crate::ahead::kept_in_copies());
+        kept_fds.sort_unstable();
+        kept_fds.dedup();
+        if self
+            .fd_map
+            .iter()
+            .any(|(_, target)| kept_fds.contains(target))
+        {
+            // The copy would lose the kept one under the mapped one.
+            let call = "clone3 in process (an fd both kept and mapped onto)";
+            return Err(SysError::new(call, Errno::EINVAL).into());
+        }
         if sys::thread_count() != Some(1) {
             return Err(SysError::new("clone3 in process (other threads)", Errno::EDEADLK).into());
         }
         let exec = sys::ExecArgs::new(&self.program, &self.argv, &self.envp, self.own_pid_env);
         let pipes = Pipes::new(self)?;
-        let child = self.child_side(&exec, &pipes);
+        let child = self.child_side(&exec, &pipes, &kept_fds);
         let mut args = self.clone_args();
         match child::clone_in_process(&mut args, &child)? {
             child::InProcess::Child(outcome) => {
                 // The child closed every pipe end it had (or never kept it): their owners
                 // here must not close those numbers again, which may be reused by now.
                 std::mem::forget(pipes);
+                if self.clone_flags & libc::CLONE_NEWUSER as u64 != 0 {
+                    crate::userns::forget_own_namespace();
+                }
                 Ok(Forked::Child(outcome.map_err(|(step, errno)| {
                     let cwd = self
                         .cwd
@@ -130,7 +147,12 @@ impl Launch {
     }
 
     /// What the child needs, all prepared before the clone.
-    fn child_side<'a>(&'a self, exec: &'a sys::ExecArgs<'a>, pipes: &Pipes) -> ChildSide<'a> {
+    fn child_side<'a>(
+        &'a self,
+        exec: &'a sys::ExecArgs<'a>,
+        pipes: &Pipes,
+        kept_fds: &'a [RawFd],
+    ) -> ChildSide<'a> {
         let raw = |pair: &Option<(OwnedFd, OwnedFd)>| {
             pair.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd()))
         };
@@ -143,6 +165,7 @@ impl Launch {
             unshare: raw(&pipes.unshared).map(|(_, w)| (pipes.keep_below(self), w)),
             scratch_base: self.scratch_base(pipes.report.1.as_raw_fd()),
             parent: self.parent_pid(),
+            kept_fds,
         }
     }
 

@@ -233,6 +233,23 @@ fn a_launch_forked_in_process_runs_on_with_only_its_mapped_and_kept_fds() {
     });
 }
 
+/// A launch that maps an fd onto the number of one it keeps is refused before any clone: the
+/// copy would have lost the kept one.
+#[test]
+fn a_kept_fd_that_is_also_a_mapped_target_is_refused() {
+    let dev_null = std::fs::File::open("/dev/null").unwrap();
+    let kept = crate::fd::park_above(dev_null.try_clone().unwrap().into(), 70);
+    let mut launch = Launch::new(Path::new("/bin/true"), &["true"]).unwrap();
+    launch
+        .keep_fd(kept.as_raw_fd())
+        .map_fd(dev_null.as_raw_fd(), kept.as_raw_fd());
+    let error = launch.fork().expect_err("refused");
+    assert!(
+        error.to_string().contains("both kept and mapped onto"),
+        "{error}"
+    );
+}
+
 /// A step that fails in process is the child's to say: it learns which, with its path.
 #[test]
 fn a_step_failing_in_process_is_the_childs_to_report() {

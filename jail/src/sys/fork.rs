@@ -3,6 +3,8 @@
 
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid};
+use std::os::fd::{IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Which side of a fork this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,9 +13,37 @@ pub enum Forked {
     Parent(Pid),
 }
 
+/// /proc/self/stat, opened once by the process that holds it: its pid in the high half, the
+/// fd in the low (0: none). The clone server asks before every copy it makes, and a read from
+/// the start of an open file spares a /proc path walk each time. A copy finds its parent's
+/// pair and opens its own, leaving that number alone (it is not the copy's to close). An
+/// atomic, not a lock: a test forks while other threads run, and a lock held at the fork
+/// stays held in the child.
+static OWN_STAT: AtomicU64 = AtomicU64::new(0);
+
 /// This process's thread count (/proc/self/stat).
 pub fn thread_count() -> Option<u64> {
-    crate::process::stat("self").map(|stat| stat.threads)
+    let pid = std::process::id();
+    let kept = OWN_STAT.load(Ordering::Acquire);
+    let fd = if kept >> 32 == u64::from(pid) {
+        kept as u32 as RawFd
+    } else {
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+        let fd = super::openat(libc::AT_FDCWD, c"/proc/self/stat", flags).ok()?;
+        let fd = fd.into_raw_fd();
+        let ours = u64::from(pid) << 32 | u64::from(fd as u32);
+        match OWN_STAT.compare_exchange(kept, ours, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => fd,
+            // Only another thread of this process changes it meanwhile: theirs stays.
+            Err(theirs) => {
+                super::close(fd);
+                theirs as u32 as RawFd
+            }
+        }
+    };
+    let mut buf = [0u8; 4096];
+    let n = super::pread(fd, &mut buf, 0).ok()?;
+    crate::process::parse_stat(&String::from_utf8_lossy(&buf[..n])).map(|stat| stat.threads)
 }
 
 /// fork(2) of a process that has exactly one thread; EDEADLK otherwise (after fork only the

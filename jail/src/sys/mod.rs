@@ -340,6 +340,14 @@ pub fn openat2(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// pread(2) into `buf` from `offset` of `fd`.
+pub fn pread(fd: RawFd, buf: &mut [u8], offset: i64) -> Result<usize, Errno> {
+    // SAFETY: `buf` is writable memory of its length for the call; a number that is not an
+    // open fd fails with EBADF.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) };
+    Errno::result(n).map(|n| n as usize)
+}
+
 /// openat(2) relative to `dir` (no mode: for files that exist); returns the new fd.
 pub fn openat(dir: RawFd, path: &std::ffi::CStr, flags: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: a NUL-terminated path alive for the call; integer arguments otherwise.

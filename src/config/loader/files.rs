@@ -12,7 +12,11 @@ use crate::config::ConfigError;
 
 /// A file being read, remembered to catch include loops.
 pub(super) struct OpenFile {
-    canonical: PathBuf,
+    path: PathBuf,
+    /// `path` with every symlink resolved; None for the vassal's own file until it includes
+    /// another: most configs include nothing, and resolving walks each component of the path
+    /// (a runtime reads its config at every start).
+    canonical: Option<PathBuf>,
     section: String,
     shown: String,
 }
@@ -23,7 +27,8 @@ impl Loader {
     pub fn read_text(&mut self, name: &ConfigName, text: &str) -> Result<(), ConfigError> {
         let facts = self.vassal.clone();
         self.open_files.push(OpenFile {
-            canonical: name.path.clone(),
+            path: name.path.clone(),
+            canonical: Some(name.path.clone()),
             section: name.section_name().to_string(),
             shown: name.display(),
         });
@@ -85,16 +90,31 @@ impl Loader {
 
     /// Marks `name` as being read; an error if it already is (an include loop).
     fn enter(&mut self, name: &ConfigName) -> Result<(), ConfigError> {
+        let file = OpenFile {
+            path: name.path.clone(),
+            canonical: None,
+            section: name.section_name().to_string(),
+            shown: name.display(),
+        };
+        if self.open_files.is_empty() {
+            self.open_files.push(file);
+            return Ok(());
+        }
         let canonical = std::fs::canonicalize(&name.path).map_err(|source| ConfigError::Read {
             path: name.path.clone(),
             source,
         })?;
-        let section = name.section_name().to_string();
         let file = OpenFile {
-            canonical,
-            section,
-            shown: name.display(),
+            canonical: Some(canonical),
+            ..file
         };
+        for open in &mut self.open_files {
+            if open.canonical.is_none() {
+                // Being read, so there; should it have gone meanwhile, its path stands in.
+                let resolved = std::fs::canonicalize(&open.path).unwrap_or(open.path.clone());
+                open.canonical = Some(resolved);
+            }
+        }
         let is_same =
             |open: &OpenFile| open.canonical == file.canonical && open.section == file.section;
         if self.open_files.iter().any(is_same) {

@@ -137,15 +137,9 @@ impl Supervisor {
 /// The payload's maps in tyrant mode: the owner's ids (what our root is on the host, read
 /// from our own maps) map to our root.
 fn owner_maps() -> Result<jail::userns::IdMaps, jail::SysError> {
-    let root_outside = |file: &str| -> Result<u32, jail::SysError> {
+    let own = jail::userns::own_namespace()?;
+    let root_outside = |text: &str, file: &str| -> Result<u32, jail::SysError> {
         let path = format!("/proc/self/{file}");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            jail::SysError::with_path(
-                "read",
-                &path,
-                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            )
-        })?;
         text.lines()
             .find_map(
                 |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
@@ -163,7 +157,7 @@ fn owner_maps() -> Result<jail::userns::IdMaps, jail::SysError> {
         count: 1,
     };
     Ok(jail::userns::IdMaps {
-        uids: vec![range(root_outside("uid_map")?)],
-        gids: vec![range(root_outside("gid_map")?)],
+        uids: vec![range(root_outside(&own.uid_map, "uid_map")?)],
+        gids: vec![range(root_outside(&own.gid_map, "gid_map")?)],
     })
 }

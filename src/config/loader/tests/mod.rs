@@ -254,6 +254,21 @@ fn include_loop_is_an_error_naming_the_chain() {
     assert_eq!(values(&load_plain(&twice), "c"), ["1", "1"]);
 }
 
+/// The vassal's own file is resolved only once it includes another, and then a loop back to
+/// it under its real name is caught at once.
+#[test]
+fn a_loop_back_to_the_vassals_file_by_its_real_name_is_caught_through_a_symlink() {
+    let dir = Dir::new();
+    let real = dir.write("real.ini", "[uwsgi]\ninclude = real.ini\n");
+    let link = dir.path().join("link.ini");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let err = load_err(&link, &LoadOptions::default());
+    assert_eq!(
+        err,
+        format!("include loop: {} -> {}", link.display(), real.display())
+    );
+}
+
 #[test]
 fn sets_come_first_and_the_file_overrides_them() {
     let dir = Dir::new();
