@@ -6,6 +6,7 @@ use crate::sys;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use std::os::fd::RawFd;
 
 /// Become a child subreaper: orphaned descendants come back to us, so none escapes our
 /// cleanup by double-forking.
@@ -139,8 +140,16 @@ pub fn stat(pid: impl std::fmt::Display) -> Option<ProcStat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// A stat file opened earlier, read again from its start (procfs writes it afresh): no path
+/// walk. None when unreadable (the process gone and collected).
+pub(crate) fn stat_of_open(file: RawFd) -> Option<ProcStat> {
+    let mut buf = [0u8; 4096];
+    let n = sys::pread(file, &mut buf, 0).ok()?;
+    parse_stat(&String::from_utf8_lossy(&buf[..n]))
+}
+
 /// A /proc/PID/stat line's fields.
-pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
+fn parse_stat(text: &str) -> Option<ProcStat> {
     // The command name may hold spaces and parentheses: the fields start after its last ')'.
     let (_, rest) = text.rsplit_once(") ")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -84,6 +84,35 @@ pub struct OwnNamespace {
     pub gid_map: String,
 }
 
+impl OwnNamespace {
+    /// `uid` of this namespace as the parent namespace sees it; None when unmapped.
+    pub fn outside_uid(&self, uid: u32) -> Option<u32> {
+        outside(uid, &self.uid_map)
+    }
+
+    /// `gid` of this namespace as the parent namespace sees it; None when unmapped.
+    pub fn outside_gid(&self, gid: u32) -> Option<u32> {
+        outside(gid, &self.gid_map)
+    }
+}
+
+/// `id` through a uid_map or gid_map text (`INSIDE OUTSIDE COUNT` lines).
+fn outside(id: u32, map: &str) -> Option<u32> {
+    let id = u64::from(id);
+    map.lines()
+        .find_map(|line| {
+            let n: Vec<u64> = line
+                .split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            let &[inside, outside, count] = n.as_slice() else {
+                return None;
+            };
+            (id >= inside && id - inside < count).then(|| outside + (id - inside))
+        })
+        .and_then(|id| u32::try_from(id).ok())
+}
+
 /// [`OwnNamespace`], once read in a mapped namespace: each map is written once, and
 /// setgroups only before the gid map, so it cannot change. Kept because every runtime asks at
 /// each payload start, and in a jail with a fresh procfs each read instantiates /proc/self's
@@ -148,6 +177,16 @@ fn write_once(pid: Pid, file: &str, text: &str) -> Result<(), SysError> {
 mod tests {
     use super::*;
     use crate::testing::{expect_eq, in_forked_child};
+
+    #[test]
+    fn an_id_goes_through_the_line_of_the_map_that_holds_it() {
+        let map = "         0     100000      65536\n     65536       1000          1\n";
+        assert_eq!(outside(0, map), Some(100_000));
+        assert_eq!(outside(1000, map), Some(101_000));
+        assert_eq!(outside(65536, map), Some(1000));
+        assert_eq!(outside(70_000, map), None, "unmapped");
+        assert_eq!(outside(0, ""), None, "no map at all");
+    }
 
     /// Kept in the namespace it was read in, forgotten in a new one (unmapped there: read
     /// again at every ask until its maps are written).

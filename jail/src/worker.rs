@@ -122,10 +122,8 @@ impl Worker {
 
     /// Its /proc/PID/stat now; None when unreadable.
     pub fn stat(&self) -> Option<crate::process::ProcStat> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; 4096];
-        let n = self.stat.as_ref()?.read_at(&mut buf, 0).ok()?;
-        crate::process::parse_stat(&String::from_utf8_lossy(&buf[..n]))
+        use std::os::fd::AsRawFd;
+        crate::process::stat_of_open(self.stat.as_ref()?.as_raw_fd())
     }
 
     /// SIGKILL it (it is ours and not yet collected, so the pid is still its own).

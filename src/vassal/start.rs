@@ -146,30 +146,13 @@ impl Start<'_> {
 /// built afresh on each read, a cost every start would pay.
 fn host_ids(drop: &jail::creds::PrivilegeDrop) -> (i64, i64) {
     let own = jail::userns::own_namespace().ok();
-    let outside = |id: u32, map: Option<&str>| -> i64 {
-        map.and_then(|map| map_to_outside(u64::from(id), map))
-            .map_or(-1, |id| id as i64)
-    };
     let uid = drop.uid.unwrap_or_else(|| nix::unistd::getuid().as_raw());
     let gid = drop.gid.unwrap_or_else(|| nix::unistd::getgid().as_raw());
+    let shown = |id: Option<u32>| id.map_or(-1, i64::from);
     (
-        outside(uid, own.as_ref().map(|own| own.uid_map.as_str())),
-        outside(gid, own.as_ref().map(|own| own.gid_map.as_str())),
+        shown(own.as_ref().and_then(|own| own.outside_uid(uid))),
+        shown(own.as_ref().and_then(|own| own.outside_gid(gid))),
     )
-}
-
-/// `id` through a /proc/PID/uid_map or gid_map text (`INSIDE OUTSIDE COUNT` lines).
-fn map_to_outside(id: u64, map: &str) -> Option<u64> {
-    map.lines().find_map(|line| {
-        let n: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        let &[inside, outside, count] = n.as_slice() else {
-            return None;
-        };
-        (id >= inside && id - inside < count).then(|| outside + (id - inside))
-    })
 }
 
 /// Every value of a path option, relative ones taken from the config's directory.
@@ -199,19 +182,4 @@ fn bind_fifo(supervisor: &mut Supervisor, config: &Config) -> Result<(), Runtime
         supervisor.fifo = Some(fifo);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::map_to_outside;
-
-    #[test]
-    fn an_id_goes_through_the_line_of_the_map_that_holds_it() {
-        let map = "         0     100000      65536\n     65536       1000          1\n";
-        assert_eq!(map_to_outside(0, map), Some(100_000));
-        assert_eq!(map_to_outside(1000, map), Some(101_000));
-        assert_eq!(map_to_outside(65536, map), Some(1000));
-        assert_eq!(map_to_outside(70_000, map), None, "unmapped");
-        assert_eq!(map_to_outside(0, ""), None, "no map at all");
-    }
 }

@@ -41,9 +41,7 @@ pub fn thread_count() -> Option<u64> {
             }
         }
     };
-    let mut buf = [0u8; 4096];
-    let n = super::pread(fd, &mut buf, 0).ok()?;
-    crate::process::parse_stat(&String::from_utf8_lossy(&buf[..n])).map(|stat| stat.threads)
+    crate::process::stat_of_open(fd).map(|stat| stat.threads)
 }
 
 /// fork(2) of a process that has exactly one thread; EDEADLK otherwise (after fork only the

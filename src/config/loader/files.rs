@@ -111,7 +111,8 @@ impl Loader {
         for open in &mut self.open_files {
             if open.canonical.is_none() {
                 // Being read, so there; should it have gone meanwhile, its path stands in.
-                let resolved = std::fs::canonicalize(&open.path).unwrap_or(open.path.clone());
+                let resolved =
+                    std::fs::canonicalize(&open.path).unwrap_or_else(|_| open.path.clone());
                 open.canonical = Some(resolved);
             }
         }

@@ -138,18 +138,11 @@ impl Supervisor {
 /// from our own maps) map to our root.
 fn owner_maps() -> Result<jail::userns::IdMaps, jail::SysError> {
     let own = jail::userns::own_namespace()?;
-    let root_outside = |text: &str, file: &str| -> Result<u32, jail::SysError> {
+    let root_outside = |outside: Option<u32>, file: &str| {
         let path = format!("/proc/self/{file}");
-        text.lines()
-            .find_map(
-                |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-                    ["0", outside, _] => outside.parse().ok(),
-                    _ => None,
-                },
-            )
-            .ok_or_else(|| {
-                jail::SysError::with_path("find root in", &path, nix::errno::Errno::ENOENT)
-            })
+        outside.ok_or_else(|| {
+            jail::SysError::with_path("find root in", &path, nix::errno::Errno::ENOENT)
+        })
     };
     let range = |owner: u32| jail::userns::IdRange {
         inside: owner,
@@ -157,7 +150,7 @@ fn owner_maps() -> Result<jail::userns::IdMaps, jail::SysError> {
         count: 1,
     };
     Ok(jail::userns::IdMaps {
-        uids: vec![range(root_outside(&own.uid_map, "uid_map")?)],
-        gids: vec![range(root_outside(&own.gid_map, "gid_map")?)],
+        uids: vec![range(root_outside(own.outside_uid(0), "uid_map")?)],
+        gids: vec![range(root_outside(own.outside_gid(0), "gid_map")?)],
     })
 }
