@@ -135,9 +135,13 @@ fn tick_ns() -> u64 {
     1_000_000_000 / procfs::ticks_per_second().max(1)
 }
 
-/// The benchmark's own threads, exactly (it never exits a thread).
+/// The benchmark's own CPU, exactly, with its exited threads: the sum of the live threads
+/// alone shrinks when one exits between the window's ends (the test harness's do).
 fn own_ns() -> u64 {
-    procfs::threads_cpu_ns(std::process::id() as Pid).unwrap_or(0)
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).map_or(0, |t| {
+        (t.tv_sec() as u64) * 1_000_000_000 + t.tv_nsec() as u64
+    })
 }
 
 /// A process's CPU in ns with what it collected from its reaped children. Its own figure is
@@ -203,6 +207,25 @@ mod tests {
         // The tree is read later, but the test harness's other threads may have exited by
         // then: their time is only in the process's ticks, which round down.
         assert!(cpu.tree + 2 * tick_ns() >= cpu.bench, "{cpu:?}");
+    }
+
+    #[test]
+    fn the_benchmarks_own_cpu_keeps_what_an_exited_thread_spent() {
+        use nix::time::{clock_gettime, ClockId};
+        let thread_ns = || {
+            let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+            t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+        };
+        let before = own_ns();
+        std::thread::spawn(move || {
+            while thread_ns() < 20_000_000 {
+                spin(Duration::from_millis(1));
+            }
+        })
+        .join()
+        .unwrap();
+        let spent = own_ns() - before;
+        assert!(spent >= 20_000_000, "{spent} ns");
     }
 
     #[test]
