@@ -239,6 +239,33 @@ fn fd_targets(pid: i32) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The word a runtime holds from its clone server (jail::ahead), which it must hold once
+/// and read-only: its value.
+fn held_word(pid: i32) -> u64 {
+    let fd_dir = format!("/proc/{pid}/fd");
+    let words: Vec<String> = std::fs::read_dir(&fd_dir)
+        .unwrap()
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|t| t.display().to_string().starts_with("/memfd:emperor word"))
+        })
+        .map(|fd| fd.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(words.len(), 1, "{words:?}");
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", words[0])).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .map(|octal| u32::from_str_radix(octal.trim(), 8).unwrap())
+        .unwrap();
+    assert_eq!(flags & 3, 0, "opened O_RDONLY: {info}");
+    let mut bytes = [0u8; 8];
+    let file = std::fs::File::open(format!("{fd_dir}/{}", words[0])).unwrap();
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, 0).unwrap();
+    u64::from_ne_bytes(bytes)
+}
+
 #[test]
 fn an_in_process_server_runs_a_runtime_in_a_copy_of_itself_with_only_what_its_start_gives() {
     if !have_root(
@@ -263,6 +290,7 @@ fn an_in_process_server_runs_a_runtime_in_a_copy_of_itself_with_only_what_its_st
         ),
     );
     let (link, their_link) = std::os::unix::net::UnixStream::pair().unwrap();
+    let before_start = jail::process::monotonic_now();
     let running = server
         .start_runtime(
             &runtime_start(&config),
@@ -305,8 +333,8 @@ fn an_in_process_server_runs_a_runtime_in_a_copy_of_itself_with_only_what_its_st
         !held.contains(&server_socket),
         "{server_socket} in {held:?}"
     );
-    // Of the server's files only the two it opened for every copy (jail::ahead): its binary,
-    // to hibernate with, and /proc/loadavg.
+    // Of the server's files only the three it opened for every copy (jail::ahead): its
+    // binary, to hibernate with, /proc/loadavg, and the word (below).
     let binary = std::fs::canonicalize(RUNTIME_BINARY).unwrap();
     let of_the_server: Vec<&String> = held
         .iter()
@@ -317,6 +345,15 @@ fn an_in_process_server_runs_a_runtime_in_a_copy_of_itself_with_only_what_its_st
         held.iter().filter(|t| *t == "/proc/loadavg").count(),
         1,
         "{held:?}"
+    );
+    // And, read-only, the word in which the server said before this start until when its
+    // starts go on: a second after it.
+    let word = held_word(runtime);
+    let said_until = std::time::Duration::from_nanos(word);
+    let hold = std::time::Duration::from_secs(1);
+    assert!(
+        before_start + hold <= said_until && said_until <= jail::process::monotonic_now() + hold,
+        "{said_until:?} after a start at {before_start:?}"
     );
     // Its link closes: it stops its payload and exits, collected here.
     let payload = common::payload_pid(runtime).expect("the payload runs");

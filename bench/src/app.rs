@@ -45,9 +45,10 @@ const REQUEST_PATIENCE: Duration = Duration::from_secs(60);
 /// How long after the last app reloaded the request loop goes on (failures right after a
 /// reload count too).
 const RELOAD_TAIL: Duration = Duration::from_secs(2);
-/// Quiet time before the memory reading: our runtimes put their sleep off by up to 8 s while
-/// the apps' start keeps the machine busy.
-const SETTLE: Duration = Duration::from_secs(10);
+/// Quiet time before the memory reading: our runtimes put their sleep off while the emperor
+/// still starts others (until a second after its last start, looked at every 4 s at most),
+/// then by up to 8 s while the machine is busy.
+const SETTLE: Duration = Duration::from_secs(20);
 /// uWSGI's emperor stops a removed vassal within its 30 s mercy, after a 3 s scan.
 const REMOVE_LIMIT: Duration = Duration::from_secs(40);
 /// /proc polling period of the removal.

@@ -24,9 +24,11 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 /// Quiet time before the orphan check's stop (loyalty messages, stats threads).
 const SETTLE: Duration = Duration::from_secs(1);
 /// Quiet time before the memory and idle readings: the steady state of N running vassals,
-/// our runtimes asleep (a runtime puts its sleep off by up to 8 s while a mass start, or the
-/// samples' spawns, keep the machine busy, then sleeps after its 500 ms quiet time).
-const MEMORY_SETTLE: Duration = Duration::from_secs(10);
+/// our runtimes asleep. A runtime's sleep waits while the emperor starts others (until a
+/// second after its last start, looked at every 4 s at most), then by up to 8 s while the
+/// machine is busy (the others falling asleep), so all sleep within about 13 s of the last
+/// start (a sample's).
+const MEMORY_SETTLE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct Options {

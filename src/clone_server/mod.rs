@@ -28,11 +28,13 @@ mod client;
 mod in_process;
 mod serve;
 mod start;
+mod starts_mark;
 
 pub use client::{CloneServer, CloneServerError, Failure};
 pub use in_process::{TITLE_ROOM_BYTES, TITLE_ROOM_VARIABLE};
 pub use serve::serve;
 pub use start::{RuntimeStart, StartError, WireMaps};
+pub use starts_mark::starts_go_on;
 
 /// Where the server finds its socket to the emperor.
 pub const SERVER_FD: i32 = 3;

@@ -40,7 +40,8 @@ pub fn serve(identity: Option<EmperorIdentity>, run_in_copies: bool) -> ExitCode
                 debug!("clone server: {e}");
             }
             // Opened once here, every copy keeps them (its binary to hibernate with,
-            // /proc/loadavg to ask whether the machine is busy).
+            // /proc/loadavg to ask whether the machine is busy, the word that says until
+            // when starts go on).
             if let Err(e) = jail::ahead::open_for_copies() {
                 debug!("clone server: {e}");
             }
@@ -83,6 +84,7 @@ pub fn serve(identity: Option<EmperorIdentity>, run_in_copies: bool) -> ExitCode
 
 /// Start one runtime from its request: a sibling of this server, the emperor's child.
 fn start(request: &[u8], fds: &[OwnedFd], mode: Mode) -> Result<(i32, OwnedFd), String> {
+    super::starts_mark::starting();
     let start: RuntimeStart =
         serde_json::from_slice(request).map_err(|e| format!("a runtime's start: {e}"))?;
     let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();

@@ -41,6 +41,8 @@ pub struct Hibernator {
     /// How long this sleep was put off because the machine was busy, and until when.
     put_off: Duration,
     pub not_before: Option<Instant>,
+    /// How long this sleep waited for the clone server's starts ([`wait_for_starts`]).
+    waited_for_starts: Duration,
 }
 
 impl Hibernator {
@@ -50,7 +52,19 @@ impl Hibernator {
     /// time twice as long as the time before (a quiet period first), so a runtime asks the
     /// machine a few times in a long start, not twice a second; not past [`LONGEST_PUT_OFF`]
     /// in all, so a machine that stays busy still gets its memory back soon.
+    ///
+    /// First, while the clone server that copied this runtime still starts others (the
+    /// word it shares with its copies: `clone_server::starts_go_on`), the sleep waits for
+    /// those starts ([`wait_for_starts`]): the runtimes of a mass start then fall asleep
+    /// after it, not during it.
     pub fn put_off_while_busy(&mut self, now: Instant) -> bool {
+        let starts = crate::clone_server::starts_go_on;
+        if let Some(waited) = wait_for_starts(self.waited_for_starts, self.quiet, starts) {
+            self.not_before = Some(now + (waited - self.waited_for_starts));
+            self.waited_for_starts = waited;
+            debug!(?waited, "runtimes are starting: hibernating later");
+            return true;
+        }
         let busy = jail::process::machine_is_busy;
         match put_off_again(self.put_off, self.quiet, busy) {
             Some(put_off) => {
@@ -80,6 +94,7 @@ impl Hibernator {
                 image,
                 put_off: Duration::ZERO,
                 not_before: None,
+                waited_for_starts: Duration::ZERO,
             }),
             Err(e) => {
                 warn!("no hibernation: {e}");
@@ -307,6 +322,26 @@ fn put_off_again(
     (more <= LONGEST_PUT_OFF && busy()).then_some(more)
 }
 
+/// The longest a sleep waits in all for starts under way: an emperor that keeps starting
+/// runtimes (the respawns of a large host) must not keep every runtime awake.
+pub const LONGEST_WAIT_FOR_STARTS: Duration = Duration::from_secs(60);
+
+/// The longest single wait for starts: how long after a mass start its runtimes may still be
+/// awake.
+const LONGEST_STARTS_STEP: Duration = Duration::from_secs(4);
+
+/// The time a sleep has waited in all for starts once more while `starts` go on: a quiet
+/// period the first time, then as long as it waited so far, at most [`LONGEST_STARTS_STEP`]
+/// at a time; None: no starts (or waited long enough), sleep unless the machine is busy.
+fn wait_for_starts(
+    waited: Duration,
+    quiet: Duration,
+    starts: impl FnOnce() -> bool,
+) -> Option<Duration> {
+    let more = waited + waited.max(quiet).min(LONGEST_STARTS_STEP);
+    (more <= LONGEST_WAIT_FOR_STARTS && starts()).then_some(more)
+}
+
 /// The quiet time before the next sleep, after a sleep of `slept` that followed `quiet`: twice
 /// as long after a short sleep (up to [`LONGEST_QUIET`]), `base` again after a long one.
 fn next_quiet(quiet: Duration, base: Duration, slept: Duration) -> Duration {
@@ -334,6 +369,7 @@ pub fn wake(fd: RawFd, args: &VassalArgs) -> Result<(Asleep, Hibernator), WakeEr
         image: Some(image),
         put_off: Duration::ZERO,
         not_before: None,
+        waited_for_starts: Duration::ZERO,
     };
     debug!(?slept, quiet = ?hibernator.quiet, "woken");
     Ok((asleep, hibernator))
@@ -356,21 +392,45 @@ pub fn bound_again(
 mod tests {
     use super::*;
 
+    /// The waits (in ms) `next` grants from nothing until it says no more, and their sum.
+    fn steps(next: impl Fn(Duration) -> Option<Duration>) -> (Vec<u128>, Duration) {
+        let mut so_far = Duration::ZERO;
+        let mut waits = Vec::new();
+        while let Some(more) = next(so_far) {
+            waits.push((more - so_far).as_millis());
+            so_far = more;
+        }
+        (waits, so_far)
+    }
+
     #[test]
     fn a_sleep_is_put_off_while_the_machine_is_busy_doubling_up_to_its_ceiling() {
         let quiet = Duration::from_millis(500);
-        let mut put_off = Duration::ZERO;
-        let mut waits = Vec::new();
-        while let Some(more) = put_off_again(put_off, quiet, || true) {
-            waits.push((more - put_off).as_millis());
-            put_off = more;
-        }
+        let (waits, put_off) = steps(|so_far| put_off_again(so_far, quiet, || true));
         assert_eq!(waits, [500, 500, 1000, 2000, 4000], "doubling");
         assert_eq!(put_off, LONGEST_PUT_OFF);
         assert_eq!(
             put_off_again(Duration::ZERO, quiet, || false),
             None,
             "idle: sleep now"
+        );
+    }
+
+    #[test]
+    fn a_sleep_waits_for_starts_in_steps_of_at_most_four_seconds_up_to_a_minute() {
+        let quiet = Duration::from_millis(500);
+        let (waits, waited) = steps(|so_far| wait_for_starts(so_far, quiet, || true));
+        assert_eq!(&waits[..6], [500, 500, 1000, 2000, 4000, 4000], "doubling");
+        assert!(waits[6..].iter().all(|&w| w == 4000), "{waits:?}");
+        assert!(waited <= LONGEST_WAIT_FOR_STARTS, "{waited:?}");
+        assert!(
+            waited + LONGEST_STARTS_STEP > LONGEST_WAIT_FOR_STARTS,
+            "{waited:?}"
+        );
+        assert_eq!(
+            wait_for_starts(Duration::ZERO, quiet, || false),
+            None,
+            "no starts: on to the machine's load"
         );
     }
 

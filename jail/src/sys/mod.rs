@@ -348,6 +348,14 @@ pub fn pread(fd: RawFd, buf: &mut [u8], offset: i64) -> Result<usize, Errno> {
     Errno::result(n).map(|n| n as usize)
 }
 
+/// pwrite(2) of `buf` at `offset` of `fd`.
+pub fn pwrite(fd: RawFd, buf: &[u8], offset: i64) -> Result<usize, Errno> {
+    // SAFETY: `buf` is readable memory of its length for the call; a number that is not an
+    // open fd (or one open read-only) fails with EBADF.
+    let n = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset) };
+    Errno::result(n).map(|n| n as usize)
+}
+
 /// openat(2) relative to `dir` (no mode: for files that exist); returns the new fd.
 pub fn openat(dir: RawFd, path: &std::ffi::CStr, flags: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: a NUL-terminated path alive for the call; integer arguments otherwise.
