@@ -57,7 +57,8 @@ pub fn open_for_copies() -> Result<(), SysError> {
 }
 
 /// The word's memfd, 0 to start with and sealed at its size, and a read-only reopening of it
-/// (through /proc/self/fd: a new open file of its own access mode, not a dup).
+/// (through /proc/self/fd: a new open file of its own access mode, not a dup), the file's
+/// mode 0400.
 fn open_word() -> Result<(OwnedFd, OwnedFd), SysError> {
     use nix::fcntl::{fcntl, FcntlArg, SealFlag};
     use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
@@ -69,6 +70,10 @@ fn open_word() -> Result<(OwnedFd, OwnedFd), SysError> {
     let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
     fcntl(written.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals))
         .map_err(|e| SysError::new("fcntl(F_ADD_SEALS)", e))?;
+    // Read-only by mode too: a copy that is not root cannot open it writable again through
+    // /proc/self/fd (a memfd is created 0777).
+    nix::sys::stat::fchmod(written.as_raw_fd(), nix::sys::stat::Mode::S_IRUSR)
+        .map_err(|e| SysError::new("fchmod(0400) a memfd", e))?;
     let path = format!("/proc/self/fd/{}", written.as_raw_fd());
     let c_path = std::ffi::CString::new(path.as_str()).expect("no NUL in a number");
     let read = sys::openat(libc::AT_FDCWD, &c_path, libc::O_RDONLY | libc::O_CLOEXEC)
@@ -206,7 +211,13 @@ mod tests {
                     let before = read_word() == Some(5);
                     write_word(9);
                     let read_only = WORD_READ.load(Ordering::Acquire);
-                    let refused = crate::sys::pwrite(read_only, &[1; 8], 0).is_err();
+                    let mut refused = crate::sys::pwrite(read_only, &[1; 8], 0).is_err();
+                    // Nor, as a uid that is not root, open it writable again.
+                    refused &= nix::unistd::setuid(nix::unistd::Uid::from_raw(65534)).is_ok();
+                    let again = std::ffi::CString::new(format!("/proc/self/fd/{read_only}"));
+                    refused &= again.is_ok_and(|path| {
+                        crate::sys::openat(libc::AT_FDCWD, &path, libc::O_RDWR).is_err()
+                    });
                     let _ = nix::unistd::write(&tried_write, b"!");
                     let _ = nix::unistd::read(written_read.as_raw_fd(), &mut byte);
                     let later = read_word() == Some(6);
