@@ -138,10 +138,12 @@ fn tick_ns() -> u64 {
 /// The benchmark's own CPU, exactly, with its exited threads: the sum of the live threads
 /// alone shrinks when one exits between the window's ends (the test harness's do).
 fn own_ns() -> u64 {
-    use nix::time::{clock_gettime, ClockId};
-    clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).map_or(0, |t| {
-        (t.tv_sec() as u64) * 1_000_000_000 + t.tv_nsec() as u64
-    })
+    clock_ns(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// A clock's reading in ns (0 when it cannot be read).
+fn clock_ns(clock: nix::time::ClockId) -> u64 {
+    nix::time::clock_gettime(clock).map_or(0, |t| Duration::from(t).as_nanos() as u64)
 }
 
 /// A process's CPU in ns with what it collected from its reaped children. Its own figure is
@@ -211,11 +213,7 @@ mod tests {
 
     #[test]
     fn the_benchmarks_own_cpu_keeps_what_an_exited_thread_spent() {
-        use nix::time::{clock_gettime, ClockId};
-        let thread_ns = || {
-            let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
-            t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-        };
+        let thread_ns = || clock_ns(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID);
         let before = own_ns();
         std::thread::spawn(move || {
             while thread_ns() < 20_000_000 {

@@ -27,7 +27,7 @@ static LOADAVG: AtomicI32 = AtomicI32::new(-1);
 static WORD_WRITTEN: AtomicI32 = AtomicI32::new(-1);
 static WORD_READ: AtomicI32 = AtomicI32::new(-1);
 
-/// Open both in this process, for its copies (once: a second call changes nothing). They stay
+/// Open them (the binary, /proc/loadavg and the word) in this process, for its copies (once: a second call changes nothing). They stay
 /// open for the process's life, close-on-exec.
 pub fn open_for_copies() -> Result<(), SysError> {
     if OPENER.load(Ordering::Acquire) != 0 {

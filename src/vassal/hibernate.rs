@@ -41,7 +41,7 @@ pub struct Hibernator {
     /// How long this sleep was put off because the machine was busy, and until when.
     put_off: Duration,
     pub not_before: Option<Instant>,
-    /// How long this sleep waited for the clone server's starts ([`wait_for_starts`]).
+    /// How long this sleep waited for the clone server's starts ([`WHILE_STARTS_GO_ON`]).
     waited_for_starts: Duration,
 }
 
@@ -55,26 +55,22 @@ impl Hibernator {
     ///
     /// First, while the clone server that copied this runtime still starts others (the
     /// word it shares with its copies: `clone_server::starts_go_on`), the sleep waits for
-    /// those starts ([`wait_for_starts`]): the runtimes of a mass start then fall asleep
+    /// those starts ([`WHILE_STARTS_GO_ON`]): the runtimes of a mass start then fall asleep
     /// after it, not during it.
     pub fn put_off_while_busy(&mut self, now: Instant) -> bool {
-        let starts = crate::clone_server::starts_go_on;
-        if let Some(waited) = wait_for_starts(self.waited_for_starts, self.quiet, starts) {
-            self.not_before = Some(now + (waited - self.waited_for_starts));
-            self.waited_for_starts = waited;
-            debug!(?waited, "runtimes are starting: hibernating later");
-            return true;
-        }
-        let busy = jail::process::machine_is_busy;
-        match put_off_again(self.put_off, self.quiet, busy) {
-            Some(put_off) => {
-                self.not_before = Some(now + (put_off - self.put_off));
-                self.put_off = put_off;
-                debug!(?put_off, "the machine is busy: hibernating later");
-                true
+        let reasons = [
+            (&mut self.waited_for_starts, WHILE_STARTS_GO_ON),
+            (&mut self.put_off, WHILE_BUSY),
+        ];
+        for (so_far, patience) in reasons {
+            if let Some(more) = wait_more(*so_far, self.quiet, patience) {
+                self.not_before = Some(now + (more - *so_far));
+                *so_far = more;
+                debug!(waited = ?more, "{}: hibernating later", patience.why);
+                return true;
             }
-            None => false,
         }
+        false
     }
 
     /// For a runtime asked to hibernate (`--hibernate-after`), where it can: the keeper is
@@ -310,17 +306,23 @@ pub enum WakeError {
 /// must not put them off again and again.
 pub const LONGEST_PUT_OFF: Duration = Duration::from_secs(8);
 
-/// The time a sleep is put off in all once more while `busy`: by a quiet period the first
-/// time, then by as long as it was put off so far (the wait doubles); None: sleep now (asked
-/// only while within [`LONGEST_PUT_OFF`]).
-fn put_off_again(
-    put_off: Duration,
-    quiet: Duration,
-    busy: impl FnOnce() -> bool,
-) -> Option<Duration> {
-    let more = put_off + put_off.max(quiet);
-    (more <= LONGEST_PUT_OFF && busy()).then_some(more)
+/// How long a sleep waits while `still` holds (`why`, for the log): at most `step` at a
+/// time, `total` in all.
+#[derive(Debug, Clone, Copy)]
+struct Patience {
+    still: fn() -> bool,
+    step: Duration,
+    total: Duration,
+    why: &'static str,
 }
+
+/// While the machine is busy: the wait doubles up to [`LONGEST_PUT_OFF`].
+const WHILE_BUSY: Patience = Patience {
+    still: jail::process::machine_is_busy,
+    step: LONGEST_PUT_OFF,
+    total: LONGEST_PUT_OFF,
+    why: "the machine is busy",
+};
 
 /// The longest a sleep waits in all for starts under way: an emperor that keeps starting
 /// runtimes (the respawns of a large host) must not keep every runtime awake.
@@ -330,16 +332,21 @@ pub const LONGEST_WAIT_FOR_STARTS: Duration = Duration::from_secs(60);
 /// awake.
 const LONGEST_STARTS_STEP: Duration = Duration::from_secs(4);
 
-/// The time a sleep has waited in all for starts once more while `starts` go on: a quiet
-/// period the first time, then as long as it waited so far, at most [`LONGEST_STARTS_STEP`]
-/// at a time; None: no starts (or waited long enough), sleep unless the machine is busy.
-fn wait_for_starts(
-    waited: Duration,
-    quiet: Duration,
-    starts: impl FnOnce() -> bool,
-) -> Option<Duration> {
-    let more = waited + waited.max(quiet).min(LONGEST_STARTS_STEP);
-    (more <= LONGEST_WAIT_FOR_STARTS && starts()).then_some(more)
+/// While the clone server still starts runtimes.
+const WHILE_STARTS_GO_ON: Patience = Patience {
+    still: crate::clone_server::starts_go_on,
+    step: LONGEST_STARTS_STEP,
+    total: LONGEST_WAIT_FOR_STARTS,
+    why: "runtimes are starting",
+};
+
+/// The time a sleep has waited in all once more while `patience.still` holds: a quiet
+/// period the first time, then as long as it waited so far (the wait doubles), at most
+/// `patience.step` at a time; None: the reason is gone, or it waited `patience.total` (asked
+/// only within it).
+fn wait_more(so_far: Duration, quiet: Duration, patience: Patience) -> Option<Duration> {
+    let more = so_far + so_far.max(quiet).min(patience.step);
+    (more <= patience.total && (patience.still)()).then_some(more)
 }
 
 /// The quiet time before the next sleep, after a sleep of `slept` that followed `quiet`: twice
@@ -392,6 +399,21 @@ pub fn bound_again(
 mod tests {
     use super::*;
 
+    /// `patience` with its reason always there, or never.
+    fn always(patience: Patience) -> Patience {
+        Patience {
+            still: || true,
+            ..patience
+        }
+    }
+
+    fn never(patience: Patience) -> Patience {
+        Patience {
+            still: || false,
+            ..patience
+        }
+    }
+
     /// The waits (in ms) `next` grants from nothing until it says no more, and their sum.
     fn steps(next: impl Fn(Duration) -> Option<Duration>) -> (Vec<u128>, Duration) {
         let mut so_far = Duration::ZERO;
@@ -406,11 +428,11 @@ mod tests {
     #[test]
     fn a_sleep_is_put_off_while_the_machine_is_busy_doubling_up_to_its_ceiling() {
         let quiet = Duration::from_millis(500);
-        let (waits, put_off) = steps(|so_far| put_off_again(so_far, quiet, || true));
+        let (waits, put_off) = steps(|so_far| wait_more(so_far, quiet, always(WHILE_BUSY)));
         assert_eq!(waits, [500, 500, 1000, 2000, 4000], "doubling");
         assert_eq!(put_off, LONGEST_PUT_OFF);
         assert_eq!(
-            put_off_again(Duration::ZERO, quiet, || false),
+            wait_more(Duration::ZERO, quiet, never(WHILE_BUSY)),
             None,
             "idle: sleep now"
         );
@@ -419,7 +441,7 @@ mod tests {
     #[test]
     fn a_sleep_waits_for_starts_in_steps_of_at_most_four_seconds_up_to_a_minute() {
         let quiet = Duration::from_millis(500);
-        let (waits, waited) = steps(|so_far| wait_for_starts(so_far, quiet, || true));
+        let (waits, waited) = steps(|so_far| wait_more(so_far, quiet, always(WHILE_STARTS_GO_ON)));
         assert_eq!(&waits[..6], [500, 500, 1000, 2000, 4000, 4000], "doubling");
         assert!(waits[6..].iter().all(|&w| w == 4000), "{waits:?}");
         assert!(waited <= LONGEST_WAIT_FOR_STARTS, "{waited:?}");
@@ -428,7 +450,7 @@ mod tests {
             "{waited:?}"
         );
         assert_eq!(
-            wait_for_starts(Duration::ZERO, quiet, || false),
+            wait_more(Duration::ZERO, quiet, never(WHILE_STARTS_GO_ON)),
             None,
             "no starts: on to the machine's load"
         );
