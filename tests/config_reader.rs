@@ -123,3 +123,40 @@ fn the_unprivileged_emperors_reader_reads_a_tenants_config_as_the_tenant() {
     // own uid 10000 may not read it.
     wait_waiting(&emperor, "alice.ini");
 }
+
+#[test]
+fn configs_read_ahead_in_a_batch_each_get_their_own_answer() {
+    // The initial scan has the reader load 64 configs at a time, their answers read after
+    // all are asked: each of 100 on-demand vassals must hold its own socket, and a worker
+    // dying of the hostile one between them costs only that one.
+    let tmp = open_tempdir();
+    let vassals = tmp.path().join("vassals");
+    let sockets = tmp.path().join("sockets");
+    std::fs::create_dir_all(&vassals).unwrap();
+    std::fs::create_dir_all(&sockets).unwrap();
+    let socket_of = |i: usize| sockets.join(format!("v{i:03}.sock")).display().to_string();
+    for i in 0..100 {
+        let text = format!(
+            "[uwsgi]\non-demand-socket = {}\nunprivileged-binary-patch-arg = sleep 1000\n",
+            socket_of(i)
+        );
+        write(&vassals.join(format!("v{i:03}.ini")), &text);
+    }
+    let many: String = (0..60_000).map(|i| format!("o{i} = v\n")).collect();
+    write(&vassals.join("v040-hostile.ini"), &on_demand(&many));
+
+    let emperor = Emperor::start(tmp.path(), &["--emperor-reader-memory", "4"]);
+    for i in 0..100 {
+        let name = format!("v{i:03}.ini");
+        wait_waiting(&emperor, &name);
+        let vassal = emperor.vassal(&name).unwrap();
+        assert_eq!(vassal["on_demand"], socket_of(i), "{vassal}");
+    }
+    emperor.wait_until("the hostile config is refused with its reason", || {
+        emperor.log().lines().any(|line| {
+            line.contains("v040-hostile.ini")
+                && line.contains("out of memory: over its 4 MiB")
+                && line.contains("not started")
+        })
+    });
+}

@@ -280,3 +280,37 @@ fn the_initial_scan_is_not_throttled() {
     );
     assert_eq!(emperor.stats()["throttle_level_ms"], 0);
 }
+
+#[test]
+fn the_initial_scan_starts_runtimes_while_it_still_reads_configs() {
+    // 150 configs are three batches of the emperor's judging (64 a loop turn): the first
+    // batch's runtimes start before the last config is read, and the scan as a whole still
+    // takes no token (one a second would leave most of them queued for minutes).
+    let tmp = tempfile::tempdir().unwrap();
+    let vassals = tmp.path().join("vassals");
+    std::fs::create_dir(&vassals).unwrap();
+    for i in 0..150 {
+        write(
+            &vassals.join(format!("v{i:03}.ini")),
+            &ini("sleep 1000", &[]),
+        );
+    }
+    let emperor = Emperor::start(
+        tmp.path(),
+        &["--emperor-spawn-burst", "1", "--emperor-spawn-rate", "1"],
+    );
+    emperor.wait_until("150 vassals running", || {
+        emperor.stats()["vassals"]
+            .as_array()
+            .is_some_and(|all| all.iter().filter(|v| v["pid"].as_i64() > Some(0)).count() == 150)
+    });
+    let log = emperor.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let first_spawn = lines.iter().position(|l| l.contains("INFO spawned "));
+    let last_read = lines.iter().rposition(|l| l.contains("INFO new config "));
+    assert!(
+        first_spawn < last_read,
+        "the first spawn (line {first_spawn:?}) came after the last config read (line {last_read:?})"
+    );
+    assert_eq!(emperor.stats()["throttle_level_ms"], 0);
+}

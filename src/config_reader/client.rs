@@ -5,6 +5,7 @@ use super::frame::{read_frame, write_frame};
 use super::{ReadReply, ReadRequest, MAX_REPLY, READER_FD, READY};
 use crate::helper_identity::EmperorIdentity;
 use jail::launch::{Launch, LaunchError, Running};
+use nix::sys::socket::{getsockopt, sockopt};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,10 @@ use tracing::{info, warn};
 
 /// How long an answer may take: the reader's own patience with a worker, and some.
 const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
+/// Requests sent ahead of their answers at most (see [`ConfigReader::read_ahead`]).
+const AHEAD_REQUESTS: usize = 64;
+/// What the kernel charges a frame in flight besides its bytes (skb and its page).
+const FRAME_COST: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReaderError {
@@ -43,6 +48,8 @@ pub struct ConfigReader {
     running: Option<Reader>,
     /// Starts so far (see [`ConfigReader::launch`]).
     starts: u64,
+    /// Answers read ahead (see [`ConfigReader::read_ahead`]), until `forget_ahead`.
+    ahead: Vec<(ReadRequest, ReadReply)>,
 }
 
 #[derive(Debug)]
@@ -67,6 +74,7 @@ impl ConfigReader {
             memory_mib,
             running: None,
             starts: 0,
+            ahead: Vec::new(),
         };
         reader.running = Some(reader.launch()?);
         Ok(reader)
@@ -95,6 +103,7 @@ impl ConfigReader {
             memory_mib,
             running: running.map(|(process, socket)| Reader { process, socket }),
             starts: 1,
+            ahead: Vec::new(),
         }
     }
 
@@ -102,10 +111,14 @@ impl ConfigReader {
         self.running.as_ref().map(|r| r.process.pid)
     }
 
-    /// Have a worker load the config of `request`. A reader that is gone (killed from
-    /// outside since the last request) is started again and asked once more; one that
-    /// fails again is killed and the error returned (the next request starts another).
+    /// Have a worker load the config of `request` (or take the answer read ahead for exactly
+    /// this request). A reader that is gone (killed from outside since the last request) is
+    /// started again and asked once more; one that fails again is killed and the error
+    /// returned (the next request starts another).
     pub fn read(&mut self, request: &ReadRequest) -> Result<ReadReply, ReaderError> {
+        if let Some((_, reply)) = self.ahead.iter().find(|(asked, _)| asked == request) {
+            return Ok(reply.clone());
+        }
         match self.ask_running(request) {
             Err(ReaderError::Gone(reason)) => {
                 warn!("the config reader is gone ({reason}): starting it again");
@@ -113,6 +126,42 @@ impl ConfigReader {
             }
             other => other,
         }
+    }
+
+    /// Ask for all of `requests` at once, for the `read`s that follow to take their answers
+    /// (until [`Self::forget_ahead`]): a window of them is sent before their answers are
+    /// read, so the reader and its worker go from one to the next without waiting for the
+    /// emperor. A reader that fails the exchange is killed and collected; the requests it
+    /// did not answer are left to `read`, which starts another.
+    pub fn read_ahead(&mut self, requests: &[ReadRequest]) {
+        if self.running.is_none() {
+            match self.launch() {
+                Ok(reader) => self.running = Some(reader),
+                Err(_) => return,
+            }
+        }
+        let Some(reader) = self.running.as_mut() else {
+            return;
+        };
+        let send_buffer = getsockopt(&reader.socket, sockopt::SndBuf).unwrap_or(0);
+        let mut rest = requests;
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at(window(rest, send_buffer));
+            if let Err(e) = exchange(&mut reader.socket, now, &mut self.ahead) {
+                warn!("{e}: reading ahead stopped");
+                if let Some(reader) = self.running.take() {
+                    let _ = reader.process.signal(libc::SIGKILL);
+                    let _ = reader.process.wait();
+                }
+                return;
+            }
+            rest = later;
+        }
+    }
+
+    /// Drop the answers read ahead: a later `read` asks afresh.
+    pub fn forget_ahead(&mut self) {
+        self.ahead.clear();
     }
 
     /// Ask the running reader, started first if there is none; a reader that fails the
@@ -196,8 +245,20 @@ impl ConfigReader {
 
 /// One request, one answer; any failure of the exchange means the reader is gone.
 fn ask(socket: &mut UnixStream, request: &ReadRequest) -> Result<ReadReply, ReaderError> {
-    let bytes = serde_json::to_vec(request).expect("a request serializes");
-    write_frame(socket, &bytes).map_err(|e| ReaderError::Gone(format!("sending: {e}")))?;
+    send(socket, request)?;
+    receive(socket)
+}
+
+fn send(socket: &mut UnixStream, request: &ReadRequest) -> Result<(), ReaderError> {
+    write_frame(
+        socket,
+        &serde_json::to_vec(request).expect("a request serializes"),
+    )
+    .map_err(|e| ReaderError::Gone(format!("sending: {e}")))
+}
+
+/// The answer to the oldest request not answered yet (the reader answers in order).
+fn receive(socket: &mut UnixStream) -> Result<ReadReply, ReaderError> {
     let answer = match read_frame(socket, MAX_REPLY) {
         Ok(Some(answer)) => answer,
         Ok(None) => return Err(ReaderError::Gone("it exited".to_string())),
@@ -213,6 +274,40 @@ fn ask(socket: &mut UnixStream, request: &ReadRequest) -> Result<ReadReply, Read
         .map_err(|e| ReaderError::Gone(format!("an answer that does not parse: {e}")))
 }
 
+/// Send all of `requests`, then take their answers in order into `answered`.
+fn exchange(
+    socket: &mut UnixStream,
+    requests: &[ReadRequest],
+    answered: &mut Vec<(ReadRequest, ReadReply)>,
+) -> Result<(), ReaderError> {
+    for request in requests {
+        send(socket, request)?;
+    }
+    for request in requests {
+        answered.push((request.clone(), receive(socket)?));
+    }
+    Ok(())
+}
+
+/// How many of `requests` (from the first) go out before their answers are read: at most
+/// [`AHEAD_REQUESTS`], and as many bytes as a quarter of the socket's send buffer holds
+/// (each frame costs the kernel about a page besides its bytes), so that sending them never
+/// waits for the reader, which may itself be waiting for its answers to be read. At least
+/// one: a request alone waits only for the reader to read it.
+fn window(requests: &[ReadRequest], send_buffer: usize) -> usize {
+    let budget = send_buffer / 4;
+    let mut bytes = 0;
+    let fitting = requests
+        .iter()
+        .take(AHEAD_REQUESTS)
+        .take_while(|request| {
+            bytes += serde_json::to_vec(request).map_or(usize::MAX / 2, |b| b.len()) + FRAME_COST;
+            bytes <= budget
+        })
+        .count();
+    fitting.max(1).min(requests.len())
+}
+
 impl Drop for ConfigReader {
     /// Its socket closes, so it exits: collected here (unless the emperor's reaper got it).
     fn drop(&mut self) {
@@ -220,5 +315,40 @@ impl Drop for ConfigReader {
             let _ = reader.socket.shutdown(std::net::Shutdown::Both);
             let _ = reader.process.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str) -> ReadRequest {
+        ReadRequest {
+            path: PathBuf::from(path),
+            text: None,
+            sets: Vec::new(),
+            includes: Vec::new(),
+            environment: Vec::new(),
+            owner: None,
+            keys: vec!["on-demand-socket".to_string()],
+        }
+    }
+
+    #[test]
+    fn a_window_fits_a_quarter_of_the_send_buffer_and_holds_at_least_one() {
+        let requests: Vec<_> = (0..100).map(|_| request("/etc/vassals/app.ini")).collect();
+        let cost = serde_json::to_vec(&requests[0]).unwrap().len() + FRAME_COST;
+        assert_eq!(window(&requests, 4 * 3 * cost), 3);
+        assert_eq!(window(&requests, 4 * 3 * cost - 1), 2);
+        assert_eq!(
+            window(&requests, 1 << 30),
+            AHEAD_REQUESTS,
+            "never more than 64"
+        );
+        // A request too big for the buffer still goes, alone: it waits only for the reader
+        // to read it.
+        assert_eq!(window(&requests, 0), 1);
+        assert_eq!(window(&requests[..2], 1 << 30), 2);
+        assert_eq!(window(&[], 1 << 30), 0);
     }
 }

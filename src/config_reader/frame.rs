@@ -2,12 +2,14 @@
 
 use std::io::{self, Read, Write};
 
-/// Write one frame.
+/// Write one frame, in one write (one wake-up of the reader on the other end).
 pub fn write_frame(to: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     let len = u32::try_from(bytes.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a frame over 4 GiB"))?;
-    to.write_all(&len.to_le_bytes())?;
-    to.write_all(bytes)?;
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(bytes);
+    to.write_all(&frame)?;
     to.flush()
 }
 

@@ -147,6 +147,8 @@ impl Emperor {
             queue: Default::default(),
             timers: Default::default(),
             spawner: parts.spawner,
+            monitor_backlog: Default::default(),
+            scan_left: 0,
             warming_up: true,
             ragnarok: None,
             stop_waves: stop_waves::StopWaves::default(),

@@ -8,6 +8,7 @@ use super::machine::{Event as LifeEvent, ExitKind, State};
 use super::on_demand::OnDemand;
 use super::table::Vassal;
 use super::timers::TimerKind;
+use super::wishes::Judge;
 use super::Emperor;
 use crate::monitor::{Event, EventKind};
 use crate::protocol::Message;
@@ -22,16 +23,76 @@ const READ_BUDGET: usize = 256;
 /// At most one log line per this long about a vassal's unknown protocol bytes.
 const UNKNOWN_BYTES_QUIET: Duration = Duration::from_secs(10);
 
+/// Config events judged per loop turn. Judging one is a round trip to the config reader
+/// (about 0.2 ms), so an initial scan of thousands is judged a batch at a time, each batch's
+/// runtimes starting (`process_queue`) while the next is judged, and signals, stats and
+/// stops wait for one batch, never for the whole scan.
+const JUDGE_BATCH: usize = 64;
+
 impl Emperor {
+    /// Queue the monitors' events behind those still waiting: they are judged in the order
+    /// they came (a config's removal never before its addition), a batch per loop turn.
     pub(super) fn on_monitor_events(&mut self, events: Vec<Event>) {
-        for event in events {
+        if self.ragnarok.is_none() {
+            self.monitor_backlog.extend(events);
+        }
+    }
+
+    /// Judge the next batch of waiting config events, their configs read ahead at once.
+    pub(super) fn judge_backlog(&mut self) {
+        let take = self.monitor_backlog.len().min(JUDGE_BATCH);
+        let batch: Vec<Event> = self.monitor_backlog.drain(..take).collect();
+        self.scan_left = self.scan_left.saturating_sub(take);
+        self.read_ahead(&batch);
+        for event in batch {
             if self.ragnarok.is_some() {
-                return;
+                self.monitor_backlog.clear();
+                self.scan_left = 0;
+                break;
             }
             match event.kind {
                 EventKind::Add | EventKind::Change => self.config_seen(event),
                 EventKind::Remove => self.config_removed(&event.id),
             }
+        }
+        self.reader.borrow_mut().forget_ahead();
+    }
+
+    /// Have the config reader load a batch's configs in one go, as the judging of each will
+    /// ask (see [`Judge::wishes`]): the reader and its worker go from one config to the next
+    /// without waiting for this loop. A config judged otherwise (its owner changed meanwhile)
+    /// is read again when judged; one not judged (a vassal not acting on its change now)
+    /// cost a read.
+    fn read_ahead(&self, batch: &[Event]) {
+        let judge = Judge::new(&self.settings, &self.spawner, &self.reader);
+        let requests: Vec<_> = batch
+            .iter()
+            .filter(|event| event.kind != EventKind::Remove)
+            .filter_map(|event| {
+                let owner = match self.settings.tyrant {
+                    true => Some(self.owner_of(event).ok()?),
+                    false => None,
+                };
+                Some(judge.request(
+                    &event.path,
+                    event.config.as_deref(),
+                    event.socket.as_deref(),
+                    owner,
+                ))
+            })
+            .collect();
+        // One config is read when judged, as always.
+        if requests.len() > 1 {
+            self.reader.borrow_mut().read_ahead(&requests);
+        }
+    }
+
+    /// Tyrant mode: whose the config is (a store's row names it, a file's owner is it).
+    fn owner_of(&self, event: &Event) -> Result<(u32, u32), super::identity::OwnerError> {
+        let min_id = self.settings.tyrant_min_id;
+        match &event.config {
+            Some(_) => super::identity::tyrant_given_owner(event.owner, min_id),
+            None => super::identity::tyrant_owner(&event.path, min_id),
         }
     }
 
@@ -76,12 +137,7 @@ impl Emperor {
     /// Tyrant mode: the config's owner, or None when it is refused (and, if it was running
     /// as someone else, stopped).
     fn tyrant_check(&mut self, event: &Event) -> Option<(u32, u32)> {
-        let min_id = self.settings.tyrant_min_id;
-        let owner = match &event.config {
-            Some(_) => super::identity::tyrant_given_owner(event.owner, min_id),
-            None => super::identity::tyrant_owner(&event.path, min_id),
-        };
-        let owner = match owner {
+        let owner = match self.owner_of(event) {
             Ok(owner) => owner,
             Err(e) => {
                 error!(vassal = %event.name, "{}: refused: {e}", event.path.display());

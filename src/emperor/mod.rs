@@ -94,6 +94,13 @@ pub struct Emperor {
     next_rescan: Instant,
     /// SIGWINCH asked for a rescan of every monitor, needed or not.
     rescan_all: bool,
+    /// Config events not judged yet, in the order the monitors gave them (see
+    /// `judge_backlog`).
+    monitor_backlog: std::collections::VecDeque<crate::monitor::Event>,
+    /// How many of them, at the front, are the initial scan's.
+    scan_left: usize,
+    /// The initial scan's spawns take no token: true until its events are all judged and the
+    /// queue is empty.
     warming_up: bool,
     /// Set when the emperor is stopping: the moment patience ends.
     ragnarok: Option<Instant>,
@@ -241,6 +248,8 @@ impl Emperor {
             let events = self.monitors[i].rescan();
             self.on_monitor_events(events);
         }
+        self.scan_left = self.monitor_backlog.len();
+        self.judge_backlog();
         self.process_queue(Instant::now());
 
         let mut events = vec![EpollEvent::empty(); 256];
@@ -275,6 +284,7 @@ impl Emperor {
             }
             self.sample_idle(now);
             self.poll_monitors(now);
+            self.judge_backlog();
             self.process_queue(now);
             let ready = !self.warming_up && self.ragnarok.is_none();
             let table = &self.table;
@@ -313,9 +323,9 @@ impl Emperor {
         }
     }
 
-    /// The earliest moment something is due: a vassal timer, a monitor's debounce, the
-    /// rescan, the spawn queue, an idle sample, the next wave of stops, the end of Ragnarok,
-    /// a stats or control client's timeout.
+    /// The earliest moment something is due: a vassal timer, a monitor's debounce, config
+    /// events waiting to be judged, the rescan, the spawn queue, an idle sample, the next wave
+    /// of stops, the end of Ragnarok, a stats or control client's timeout.
     fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.next();
         let monitors = self.monitors.iter().filter_map(|m| m.deadline()).min();
@@ -329,8 +339,10 @@ impl Emperor {
         });
         let rescan = (self.rescan_all || self.monitors.iter().any(|m| m.needs_periodic_rescan()))
             .then_some(self.next_rescan);
+        let backlog = (!self.monitor_backlog.is_empty()).then_some(now);
         [
             timer,
+            backlog,
             monitors,
             queue,
             rescan,

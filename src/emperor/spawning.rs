@@ -54,7 +54,7 @@ impl Emperor {
                 }
             }
         }
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && self.scan_left == 0 {
             self.warming_up = false;
         }
     }

@@ -12,6 +12,7 @@ use crate::config_reader::{ConfigReader, ReadReply, ReadRequest};
 use crate::policy::payload;
 use crate::policy::{self, JailContext};
 use std::cell::RefCell;
+use std::path::Path;
 use tracing::{debug, warn};
 
 /// The options of a config the emperor itself acts on: all the config reader sends back
@@ -105,6 +106,28 @@ impl<'a> Judge<'a> {
         }
     }
 
+    /// What the config reader is asked for the config at `path` (a store's `text`, its
+    /// `store_socket` column), read as `owner` in tyrant mode: its runtime's view of it.
+    pub fn request(
+        &self,
+        path: &Path,
+        text: Option<&str>,
+        store_socket: Option<&str>,
+        owner: Option<(u32, u32)>,
+    ) -> ReadRequest {
+        let mut sets = self.settings.vassal_sets.clone();
+        sets.extend(socket_sets(store_socket));
+        ReadRequest {
+            path: path.to_path_buf(),
+            text: text.map(str::to_owned),
+            sets,
+            includes: self.settings.vassals_include.clone(),
+            environment: self.spawner.runtime_env(),
+            owner,
+            keys: HELD_SOCKET_OPTIONS.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
     /// What the emperor judges a held socket's address with (the tyrant port rule).
     fn context(&self) -> JailContext {
         JailContext {
@@ -120,17 +143,12 @@ impl<'a> Judge<'a> {
     /// be judged (its worker died, its owner's identity could not be taken): the vassal is
     /// refused with that reason.
     fn load_as_runtime(&self, v: &Vassal) -> Result<Option<config::Config>, String> {
-        let mut sets = self.settings.vassal_sets.clone();
-        sets.extend(store_sets(v));
-        let request = ReadRequest {
-            path: v.path.clone(),
-            text: v.config.as_deref().map(str::to_owned),
-            sets,
-            includes: self.settings.vassals_include.clone(),
-            environment: self.spawner.runtime_env(),
-            owner: self.identity(v),
-            keys: HELD_SOCKET_OPTIONS.iter().map(|k| k.to_string()).collect(),
-        };
+        let request = self.request(
+            &v.path,
+            v.config.as_deref(),
+            v.store_socket.as_deref(),
+            self.identity(v),
+        );
         let reply = self
             .reader
             .borrow_mut()
@@ -166,9 +184,13 @@ pub fn held_identity(v: &Vassal, tyrant: bool) -> Option<(u32, u32)> {
 /// The options a store gives besides the config text: its on-demand socket column becomes
 /// `on-demand-socket`, set before the config's own lines (so the runtime sees it too).
 pub fn store_sets(v: &Vassal) -> Vec<(String, String)> {
-    v.store_socket
+    socket_sets(v.store_socket.as_deref())
+}
+
+fn socket_sets(store_socket: Option<&str>) -> Vec<(String, String)> {
+    store_socket
         .iter()
         .filter(|s| !s.is_empty())
-        .map(|s| (policy::ON_DEMAND_OPTION.to_string(), s.clone()))
+        .map(|s| (policy::ON_DEMAND_OPTION.to_string(), s.to_string()))
         .collect()
 }

@@ -55,7 +55,7 @@ pub struct Options<'a> {
 
 impl Emperor {
     /// `emperor --emperor ROOT/vassals --emperor-stats ROOT/stats.sock EXTRA...`, once its
-    /// stats server answers (so the initial scan is done).
+    /// stats server answers (so the initial scan is done, up to its first 64 configs).
     pub fn start(root: &Path, extra: &[&str]) -> Emperor {
         Emperor::launch(
             root,
