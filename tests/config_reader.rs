@@ -160,3 +160,39 @@ fn configs_read_ahead_in_a_batch_each_get_their_own_answer() {
         })
     });
 }
+
+#[test]
+fn configs_read_ahead_from_a_dead_reader_are_read_again_one_at_a_time() {
+    let tmp = open_tempdir();
+    let emperor = Emperor::start(tmp.path(), &[]);
+    let first = reader_of(&emperor);
+    kill(Pid::from_raw(first), Signal::SIGKILL).unwrap();
+    wait_until("the killed reader is collected", PATIENCE, || !alive(first));
+
+    // Written while the emperor is stopped, the five configs are one batch of events when
+    // it goes on: read ahead together, from the dead reader.
+    let sockets = tmp.path().join("sockets");
+    std::fs::create_dir_all(&sockets).unwrap();
+    let socket_of = |i: usize| sockets.join(format!("v{i}.sock")).display().to_string();
+    kill(Pid::from_raw(emperor.pid), Signal::SIGSTOP).unwrap();
+    for i in 0..5 {
+        emperor.write(
+            &format!("v{i}.ini"),
+            &format!(
+                "[uwsgi]\non-demand-socket = {}\nunprivileged-binary-patch-arg = sleep 1000\n",
+                socket_of(i)
+            ),
+        );
+    }
+    kill(Pid::from_raw(emperor.pid), Signal::SIGCONT).unwrap();
+    for i in 0..5 {
+        let name = format!("v{i}.ini");
+        wait_waiting(&emperor, &name);
+        assert_eq!(emperor.vassal(&name).unwrap()["on_demand"], socket_of(i));
+    }
+    assert!(
+        emperor.log().contains("reading ahead stopped"),
+        "the batch was read ahead from the dead reader"
+    );
+    assert_ne!(reader_of(&emperor), first, "a new reader read them");
+}
