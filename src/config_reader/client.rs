@@ -134,28 +134,30 @@ impl ConfigReader {
     /// emperor. A reader that fails the exchange is killed and collected; the requests it
     /// did not answer are left to `read`, which starts another.
     pub fn read_ahead(&mut self, requests: &[ReadRequest]) {
-        if self.running.is_none() {
-            match self.launch() {
-                Ok(reader) => self.running = Some(reader),
-                Err(_) => return,
-            }
+        if self.running_reader().is_err() {
+            return;
         }
         let Some(reader) = self.running.as_mut() else {
             return;
         };
         let send_buffer = getsockopt(&reader.socket, sockopt::SndBuf).unwrap_or(0);
-        let mut rest = requests;
-        while !rest.is_empty() {
-            let (now, later) = rest.split_at(window(rest, send_buffer));
-            if let Err(e) = exchange(&mut reader.socket, now, &mut self.ahead) {
+        // Each serialized once: its size decides its window, its bytes are sent.
+        let frames: Vec<Vec<u8>> = requests.iter().map(serialized).collect();
+        let mut sent = 0;
+        while sent < requests.len() {
+            let end = sent + window(&frames[sent..], send_buffer);
+            let answered = exchange(
+                &mut reader.socket,
+                &requests[sent..end],
+                &frames[sent..end],
+                &mut self.ahead,
+            );
+            if let Err(e) = answered {
                 warn!("{e}: reading ahead stopped");
-                if let Some(reader) = self.running.take() {
-                    let _ = reader.process.signal(libc::SIGKILL);
-                    let _ = reader.process.wait();
-                }
+                self.kill_running();
                 return;
             }
-            rest = later;
+            sent = end;
         }
     }
 
@@ -167,19 +169,30 @@ impl ConfigReader {
     /// Ask the running reader, started first if there is none; a reader that fails the
     /// exchange is killed and collected.
     fn ask_running(&mut self, request: &ReadRequest) -> Result<ReadReply, ReaderError> {
+        let reader = self.running_reader()?;
+        let asked = send(&mut reader.socket, &serialized(request))
+            .and_then(|()| receive(&mut reader.socket));
+        if let Err(ReaderError::Gone(_)) = &asked {
+            self.kill_running();
+        }
+        asked
+    }
+
+    /// The running reader, started first if there is none.
+    fn running_reader(&mut self) -> Result<&mut Reader, ReaderError> {
         if self.running.is_none() {
             let reader = self.launch()?;
             self.running = Some(reader);
         }
-        let reader = self.running.as_mut().expect("started above");
-        let asked = ask(&mut reader.socket, request);
-        if let Err(ReaderError::Gone(_)) = &asked {
-            if let Some(reader) = self.running.take() {
-                let _ = reader.process.signal(libc::SIGKILL);
-                let _ = reader.process.wait();
-            }
+        Ok(self.running.as_mut().expect("started above"))
+    }
+
+    /// Kill and collect a reader that failed an exchange: the next request starts another.
+    fn kill_running(&mut self) {
+        if let Some(reader) = self.running.take() {
+            let _ = reader.process.signal(libc::SIGKILL);
+            let _ = reader.process.wait();
         }
-        asked
     }
 
     fn launch(&mut self) -> Result<Reader, ReaderError> {
@@ -243,18 +256,13 @@ impl ConfigReader {
     }
 }
 
-/// One request, one answer; any failure of the exchange means the reader is gone.
-fn ask(socket: &mut UnixStream, request: &ReadRequest) -> Result<ReadReply, ReaderError> {
-    send(socket, request)?;
-    receive(socket)
+fn serialized(request: &ReadRequest) -> Vec<u8> {
+    serde_json::to_vec(request).expect("a request serializes")
 }
 
-fn send(socket: &mut UnixStream, request: &ReadRequest) -> Result<(), ReaderError> {
-    write_frame(
-        socket,
-        &serde_json::to_vec(request).expect("a request serializes"),
-    )
-    .map_err(|e| ReaderError::Gone(format!("sending: {e}")))
+/// Send one request's frame; any failure of the exchange means the reader is gone.
+fn send(socket: &mut UnixStream, frame: &[u8]) -> Result<(), ReaderError> {
+    write_frame(socket, frame).map_err(|e| ReaderError::Gone(format!("sending: {e}")))
 }
 
 /// The answer to the oldest request not answered yet (the reader answers in order).
@@ -274,14 +282,16 @@ fn receive(socket: &mut UnixStream) -> Result<ReadReply, ReaderError> {
         .map_err(|e| ReaderError::Gone(format!("an answer that does not parse: {e}")))
 }
 
-/// Send all of `requests`, then take their answers in order into `answered`.
+/// Send all of `requests` (`frames`, serialized), then take their answers in order into
+/// `answered`.
 fn exchange(
     socket: &mut UnixStream,
     requests: &[ReadRequest],
+    frames: &[Vec<u8>],
     answered: &mut Vec<(ReadRequest, ReadReply)>,
 ) -> Result<(), ReaderError> {
-    for request in requests {
-        send(socket, request)?;
+    for frame in frames {
+        send(socket, frame)?;
     }
     for request in requests {
         answered.push((request.clone(), receive(socket)?));
@@ -289,23 +299,23 @@ fn exchange(
     Ok(())
 }
 
-/// How many of `requests` (from the first) go out before their answers are read: at most
+/// How many of `frames` (from the first) go out before their answers are read: at most
 /// [`AHEAD_REQUESTS`], and as many bytes as a quarter of the socket's send buffer holds
 /// (each frame costs the kernel about a page besides its bytes), so that sending them never
 /// waits for the reader, which may itself be waiting for its answers to be read. At least
 /// one: a request alone waits only for the reader to read it.
-fn window(requests: &[ReadRequest], send_buffer: usize) -> usize {
+fn window(frames: &[Vec<u8>], send_buffer: usize) -> usize {
     let budget = send_buffer / 4;
     let mut bytes = 0;
-    let fitting = requests
+    let fitting = frames
         .iter()
         .take(AHEAD_REQUESTS)
-        .take_while(|request| {
-            bytes += serde_json::to_vec(request).map_or(usize::MAX / 2, |b| b.len()) + FRAME_COST;
+        .take_while(|frame| {
+            bytes += frame.len() + FRAME_COST;
             bytes <= budget
         })
         .count();
-    fitting.max(1).min(requests.len())
+    fitting.max(1).min(frames.len())
 }
 
 impl Drop for ConfigReader {
@@ -336,8 +346,10 @@ mod tests {
 
     #[test]
     fn a_window_fits_a_quarter_of_the_send_buffer_and_holds_at_least_one() {
-        let requests: Vec<_> = (0..100).map(|_| request("/etc/vassals/app.ini")).collect();
-        let cost = serde_json::to_vec(&requests[0]).unwrap().len() + FRAME_COST;
+        let requests: Vec<_> = (0..100)
+            .map(|_| serialized(&request("/etc/vassals/app.ini")))
+            .collect();
+        let cost = requests[0].len() + FRAME_COST;
         assert_eq!(window(&requests, 4 * 3 * cost), 3);
         assert_eq!(window(&requests, 4 * 3 * cost - 1), 2);
         assert_eq!(
