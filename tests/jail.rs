@@ -438,6 +438,16 @@ fn clone_server_of(emperor: &Emperor) -> i32 {
     servers[0]
 }
 
+/// SIGKILL the emperor's clone server and wait until the emperor has reaped it.
+fn kill_clone_server(emperor: &Emperor, server: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    emperor.wait_until("the clone server is reaped", || !alive(server));
+}
+
 #[test]
 fn a_clone_server_clones_user_namespaced_runtimes_and_its_loss_loses_no_vassal() {
     if !have_root("a_clone_server_clones_user_namespaced_runtimes_and_its_loss_loses_no_vassal") {
@@ -468,12 +478,7 @@ fn a_clone_server_clones_user_namespaced_runtimes_and_its_loss_loses_no_vassal()
     );
 
     // Without its server the emperor clones the runtimes itself.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    emperor.wait_until("the clone server is reaped", || !alive(server));
+    kill_clone_server(&emperor, server);
     drop_in("second.ini");
     let (second, payload) = emperor.running("second.ini");
     assert_eq!(parent(second), Some(emperor.pid));
@@ -488,6 +493,70 @@ fn a_clone_server_clones_user_namespaced_runtimes_and_its_loss_loses_no_vassal()
     emperor.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(emperor.wait_exit().success());
     assert!(!alive(first) && !alive(second));
+}
+
+/// (process group, session, controlling terminal) from /proc/PID/stat.
+fn grouping(pid: i32) -> (i32, i32, i32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(") ").unwrap();
+    let fields: Vec<i32> = rest
+        .split_whitespace()
+        .skip(2)
+        .take(3)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (fields[0], fields[1], fields[2])
+}
+
+/// The scheduler autogroup a process is in ("/autogroup-N nice 0"), when the kernel has them.
+fn autogroup(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/autogroup")).ok()
+}
+
+#[test]
+fn runtimes_stay_in_the_clone_servers_session_and_payloads_lead_their_own() {
+    if !have_root("runtimes_stay_in_the_clone_servers_session_and_payloads_lead_their_own") {
+        return;
+    }
+    let tmp = open_tempdir();
+    let mut emperor = Emperor::start(tmp.path(), &["--emperor-use-clone", "fs,pid"]);
+    let server = clone_server_of(&emperor);
+    assert_eq!(
+        grouping(server),
+        (server, server, 0),
+        "the server leads a session with no controlling terminal"
+    );
+    let mut vassals = Vec::new();
+    for name in ["a.ini", "b.ini"] {
+        emperor.write(name, &ini("sleep 1000", &[]));
+        vassals.push(emperor.running(name));
+    }
+    for &(runtime, payload) in &vassals {
+        // Out of reach of the emperor's terminal (a group of its own in a session without
+        // one), and no session of its own: no scheduler autogroup per runtime.
+        assert_eq!(grouping(runtime), (runtime, server, 0), "runtime {runtime}");
+        assert_eq!(autogroup(runtime), autogroup(server), "runtime {runtime}");
+        // The payload still leads a session of its own (DESIGN: no controlling terminal).
+        assert_eq!(
+            grouping(payload),
+            (payload, payload, 0),
+            "payload {payload}"
+        );
+    }
+
+    // Without its server the emperor starts a runtime itself: out of its own session.
+    kill_clone_server(&emperor, server);
+    emperor.write("c.ini", &ini("sleep 1000", &[]));
+    let (runtime, payload) = emperor.running("c.ini");
+    assert_eq!(grouping(runtime), (runtime, runtime, 0));
+    assert_ne!(grouping(emperor.pid).1, runtime);
+    assert_eq!(grouping(payload), (payload, payload, 0));
+
+    emperor.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(emperor.wait_exit().success());
+    for (runtime, payload) in vassals.into_iter().chain([(runtime, payload)]) {
+        assert!(!alive(runtime) && !alive(payload));
+    }
 }
 
 #[test]

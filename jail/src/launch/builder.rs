@@ -19,7 +19,7 @@ pub struct Launch {
     pub(super) envp: Vec<CString>,
     pub(super) fd_map: Vec<(RawFd, RawFd)>,
     pub(super) clone_flags: u64,
-    pub(super) new_session: bool,
+    pub(super) grouping: Grouping,
     pub(super) parent_death_signal: Option<i32>,
     pub(super) cwd: Option<CString>,
     pub(super) hold: bool,
@@ -47,6 +47,17 @@ pub struct Launch {
     pub(super) kept_fds: Vec<RawFd>,
 }
 
+/// The session and process group a child starts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Grouping {
+    /// Its parent's.
+    Inherited,
+    /// A process group of its own, in its parent's session.
+    OwnProcessGroup,
+    /// A session (and so a process group) of its own.
+    OwnSession,
+}
+
 impl Launch {
     /// `program` is the path to exec (not searched in PATH: see [`super::find_program`]); `argv`
     /// includes argv[0]. The environment starts empty.
@@ -62,7 +73,7 @@ impl Launch {
             envp: Vec::new(),
             fd_map: Vec::new(),
             clone_flags: 0,
-            new_session: false,
+            grouping: Grouping::Inherited,
             parent_death_signal: None,
             cwd: None,
             hold: false,
@@ -122,7 +133,17 @@ impl Launch {
 
     /// setsid(2) in the child: no controlling terminal, its own process group.
     pub fn new_session(&mut self) -> &mut Self {
-        self.new_session = true;
+        self.grouping = Grouping::OwnSession;
+        self
+    }
+
+    /// setpgid(0, 0) in the child: its own process group in its parent's session. For a
+    /// child of a session leader that has no controlling terminal, this is a new session's
+    /// isolation from terminal signals without what setsid also costs: every session is a
+    /// scheduler autogroup of its own (`kernel.sched_autogroup_enabled`), a task group the
+    /// kernel's load balancing walks on every tick while its load decays.
+    pub fn new_process_group(&mut self) -> &mut Self {
+        self.grouping = Grouping::OwnProcessGroup;
         self
     }
 

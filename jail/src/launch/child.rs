@@ -5,6 +5,7 @@
 //! [`super::Launch::fork`] takes the same steps (keeping its parent's signal state, closing
 //! what it does not keep) and returns how they went to the code it runs on.
 
+use super::builder::Grouping;
 use super::step::{self, ChildStep};
 use super::{Launch, MAX_MAPPED_FDS};
 use crate::error::{Errno, SysError};
@@ -110,8 +111,10 @@ impl ChildSide<'_> {
         if launch.mount_proc {
             check(sys::mount_proc_at_slash_proc(), ChildStep::MountProc)?;
         }
-        if launch.new_session {
-            sys::setsid();
+        match launch.grouping {
+            Grouping::Inherited => {}
+            Grouping::OwnProcessGroup => sys::setpgid_self(),
+            Grouping::OwnSession => sys::setsid(),
         }
         self.map_fds()?;
         let highest = launch.fd_map.iter().map(|&(_, t)| t).max();

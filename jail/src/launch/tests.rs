@@ -233,6 +233,29 @@ fn a_launch_forked_in_process_runs_on_with_only_its_mapped_and_kept_fds() {
     });
 }
 
+/// With a process group of its own, the copy leads its group in its parent's session.
+#[test]
+fn a_launch_in_a_process_group_of_its_own_stays_in_its_parents_session() {
+    crate::testing::in_forked_child(|| {
+        let mut launch = Launch::new(Path::new("/proc/self/exe"), &["copy"]).unwrap();
+        launch.new_process_group();
+        let (heard, pid) = fork_and_hear(&mut launch, |steps| match steps {
+            Ok(()) => format!(
+                "{} {}",
+                nix::unistd::getpgrp(),
+                nix::unistd::getsid(None).unwrap()
+            ),
+            Err(e) => e.to_string(),
+        })?;
+        let ours = nix::unistd::getsid(None).map_err(|e| e.to_string())?;
+        crate::testing::expect_eq(
+            "group and session of the copy",
+            heard,
+            format!("{pid} {ours}"),
+        )
+    });
+}
+
 /// A launch that maps an fd onto the number of one it keeps is refused before any clone: the
 /// copy would have lost the kept one.
 #[test]

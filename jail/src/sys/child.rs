@@ -41,6 +41,13 @@ pub fn setsid() {
     unsafe { libc::setsid() };
 }
 
+/// setpgid(0, 0): a process group of its own, led by itself. It fails only for a session
+/// leader, which a new child is not, so the result is not reported.
+pub fn setpgid_self() {
+    // SAFETY: integer arguments (0: this process, and a group of its own pid).
+    unsafe { libc::setpgid(0, 0) };
+}
+
 /// getpid(2).
 pub fn getpid() -> libc::pid_t {
     // SAFETY: no arguments; cannot fail.
