@@ -495,19 +495,6 @@ fn a_clone_server_clones_user_namespaced_runtimes_and_its_loss_loses_no_vassal()
     assert!(!alive(first) && !alive(second));
 }
 
-/// (process group, session, controlling terminal) from /proc/PID/stat.
-fn grouping(pid: i32) -> (i32, i32, i32) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let (_, rest) = stat.rsplit_once(") ").unwrap();
-    let fields: Vec<i32> = rest
-        .split_whitespace()
-        .skip(2)
-        .take(3)
-        .map(|f| f.parse().unwrap())
-        .collect();
-    (fields[0], fields[1], fields[2])
-}
-
 /// The scheduler autogroup a process is in ("/autogroup-N nice 0"), when the kernel has them.
 fn autogroup(pid: i32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/autogroup")).ok()

@@ -90,9 +90,10 @@ fn start(request: &[u8], fds: &[OwnedFd], mode: Mode) -> Result<(i32, OwnedFd), 
     let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let mut launch = start.launch(&raw).map_err(|e| e.to_string())?;
     launch.as_sibling();
-    // This server leads a session with no controlling terminal (its own): a runtime stays in
-    // it, in a group of its own, out of reach of the emperor's terminal as with a session of
-    // its own, without a scheduler autogroup per runtime (see `Launch::new_process_group`).
+    // Instead of a session of its own: this server leads a session with no controlling
+    // terminal, so a runtime that stays in it, in a group of its own, is as far out of reach
+    // of the emperor's terminal, without a scheduler autogroup per runtime (see
+    // `Launch::new_process_group`).
     launch.new_process_group();
     let running = match mode {
         Mode::Execute if !start.user_namespace() => {

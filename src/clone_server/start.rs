@@ -69,7 +69,8 @@ impl From<&WireMaps> for IdMaps {
 }
 
 /// A runtime's start: `program argv` with exactly `env`, stdin and the fds it is handed, in a
-/// process group of its own (the starter says in which session), in `namespaces` (a user namespace with `maps`, entered as its root).
+/// session of its own (or, from the clone server, a process group of its own in the server's
+/// session), in `namespaces` (a user namespace with `maps`, entered as its root).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeStart {
     pub program: PathBuf,
@@ -121,6 +122,7 @@ impl RuntimeStart {
             launch.into_cgroup(fds[self.fd_targets.len()]);
         }
         launch
+            .new_session()
             .parent_death_signal(RUNTIME_PARENT_DEATH_SIGNAL)
             .namespaces(self.namespaces);
         if let Some(soft) = self.open_files {

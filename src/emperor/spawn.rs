@@ -382,8 +382,7 @@ impl Spawner {
     ) -> Result<jail::launch::Running, SpawnError> {
         let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let mut launch = start.launch(&raw)?;
-        // Out of the emperor's session, whose terminal's signals are the emperor's to handle.
-        launch.fresh_fd_table(PARK_FLOOR).new_session();
+        launch.fresh_fd_table(PARK_FLOOR);
         Ok(start.start(&launch)?)
     }
 

@@ -382,22 +382,33 @@ pub fn reap(pids: &[i32]) {
     }
 }
 
-/// (state, ppid) from /proc/PID/stat.
-fn stat(pid: i32) -> Option<(char, i32)> {
+/// The fields of /proc/PID/stat after the command name (state first; the name may hold
+/// spaces and parentheses, so they start after its last ')').
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(") ")?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// (state, ppid) from /proc/PID/stat.
+fn stat(pid: i32) -> Option<(char, i32)> {
+    let fields = stat_fields(pid)?;
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
     Some((state, ppid))
+}
+
+/// (process group, session, controlling terminal) of a living process, from /proc/PID/stat.
+pub fn grouping(pid: i32) -> (i32, i32, i32) {
+    let fields = stat_fields(pid).unwrap_or_else(|| panic!("/proc/{pid}/stat"));
+    let number = |field: usize| -> i32 { fields[field].parse().unwrap() };
+    (number(2), number(3), number(4))
 }
 
 /// A process's start time (clock ticks since boot), which tells it from a later one with
 /// the same pid.
 fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(") ")?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 /// Whether a process exists and is not a zombie.

@@ -131,7 +131,8 @@ impl Launch {
         self
     }
 
-    /// setsid(2) in the child: no controlling terminal, its own process group.
+    /// setsid(2) in the child: no controlling terminal, its own process group (the last of
+    /// this and [`Launch::new_process_group`] asked for holds).
     pub fn new_session(&mut self) -> &mut Self {
         self.grouping = Grouping::OwnSession;
         self
